@@ -1,0 +1,204 @@
+//! Stage 4 of the pipeline: the DataFusion catalogs that SQL runs against.
+//!
+//! One catalog per tenant, with schemas `crm` (listing tables over the current snapshot's
+//! Parquet files), `kpi` (the METRICS.md views; empty in this version) and `system`
+//! (`snapshots`, `tables`, `settings`). Each tenant's catalog sits behind an `ArcSwap`:
+//! [`Catalog::load_tenant`] builds the new one aside and swaps it in one step, and a query
+//! that started before the swap keeps the `Arc` of the old one and finishes on it.
+//!
+//! Fed by `snapshot`; used by `server` and the `query` command.
+
+mod query;
+mod system;
+
+pub use query::{QueryError, client_type, plan_query};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono_tz::Tz;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::model::Table;
+use crate::snapshot::{Manifest, SnapshotError, Store};
+
+/// What the catalog needs to know about a tenant besides its snapshots.
+#[derive(Debug, Clone)]
+pub struct TenantInfo {
+    pub name: String,
+    pub timezone: Tz,
+    /// Effective settings, shown in `system.settings` (never secrets).
+    pub settings: BTreeMap<String, String>,
+}
+
+/// A failure to build a tenant's catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("registering table {table} of tenant {tenant}: {source}")]
+    Register { tenant: String, table: &'static str, source: datafusion::error::DataFusionError },
+    #[error("unknown tenant '{0}'")]
+    UnknownTenant(String),
+}
+
+/// What one tenant serves right now.
+#[derive(Debug)]
+pub struct TenantState {
+    pub info: TenantInfo,
+    /// The snapshot behind `crm`; `None` when the tenant has none that loads.
+    pub manifest: Option<Manifest>,
+    /// Why the tenant serves no snapshot, or an older one than `CURRENT` names.
+    pub problem: Option<String>,
+    catalog: Arc<dyn CatalogProvider>,
+}
+
+/// Every tenant's catalog, hot-swappable.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Store,
+    runtime: Arc<RuntimeEnv>,
+    tenants: BTreeMap<String, ArcSwap<TenantState>>,
+}
+
+impl Catalog {
+    /// A catalog for these tenants, each serving nothing until [`Catalog::load_tenant`].
+    pub fn new(store: Store, tenants: Vec<TenantInfo>) -> Catalog {
+        let runtime = Arc::new(RuntimeEnv::default());
+        runtime.register_object_store(store.base_url(), store.object_store());
+        let tenants = tenants
+            .into_iter()
+            .map(|info| {
+                let state = TenantState {
+                    problem: Some(format!("tenant {} has not been loaded yet", info.name)),
+                    catalog: empty_catalog(&info, &[], None),
+                    manifest: None,
+                    info,
+                };
+                (state.info.name.clone(), ArcSwap::from_pointee(state))
+            })
+            .collect();
+        Catalog { store, runtime, tenants }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Tenant names, sorted.
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.keys().cloned().collect()
+    }
+
+    /// The state a tenant serves now.
+    pub fn tenant(&self, name: &str) -> Option<Arc<TenantState>> {
+        self.tenants.get(name).map(ArcSwap::load_full)
+    }
+
+    /// Loads (or reloads) a tenant's current snapshot and swaps it in.
+    ///
+    /// A current snapshot that fails to load (a missing or corrupt file) is reported in the
+    /// returned state's `problem` and the newest older snapshot that loads is served instead;
+    /// nothing stored is changed.
+    ///
+    /// # Errors
+    /// Only an unknown tenant name; storage problems end up in `problem`.
+    pub async fn load_tenant(&self, name: &str) -> Result<Arc<TenantState>, CatalogError> {
+        let slot = self.tenants.get(name).ok_or_else(|| CatalogError::UnknownTenant(name.into()))?;
+        let info = slot.load().info.clone();
+        let state = Arc::new(self.build_state(info).await);
+        slot.store(Arc::clone(&state));
+        Ok(state)
+    }
+
+    async fn build_state(&self, info: TenantInfo) -> TenantState {
+        let snapshots = self.store.list_snapshots(&info.name).await.unwrap_or_default();
+        let current = match self.store.current_manifest(&info.name).await {
+            Ok(m) => match self.try_build(&info, &m, &snapshots).await {
+                Ok(catalog) => return TenantState { info, manifest: Some(m), problem: None, catalog },
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        // Fall back to the newest older snapshot that loads.
+        let current_id = self.store.current_id(&info.name).await.ok().flatten();
+        for m in snapshots.iter().rev().filter(|m| Some(&m.snapshot_id) != current_id.as_ref()) {
+            if let Ok(catalog) = self.try_build(&info, m, &snapshots).await {
+                let problem = format!("{current}; serving the previous snapshot {} instead", m.snapshot_id);
+                tracing::error!(tenant = %info.name, "{problem}");
+                return TenantState { info, manifest: Some(m.clone()), problem: Some(problem), catalog };
+            }
+        }
+        tracing::warn!(tenant = %info.name, "{current}");
+        TenantState { catalog: empty_catalog(&info, &snapshots, None), info, manifest: None, problem: Some(current) }
+    }
+
+    async fn try_build(&self, info: &TenantInfo, manifest: &Manifest, snapshots: &[Manifest]) -> Result<Arc<dyn CatalogProvider>, CatalogError> {
+        self.store.verify(manifest).await?;
+        let crm = MemorySchemaProvider::new();
+        for table in Table::ALL {
+            let url = self.store.table_url(&info.name, &manifest.snapshot_id, table.name());
+            let register = |source| CatalogError::Register { tenant: info.name.clone(), table: table.name(), source };
+            let url = ListingTableUrl::parse(&url).map_err(register)?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema());
+            let provider = ListingTable::try_new(config).map_err(register)?;
+            crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
+        }
+        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm)))))
+    }
+
+    /// A session that sees every tenant's current catalog, with the UDFs registered.
+    /// `default_tenant` becomes the default catalog (with `crm` as default schema), so
+    /// `SELECT * FROM calls` and `FROM crm.calls` both work.
+    pub fn session(&self, default_tenant: Option<&str>) -> SessionContext {
+        let default = default_tenant
+            .map(str::to_string)
+            .or_else(|| self.tenants.keys().next().cloned());
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(default.is_none());
+        if let Some(d) = &default {
+            config = config.with_default_catalog_and_schema(d, "crm");
+        }
+        let options = config.options_mut();
+        options.execution.parquet.schema_force_view_types = false;
+        options.sql_parser.map_string_types_to_utf8view = false;
+        options.execution.time_zone = Some("UTC".into());
+        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        for (name, slot) in &self.tenants {
+            ctx.register_catalog(name, Arc::clone(&slot.load().catalog));
+        }
+        for udf in salespulse_udfs::all() {
+            ctx.register_udf(udf);
+        }
+        ctx
+    }
+
+    /// A hint for an error about a missing table: which tenants serve no snapshot.
+    pub fn missing_snapshot_hint(&self) -> Option<String> {
+        let problems: Vec<String> =
+            self.tenants.values().filter_map(|s| s.load().problem.clone()).collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+}
+
+fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>) -> Arc<dyn CatalogProvider> {
+    let catalog = MemoryCatalogProvider::new();
+    let (manifest, crm) = match served {
+        Some((m, crm)) => (Some(m), crm),
+        None => (None, Arc::new(MemorySchemaProvider::new())),
+    };
+    let system = system::schema(info, snapshots, manifest);
+    // Registering a schema in a fresh in-memory catalog cannot fail.
+    let _ = catalog.register_schema("crm", crm);
+    let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));
+    let _ = catalog.register_schema("system", system);
+    Arc::new(catalog)
+}

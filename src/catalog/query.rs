@@ -1,0 +1,125 @@
+//! Turns SQL text into a read-only, client-safe DataFrame.
+//!
+//! 1. Refuse SQL longer than the configured limit before parsing it.
+//! 2. Plan it; refuse DDL, DML and statements (`SET`, transactions): salespulse is read-only.
+//! 3. Cast the output to types every BI client reads: view and large strings to `Utf8`,
+//!    view and large binaries to `Binary`, dictionaries to their values, timestamps to
+//!    `Timestamp(µs, UTC)`, `Float16/32` to `Float64`.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::Column;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{Expr, LogicalPlan, cast};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+/// Why a query was refused or failed to plan. The message is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the query is {bytes} bytes long; the limit is {max} bytes (limits.max_sql_bytes)")]
+    TooLong { bytes: usize, max: usize },
+    #[error("salespulse is read-only: {what} is not allowed; run SELECT queries only")]
+    ReadOnly { what: String },
+    #[error("{0}")]
+    Plan(String),
+    #[error("{0}")]
+    Execution(String),
+}
+
+impl QueryError {
+    /// Wraps a DataFusion error in the variant for its kind, with the message cleaned up.
+    pub fn from_datafusion(e: DataFusionError, hint: Option<String>) -> QueryError {
+        let message = e.to_string();
+        let mut text = message.trim().to_string();
+        if text.contains("not found") && text.contains("table") {
+            if let Some(h) = hint {
+                text = format!("{text} ({h})");
+            }
+        }
+        match e.find_root() {
+            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
+                QueryError::Plan(text)
+            }
+            _ => QueryError::Execution(text),
+        }
+    }
+}
+
+/// Plans a read-only query with client-safe output types.
+///
+/// # Errors
+/// See [`QueryError`].
+pub async fn plan_query(ctx: &SessionContext, sql: &str, max_sql_bytes: usize, hint: impl Fn() -> Option<String>) -> Result<DataFrame, QueryError> {
+    if sql.len() > max_sql_bytes {
+        return Err(QueryError::TooLong { bytes: sql.len(), max: max_sql_bytes });
+    }
+    let plan = ctx
+        .state()
+        .create_logical_plan(sql)
+        .await
+        .map_err(|e| read_only_or(e, &hint))?;
+    if let Some(what) = forbidden(&plan) {
+        return Err(QueryError::ReadOnly { what });
+    }
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| QueryError::ReadOnly { what: e.strip_backtrace() })?;
+    let df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::from_datafusion(e, hint()))?;
+    normalize_output(df).map_err(|e| QueryError::from_datafusion(e, None))
+}
+
+fn read_only_or(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> QueryError {
+    let text = e.to_string();
+    // Statements DataFusion cannot even plan, such as CREATE TABLE with a location.
+    if text.contains("Unsupported SQL statement") || text.contains("not supported") && text.to_lowercase().contains("statement") {
+        return QueryError::ReadOnly { what: text };
+    }
+    QueryError::from_datafusion(e, hint())
+}
+
+fn forbidden(plan: &LogicalPlan) -> Option<String> {
+    let what = match plan {
+        LogicalPlan::Ddl(ddl) => format!("{} (DDL)", ddl.name()),
+        LogicalPlan::Dml(dml) => format!("{} (DML)", dml.op),
+        LogicalPlan::Copy(_) => "COPY".into(),
+        LogicalPlan::Statement(s) => format!("{} (statement)", s.name()),
+        _ => return None,
+    };
+    Some(what)
+}
+
+/// The type a client receives for a column of type `t`, or `None` when `t` is fine.
+pub fn client_type(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
+        DataType::BinaryView | DataType::LargeBinary => Some(DataType::Binary),
+        DataType::Dictionary(_, value) => Some(client_type(value).unwrap_or_else(|| value.as_ref().clone())),
+        DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond || tz.as_deref() != Some("UTC") => {
+            Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
+        }
+        DataType::Float16 | DataType::Float32 => Some(DataType::Float64),
+        DataType::Date64 => Some(DataType::Date32),
+        _ => None,
+    }
+}
+
+fn normalize_output(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let schema = df.schema().clone();
+    if !schema.fields().iter().any(|f| client_type(f.data_type()).is_some()) {
+        return Ok(df);
+    }
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match client_type(field.data_type()) {
+                Some(t) => cast(column, t).alias_qualified(qualifier.cloned(), field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    df.select(exprs)
+}

@@ -1,0 +1,379 @@
+//! The command line (DESIGN.md): `demo`, `serve`, `refresh`, `query`, `check`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::TryStreamExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use salespulse::catalog::{Catalog, TenantInfo, plan_query};
+use salespulse::config::{Config, DEFAULT_SETTINGS, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
+use salespulse::connectors::Source;
+use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::server::{SalesFlightSql, serve_flight_sql};
+use salespulse::snapshot::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "salespulse", version, about = "SQL over your CRM: Parquet snapshots served over Arrow Flight SQL")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a demo CRM, snapshot it under --data, and serve it as tenant `demo`.
+    Demo {
+        /// 1.0 is about 1 M calls a year.
+        #[arg(long, default_value_t = 1.0, env = "SALESPULSE_DEMO_SCALE")]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "./data", env = "SALESPULSE_DATA")]
+        data: PathBuf,
+        /// The snapshot time (RFC 3339); now by default. Fix it to get identical data.
+        #[arg(long)]
+        as_of: Option<DateTime<Utc>>,
+        #[arg(long, default_value = "127.0.0.1:50051", env = "SALESPULSE_FLIGHT_SQL")]
+        flight_sql: SocketAddr,
+        /// Write the snapshot and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+    /// Serve every tenant of a config file.
+    Serve {
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: PathBuf,
+        /// Overrides [server].flight_sql.
+        #[arg(long)]
+        flight_sql: Option<SocketAddr>,
+    },
+    /// Pull each tenant's source now and write a snapshot.
+    Refresh {
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: PathBuf,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Run one SQL query and print the result.
+    Query {
+        #[arg(long, env = "SALESPULSE_CONFIG", conflicts_with = "data")]
+        config: Option<PathBuf>,
+        /// A storage root with snapshots (one folder per tenant), without a config file.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The default catalog for unqualified names.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        sql: String,
+    },
+    /// Validate a config file and probe every tenant's source and snapshots.
+    Check {
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo { scale, seed, data, as_of, flight_sql, no_serve } => demo(scale, seed, &data, as_of, flight_sql, no_serve).await,
+        Command::Serve { config, flight_sql } => serve(&config, flight_sql).await,
+        Command::Refresh { config, tenant } => refresh(&config, tenant.as_deref()).await,
+        Command::Query { config, data, tenant, format, sql } => query(config.as_deref(), data.as_deref(), tenant.as_deref(), format, &sql).await,
+        Command::Check { config } => check(&config).await,
+    }
+}
+
+fn demo_tenant() -> TenantConfig {
+    TenantConfig {
+        name: "demo".into(),
+        timezone: chrono_tz::Europe::Moscow,
+        calendars: None,
+        schedule: None,
+        inputs: None,
+        source: salespulse::config::SourceConfig::Demo { scale: 1.0, seed: 42 },
+        settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+    }
+}
+
+fn info_of(t: &TenantConfig) -> TenantInfo {
+    TenantInfo { name: t.name.clone(), timezone: t.timezone, settings: t.settings.clone() }
+}
+
+fn print_refresh(tenant: &str, r: &RefreshReport) {
+    let m = &r.report.manifest;
+    let rows = m.total_rows();
+    println!(
+        "{tenant}: snapshot {} written in {:.1} s ({} rows, {:.0} rows/s) from {}",
+        m.snapshot_id,
+        r.seconds,
+        rows,
+        rows as f64 / r.seconds.max(1e-9),
+        m.source
+    );
+    for (name, entry) in &m.tables {
+        println!("  {name:<20} {:>10} rows {:>12} bytes", entry.rows, entry.bytes);
+    }
+    if !r.inputs_replaced.is_empty() {
+        let names: Vec<&str> = r.inputs_replaced.iter().map(|t| t.name()).collect();
+        println!("  from the inputs folder: {}", names.join(", "));
+    }
+    for id in &r.report.cleaned {
+        println!("  removed the leftover of a failed write: {id}");
+    }
+    for id in &r.report.expired {
+        println!("  retention removed snapshot {id}");
+    }
+}
+
+async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, addr: SocketAddr, no_serve: bool) -> anyhow::Result<ExitCode> {
+    if !(scale > 0.0 && scale <= 100.0) {
+        bail!("--scale must be above 0 and at most 100, got {scale}");
+    }
+    let root = resolve_root(Path::new("."), &data.to_string_lossy());
+    let store = Store::open(&root)?;
+    let tenant = demo_tenant();
+    println!("generating the demo CRM (scale {scale}, seed {seed}) into {}", store.display());
+    let report = refresh_tenant(&store, &tenant, Source::Demo { scale, seed, as_of }, 3).await?;
+    print_refresh("demo", &report);
+    if no_serve {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]));
+    catalog.load_tenant("demo").await?;
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--flight-sql)"))?;
+    let local = listener.local_addr()?;
+    println!();
+    println!("Serving tenant `demo` over Arrow Flight SQL on {local} (no authentication; loopback only).");
+    println!("  ADBC (Python):  adbc_driver_flightsql.dbapi.connect(\"grpc://{local}\")");
+    println!("  Grafana:        Flight SQL datasource, host {local}, secure off; query e.g.");
+    println!("                  SELECT date_trunc('day', started_at) AS time, count(*) AS calls FROM crm.calls GROUP BY 1 ORDER BY 1");
+    println!("  Superset:       datafusion+flightsql://{local}?insecure=true  (flightsql-dbapi)");
+    println!("  JDBC/DBeaver:   jdbc:arrow-flight-sql://{local}?useEncryption=false");
+    println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
+    println!("Press Ctrl-C to stop.");
+    run_server(catalog, listener, Limits::default()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_server(catalog: Arc<Catalog>, listener: TcpListener, limits: Limits) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("shutting down");
+            on_signal.cancel();
+        }
+    });
+    let service = SalesFlightSql::new(catalog, limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    serve_flight_sql(listener, service, shutdown).await?;
+    Ok(())
+}
+
+async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    if config.tenants.is_empty() {
+        bail!("{}: no [[tenants]] configured; add one (see README)", config_path.display());
+    }
+    let store = Store::open(&config.storage.root)?;
+    let catalog = Arc::new(Catalog::new(store, config.tenants.iter().map(info_of).collect()));
+    for t in &config.tenants {
+        let state = catalog.load_tenant(&t.name).await?;
+        match (&state.manifest, &state.problem) {
+            (Some(m), None) => tracing::info!(tenant = %t.name, snapshot = %m.snapshot_id, rows = m.total_rows(), "serving"),
+            (_, Some(p)) => tracing::warn!(tenant = %t.name, "{p}"),
+            (None, None) => {}
+        }
+        if t.schedule.is_some() {
+            tracing::warn!(tenant = %t.name, "schedule is not applied by this version; run `salespulse refresh` from cron and restart serve");
+        }
+    }
+    let addr = flight_sql.unwrap_or(config.server.flight_sql);
+    if !addr.ip().is_loopback() {
+        tracing::warn!("{addr} is not a loopback address and this version has no authentication: anyone who reaches it can read every tenant");
+    }
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (server.flight_sql)"))?;
+    tracing::info!("Flight SQL on {}", listener.local_addr()?);
+    run_server(catalog, listener, config.limits.clone()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let tenants: Vec<&TenantConfig> = match only {
+        Some(name) => vec![config.tenant(name).with_context(|| {
+            let names: Vec<&str> = config.tenants.iter().map(|t| t.name.as_str()).collect();
+            format!("no tenant '{name}' in {}; tenants: {}", config_path.display(), names.join(", "))
+        })?],
+        None => config.tenants.iter().collect(),
+    };
+    let store = Store::open(&config.storage.root)?;
+    let mut failed = 0;
+    for t in tenants {
+        println!("{}: refreshing from {} ...", t.name, t.source.kind());
+        match refresh_tenant(&store, t, source_of(t), config.storage.keep_snapshots).await {
+            Ok(report) => print_refresh(&t.name, &report),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}; the previous snapshot is still served");
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn query(config_path: Option<&Path>, data: Option<&Path>, tenant: Option<&str>, format: Format, sql: &str) -> anyhow::Result<ExitCode> {
+    let (store, infos, limits) = match (config_path, data) {
+        (Some(path), _) => {
+            let config = Config::load(path)?;
+            let infos = config.tenants.iter().map(info_of).collect();
+            (Some(Store::open(&config.storage.root)?), infos, config.limits)
+        }
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                bail!("--data {}: no such folder; run `salespulse demo` first or point --data at a storage root", dir.display());
+            }
+            let infos = tenants_in_folder(dir)?;
+            (Some(Store::open(&resolve_root(Path::new("."), &dir.to_string_lossy()))?), infos, Limits::default())
+        }
+        (None, None) => (None, Vec::new(), Limits::default()),
+    };
+    if let Some(t) = tenant {
+        if !infos.iter().any(|i| i.name == t) {
+            let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+            bail!("--tenant {t}: no such tenant; available: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
+        }
+    }
+    let store = match store {
+        Some(s) => s,
+        None => Store::open(&std::env::temp_dir().join("salespulse-empty").to_string_lossy())?,
+    };
+    let catalog = Catalog::new(store, infos.clone());
+    for info in &infos {
+        let state = catalog.load_tenant(&info.name).await?;
+        if let Some(p) = &state.problem {
+            eprintln!("warning: {p}");
+        }
+    }
+    let ctx = catalog.session(tenant);
+    let df = plan_query(&ctx, sql, limits.max_sql_bytes, || catalog.missing_snapshot_hint()).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Table => {
+            let table = arrow::util::pretty::pretty_format_batches(&batches)?;
+            writeln!(out, "{table}")?;
+            if batches.is_empty() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                writeln!(out, "(0 rows; columns: {})", names.join(", "))?;
+            }
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+            if batches.is_empty() {
+                writer.write(&RecordBatch::new_empty(schema))?;
+            }
+            for b in &batches {
+                writer.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in &batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The tenants of a storage root: its sub-folders with a valid tenant name.
+fn tenants_in_folder(dir: &Path) -> anyhow::Result<Vec<TenantInfo>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read --data {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.path().is_dir() && is_valid_tenant_name(&name) {
+            out.push(TenantInfo {
+                name,
+                timezone: chrono_tz::UTC,
+                settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    println!("config {}: valid, {} tenant(s)", config_path.display(), config.tenants.len());
+    let store = Store::open(&config.storage.root)?;
+    println!("storage {}: reachable", store.display());
+    let mut problems = 0;
+    for t in &config.tenants {
+        let source = source_of(t);
+        let probe = match &source {
+            Source::Files { .. } | Source::Unavailable { .. } => {
+                let timezone = t.timezone;
+                let inputs = t.inputs.clone();
+                tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, usize>, String> {
+                    let mut pull = source.pull(timezone).map_err(|e| e.to_string())?;
+                    if let Some(folder) = &inputs {
+                        salespulse::connectors::merge_inputs(&mut pull, folder, timezone).map_err(|e| e.to_string())?;
+                    }
+                    Ok(pull.dataset.tables.keys().map(|k| (k.name().to_string(), pull.dataset.rows(*k))).collect())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            }
+            Source::Demo { .. } => Ok(BTreeMap::new()),
+        };
+        match probe {
+            Ok(tables) if tables.is_empty() => println!("{}: source {} ok", t.name, t.source.kind()),
+            Ok(tables) => {
+                let listed: Vec<String> = tables.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("{}: source {} ok ({})", t.name, t.source.kind(), listed.join(", "));
+            }
+            Err(e) => {
+                problems += 1;
+                println!("{}: source {} FAILED: {e}", t.name, t.source.kind());
+            }
+        }
+        match store.current_manifest(&t.name).await {
+            Ok(m) => match store.verify(&m).await {
+                Ok(()) => println!("{}: current snapshot {} ({} rows, taken at {})", t.name, m.snapshot_id, m.total_rows(), m.taken_at),
+                Err(e) => {
+                    problems += 1;
+                    println!("{}: current snapshot {} is damaged: {e}", t.name, m.snapshot_id);
+                }
+            },
+            Err(e) => println!("{}: {e}", t.name),
+        }
+    }
+    Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

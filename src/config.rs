@@ -1,0 +1,381 @@
+//! The TOML configuration (DESIGN.md "Command line and configuration"): parsed raw with
+//! serde, then validated into [`Config`] with one clear message per mistake.
+//!
+//! Relative paths (storage root, files folders, inputs, calendars) are resolved against
+//! the folder of the configuration file, so a config works from any working directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+/// A configuration mistake, naming the file and the key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    storage: RawStorage,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    users: Vec<toml::Value>,
+    #[serde(default)]
+    tenants: Vec<RawTenant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    root: String,
+    #[serde(default = "default_keep")]
+    keep_snapshots: i64,
+}
+
+fn default_keep() -> i64 {
+    10
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    flight_sql: Option<String>,
+    postgres: Option<String>,
+    http: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    query_memory: Option<String>,
+    query_timeout_seconds: Option<u64>,
+    max_concurrent_queries: Option<usize>,
+    max_result_rows: Option<u64>,
+    max_sql_bytes: Option<usize>,
+    token_ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    name: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    calendars: Option<String>,
+    schedule: Option<String>,
+    inputs: Option<String>,
+    source: RawSource,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+// The CRM variants' fields are accepted and checked for shape now; their connectors read them.
+#[allow(dead_code)]
+enum RawSource {
+    Demo {
+        #[serde(default = "default_scale")]
+        scale: f64,
+        #[serde(default = "default_seed")]
+        seed: u64,
+    },
+    Files {
+        path: String,
+        exported_at: Option<String>,
+    },
+    Bitrix24 {
+        webhook_url: Option<String>,
+        webhook_url_env: Option<String>,
+        requests_per_second: Option<f64>,
+        burst: Option<u32>,
+    },
+    Amocrm {
+        base_url: String,
+        token: Option<String>,
+        token_env: Option<String>,
+        requests_per_second: Option<f64>,
+    },
+}
+
+fn default_scale() -> f64 {
+    1.0
+}
+fn default_seed() -> u64 {
+    42
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub storage: StorageConfig,
+    pub server: ServerConfig,
+    pub limits: Limits,
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// A local folder (absolute) or an object-store URL (`s3://`, `gs://`, `az://`).
+    pub root: String,
+    /// How many committed snapshots to keep per tenant (at least 2, so the one a running
+    /// query reads survives the next commit).
+    pub keep_snapshots: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub flight_sql: SocketAddr,
+}
+
+/// Query limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub query_memory_bytes: u64,
+    pub query_timeout: std::time::Duration,
+    pub max_concurrent_queries: usize,
+    pub max_result_rows: u64,
+    pub max_sql_bytes: usize,
+    pub token_ttl_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            query_memory_bytes: 1 << 30,
+            query_timeout: std::time::Duration::from_secs(60),
+            max_concurrent_queries: 16,
+            max_result_rows: 1_000_000,
+            max_sql_bytes: 1_000_000,
+            token_ttl_seconds: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// The SQL catalog name.
+    pub name: String,
+    pub timezone: Tz,
+    pub calendars: Option<PathBuf>,
+    pub schedule: Option<String>,
+    pub inputs: Option<PathBuf>,
+    pub source: SourceConfig,
+    /// METRICS.md thresholds and other settings, as text.
+    pub settings: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceConfig {
+    Demo { scale: f64, seed: u64 },
+    Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
+    Bitrix24,
+    AmoCrm,
+}
+
+impl SourceConfig {
+    /// The `kind` as written in the config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Demo { .. } => "demo",
+            Self::Files { .. } => "files",
+            Self::Bitrix24 => "bitrix24",
+            Self::AmoCrm => "amocrm",
+        }
+    }
+}
+
+/// Default settings of every tenant (METRICS.md), overridden by `[tenants.settings]`.
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("calls.success_threshold_seconds", "60"),
+    ("calls.callback_window_hours", "24"),
+];
+
+/// Whether a name can be a tenant (an SQL catalog): lower-case ASCII letters, digits and `_`,
+/// starting with a letter, so it needs no quoting in SQL.
+pub fn is_valid_tenant_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not valid TOML, or a value is wrong; the error names the
+    /// key.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates configuration text; `path` is used for messages and relative paths.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.to_path_buf(), key: key.to_string(), message };
+        if !raw.users.is_empty() {
+            return Err(invalid(
+                "users",
+                "user accounts are not supported by this version yet; remove [[users]] and keep the server on a loopback address".into(),
+            ));
+        }
+        let storage = StorageConfig {
+            root: resolve_root(&base, &raw.storage.root),
+            keep_snapshots: usize::try_from(raw.storage.keep_snapshots)
+                .ok()
+                .filter(|k| *k >= 2)
+                .ok_or_else(|| invalid("storage.keep_snapshots", format!("must be 2 or more, got {}", raw.storage.keep_snapshots)))?,
+        };
+        let flight_sql = raw.server.flight_sql.as_deref().unwrap_or("127.0.0.1:50051");
+        let server = ServerConfig {
+            flight_sql: flight_sql
+                .parse()
+                .map_err(|_| invalid("server.flight_sql", format!("'{flight_sql}' is not an address such as 127.0.0.1:50051")))?,
+        };
+        for (key, value) in [("server.postgres", &raw.server.postgres), ("server.http", &raw.server.http)] {
+            if let Some(v) = value {
+                v.parse::<SocketAddr>().map_err(|_| invalid(key, format!("'{v}' is not an address such as 127.0.0.1:5433")))?;
+            }
+        }
+        let limits = limits(&raw.limits).map_err(|(key, message)| invalid(key, message))?;
+        let mut tenants: Vec<TenantConfig> = Vec::new();
+        for (i, t) in raw.tenants.into_iter().enumerate() {
+            let key = |k: &str| format!("tenants[{i}] ({}).{k}", t.name);
+            if !is_valid_tenant_name(&t.name) {
+                return Err(invalid(
+                    &format!("tenants[{i}].name"),
+                    format!("'{}' must be lower-case letters, digits and _, starting with a letter (it is the SQL catalog name)", t.name),
+                ));
+            }
+            if tenants.iter().any(|other| other.name == t.name) {
+                return Err(invalid(&key("name"), format!("tenant '{}' is defined twice", t.name)));
+            }
+            let timezone: Tz = t.timezone.parse().map_err(|_| {
+                invalid(&key("timezone"), format!("'{}' is not an IANA time zone such as Europe/Moscow", t.timezone))
+            })?;
+            let source = match t.source {
+                RawSource::Demo { scale, seed } => {
+                    if !(scale > 0.0 && scale <= 100.0) {
+                        return Err(invalid(&key("source.scale"), format!("must be above 0 and at most 100, got {scale}")));
+                    }
+                    SourceConfig::Demo { scale, seed }
+                }
+                RawSource::Files { path: folder, exported_at } => SourceConfig::Files {
+                    path: base.join(folder),
+                    exported_at: exported_at
+                        .map(|s| {
+                            DateTime::parse_from_rfc3339(&s).map(|d| d.with_timezone(&Utc)).map_err(|_| {
+                                invalid(&key("source.exported_at"), format!("'{s}' is not an RFC 3339 time such as 2025-06-30T18:00:00+03:00"))
+                            })
+                        })
+                        .transpose()?,
+                },
+                RawSource::Bitrix24 { .. } => SourceConfig::Bitrix24,
+                RawSource::Amocrm { .. } => SourceConfig::AmoCrm,
+            };
+            let mut settings: BTreeMap<String, String> =
+                DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+            for (name, value) in t.settings {
+                let text = match value {
+                    toml::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                settings.insert(name, text);
+            }
+            tenants.push(TenantConfig {
+                name: t.name,
+                timezone,
+                calendars: t.calendars.map(|c| base.join(c)),
+                schedule: t.schedule,
+                inputs: t.inputs.map(|p| base.join(p)),
+                source,
+                settings,
+            });
+        }
+        Ok(Config { path: path.to_path_buf(), storage, server, limits, tenants })
+    }
+
+    /// The tenant of that name.
+    pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+}
+
+/// A storage root as written: URLs stay, local paths become absolute against `base`.
+pub fn resolve_root(base: &Path, root: &str) -> String {
+    if root.contains("://") {
+        return root.to_string();
+    }
+    let path = base.join(root);
+    std::path::absolute(&path).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+fn limits(raw: &RawLimits) -> Result<Limits, (&'static str, String)> {
+    let d = Limits::default();
+    let positive = |key: &'static str, v: Option<u64>, default: u64| match v {
+        Some(0) => Err((key, "must be above 0".to_string())),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    Ok(Limits {
+        query_memory_bytes: match &raw.query_memory {
+            Some(s) => parse_bytes(s).ok_or(("limits.query_memory", format!("'{s}' is not a size such as 512MiB or 2GiB")))?,
+            None => d.query_memory_bytes,
+        },
+        query_timeout: std::time::Duration::from_secs(positive("limits.query_timeout_seconds", raw.query_timeout_seconds, 60)?),
+        max_concurrent_queries: positive("limits.max_concurrent_queries", raw.max_concurrent_queries.map(|v| v as u64), 16)? as usize,
+        max_result_rows: positive("limits.max_result_rows", raw.max_result_rows, d.max_result_rows)?,
+        max_sql_bytes: positive("limits.max_sql_bytes", raw.max_sql_bytes.map(|v| v as u64), d.max_sql_bytes as u64)? as usize,
+        token_ttl_seconds: positive("limits.token_ttl_seconds", raw.token_ttl_seconds, d.token_ttl_seconds)?,
+    })
+}
+
+/// "1GiB", "512MiB", "100MB", "1048576" to bytes.
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return None,
+    };
+    let bytes = number * factor as f64;
+    (bytes >= 1.0).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests;

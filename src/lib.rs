@@ -1,0 +1,26 @@
+//! salespulse: SQL over your CRM.
+//!
+//! The data flows one way, one module per stage:
+//!
+//! ```text
+//!  CRM API / files / demo generator
+//!         │  connectors/   one module per source
+//!         ▼
+//!  canonical rows           model/     SCHEMA.md as Arrow schemas + builders
+//!         ▼
+//!  Parquet snapshot         snapshot/  immutable folders + an atomic CURRENT pointer
+//!         ▼
+//!  DataFusion catalog       catalog/   per tenant: crm, kpi, system; UDFs; hot swap
+//!         ▼
+//!  protocol front ends      server/    Flight SQL
+//! ```
+//!
+//! `refresh` drives connectors → snapshot → catalog swap; `config` reads the TOML file.
+
+pub mod catalog;
+pub mod config;
+pub mod connectors;
+pub mod model;
+pub mod refresh;
+pub mod server;
+pub mod snapshot;

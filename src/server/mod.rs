@@ -1,0 +1,34 @@
+//! Stage 5 of the pipeline: the protocol front ends over the catalog. This version serves
+//! Arrow Flight SQL; the PostgreSQL wire protocol and the HTTP endpoint come next.
+//!
+//! The caller binds the listener and holds the cancellation token, so tests run on port 0
+//! and stop the server without sleeps.
+
+pub mod flight_sql;
+
+pub use flight_sql::SalesFlightSql;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+/// A server that stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("Flight SQL server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` is cancelled, then finishes the requests
+/// in flight.
+///
+/// # Errors
+/// The transport fails.
+pub async fn serve_flight_sql(listener: TcpListener, service: SalesFlightSql, shutdown: CancellationToken) -> Result<(), ServerError> {
+    tonic::transport::Server::builder()
+        .add_service(FlightServiceServer::new(service).max_decoding_message_size(16 << 20))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { shutdown.cancelled().await })
+        .await?;
+    Ok(())
+}
