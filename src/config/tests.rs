@@ -1,1 +1,98 @@
 use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/salespulse/salespulse.toml"), text)
+}
+
+const MINIMAL: &str = r#"
+[storage]
+root = "./data"
+
+[[tenants]]
+name = "acme"
+timezone = "Europe/Moscow"
+inputs = "inputs/acme"
+[tenants.source]
+kind = "files"
+path = "exports/acme"
+exported_at = "2025-06-30T18:00:00+03:00"
+[tenants.settings]
+"calls.success_threshold_seconds" = 30
+"#;
+
+#[test]
+fn a_valid_config_resolves_paths_against_its_folder() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.storage.root, "/etc/salespulse/data");
+    assert_eq!(c.storage.keep_snapshots, 10);
+    assert_eq!(c.server.flight_sql.to_string(), "127.0.0.1:50051");
+    let t = &c.tenants[0];
+    assert_eq!(t.timezone, chrono_tz::Europe::Moscow);
+    assert_eq!(t.inputs.as_deref(), Some(Path::new("/etc/salespulse/inputs/acme")));
+    assert_eq!(t.settings["calls.success_threshold_seconds"], "30");
+    assert_eq!(t.settings["calls.callback_window_hours"], "24");
+    match &t.source {
+        SourceConfig::Files { path, exported_at } => {
+            assert_eq!(path, Path::new("/etc/salespulse/exports/acme"));
+            assert_eq!(exported_at.unwrap().to_rfc3339(), "2025-06-30T15:00:00+00:00");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn mistakes_name_the_key_to_fix() {
+    let cases: &[(&str, &str)] = &[
+        (r#"[storage]
+root = "x"
+keep_snapshots = 1"#, "storage.keep_snapshots: must be 2 or more"),
+        (r#"[storage]
+root = "x"
+[[tenants]]
+name = "Acme"
+[tenants.source]
+kind = "demo""#, "tenants[0].name: 'Acme' must be lower-case"),
+        (r#"[storage]
+root = "x"
+[[tenants]]
+name = "acme"
+timezone = "Moscow"
+[tenants.source]
+kind = "demo""#, "timezone: 'Moscow' is not an IANA time zone"),
+        (r#"[storage]
+root = "x"
+[[tenants]]
+name = "acme"
+[tenants.source]
+kind = "sheets""#, "unknown variant `sheets`"),
+        (r#"[storage]
+root = "x"
+[server]
+flight_sql = "localhost"
+"#, "server.flight_sql: 'localhost' is not an address"),
+        (r#"[storage]
+root = "x"
+[limits]
+query_memory = "lots"
+"#, "limits.query_memory: 'lots' is not a size"),
+        (r#"[storage]
+rot = "x""#, "unknown field `rot`"),
+        (r#"[storage]
+root = "x"
+[[users]]
+name = "grafana""#, "users: user accounts are not supported"),
+    ];
+    for (text, expected) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected '{expected}' in: {err}");
+        assert!(err.starts_with("/etc/salespulse/salespulse.toml"), "the file is named: {err}");
+    }
+}
+
+#[test]
+fn sizes_parse() {
+    assert_eq!(parse_bytes("1GiB"), Some(1 << 30));
+    assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+    assert_eq!(parse_bytes("100MB"), Some(100_000_000));
+    assert_eq!(parse_bytes("x"), None);
+}
