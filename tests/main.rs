@@ -1,1 +1,10 @@
+#![allow(unreachable_pub)]
+//! The one integration-test binary: the server in-process on port 0, real Flight SQL
+//! clients, snapshots on disk, file imports.
 
+mod common;
+mod files;
+mod flight_sql;
+mod model;
+mod snapshot;
+mod udfs;

@@ -46,7 +46,7 @@ pub enum SnapshotError {
     BadParquet { path: String, reason: String },
     #[error("{path} does not match the canonical schema of table {table}: {reason}")]
     SchemaMismatch { path: String, table: &'static str, reason: String },
-    #[error("tenant {tenant} has no snapshot yet (no {path}); run `salespulse refresh` or `salespulse demo` first")]
+    #[error("tenant {tenant} has no current snapshot ({path} is missing); run `salespulse refresh` or `salespulse demo` first")]
     NoCurrent { tenant: String, path: String },
     #[error("CURRENT of tenant {tenant} names snapshot '{id}', which has no manifest; restore the snapshot or point CURRENT at one listed under {snapshots}")]
     DanglingCurrent { tenant: String, id: String, snapshots: String },

@@ -1,0 +1,127 @@
+//! Shared fixtures: a demo snapshot on disk and a Flight SQL server on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::FlightInfo;
+use futures::TryStreamExt;
+use salespulse::catalog::{Catalog, TenantInfo};
+use salespulse::connectors::Source;
+use salespulse::config::{DEFAULT_SETTINGS, SourceConfig, TenantConfig};
+use salespulse::connectors::demo::{DemoParams, generate};
+use salespulse::model::Dataset;
+use salespulse::refresh::refresh_tenant;
+use salespulse::server::{SalesFlightSql, serve_flight_sql};
+use salespulse::snapshot::Store;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub const SCALE: f64 = 0.01;
+pub const SEED: u64 = 42;
+pub const AS_OF: &str = "2026-06-15T12:00:00Z";
+
+pub fn demo_params() -> DemoParams {
+    DemoParams { scale: SCALE, seed: SEED, as_of: AS_OF.parse().unwrap(), timezone: chrono_tz::Europe::Moscow }
+}
+
+/// The rows the demo snapshot of the fixtures holds, generated in-process.
+pub fn demo_dataset() -> Dataset {
+    generate(&demo_params())
+}
+
+pub fn tenant(name: &str) -> TenantConfig {
+    TenantConfig {
+        name: name.into(),
+        timezone: chrono_tz::Europe::Moscow,
+        calendars: None,
+        schedule: None,
+        inputs: None,
+        source: SourceConfig::Demo { scale: SCALE, seed: SEED },
+        settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+    }
+}
+
+pub fn info(name: &str) -> TenantInfo {
+    let t = tenant(name);
+    TenantInfo { name: t.name, timezone: t.timezone, settings: t.settings }
+}
+
+/// Writes a demo snapshot for `tenant` under `root`.
+pub async fn write_demo(store: &Store, tenant_name: &str) -> salespulse::snapshot::Manifest {
+    let source = Source::Demo { scale: SCALE, seed: SEED, as_of: Some(AS_OF.parse().unwrap()) };
+    refresh_tenant(store, &tenant(tenant_name), source, 3).await.unwrap().report.manifest
+}
+
+/// A server on 127.0.0.1:0 over a temporary storage root.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub catalog: Arc<Catalog>,
+    pub root: tempfile::TempDir,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Serves the given tenants; those in `with_data` get a demo snapshot first.
+    pub async fn spawn(tenants: &[&str], with_data: &[&str]) -> TestServer {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path().to_str().unwrap()).unwrap();
+        for t in with_data {
+            write_demo(&store, t).await;
+        }
+        let catalog = Arc::new(Catalog::new(store, tenants.iter().map(|t| info(t)).collect()));
+        for t in tenants {
+            catalog.load_tenant(t).await.unwrap();
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let service = SalesFlightSql::new(Arc::clone(&catalog), 1_000_000).unwrap();
+        let token = shutdown.clone();
+        let handle = tokio::spawn(async move { serve_flight_sql(listener, service, token).await.unwrap() });
+        TestServer { addr, catalog, root, shutdown, handle: Some(handle) }
+    }
+
+    pub async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.addr)).unwrap().connect().await.unwrap();
+        FlightSqlServiceClient::new(channel)
+    }
+
+    pub async fn shutdown_and_wait(mut self) {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Redeems the single endpoint of a FlightInfo.
+pub async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Result<Vec<RecordBatch>, arrow_flight::error::FlightError> {
+    assert_eq!(info.endpoint.len(), 1, "exactly one endpoint");
+    assert!(info.endpoint[0].location.is_empty(), "no locations");
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let stream = client.do_get(ticket).await.map_err(|e| arrow_flight::error::FlightError::ExternalError(Box::new(e)))?;
+    stream.try_collect().await
+}
+
+/// Runs a statement and returns the advertised schema with the batches.
+pub async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<(arrow::datatypes::Schema, Vec<RecordBatch>), String> {
+    let info = client.execute(sql.to_string(), None).await.map_err(|e| e.to_string())?;
+    let schema = info.clone().try_decode_schema().map_err(|e| e.to_string())?;
+    let batches = fetch(client, info).await.map_err(|e| e.to_string())?;
+    Ok((schema, batches))
+}
+
+pub fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}

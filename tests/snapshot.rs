@@ -1,0 +1,110 @@
+//! Snapshot writes: atomic commit, failure part-way, leftovers, retention, the manifest.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::TimestampMicrosecondType;
+use futures::stream;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use salespulse::model::Table;
+use salespulse::snapshot::{SnapshotError, Store, WriteOptions};
+
+use crate::common::{demo_dataset, write_demo};
+
+fn options(keep: usize) -> WriteOptions {
+    WriteOptions {
+        tenant: "demo".into(),
+        taken_at: crate::common::AS_OF.parse().unwrap(),
+        source: "test".into(),
+        sync_cursors: Default::default(),
+        keep_snapshots: keep,
+    }
+}
+
+fn snapshot_folders(root: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("demo/snapshots"))
+        .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_write_that_fails_part_way_leaves_the_previous_snapshot_current() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    let good = write_demo(&store, "demo").await;
+
+    // The source yields two tables, then fails (a CRM that stops answering).
+    let data = demo_dataset();
+    let mut items: Vec<Result<(Table, Vec<RecordBatch>), SnapshotError>> = Vec::new();
+    for t in [Table::Managers, Table::Calls] {
+        items.push(Ok((t, data.tables[&t].clone())));
+    }
+    items.push(Err(SnapshotError::Source("the CRM stopped answering".into())));
+    let err = store.write_snapshot(&options(5), stream::iter(items)).await.unwrap_err();
+    assert!(err.to_string().contains("the CRM stopped answering"));
+
+    assert_eq!(store.current_id("demo").await.unwrap().as_deref(), Some(good.snapshot_id.as_str()));
+    let folders = snapshot_folders(root.path());
+    assert_eq!(folders.len(), 2, "the partial folder is left behind: {folders:?}");
+    let leftover = folders.iter().find(|f| **f != good.snapshot_id).unwrap().clone();
+    assert!(root.path().join("demo/snapshots").join(&leftover).join("calls/part-00000.parquet").exists());
+    assert!(!root.path().join("demo/snapshots").join(&leftover).join("manifest.json").exists());
+    assert_eq!(store.list_snapshots("demo").await.unwrap().len(), 1, "only committed snapshots are listed");
+
+    // The next write cleans the leftover up and commits.
+    let items = data.tables.clone().into_iter().map(Ok);
+    let report = store.write_snapshot(&options(5), stream::iter(items)).await.unwrap();
+    assert_eq!(report.cleaned, vec![leftover.clone()]);
+    assert!(!snapshot_folders(root.path()).contains(&leftover));
+    assert_eq!(store.current_id("demo").await.unwrap(), Some(report.manifest.snapshot_id.clone()));
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_snapshots() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    let data = demo_dataset();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let items = data.tables.clone().into_iter().map(Ok);
+        let report = store.write_snapshot(&options(2), stream::iter(items)).await.unwrap();
+        ids.push(report.manifest.snapshot_id);
+    }
+    assert_eq!(snapshot_folders(root.path()), ids[2..].to_vec());
+    assert_eq!(store.current_id("demo").await.unwrap().as_ref(), ids.last());
+}
+
+#[tokio::test]
+async fn files_are_sorted_zstd_parquet_with_statistics_and_the_manifest_describes_them() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    let manifest = write_demo(&store, "demo").await;
+    let data = demo_dataset();
+    for t in Table::ALL {
+        assert_eq!(manifest.tables[t.name()].rows as usize, data.rows(*t), "{}", t.name());
+    }
+    let folder = root.path().join("demo/snapshots").join(&manifest.snapshot_id);
+    let file = std::fs::File::open(folder.join("calls/part-00000.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let meta = builder.metadata().clone();
+    let column = meta.file_metadata().schema_descr().columns().iter().position(|c| c.name() == "started_at").unwrap();
+    for rg in meta.row_groups() {
+        let chunk = rg.column(column);
+        assert!(chunk.compression().to_string().starts_with("ZSTD"), "zstd compression");
+        assert!(chunk.statistics().is_some_and(|s| s.min_bytes_opt().is_some()), "row-group statistics");
+    }
+    let mut last = i64::MIN;
+    for batch in builder.build().unwrap() {
+        for v in batch.unwrap().column_by_name("started_at").unwrap().as_primitive::<TimestampMicrosecondType>().values() {
+            assert!(*v >= last, "calls are sorted by started_at");
+            last = *v;
+        }
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+    insta::assert_json_snapshot!("demo_manifest", json, {
+        ".snapshot_id" => "[id]",
+        ".written_at" => "[time]",
+        ".tables.*.bytes" => "[bytes]",
+    });
+    assert_eq!(std::fs::read_to_string(root.path().join("demo/CURRENT")).unwrap().trim(), manifest.snapshot_id);
+}
