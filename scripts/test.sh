@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one test command: builds everything once, runs the Rust tests, then the real-client
+# tests in Python against the binary `cargo test` built. Installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked
+
+# Python clients: a venv with pinned packages (created once, reused after).
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+SALESPULSE_BIN="$PWD/target/debug/salespulse" .venv/bin/python -m pytest tests/clients -q -p no:cacheprovider

@@ -1,0 +1,63 @@
+"""ADBC (adbc-driver-flightsql), the driver Python notebooks and many BI tools use."""
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pytest
+
+
+@pytest.fixture()
+def conn(server):
+    with flightsql.connect(server) as c:
+        yield c
+
+
+def test_get_objects_lists_the_demo_catalog_with_columns(conn):
+    objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+    catalogs = {c["catalog_name"]: c for c in objects}
+    assert "demo" in catalogs
+    schemas = {s["db_schema_name"]: s for s in catalogs["demo"]["catalog_db_schemas"]}
+    assert {"crm", "kpi", "system"} <= set(schemas)
+    tables = {t["table_name"]: t for t in schemas["crm"]["db_schema_tables"]}
+    assert {"calls", "deals", "leads", "managers"} <= set(tables)
+    columns = [c["column_name"] for c in tables["calls"]["table_columns"]]
+    assert columns[:3] == ["call_id", "manager_id", "direction"]
+
+
+def test_query_into_pyarrow(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT manager_id, count(*) AS n FROM crm.calls GROUP BY 1 ORDER BY 1")
+        table = cur.fetch_arrow_table()
+        assert table.schema.field("manager_id").type == pa.string()
+        assert table.schema.field("n").type == pa.int64()
+        cur.execute("SELECT count(*) AS total FROM crm.calls")
+        total = cur.fetch_arrow_table().column("total")[0].as_py()
+    assert table.num_rows > 50
+    assert sum(table.column("n").to_pylist()) == total
+
+
+def test_typed_columns(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT started_at, duration_seconds, amount FROM crm.calls CROSS JOIN (SELECT amount FROM crm.deals LIMIT 1) LIMIT 5")
+        schema = cur.fetch_arrow_table().schema
+    assert schema.field("started_at").type == pa.timestamp("us", tz="UTC")
+    assert schema.field("duration_seconds").type == pa.int64()
+    assert schema.field("amount").type == pa.decimal128(18, 2)
+
+
+def test_zero_rows_keep_their_columns(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT call_id, started_at FROM crm.calls WHERE duration_seconds < 0")
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == 0
+    assert table.schema.names == ["call_id", "started_at"]
+    assert table.schema.field("call_id").type == pa.string()
+
+
+def test_errors_are_clear_and_the_connection_survives(conn):
+    with conn.cursor() as cur:
+        with pytest.raises(Exception, match="not found"):
+            cur.execute("SELECT * FROM crm.no_such_table")
+        with pytest.raises(Exception, match="read-only"):
+            cur.execute("DROP TABLE crm.calls")
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 AS one")
+        assert cur.fetchone() == (1,)
