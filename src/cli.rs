@@ -123,12 +123,13 @@ fn print_refresh(tenant: &str, r: &RefreshReport) {
     let m = &r.report.manifest;
     let rows = m.total_rows();
     println!(
-        "{tenant}: snapshot {} written in {:.1} s ({} rows, {:.0} rows/s) from {}",
+        "{tenant}: snapshot {} of {rows} rows from {} in {:.2} s (pull {:.2} s, write {:.2} s = {:.0} rows/s)",
         m.snapshot_id,
+        m.source,
         r.seconds,
-        rows,
-        rows as f64 / r.seconds.max(1e-9),
-        m.source
+        r.seconds - r.write_seconds,
+        r.write_seconds,
+        rows as f64 / r.write_seconds.max(1e-9),
     );
     for (name, entry) in &m.tables {
         println!("  {name:<20} {:>10} rows {:>12} bytes", entry.rows, entry.bytes);
@@ -163,7 +164,10 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--flight-sql)"))?;
     let local = listener.local_addr()?;
     println!();
-    println!("Serving tenant `demo` over Arrow Flight SQL on {local} (no authentication; loopback only).");
+    println!("Serving tenant `demo` over Arrow Flight SQL on {local} (no authentication).");
+    if !local.ip().is_loopback() {
+        println!("WARNING: {local} is not a loopback address; anyone who reaches it can read the data.");
+    }
     println!("  ADBC (Python):  adbc_driver_flightsql.dbapi.connect(\"grpc://{local}\")");
     println!("  Grafana:        Flight SQL datasource, host {local}, secure off; query e.g.");
     println!("                  SELECT date_trunc('day', started_at) AS time, count(*) AS calls FROM crm.calls GROUP BY 1 ORDER BY 1");

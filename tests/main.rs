@@ -2,6 +2,7 @@
 //! The one integration-test binary: the server in-process on port 0, real Flight SQL
 //! clients, snapshots on disk, file imports.
 
+mod cli;
 mod common;
 mod files;
 mod flight_sql;

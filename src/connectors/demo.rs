@@ -94,7 +94,7 @@ const PIPELINES: &[PipelineDef] = &[
         ],
         won: ("WON", "Сделка успешна"),
         lost: ("LOSE", "Сделка провалена"),
-        mean_stage_days: 4.0,
+        mean_stage_days: 8.0,
     },
     PipelineDef {
         id: "1",
@@ -102,7 +102,7 @@ const PIPELINES: &[PipelineDef] = &[
         open: &[("C1:NEW", "Новая", 0.85), ("C1:OFFER", "Предложение", 0.78), ("C1:INVOICE", "Счёт выставлен", 0.90)],
         won: ("C1:WON", "Оплачено"),
         lost: ("C1:LOSE", "Отказ"),
-        mean_stage_days: 2.5,
+        mean_stage_days: 4.0,
     },
 ];
 

@@ -192,6 +192,15 @@ impl FlightSqlService for SalesFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let statement: StatementTicket = serde_json::from_slice(&ticket.statement_handle)
             .map_err(|_| Status::invalid_argument("the ticket is not one this server issued; call GetFlightInfo again"))?;
+        // The ticket names the snapshot it was planned on; snapshots are immutable and the
+        // canonical schema is fixed, so a ticket redeemed after a swap runs on the current
+        // snapshot with the same result schema.
+        if let (Some(tenant), Some(planned)) = (&statement.tenant, &statement.snapshot_id) {
+            let current = self.catalog.tenant(tenant).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()));
+            if current.as_ref() != Some(planned) {
+                tracing::debug!(%tenant, %planned, ?current, "ticket redeemed after a snapshot swap");
+            }
+        }
         let df = self.plan(&statement.sql, statement.tenant.as_deref()).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(|e| query_status(&QueryError::from_datafusion(e, None)))?;

@@ -36,6 +36,8 @@ pub struct TableEntry {
     pub bytes: u64,
     /// Files relative to the snapshot folder.
     pub files: Vec<String>,
+    /// The column each file is sorted by (ascending, nulls first).
+    pub sorted_by: String,
 }
 
 impl Manifest {

@@ -127,7 +127,7 @@ impl Store {
         }
         writer.close().await.map_err(encode)?;
         let meta = self.object_store().head(&path).await.map_err(|source| SnapshotError::Read { path: path.to_string(), source })?;
-        Ok(TableEntry { rows: rows as u64, bytes: meta.size, files: vec![relative] })
+        Ok(TableEntry { rows: rows as u64, bytes: meta.size, files: vec![relative], sorted_by: table.sort_column().to_string() })
     }
 
     async fn put(&self, path: &Path, payload: PutPayload, mode: PutMode) -> Result<object_store::PutResult> {

@@ -1,0 +1,88 @@
+//! The `salespulse` binary as a user runs it: demo snapshot, query in three formats, errors.
+
+use std::process::{Command, Output};
+
+fn salespulse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_salespulse")).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn demo_then_query_as_table_csv_and_json() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let out = salespulse(&["demo", "--scale", "0.01", "--as-of", crate::common::AS_OF, "--data", dir, "--no-serve"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("calls"), "{}", text(&out.stdout));
+
+    let sql = "SELECT status, count(*) AS n FROM crm.deals GROUP BY 1 ORDER BY 1";
+    let table = salespulse(&["query", "--data", dir, sql]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    assert!(text(&table.stdout).contains("| status |"), "{}", text(&table.stdout));
+
+    let csv = salespulse(&["query", "--data", dir, "--format", "csv", sql]);
+    let csv = text(&csv.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "status,n");
+    assert_eq!(lines.len(), 4, "{csv}");
+
+    let json = salespulse(&["query", "--data", dir, "--format", "json", sql]);
+    for line in text(&json.stdout).lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(row["n"].as_i64().unwrap() > 0);
+    }
+
+    let empty = salespulse(&["query", "--data", dir, "--format", "csv", "SELECT call_id FROM crm.calls WHERE false"]);
+    assert_eq!(text(&empty.stdout).trim(), "call_id", "a header even for 0 rows");
+}
+
+#[test]
+fn user_mistakes_exit_non_zero_with_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["query", "--data", "/no/such/folder", "SELECT 1"], "no such folder"),
+        (vec!["query", "--data", dir, "--tenant", "acme", "SELECT 1"], "--tenant acme: no such tenant"),
+        (vec!["query", "DROP TABLE x"], "read-only"),
+        (vec!["refresh", "--config", "/no/such.toml"], "cannot read config file /no/such.toml"),
+        (vec!["demo", "--scale", "0", "--data", dir], "--scale must be above 0"),
+    ];
+    for (args, expected) in cases {
+        let out = salespulse(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: expected '{expected}' in: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn refresh_and_check_a_files_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("exports")).unwrap();
+    std::fs::write(dir.path().join("exports/deals.csv"), "deal_id,status,created_at,amount\n1,won,2025-06-30 12:00,1000\n").unwrap();
+    std::fs::write(
+        dir.path().join("salespulse.toml"),
+        "[storage]\nroot = \"data\"\n[[tenants]]\nname = \"acme\"\ntimezone = \"Europe/Moscow\"\n[tenants.source]\nkind = \"files\"\npath = \"exports\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("salespulse.toml");
+    let config = config.to_str().unwrap();
+    let check = salespulse(&["check", "--config", config]);
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("acme: source files ok"), "{}", text(&check.stdout));
+    let refresh = salespulse(&["refresh", "--config", config]);
+    assert!(refresh.status.success(), "{}", text(&refresh.stderr));
+    let q = salespulse(&["query", "--config", config, "--format", "csv", "SELECT deal_id, amount FROM deals"]);
+    assert_eq!(text(&q.stdout), "deal_id,amount\n1,1000.00\n");
+    // A bad export: refresh fails, the snapshot stays.
+    std::fs::write(dir.path().join("exports/deals.csv"), "deal_id,status,created_at\n2,won,soon\n").unwrap();
+    let refresh = salespulse(&["refresh", "--config", config]);
+    assert!(!refresh.status.success());
+    assert!(text(&refresh.stderr).contains("line 2, column created_at"), "{}", text(&refresh.stderr));
+    let q = salespulse(&["query", "--config", config, "--format", "csv", "SELECT deal_id FROM deals"]);
+    assert_eq!(text(&q.stdout), "deal_id\n1\n");
+}
