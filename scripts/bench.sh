@@ -8,4 +8,4 @@ if [ ! -x .venv-bench/bin/python ]; then
   python3 -m venv .venv-bench
 fi
 .venv-bench/bin/pip install --quiet --disable-pip-version-check -r benches/requirements.txt
-SALESPULSE_BIN="$PWD/target/release/salespulse" .venv-bench/bin/python benches/snapshot_vs_duckdb.py "$@"
+SALESPULSE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/salespulse" .venv-bench/bin/python benches/snapshot_vs_duckdb.py "$@"

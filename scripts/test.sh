@@ -11,4 +11,4 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
-SALESPULSE_BIN="$PWD/target/debug/salespulse" .venv/bin/python -m pytest tests/clients -q -p no:cacheprovider
+SALESPULSE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/salespulse" .venv/bin/python -m pytest tests/clients -q -p no:cacheprovider
