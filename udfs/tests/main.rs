@@ -1,66 +1,256 @@
-//! Every `is_successful_call` vector of UDFS.md (`vectors.json`, copied from the spec)
-//! through SQL, plus the argument checks.
+//! Every vector of UDFS.md (`vectors.json`, copied from the spec with `calendars.toml`)
+//! through SQL, plus argument checks, whole-year totals and properties against a
+//! deliberately simple minute-by-minute reference evaluator.
 
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike};
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use datafusion::prelude::SessionContext;
+use salespulse_udfs::{CalendarRegistry, register_all};
 
-fn ctx() -> SessionContext {
+fn registry() -> Arc<CalendarRegistry> {
+    Arc::new(CalendarRegistry::from_file(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/calendars.toml"))).unwrap())
+}
+
+fn ctx_with(registry: Arc<CalendarRegistry>) -> SessionContext {
     let ctx = SessionContext::new();
-    for udf in salespulse_udfs::all() {
-        ctx.register_udf(udf);
-    }
+    register_all(&ctx, registry);
     ctx
 }
 
-fn sql_literal(v: &serde_json::Value) -> String {
+fn literal(function: &str, position: usize, v: &serde_json::Value) -> String {
+    let timestamp = match function {
+        "is_working_time" => position == 0,
+        "add_working_time" => position == 0,
+        "is_successful_call" => false,
+        _ => position < 2,
+    };
     match v {
         serde_json::Value::Null => "NULL".into(),
         serde_json::Value::Bool(b) => b.to_string().to_uppercase(),
         serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) if timestamp => format!("to_timestamp('{s}')"),
         serde_json::Value::String(s) => format!("'{s}'"),
         other => panic!("unexpected argument {other}"),
     }
 }
 
-async fn eval(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Option<bool>> {
+#[derive(Debug, PartialEq)]
+enum Got {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Instant(i64),
+}
+
+async fn eval(ctx: &SessionContext, sql: &str) -> datafusion::error::Result<Got> {
     let batches = ctx.sql(sql).await?.collect().await?;
-    let column = batches[0].column(0).as_boolean();
-    Ok(column.is_valid(0).then(|| column.value(0)))
+    let c = batches[0].column(0);
+    if c.is_null(0) {
+        return Ok(Got::Null);
+    }
+    Ok(match c.data_type() {
+        datafusion::arrow::datatypes::DataType::Int64 => Got::Int(c.as_primitive::<Int64Type>().value(0)),
+        datafusion::arrow::datatypes::DataType::Boolean => Got::Bool(c.as_boolean().value(0)),
+        datafusion::arrow::datatypes::DataType::Timestamp(..) => {
+            let ns = datafusion::arrow::compute::cast(c, &datafusion::arrow::datatypes::DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Nanosecond, None))?;
+            Got::Instant(ns.as_primitive::<TimestampNanosecondType>().value(0))
+        }
+        other => panic!("unexpected result type {other}"),
+    })
+}
+
+fn expected(v: &serde_json::Value) -> Got {
+    match &v["expected"] {
+        serde_json::Value::Null => Got::Null,
+        serde_json::Value::Bool(b) => Got::Bool(*b),
+        serde_json::Value::Number(n) => Got::Int(n.as_i64().unwrap()),
+        serde_json::Value::String(s) => Got::Instant(DateTime::parse_from_rfc3339(s).unwrap().timestamp_nanos_opt().unwrap()),
+        other => panic!("unexpected expectation {other}"),
+    }
 }
 
 #[tokio::test]
 async fn spec_vectors_pass_through_sql() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors.json")).unwrap();
     let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let ctx = ctx();
-    let mut checked = 0;
-    for v in spec["vectors"].as_array().unwrap() {
-        if v["function"] != "is_successful_call" {
-            continue;
-        }
-        let args: Vec<String> = v["args"].as_array().unwrap().iter().map(sql_literal).collect();
-        let sql = format!("SELECT is_successful_call({})", args.join(", "));
+    let ctx = ctx_with(registry());
+    let mut failures = Vec::new();
+    let vectors = spec["vectors"].as_array().unwrap();
+    for v in vectors {
+        let function = v["function"].as_str().unwrap();
+        let args: Vec<String> = v["args"].as_array().unwrap().iter().enumerate().map(|(i, a)| literal(function, i, a)).collect();
+        let sql = format!("SELECT {function}({})", args.join(", "));
         let got = eval(&ctx, &sql).await;
-        match v.get("expected_error") {
-            Some(_) => assert!(got.is_err(), "{}: {sql} should fail", v["id"]),
-            None => assert_eq!(got.unwrap(), v["expected"].as_bool(), "{}: {sql}", v["id"]),
+        match (v.get("expected_error").and_then(|e| e.as_str()), got) {
+            (Some(err), Err(e)) if e.to_string().contains(err) => {}
+            (Some(err), other) => failures.push(format!("{}: {sql}: expected error '{err}', got {other:?}", v["id"])),
+            (None, Ok(g)) if g == expected(v) => {}
+            (None, other) => failures.push(format!("{}: {sql}: expected {:?}, got {other:?} ({})", v["id"], expected(v), v["why"])),
         }
-        checked += 1;
     }
-    assert!(checked >= 8, "only {checked} vectors");
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), vectors.len(), failures.join("\n"));
+    assert_eq!(vectors.len(), 75);
 }
 
 #[tokio::test]
-async fn columns_floats_and_errors() {
-    let ctx = ctx();
+async fn successful_call_columns_floats_and_errors() {
+    let ctx = ctx_with(registry());
     let sql = "SELECT is_successful_call(d, 60, a) FROM (VALUES (61, true), (61, false), (30, NULL), (NULL, false), (61.5, true)) AS t(d, a)";
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let col = batches[0].column(0).as_boolean();
-    let got: Vec<Option<bool>> = col.iter().collect();
+    let got: Vec<Option<bool>> = batches[0].column(0).as_boolean().iter().collect();
     assert_eq!(got, vec![Some(true), Some(false), Some(false), Some(false), Some(true)]);
-    assert_eq!(eval(&ctx, "SELECT is_successful_call(60.5, 60)").await.unwrap(), Some(true));
+    assert_eq!(eval(&ctx, "SELECT is_successful_call(60.5, 60)").await.unwrap(), Got::Bool(true));
     let err = eval(&ctx, "SELECT is_successful_call(61, -1)").await.unwrap_err().to_string();
     assert!(err.contains("threshold_seconds must be >= 0"), "{err}");
     let err = eval(&ctx, "SELECT is_successful_call('long')").await.unwrap_err().to_string();
     assert!(err.contains("must be numbers"), "{err}");
+}
+
+#[tokio::test]
+async fn columns_units_zones_and_employees() {
+    let ctx = ctx_with(registry());
+    // Calendar and employee as columns; microsecond and second units; a zone annotation.
+    let sql = "SELECT working_seconds(arrow_cast(a, 'Timestamp(Microsecond, Some(\"UTC\"))'), arrow_cast(b, 'Timestamp(Second, None)'), cal, emp) AS ws \
+               FROM (VALUES (to_timestamp('2025-07-14T06:00:00Z'), to_timestamp('2025-07-14T15:00:00Z'), 'ru_msk', 'm-101'), \
+                            (to_timestamp('2025-07-14T06:00:00Z'), to_timestamp('2025-07-14T15:00:00Z'), 'ru_msk', 'm-999'), \
+                            (to_timestamp('2025-07-14T06:00:00Z'), to_timestamp('2025-07-14T15:00:00Z'), 'de_berlin', NULL), \
+                            (to_timestamp('2025-07-14T06:00:00Z'), to_timestamp('2025-07-14T15:00:00Z'), NULL, NULL)) AS t(a, b, cal, emp)";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let got: Vec<Option<i64>> = batches[0].column(0).as_primitive::<Int64Type>().iter().collect();
+    // m-101 is on vacation; m-999 unknown = calendar only (8 h); Berlin 08:00-17:00 local = 07:00 (06:00Z..15:00Z) ... 8 h.
+    assert_eq!(got, vec![Some(0), Some(8 * 3600), Some(8 * 3600), None]);
+    // Employee ids as integers match text ids.
+    let reg = Arc::new(CalendarRegistry::builtin().with_absences([salespulse_udfs::Absence::Days {
+        employee: "1042".into(),
+        from: NaiveDate::from_ymd_opt(2025, 6, 2).unwrap(),
+        to: NaiveDate::from_ymd_opt(2025, 6, 2).unwrap(),
+    }]));
+    let ctx2 = ctx_with(reg);
+    let v = eval(&ctx2, "SELECT working_seconds(to_timestamp('2025-06-02T00:00:00Z'), to_timestamp('2025-06-03T00:00:00Z'), 'ru_msk', 1042)").await.unwrap();
+    assert_eq!(v, Got::Int(0));
+    let batches = ctx2.sql("SELECT working_hours(to_timestamp('2025-06-03T06:00:00Z'), to_timestamp('2025-06-03T07:30:00Z'))").await.unwrap().collect().await.unwrap();
+    assert_eq!(batches[0].column(0).as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(0), 1.5);
+    // add_working_time keeps the unit and zone of its input.
+    let batches = ctx.sql("SELECT add_working_time(arrow_cast(to_timestamp('2025-06-06T14:00:00Z'), 'Timestamp(Millisecond, Some(\"+03:00\"))'), 3600, 'ru_msk')").await.unwrap().collect().await.unwrap();
+    assert_eq!(batches[0].schema().field(0).data_type().to_string(), "Timestamp(ms, \"+03:00\")");
+    // Arguments that are not timestamps are refused at planning with a fix.
+    let err = ctx.sql("SELECT working_seconds(DATE '2025-01-01', DATE '2025-01-02')").await.unwrap_err().to_string();
+    assert!(err.contains("must be a timestamp") && err.contains("CAST"), "{err}");
+    // Placeholder dates from CRM exports give NULL, not an error or an overflow.
+    let v = eval(&ctx, "SELECT working_seconds(arrow_cast(-62135596800, 'Timestamp(Second, None)'), to_timestamp('2025-06-03T00:00:00Z'), 'de_berlin_24x7')").await.unwrap();
+    assert_eq!(v, Got::Null);
+}
+
+#[tokio::test]
+async fn whole_years_hold_the_published_totals() {
+    for registry in [registry(), Arc::new(CalendarRegistry::builtin())] {
+        let ctx = ctx_with(registry);
+        for year in [2025, 2026] {
+            // Day by day, so the check also counts working days.
+            let sql = format!(
+                "SELECT sum(working_seconds(d, d + INTERVAL '1 day', 'ru_msk')) AS s, count(*) FILTER (WHERE working_seconds(d, d + INTERVAL '1 day', 'ru_msk') > 0) AS days \
+                 FROM (SELECT unnest(generate_series(to_timestamp('{year}-01-01T00:00:00+03:00'), to_timestamp('{year}-12-31T00:00:00+03:00'), INTERVAL '1 day')) AS d)"
+            );
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let seconds = batches[0].column(0).as_primitive::<Int64Type>().value(0);
+            let days = batches[0].column(1).as_primitive::<Int64Type>().value(0);
+            assert_eq!((days, seconds / 3600), (247, 1972), "RU {year}");
+        }
+    }
+}
+
+/// The reference evaluator: walks minute by minute in local wall time, straight from the
+/// rules of UDFS.md §2.2, for the ru_msk calendar (no DST in Moscow since 2014).
+fn reference_working_minutes(a: DateTime<chrono::Utc>, b: DateTime<chrono::Utc>) -> i64 {
+    let tz = chrono_tz::Europe::Moscow;
+    let holidays: Vec<NaiveDate> = [
+        "2025-01-01", "2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08", "2025-05-01", "2025-05-02",
+        "2025-05-08", "2025-05-09", "2025-06-12", "2025-06-13", "2025-11-03", "2025-11-04", "2025-12-31",
+        "2026-01-01", "2026-01-02", "2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08", "2026-01-09",
+        "2026-02-23", "2026-03-09", "2026-05-01", "2026-05-11", "2026-06-12", "2026-11-04", "2026-12-31",
+    ]
+    .iter()
+    .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap())
+    .collect();
+    let working_saturdays = [NaiveDate::from_ymd_opt(2025, 11, 1).unwrap()];
+    let short: Vec<NaiveDate> = ["2025-03-07", "2025-04-30", "2025-06-11", "2025-11-01", "2026-04-30", "2026-05-08", "2026-06-11", "2026-11-03"]
+        .iter()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap())
+        .collect();
+    let (lo, hi, sign) = if a <= b { (a, b, 1) } else { (b, a, -1) };
+    let mut t = lo;
+    let mut minutes = 0;
+    while t < hi {
+        let local = t.with_timezone(&tz);
+        let date = local.date_naive();
+        let minute = local.hour() * 60 + local.minute();
+        let weekday = date.weekday().num_days_from_monday();
+        let working_day = (weekday < 5 || working_saturdays.contains(&date)) && !holidays.contains(&date);
+        let close = if short.contains(&date) { 17 * 60 } else { 18 * 60 };
+        if working_day && ((9 * 60..13 * 60).contains(&minute) || (14 * 60..close).contains(&minute)) {
+            minutes += 1;
+        }
+        t += Duration::minutes(1);
+    }
+    sign * minutes
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn minute_in_2025_2026() -> impl Strategy<Value = DateTime<chrono::Utc>> {
+        // Minute-aligned instants in the covered years (the reference scans minutes).
+        (0i64..(2 * 365 * 24 * 60 - 60 * 24 * 20)).prop_map(|m| chrono::Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(m))
+    }
+
+    /// One session for all cases: building the built-in timelines once keeps the test fast.
+    fn shared_ctx() -> &'static SessionContext {
+        static CTX: std::sync::OnceLock<SessionContext> = std::sync::OnceLock::new();
+        CTX.get_or_init(|| ctx_with(Arc::new(CalendarRegistry::builtin())))
+    }
+
+    fn ws(ctx: &SessionContext, a: DateTime<chrono::Utc>, b: DateTime<chrono::Utc>) -> Option<i64> {
+        let sql = format!("SELECT working_seconds(to_timestamp('{}'), to_timestamp('{}'), 'ru_msk')", a.to_rfc3339(), b.to_rfc3339());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        match rt.block_on(eval(ctx, &sql)).unwrap() {
+            Got::Int(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        #[test]
+        fn agrees_with_the_reference_and_is_antisymmetric(a in minute_in_2025_2026(), span in 0i64..(60 * 24 * 12)) {
+            let ctx = shared_ctx();
+            let b = a + Duration::minutes(span);
+            let forward = ws(ctx, a, b).unwrap();
+            prop_assert_eq!(forward, reference_working_minutes(a, b) * 60);
+            prop_assert_eq!(ws(ctx, b, a).unwrap(), -forward);
+        }
+
+        #[test]
+        fn is_additive(a in minute_in_2025_2026(), s1 in 0i64..(60 * 24 * 5), s2 in 0i64..(60 * 24 * 5)) {
+            let ctx = shared_ctx();
+            let b = a + Duration::minutes(s1);
+            let c = b + Duration::minutes(s2);
+            prop_assert_eq!(ws(ctx, a, b).unwrap() + ws(ctx, b, c).unwrap(), ws(ctx, a, c).unwrap());
+        }
+
+        #[test]
+        fn add_working_time_is_the_inverse(a in minute_in_2025_2026(), n in -200_000i64..200_000) {
+            let ctx = shared_ctx();
+            let sql = format!("SELECT add_working_time(to_timestamp('{}'), {n}, 'ru_msk')", a.to_rfc3339());
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            if let Got::Instant(x) = rt.block_on(eval(ctx, &sql)).unwrap() {
+                let x = DateTime::from_timestamp_nanos(x);
+                prop_assert_eq!(ws(ctx, a, x).unwrap(), n);
+            }
+        }
+    }
 }

@@ -1,0 +1,432 @@
+//! The working-time UDFs of UDFS.md §2: `working_seconds`, `working_hours`,
+//! `is_working_time` and `add_working_time`, over a [`CalendarRegistry`].
+//!
+//! Arrow plumbing only: instants of any unit and zone become nanoseconds (values outside
+//! `[1970, 2100)` become NULL before any unit conversion), the calendar and employee are
+//! resolved once when they are literals, and the per-row work is the O(1) lookup of
+//! `calendar::timeline`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StringArray,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{
+    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal};
+
+const NS_PER_S: i64 = 1_000_000_000;
+
+/// Which function an instance computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkingTimeKind {
+    Seconds,
+    Hours,
+    IsWorking,
+    Add,
+}
+
+impl WorkingTimeKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Seconds => "working_seconds",
+            Self::Hours => "working_hours",
+            Self::IsWorking => "is_working_time",
+            Self::Add => "add_working_time",
+        }
+    }
+
+    /// How many leading arguments come before `[calendar [, employee_id]]`.
+    fn fixed(self) -> usize {
+        match self {
+            Self::IsWorking => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// One working-time UDF bound to a registry snapshot.
+#[derive(Debug)]
+pub struct WorkingTimeUdf {
+    kind: WorkingTimeKind,
+    registry: Arc<CalendarRegistry>,
+    signature: Signature,
+}
+
+impl PartialEq for WorkingTimeUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && Arc::ptr_eq(&self.registry, &other.registry)
+    }
+}
+impl Eq for WorkingTimeUdf {}
+impl std::hash::Hash for WorkingTimeUdf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        Arc::as_ptr(&self.registry).hash(state);
+    }
+}
+
+impl WorkingTimeUdf {
+    pub fn new(kind: WorkingTimeKind, registry: Arc<CalendarRegistry>) -> Self {
+        Self { kind, registry, signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
+        DataType::Dictionary(_, v) => is_string(v),
+        _ => false,
+    }
+}
+
+fn documentation(kind: WorkingTimeKind) -> &'static Documentation {
+    static DOCS: OnceLock<Vec<Documentation>> = OnceLock::new();
+    let docs = DOCS.get_or_init(|| {
+        let section = DocSection { include: true, label: "Sales functions", description: Some("salespulse-udfs") };
+        let calendar = "Calendar name (a literal or a column); the registry's default when omitted. An unknown name is an error.";
+        let employee = "Employee id (text or integer); their absences are removed. NULL or unknown: calendar only.";
+        vec![
+            Documentation::builder(section.clone(), "Signed working seconds between two instants under a calendar (truncated toward zero; negative when end < start).", "working_seconds(start, end [, calendar [, employee_id]])")
+                .with_argument("start", "Timestamp of any unit; a zone-less value is UTC.")
+                .with_argument("end", "Timestamp of any unit.")
+                .with_argument("calendar", calendar)
+                .with_argument("employee_id", employee)
+                .with_sql_example("SELECT avg(working_seconds(created_at, first_call_at, 'ru_msk')) / 60.0 AS minutes FROM t")
+                .build(),
+            Documentation::builder(section.clone(), "Working hours between two instants as a Float64, exact (not truncated).", "working_hours(start, end [, calendar [, employee_id]])")
+                .with_argument("start", "Timestamp.")
+                .with_argument("end", "Timestamp.")
+                .with_argument("calendar", calendar)
+                .with_argument("employee_id", employee)
+                .build(),
+            Documentation::builder(section.clone(), "Whether an instant falls in working time (window starts inclusive, ends exclusive).", "is_working_time(ts [, calendar [, employee_id]])")
+                .with_argument("ts", "Timestamp.")
+                .with_argument("calendar", calendar)
+                .with_argument("employee_id", employee)
+                .build(),
+            Documentation::builder(section, "The instant `seconds` of working time after ts (before it when negative): an SLA due date. Exhausting a window lands on its end.", "add_working_time(ts, seconds [, calendar [, employee_id]])")
+                .with_argument("ts", "Timestamp; the result has the same unit and zone.")
+                .with_argument("seconds", "Working seconds to add (BIGINT).")
+                .with_argument("calendar", calendar)
+                .with_argument("employee_id", employee)
+                .build(),
+        ]
+    });
+    &docs[kind as usize]
+}
+
+impl ScalarUDFImpl for WorkingTimeUdf {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(documentation(self.kind))
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        let fixed = self.kind.fixed();
+        if arg_types.len() < fixed || arg_types.len() > fixed + 2 {
+            let usage = match self.kind {
+                WorkingTimeKind::IsWorking => "(ts [, calendar [, employee_id]])",
+                WorkingTimeKind::Add => "(ts, seconds [, calendar [, employee_id]])",
+                _ => "(start, end [, calendar [, employee_id]])",
+            };
+            return plan_err!("{name} takes {usage}, got {} arguments", arg_types.len());
+        }
+        let mut out = Vec::with_capacity(arg_types.len());
+        for (i, t) in arg_types.iter().enumerate() {
+            let seconds_arg = self.kind == WorkingTimeKind::Add && i == 1;
+            let coerced = match (i, t) {
+                (_, DataType::Timestamp(..)) if i < fixed && !seconds_arg => t.clone(),
+                (_, DataType::Null) if i < fixed && !seconds_arg => DataType::Timestamp(TimeUnit::Nanosecond, None),
+                (_, _) if i < fixed && !seconds_arg => {
+                    return plan_err!("{name}: argument {} must be a timestamp, got {t}; cast it, e.g. CAST(x AS TIMESTAMP)", i + 1);
+                }
+                (_, t) if seconds_arg && (t.is_integer() || *t == DataType::Null) => DataType::Int64,
+                (_, t) if seconds_arg => return plan_err!("{name}: seconds must be an integer, got {t}"),
+                (i, t) if i == fixed && is_string(t) => DataType::Utf8,
+                (i, t) if i == fixed => return plan_err!("{name}: calendar must be text, got {t}"),
+                (_, t) if is_string(t) => DataType::Utf8,
+                (_, t) if t.is_integer() => DataType::Int64,
+                (_, t) => return plan_err!("{name}: employee_id must be text or an integer, got {t}"),
+            };
+            out.push(coerced);
+        }
+        Ok(out)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.kind {
+            WorkingTimeKind::Seconds => DataType::Int64,
+            WorkingTimeKind::Hours => DataType::Float64,
+            WorkingTimeKind::IsWorking => DataType::Boolean,
+            WorkingTimeKind::Add => match arg_types.first() {
+                Some(t @ DataType::Timestamp(..)) => t.clone(),
+                _ => DataType::Timestamp(TimeUnit::Nanosecond, None),
+            },
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let n = if all_scalar { 1 } else { rows };
+        let fixed = self.kind.fixed();
+        let calendars = Resolver::new(&self.registry, args.args.get(fixed), args.args.get(fixed + 1), n)?;
+        let result: ArrayRef = match self.kind {
+            WorkingTimeKind::Seconds | WorkingTimeKind::Hours => {
+                let (a, a_ok) = instants(&args.args[0], n)?;
+                let (b, b_ok) = instants(&args.args[1], n)?;
+                let mut valid = vec![false; n];
+                let mut ns = vec![0i64; n];
+                calendars.for_each(n, |i, cal, removal| {
+                    if !(a_ok[i] && b_ok[i]) {
+                        return Ok(());
+                    }
+                    let (x, y) = (a[i], b[i]);
+                    match cal.check_range(x.min(y), x.max(y)) {
+                        Ok(()) => {}
+                        Err(Outside::Null) => return Ok(()),
+                        Err(Outside::Error) => return coverage_error(self.name(), cal),
+                    }
+                    ns[i] = cal.w(y, removal) - cal.w(x, removal);
+                    valid[i] = true;
+                    Ok(())
+                })?;
+                let nulls = Some(NullBuffer::from(valid));
+                if self.kind == WorkingTimeKind::Seconds {
+                    Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
+                } else {
+                    Arc::new(Float64Array::new(ns.into_iter().map(|v| v as f64 / 3.6e12).collect(), nulls))
+                }
+            }
+            WorkingTimeKind::IsWorking => {
+                let (t, ok) = instants(&args.args[0], n)?;
+                let mut valid = vec![false; n];
+                let mut out = vec![false; n];
+                calendars.for_each(n, |i, cal, removal| {
+                    if !ok[i] {
+                        return Ok(());
+                    }
+                    match cal.check_range(t[i], t[i] + 1) {
+                        Ok(()) => {}
+                        Err(Outside::Null) => return Ok(()),
+                        Err(Outside::Error) => return coverage_error(self.name(), cal),
+                    }
+                    out[i] = cal.is_working(t[i], removal);
+                    valid[i] = true;
+                    Ok(())
+                })?;
+                Arc::new(BooleanArray::new(out.into(), Some(NullBuffer::from(valid))))
+            }
+            WorkingTimeKind::Add => {
+                let (t, ok) = instants(&args.args[0], n)?;
+                let seconds_array = args.args[1].to_array(n)?;
+                let seconds = seconds_array.as_primitive::<Int64Type>();
+                let mut valid = vec![false; n];
+                let mut out = vec![0i64; n];
+                calendars.for_each(n, |i, cal, removal| {
+                    if !ok[i] || seconds.is_null(i) {
+                        return Ok(());
+                    }
+                    let delta = seconds.value(i).saturating_mul(NS_PER_S);
+                    match cal.add(t[i], delta, removal) {
+                        Ok(Some(x)) => {
+                            out[i] = x;
+                            valid[i] = true;
+                        }
+                        Ok(None) | Err(Outside::Null) => {}
+                        Err(Outside::Error) => return coverage_error(self.name(), cal),
+                    }
+                    Ok(())
+                })?;
+                from_nanos(args.args[0].data_type(), out, valid)
+            }
+        };
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
+        }
+        Ok(ColumnarValue::Array(result))
+    }
+}
+
+fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
+    let range = cal.coverage().map(|(a, b)| format!("{a}..{b}")).unwrap_or_default();
+    exec_err!("{name}: the range touches dates outside the holiday data of calendar '{}' ({range})", cal.name())
+}
+
+/// Nanoseconds of a timestamp argument and whether each is usable (not NULL, in range).
+fn instants(value: &ColumnarValue, n: usize) -> Result<(Vec<i64>, Vec<bool>)> {
+    let array = value.to_array(n)?;
+    fn convert<T: datafusion::arrow::datatypes::ArrowPrimitiveType<Native = i64>>(a: &PrimitiveArray<T>, per: i64) -> (Vec<i64>, Vec<bool>) {
+        // Range check in the native unit, before multiplying, so nothing can overflow.
+        let (lo, hi) = (MIN_NS / per, MAX_NS / per);
+        let mut ok = vec![true; a.len()];
+        let ns = a
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                if *v < lo || *v >= hi || a.is_null(i) {
+                    ok[i] = false;
+                    0
+                } else {
+                    v * per
+                }
+            })
+            .collect();
+        (ns, ok)
+    }
+    Ok(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => convert(array.as_primitive::<TimestampNanosecondType>(), 1),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => convert(array.as_primitive::<TimestampMicrosecondType>(), 1_000),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => convert(array.as_primitive::<TimestampMillisecondType>(), 1_000_000),
+        DataType::Timestamp(TimeUnit::Second, _) => convert(array.as_primitive::<TimestampSecondType>(), NS_PER_S),
+        other => return exec_err!("expected a timestamp, got {other}"),
+    })
+}
+
+/// Nanoseconds back to the argument's timestamp type.
+fn from_nanos(t: DataType, ns: Vec<i64>, valid: Vec<bool>) -> ArrayRef {
+    let nulls = Some(NullBuffer::from(valid));
+    match t {
+        DataType::Timestamp(unit, tz) => {
+            let per = match unit {
+                TimeUnit::Nanosecond => 1,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Second => NS_PER_S,
+            };
+            let values: Vec<i64> = ns.into_iter().map(|v| v.div_euclid(per)).collect();
+            match unit {
+                TimeUnit::Nanosecond => Arc::new(PrimitiveArray::<TimestampNanosecondType>::new(values.into(), nulls).with_timezone_opt(tz)),
+                TimeUnit::Microsecond => Arc::new(PrimitiveArray::<TimestampMicrosecondType>::new(values.into(), nulls).with_timezone_opt(tz)),
+                TimeUnit::Millisecond => Arc::new(PrimitiveArray::<TimestampMillisecondType>::new(values.into(), nulls).with_timezone_opt(tz)),
+                TimeUnit::Second => Arc::new(PrimitiveArray::<TimestampSecondType>::new(values.into(), nulls).with_timezone_opt(tz)),
+            }
+        }
+        _ => Arc::new(PrimitiveArray::<TimestampNanosecondType>::new(ns.into(), nulls)),
+    }
+}
+
+/// Resolves the calendar and employee of each row: once for literals, with a small cache
+/// for columns.
+struct Resolver<'a> {
+    registry: &'a CalendarRegistry,
+    calendar: Source<Option<Arc<Calendar>>>,
+    employee: Source<Option<String>>,
+}
+
+enum Source<T> {
+    Fixed(T),
+    Column(Vec<Option<String>>),
+}
+
+fn text_column(value: &ColumnarValue, n: usize) -> Result<Vec<Option<String>>> {
+    let array = value.to_array(n)?;
+    Ok(match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
+        DataType::Null => vec![None; n],
+        _ => {
+            let strings = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+            let strings: &StringArray = strings.as_string::<i32>();
+            strings.iter().map(|s| s.map(str::to_string)).collect()
+        }
+    })
+}
+
+fn scalar_text(value: &ScalarValue) -> Option<String> {
+    match value {
+        ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => s.clone(),
+        ScalarValue::Int64(i) => i.map(|i| i.to_string()),
+        ScalarValue::Dictionary(_, v) => scalar_text(v),
+        _ => None,
+    }
+}
+
+impl<'a> Resolver<'a> {
+    fn new(registry: &'a CalendarRegistry, calendar: Option<&ColumnarValue>, employee: Option<&ColumnarValue>, n: usize) -> Result<Self> {
+        let calendar = match calendar {
+            None => Source::Fixed(Some(Self::lookup(registry, registry.default_calendar())?)),
+            Some(ColumnarValue::Scalar(s)) => match scalar_text(s) {
+                Some(name) => Source::Fixed(Some(Self::lookup(registry, &name)?)),
+                None => Source::Fixed(None),
+            },
+            Some(v) => Source::Column(text_column(v, n)?),
+        };
+        let employee = match employee {
+            None => Source::Fixed(None),
+            Some(ColumnarValue::Scalar(s)) => Source::Fixed(scalar_text(s)),
+            Some(v) => Source::Column(text_column(v, n)?),
+        };
+        Ok(Self { registry, calendar, employee })
+    }
+
+    fn lookup(registry: &CalendarRegistry, name: &str) -> Result<Arc<Calendar>> {
+        match registry.calendar(name) {
+            Some(c) => Ok(Arc::clone(c)),
+            None => exec_err!("unknown calendar '{name}'; known calendars: {}", registry.names().join(", ")),
+        }
+    }
+
+    /// Calls `f(row, calendar, removal)` for each row whose calendar is not NULL.
+    fn for_each(&self, n: usize, mut f: impl FnMut(usize, &Calendar, Option<&Removal>) -> Result<()>) -> Result<()> {
+        // The common case: a literal calendar and employee, resolved once.
+        if let (Source::Fixed(cal), Source::Fixed(employee)) = (&self.calendar, &self.employee) {
+            let Some(cal) = cal else { return Ok(()) };
+            let removal = employee.as_deref().and_then(|e| cal.removal(self.registry, e));
+            for i in 0..n {
+                f(i, cal, removal.as_deref())?;
+            }
+            return Ok(());
+        }
+        let mut calendars: HashMap<&str, Arc<Calendar>> = HashMap::new();
+        let mut removals: HashMap<(usize, &str), Option<Arc<Removal>>> = HashMap::new();
+        for i in 0..n {
+            let cal = match &self.calendar {
+                Source::Fixed(Some(c)) => Arc::clone(c),
+                Source::Fixed(None) => continue,
+                Source::Column(names) => match &names[i] {
+                    None => continue,
+                    Some(name) => match calendars.get(name.as_str()) {
+                        Some(c) => Arc::clone(c),
+                        None => {
+                            let c = Self::lookup(self.registry, name)?;
+                            calendars.insert(name.as_str(), Arc::clone(&c));
+                            c
+                        }
+                    },
+                },
+            };
+            let employee = match &self.employee {
+                Source::Fixed(e) => e.as_deref(),
+                Source::Column(ids) => ids[i].as_deref(),
+            };
+            let removal = match employee {
+                None => None,
+                Some(e) => removals
+                    .entry((Arc::as_ptr(&cal) as usize, e))
+                    .or_insert_with(|| cal.removal(self.registry, e))
+                    .clone(),
+            };
+            f(i, &cal, removal.as_deref())?;
+        }
+        Ok(())
+    }
+}
