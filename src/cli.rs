@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use salespulse::catalog::{Catalog, TenantInfo, plan_query};
+use salespulse_udfs::CalendarRegistry;
 use salespulse::config::{Config, DEFAULT_SETTINGS, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
@@ -75,6 +76,10 @@ enum Command {
         /// The default catalog for unqualified names.
         #[arg(long)]
         tenant: Option<String>,
+        /// A calendar file (UDFS.md format) for the working-time functions, instead of the
+        /// tenants' own or the built-in calendars.
+        #[arg(long)]
+        calendars: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         sql: String,
@@ -98,7 +103,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { scale, seed, data, as_of, flight_sql, no_serve } => demo(scale, seed, &data, as_of, flight_sql, no_serve).await,
         Command::Serve { config, flight_sql } => serve(&config, flight_sql).await,
         Command::Refresh { config, tenant } => refresh(&config, tenant.as_deref()).await,
-        Command::Query { config, data, tenant, format, sql } => query(config.as_deref(), data.as_deref(), tenant.as_deref(), format, &sql).await,
+        Command::Query { config, data, tenant, calendars, format, sql } => {
+            query(config.as_deref(), data.as_deref(), tenant.as_deref(), calendars.as_deref(), format, &sql).await
+        }
         Command::Check { config } => check(&config).await,
     }
 }
@@ -116,7 +123,7 @@ fn demo_tenant() -> TenantConfig {
 }
 
 fn info_of(t: &TenantConfig) -> TenantInfo {
-    TenantInfo { name: t.name.clone(), timezone: t.timezone, settings: t.settings.clone() }
+    TenantInfo { name: t.name.clone(), timezone: t.timezone, settings: t.settings.clone(), calendars: t.calendars.clone() }
 }
 
 fn print_refresh(tenant: &str, r: &RefreshReport) {
@@ -198,6 +205,11 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>) -> anyhow::Re
     if config.tenants.is_empty() {
         bail!("{}: no [[tenants]] configured; add one (see README)", config_path.display());
     }
+    for t in &config.tenants {
+        if let Some(path) = &t.calendars {
+            CalendarRegistry::from_file(path).with_context(|| format!("tenant {}: calendars", t.name))?;
+        }
+    }
     let store = Store::open(&config.storage.root)?;
     let catalog = Arc::new(Catalog::new(store, config.tenants.iter().map(info_of).collect()));
     for t in &config.tenants {
@@ -245,8 +257,19 @@ async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::Result<ExitC
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn query(config_path: Option<&Path>, data: Option<&Path>, tenant: Option<&str>, format: Format, sql: &str) -> anyhow::Result<ExitCode> {
-    let (store, infos, limits) = match (config_path, data) {
+async fn query(
+    config_path: Option<&Path>,
+    data: Option<&Path>,
+    tenant: Option<&str>,
+    calendars: Option<&Path>,
+    format: Format,
+    sql: &str,
+) -> anyhow::Result<ExitCode> {
+    let calendar_registry = match calendars {
+        Some(path) => Some(Arc::new(CalendarRegistry::from_file(path)?)),
+        None => None,
+    };
+    let (store, mut infos, limits) = match (config_path, data) {
         (Some(path), _) => {
             let config = Config::load(path)?;
             let infos = config.tenants.iter().map(info_of).collect();
@@ -271,7 +294,15 @@ async fn query(config_path: Option<&Path>, data: Option<&Path>, tenant: Option<&
         Some(s) => s,
         None => Store::open(&std::env::temp_dir().join("salespulse-empty").to_string_lossy())?,
     };
-    let catalog = Catalog::new(store, infos.clone());
+    if let Some(path) = calendars {
+        for info in &mut infos {
+            info.calendars = Some(path.to_path_buf());
+        }
+    }
+    let mut catalog = Catalog::new(store, infos.clone());
+    if let Some(registry) = calendar_registry {
+        catalog = catalog.with_fallback_calendars(registry);
+    }
     for info in &infos {
         let state = catalog.load_tenant(&info.name).await?;
         if let Some(p) = &state.problem {
@@ -323,6 +354,7 @@ fn tenants_in_folder(dir: &Path) -> anyhow::Result<Vec<TenantInfo>> {
         if entry.path().is_dir() && is_valid_tenant_name(&name) {
             out.push(TenantInfo {
                 name,
+                calendars: None,
                 timezone: chrono_tz::UTC,
                 settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
             });
@@ -366,6 +398,15 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 problems += 1;
                 println!("{}: source {} FAILED: {e}", t.name, t.source.kind());
+            }
+        }
+        if let Some(path) = &t.calendars {
+            match CalendarRegistry::from_file(path) {
+                Ok(r) => println!("{}: calendars {} ok ({})", t.name, path.display(), r.names().join(", ")),
+                Err(e) => {
+                    problems += 1;
+                    println!("{}: calendars FAILED: {e}", t.name);
+                }
             }
         }
         match store.current_manifest(&t.name).await {

@@ -18,3 +18,29 @@ async fn successful_calls_over_the_demo_snapshot() {
     assert_eq!(ok, expected);
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn working_time_honours_the_absences_of_the_snapshot() {
+    let server = TestServer::spawn(&["demo"], &["demo"]).await;
+    let mut client = server.client().await;
+    // Each absence, from local midnight of its first day to local midnight after its last.
+    let sql = "SELECT working_seconds(CAST(starts_on AS TIMESTAMP) - INTERVAL '3 hours', CAST(ends_on AS TIMESTAMP) + INTERVAL '21 hours', 'ru_msk', manager_id) AS absent, \
+                      working_seconds(CAST(starts_on AS TIMESTAMP) - INTERVAL '3 hours', CAST(ends_on AS TIMESTAMP) + INTERVAL '21 hours') AS calendar \
+               FROM crm.absences WHERE starts_on >= DATE '2025-01-01' AND ends_on <= DATE '2026-12-31'";
+    let (_, batches) = query(&mut client, sql).await.unwrap();
+    let mut rows = 0;
+    let mut with_work = 0;
+    for b in &batches {
+        let absent = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let calendar = b.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            rows += 1;
+            assert_eq!(absent.value(i), 0, "no working time while absent");
+            if calendar.value(i) > 0 {
+                with_work += 1;
+            }
+        }
+    }
+    assert!(rows > 20 && with_work > rows / 2, "{rows} absences, {with_work} over working days");
+    server.shutdown_and_wait().await;
+}

@@ -24,6 +24,8 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use salespulse_udfs::{Absence, CalendarRegistry};
+
 use crate::model::Table;
 use crate::snapshot::{Manifest, SnapshotError, Store};
 
@@ -34,6 +36,8 @@ pub struct TenantInfo {
     pub timezone: Tz,
     /// Effective settings, shown in `system.settings` (never secrets).
     pub settings: BTreeMap<String, String>,
+    /// The tenant's calendar file (UDFS.md §3); the built-in calendars when `None`.
+    pub calendars: Option<std::path::PathBuf>,
 }
 
 /// A failure to build a tenant's catalog.
@@ -55,6 +59,8 @@ pub struct TenantState {
     pub manifest: Option<Manifest>,
     /// Why the tenant serves no snapshot, or an older one than `CURRENT` names.
     pub problem: Option<String>,
+    /// The working-time calendars, with the absences of the served snapshot.
+    pub calendars: Arc<CalendarRegistry>,
     catalog: Arc<dyn CatalogProvider>,
 }
 
@@ -64,6 +70,8 @@ pub struct Catalog {
     store: Store,
     runtime: Arc<RuntimeEnv>,
     tenants: BTreeMap<String, ArcSwap<TenantState>>,
+    /// Calendars for sessions without a tenant (functions only).
+    fallback_calendars: Arc<CalendarRegistry>,
 }
 
 impl Catalog {
@@ -78,12 +86,19 @@ impl Catalog {
                     problem: Some(format!("tenant {} has not been loaded yet", info.name)),
                     catalog: empty_catalog(&info, &[], None),
                     manifest: None,
+                    calendars: Arc::new(CalendarRegistry::builtin()),
                     info,
                 };
                 (state.info.name.clone(), ArcSwap::from_pointee(state))
             })
             .collect();
-        Catalog { store, runtime, tenants }
+        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()) }
+    }
+
+    /// Uses these calendars in sessions that have no tenant.
+    pub fn with_fallback_calendars(mut self, calendars: Arc<CalendarRegistry>) -> Catalog {
+        self.fallback_calendars = calendars;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -120,7 +135,10 @@ impl Catalog {
         let snapshots = self.store.list_snapshots(&info.name).await.unwrap_or_default();
         let current = match self.store.current_manifest(&info.name).await {
             Ok(m) => match self.try_build(&info, &m, &snapshots).await {
-                Ok(catalog) => return TenantState { info, manifest: Some(m), problem: None, catalog },
+                Ok(catalog) => {
+                    let (calendars, problem) = tenant_calendars(&info, &catalog).await;
+                    return TenantState { info, manifest: Some(m), problem, calendars, catalog };
+                }
                 Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
@@ -131,11 +149,14 @@ impl Catalog {
             if let Ok(catalog) = self.try_build(&info, m, &snapshots).await {
                 let problem = format!("{current}; serving the previous snapshot {} instead", m.snapshot_id);
                 tracing::error!(tenant = %info.name, "{problem}");
-                return TenantState { info, manifest: Some(m.clone()), problem: Some(problem), catalog };
+                let (calendars, _) = tenant_calendars(&info, &catalog).await;
+                return TenantState { info, manifest: Some(m.clone()), problem: Some(problem), calendars, catalog };
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
-        TenantState { catalog: empty_catalog(&info, &snapshots, None), info, manifest: None, problem: Some(current) }
+        let catalog = empty_catalog(&info, &snapshots, None);
+        let (calendars, _) = tenant_calendars(&info, &catalog).await;
+        TenantState { catalog, info, manifest: None, problem: Some(current), calendars }
     }
 
     async fn try_build(&self, info: &TenantInfo, manifest: &Manifest, snapshots: &[Manifest]) -> Result<Arc<dyn CatalogProvider>, CatalogError> {
@@ -172,12 +193,16 @@ impl Catalog {
         options.sql_parser.map_string_types_to_utf8view = false;
         options.execution.time_zone = Some("UTC".into());
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        let mut calendars = Arc::clone(&self.fallback_calendars);
         for (name, slot) in &self.tenants {
-            ctx.register_catalog(name, Arc::clone(&slot.load().catalog));
+            let state = slot.load();
+            ctx.register_catalog(name, Arc::clone(&state.catalog));
+            if Some(name) == default.as_ref() {
+                calendars = Arc::clone(&state.calendars);
+            }
         }
-        for udf in salespulse_udfs::all() {
-            ctx.register_udf(udf);
-        }
+        // Working-time functions use the default tenant's calendars and absences.
+        salespulse_udfs::register_all(&ctx, calendars);
         ctx
     }
 
@@ -201,4 +226,55 @@ fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Man
     let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));
     let _ = catalog.register_schema("system", system);
     Arc::new(catalog)
+}
+
+/// The tenant's calendars (its file or the built-in ones, defaulting to the calendar of its
+/// zone) with the absences of its `crm.absences` table. A calendar file that fails to load
+/// is reported as the tenant's problem and the built-in calendars are used.
+async fn tenant_calendars(info: &TenantInfo, catalog: &Arc<dyn CatalogProvider>) -> (Arc<CalendarRegistry>, Option<String>) {
+    let (registry, problem) = match &info.calendars {
+        Some(path) => match CalendarRegistry::from_file(path) {
+            Ok(r) => (r, None),
+            Err(e) => {
+                tracing::error!(tenant = %info.name, "{e}; using the built-in calendars");
+                (CalendarRegistry::builtin(), Some(format!("{e}; using the built-in calendars")))
+            }
+        },
+        None => (CalendarRegistry::builtin(), None),
+    };
+    let absences = match read_absences(catalog).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(tenant = %info.name, "reading crm.absences for the calendars: {e}");
+            Vec::new()
+        }
+    };
+    (Arc::new(registry.with_default_for_zone(info.timezone).with_absences(absences)), problem)
+}
+
+async fn read_absences(catalog: &Arc<dyn CatalogProvider>) -> datafusion::error::Result<Vec<Absence>> {
+    use arrow::array::{Array, AsArray};
+    let Some(crm) = catalog.schema("crm") else { return Ok(Vec::new()) };
+    let Some(table) = crm.table("absences").await? else { return Ok(Vec::new()) };
+    let batches = SessionContext::new().read_table(table)?.select_columns(&["manager_id", "starts_on", "ends_on"])?.collect().await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let ids = b.column(0).as_string::<i32>();
+        let from = b.column(1).as_primitive::<arrow::datatypes::Date32Type>();
+        let to = b.column(2).as_primitive::<arrow::datatypes::Date32Type>();
+        for i in 0..b.num_rows() {
+            if ids.is_null(i) || from.is_null(i) || to.is_null(i) {
+                continue;
+            }
+            let (Some(f), Some(t)) = (days_to_date(from.value(i)), days_to_date(to.value(i))) else { continue };
+            if t >= f {
+                out.push(Absence::Days { employee: ids.value(i).to_string(), from: f, to: t });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn days_to_date(days: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
 }

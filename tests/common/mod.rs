@@ -47,7 +47,7 @@ pub fn tenant(name: &str) -> TenantConfig {
 
 pub fn info(name: &str) -> TenantInfo {
     let t = tenant(name);
-    TenantInfo { name: t.name, timezone: t.timezone, settings: t.settings }
+    TenantInfo { name: t.name, timezone: t.timezone, settings: t.settings, calendars: None }
 }
 
 /// Writes a demo snapshot for `tenant` under `root`.
