@@ -86,3 +86,23 @@ fn refresh_and_check_a_files_tenant() {
     let q = salespulse(&["query", "--config", config, "--format", "csv", "SELECT deal_id FROM deals"]);
     assert_eq!(text(&q.stdout), "deal_id\n1\n");
 }
+
+#[test]
+fn query_takes_a_calendar_file_without_any_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "format_version = 1\ndefault_calendar = \"shop\"\n[calendars.shop]\ntimezone = \"Europe/Berlin\"\n[calendars.shop.week]\nsat = [\"10:00-14:00\"]\n").unwrap();
+    let out = salespulse(&[
+        "query", "--calendars", good.to_str().unwrap(), "--format", "csv",
+        "SELECT working_seconds(TIMESTAMP '2025-06-07T00:00:00Z', TIMESTAMP '2025-06-08T00:00:00Z') AS s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "s\n14400\n", "Saturday 10:00-14:00 Berlin time");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "format_version = 1\n[calendars.shop]\ntimezone = \"Europe/Berlin\"\n[calendars.shop.week]\nsat = [\"10:00-10:00\"]\n").unwrap();
+    let out = salespulse(&["query", "--calendars", bad.to_str().unwrap(), "SELECT 1"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("bad.toml: calendar shop: week.sat: window '10:00-10:00' has start = end"), "{stderr}");
+}
