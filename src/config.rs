@@ -268,6 +268,7 @@ impl Config {
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (i, t) in raw.tenants.into_iter().enumerate() {
             let key = |k: &str| format!("tenants[{i}] ({}).{k}", t.name);
+            let key_of = key;
             if !is_valid_tenant_name(&t.name) {
                 return Err(invalid(
                     &format!("tenants[{i}].name"),
@@ -308,6 +309,12 @@ impl Config {
                     other => other.to_string(),
                 };
                 settings.insert(name, text);
+            }
+            for key in ["calls.success_threshold_seconds", "calls.callback_window_hours"] {
+                let value = &settings[key];
+                if value.parse::<u32>().is_err() {
+                    return Err(invalid(&key_of(&format!("settings.\"{key}\"")), format!("'{value}' must be a whole number of seconds or hours, 0 or more")));
+                }
             }
             tenants.push(TenantConfig {
                 name: t.name,

@@ -44,3 +44,16 @@ async fn working_time_honours_the_absences_of_the_snapshot() {
     assert!(rows > 20 && with_work > rows / 2, "{rows} absences, {with_work} over working days");
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn the_tenant_setting_is_the_default_call_threshold() {
+    let root = tempfile::tempdir().unwrap();
+    let store = salespulse::snapshot::Store::open(root.path().to_str().unwrap()).unwrap();
+    let mut info = crate::common::info("acme");
+    info.settings.insert("calls.success_threshold_seconds".into(), "30".into());
+    let catalog = salespulse::catalog::Catalog::new(store, vec![info]);
+    let ctx = catalog.session(Some("acme"));
+    let batches = ctx.sql("SELECT is_successful_call(45) AS a, is_successful_call(45, 60) AS b").await.unwrap().collect().await.unwrap();
+    assert!(batches[0].column(0).as_boolean().value(0), "45 s is successful with the tenant's 30 s threshold");
+    assert!(!batches[0].column(1).as_boolean().value(0), "an explicit threshold wins");
+}

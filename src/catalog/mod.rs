@@ -24,7 +24,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use salespulse_udfs::{Absence, CalendarRegistry};
+use salespulse_udfs::{Absence, CalendarRegistry, SalesOptions};
 
 use crate::model::Table;
 use crate::snapshot::{Manifest, SnapshotError, Store};
@@ -192,6 +192,12 @@ impl Catalog {
         options.execution.parquet.schema_force_view_types = false;
         options.sql_parser.map_string_types_to_utf8view = false;
         options.execution.time_zone = Some("UTC".into());
+        let threshold = default
+            .as_ref()
+            .and_then(|d| self.tenants.get(d))
+            .and_then(|s| s.load().info.settings.get("calls.success_threshold_seconds").and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(60);
+        let config = config.with_option_extension(SalesOptions::with_call_threshold(threshold));
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         let mut calendars = Arc::clone(&self.fallback_calendars);
         for (name, slot) in &self.tenants {

@@ -79,6 +79,14 @@ query_memory = "lots"
 rot = "x""#, "unknown field `rot`"),
         (r#"[storage]
 root = "x"
+[[tenants]]
+name = "acme"
+[tenants.source]
+kind = "demo"
+[tenants.settings]
+"calls.success_threshold_seconds" = "a minute""#, "settings.\"calls.success_threshold_seconds\": 'a minute' must be a whole number"),
+        (r#"[storage]
+root = "x"
 [[users]]
 name = "grafana""#, "users: user accounts are not supported"),
     ];

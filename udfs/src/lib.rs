@@ -21,10 +21,12 @@
 //! - `is_successful_call(duration_s [, threshold_seconds [, answered]])` → BOOLEAN
 
 pub mod calendar;
+mod options;
 mod successful_call;
 mod working_time;
 
 pub use calendar::{Absence, CalendarError, CalendarRegistry, OutsideCoverage};
+pub use options::SalesOptions;
 pub use successful_call::{IsSuccessfulCall, is_successful_call_kernel, long_enough};
 pub use working_time::{WorkingTimeKind, WorkingTimeUdf};
 
@@ -48,7 +50,9 @@ pub fn all() -> Vec<ScalarUDF> {
     udfs(Arc::new(CalendarRegistry::builtin()))
 }
 
-/// Registers every UDF in a session; call again with a new registry after a reload.
+/// Registers every UDF in a session; call again with a new registry after a reload. To let
+/// users `SET salespulse.call_success_threshold_seconds`, build the session config with
+/// `with_option_extension(SalesOptions::default())`.
 pub fn register_all(ctx: &SessionContext, registry: Arc<CalendarRegistry>) {
     for udf in udfs(registry) {
         ctx.register_udf(udf);

@@ -15,7 +15,7 @@ use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 /// The default threshold: a successful call is longer than a minute.
-pub(crate) const DEFAULT_THRESHOLD_SECONDS: i64 = 60;
+pub(crate) const DEFAULT_THRESHOLD_SECONDS: u64 = 60;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct IsSuccessfulCall {
@@ -111,7 +111,14 @@ impl ScalarUDFImpl for IsSuccessfulCall {
                 }
                 t
             }
-            None => vec![Some(DEFAULT_THRESHOLD_SECONDS as f64); rows],
+            None => {
+                let threshold = args
+                    .config_options
+                    .extensions
+                    .get::<crate::SalesOptions>()
+                    .map_or(DEFAULT_THRESHOLD_SECONDS, |o| o.call_success_threshold_seconds);
+                vec![Some(threshold as f64); rows]
+            }
         };
         let answered: Option<&BooleanArray> = arrays.get(2).map(|a| a.as_boolean());
         let out: BooleanArray = (0..arrays[0].len())

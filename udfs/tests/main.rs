@@ -110,6 +110,17 @@ async fn successful_call_columns_floats_and_errors() {
 }
 
 #[tokio::test]
+async fn the_session_sets_the_default_call_threshold() {
+    let config = datafusion::prelude::SessionConfig::new().with_option_extension(salespulse_udfs::SalesOptions::default());
+    let ctx = SessionContext::new_with_config(config);
+    register_all(&ctx, registry());
+    assert_eq!(eval(&ctx, "SELECT is_successful_call(45)").await.unwrap(), Got::Bool(false));
+    ctx.sql("SET salespulse.call_success_threshold_seconds = 30").await.unwrap().collect().await.unwrap();
+    assert_eq!(eval(&ctx, "SELECT is_successful_call(45)").await.unwrap(), Got::Bool(true));
+    assert_eq!(eval(&ctx, "SELECT is_successful_call(45, 60)").await.unwrap(), Got::Bool(false), "an explicit threshold wins");
+}
+
+#[tokio::test]
 async fn columns_units_zones_and_employees() {
     let ctx = ctx_with(registry());
     // Calendar and employee as columns; microsecond and second units; a zone annotation.
