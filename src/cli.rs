@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use salespulse::catalog::{Catalog, TenantInfo, plan_query};
 use salespulse_udfs::CalendarRegistry;
-use salespulse::config::{Config, DEFAULT_SETTINGS, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
+use salespulse::config::{Config, default_settings, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
 use salespulse::server::{SalesFlightSql, serve_flight_sql};
@@ -118,7 +118,7 @@ fn demo_tenant() -> TenantConfig {
         schedule: None,
         inputs: None,
         source: salespulse::config::SourceConfig::Demo { scale: 1.0, seed: 42 },
-        settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+        settings: default_settings(),
     }
 }
 
@@ -356,7 +356,7 @@ fn tenants_in_folder(dir: &Path) -> anyhow::Result<Vec<TenantInfo>> {
                 name,
                 calendars: None,
                 timezone: chrono_tz::UTC,
-                settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+                settings: default_settings(),
             });
         }
     }

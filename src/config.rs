@@ -209,6 +209,11 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("calls.callback_window_hours", "24"),
 ];
 
+/// The default settings as a map.
+pub fn default_settings() -> BTreeMap<String, String> {
+    DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+}
+
 /// Whether a name can be a tenant (an SQL catalog): lower-case ASCII letters, digits and `_`,
 /// starting with a letter, so it needs no quoting in SQL.
 pub fn is_valid_tenant_name(name: &str) -> bool {
@@ -301,8 +306,7 @@ impl Config {
                 RawSource::Bitrix24 { .. } => SourceConfig::Bitrix24,
                 RawSource::Amocrm { .. } => SourceConfig::AmoCrm,
             };
-            let mut settings: BTreeMap<String, String> =
-                DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+            let mut settings = default_settings();
             for (name, value) in t.settings {
                 let text = match value {
                     toml::Value::String(s) => s,

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use arrow::compute::concat_batches;
-use salespulse::config::{DEFAULT_SETTINGS, SourceConfig, TenantConfig};
+use salespulse::config::{default_settings, SourceConfig, TenantConfig};
 use salespulse::connectors::Source;
 use salespulse::connectors::files::read_folder;
 use salespulse::model::Table;
@@ -113,7 +113,7 @@ async fn a_failed_import_writes_nothing() {
         schedule: None,
         inputs: None,
         source: SourceConfig::Files { path: exports.path().into(), exported_at: None },
-        settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+        settings: default_settings(),
     };
     let source = Source::Files { path: exports.path().into(), exported_at: None };
     let err = refresh_tenant(&store, &tenant, source.clone(), 3).await.unwrap_err().to_string();

@@ -9,7 +9,7 @@ use arrow_flight::FlightInfo;
 use futures::TryStreamExt;
 use salespulse::catalog::{Catalog, TenantInfo};
 use salespulse::connectors::Source;
-use salespulse::config::{DEFAULT_SETTINGS, SourceConfig, TenantConfig};
+use salespulse::config::{default_settings, SourceConfig, TenantConfig};
 use salespulse::connectors::demo::{DemoParams, generate};
 use salespulse::model::Dataset;
 use salespulse::refresh::refresh_tenant;
@@ -41,7 +41,7 @@ pub fn tenant(name: &str) -> TenantConfig {
         schedule: None,
         inputs: None,
         source: SourceConfig::Demo { scale: SCALE, seed: SEED },
-        settings: DEFAULT_SETTINGS.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+        settings: default_settings(),
     }
 }
 
