@@ -195,20 +195,22 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                 let (b, b_ok) = instants(&args.args[1], n)?;
                 let mut valid = vec![false; n];
                 let mut ns = vec![0i64; n];
-                calendars.for_each(n, |i, cal, removal| {
-                    if !(a_ok[i] && b_ok[i]) {
-                        return Ok(());
+                if let Some((cal, removal)) = calendars.fixed() {
+                    // The common case: one calendar and employee for the whole batch.
+                    cal.diffs(&a, &b, removal.as_deref(), &mut ns);
+                    for i in 0..n {
+                        valid[i] = a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))?;
                     }
-                    let (x, y) = (a[i], b[i]);
-                    match cal.check_range(x.min(y), x.max(y)) {
-                        Ok(()) => {}
-                        Err(Outside::Null) => return Ok(()),
-                        Err(Outside::Error) => return coverage_error(self.name(), cal),
-                    }
-                    ns[i] = cal.w(y, removal) - cal.w(x, removal);
-                    valid[i] = true;
-                    Ok(())
-                })?;
+                } else {
+                    calendars.for_each(n, |i, cal, removal| {
+                        if !(a_ok[i] && b_ok[i]) || !self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
+                            return Ok(());
+                        }
+                        ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
+                        valid[i] = true;
+                        Ok(())
+                    })?;
+                }
                 let nulls = Some(NullBuffer::from(valid));
                 if self.kind == WorkingTimeKind::Seconds {
                     Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
@@ -224,10 +226,8 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                     if !ok[i] {
                         return Ok(());
                     }
-                    match cal.check_range(t[i], t[i] + 1) {
-                        Ok(()) => {}
-                        Err(Outside::Null) => return Ok(()),
-                        Err(Outside::Error) => return coverage_error(self.name(), cal),
+                    if !self.in_coverage(cal, t[i], t[i] + 1)? {
+                        return Ok(());
                     }
                     out[i] = cal.is_working(t[i], removal);
                     valid[i] = true;
@@ -263,6 +263,19 @@ impl ScalarUDFImpl for WorkingTimeUdf {
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?));
         }
         Ok(ColumnarValue::Array(result))
+    }
+}
+
+impl WorkingTimeUdf {
+    /// Whether `[lo, hi)` is inside the calendar's holiday data; an error under
+    /// `outside_coverage = "error"`.
+    #[inline]
+    fn in_coverage(&self, cal: &Calendar, lo: i64, hi: i64) -> Result<bool> {
+        match cal.check_range(lo, hi) {
+            Ok(()) => Ok(true),
+            Err(Outside::Null) => Ok(false),
+            Err(Outside::Error) => coverage_error(self.name(), cal).map(|_| false),
+        }
     }
 }
 
@@ -382,6 +395,16 @@ impl<'a> Resolver<'a> {
         match registry.calendar(name) {
             Some(c) => Ok(Arc::clone(c)),
             None => exec_err!("unknown calendar '{name}'; known calendars: {}", registry.names().join(", ")),
+        }
+    }
+
+    /// The calendar and removal table when both are literals (and the calendar not NULL).
+    fn fixed(&self) -> Option<(&Arc<Calendar>, Option<Arc<Removal>>)> {
+        match (&self.calendar, &self.employee) {
+            (Source::Fixed(Some(cal)), Source::Fixed(employee)) => {
+                Some((cal, employee.as_deref().and_then(|e| cal.removal(self.registry, e))))
+            }
+            _ => None,
         }
     }
 

@@ -88,6 +88,17 @@ impl Calendar {
         }
     }
 
+    /// Working nanoseconds between `a[i]` and `b[i]` for every row (see `Timeline::diffs`),
+    /// minus the employee's absences.
+    pub(crate) fn diffs(&self, a: &[i64], b: &[i64], removal: Option<&Removal>, out: &mut [i64]) {
+        self.timeline().diffs(a, b, out);
+        if let Some(r) = removal.filter(|r| !r.is_empty()) {
+            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                *o -= r.before(*y) - r.before(*x);
+            }
+        }
+    }
+
     /// The holiday-data range, for messages.
     pub fn coverage(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
         self.spec.coverage

@@ -184,6 +184,41 @@ impl Timeline {
         sum
     }
 
+    /// `W(b[i]) - W(a[i])` for every row, with the lookup width fixed at compile time for
+    /// the usual widths so the inner loop unrolls. Every input must be in range (callers
+    /// put 0 in rows they will mask as NULL).
+    pub(crate) fn diffs(&self, a: &[i64], b: &[i64], out: &mut [i64]) {
+        match self.k {
+            1 => self.diffs_k::<1>(a, b, out),
+            2 => self.diffs_k::<2>(a, b, out),
+            3 => self.diffs_k::<3>(a, b, out),
+            4 => self.diffs_k::<4>(a, b, out),
+            _ => {
+                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+                    *o = self.w(*y) - self.w(*x);
+                }
+            }
+        }
+    }
+
+    fn diffs_k<const K: usize>(&self, a: &[i64], b: &[i64], out: &mut [i64]) {
+        for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+            *o = self.w_k::<K>(*y) - self.w_k::<K>(*x);
+        }
+    }
+
+    #[inline(always)]
+    fn w_k<const K: usize>(&self, t: i64) -> i64 {
+        let i = self.first[(t / DAY_NS) as usize] as usize;
+        let starts = &self.starts[i..i + K];
+        let lens = &self.lens[i..i + K];
+        let mut sum = self.cum[i];
+        for j in 0..K {
+            sum += (t - starts[j]).clamp(0, lens[j]);
+        }
+        sum
+    }
+
     /// Whether `t` lies in the working set.
     #[inline]
     pub(crate) fn contains(&self, t: i64) -> bool {
