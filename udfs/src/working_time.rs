@@ -198,8 +198,23 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                 if let Some((cal, removal)) = calendars.fixed() {
                     // The common case: one calendar and employee for the whole batch.
                     cal.diffs(&a, &b, removal.as_deref(), &mut ns);
-                    for i in 0..n {
-                        valid[i] = a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))?;
+                    match cal.coverage_ns() {
+                        None => {
+                            for i in 0..n {
+                                valid[i] = a_ok[i] & b_ok[i];
+                            }
+                        }
+                        Some((from, to)) => {
+                            for i in 0..n {
+                                let (lo, hi) = (a[i].min(b[i]), a[i].max(b[i]));
+                                let inside = lo >= hi || (lo >= from && hi <= to);
+                                valid[i] = a_ok[i] & b_ok[i] & inside;
+                                if a_ok[i] & b_ok[i] & !inside {
+                                    // Only the "error" policy makes this an error.
+                                    self.in_coverage(cal, lo, hi)?;
+                                }
+                            }
+                        }
                     }
                 } else {
                     calendars.for_each(n, |i, cal, removal| {
@@ -288,22 +303,21 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
 fn instants(value: &ColumnarValue, n: usize) -> Result<(Vec<i64>, Vec<bool>)> {
     let array = value.to_array(n)?;
     fn convert<T: datafusion::arrow::datatypes::ArrowPrimitiveType<Native = i64>>(a: &PrimitiveArray<T>, per: i64) -> (Vec<i64>, Vec<bool>) {
-        // Range check in the native unit, before multiplying, so nothing can overflow.
+        // Range check in the native unit, before multiplying, so nothing can overflow;
+        // rows that will be NULL hold 0, a valid lookup position.
         let (lo, hi) = (MIN_NS / per, MAX_NS / per);
-        let mut ok = vec![true; a.len()];
-        let ns = a
-            .values()
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                if *v < lo || *v >= hi || a.is_null(i) {
-                    ok[i] = false;
-                    0
-                } else {
-                    v * per
-                }
-            })
-            .collect();
+        let mut ns = Vec::with_capacity(a.len());
+        let mut ok = Vec::with_capacity(a.len());
+        for &v in a.values().iter() {
+            let in_range = v >= lo && v < hi;
+            ns.push(if in_range { v * per } else { 0 });
+            ok.push(in_range);
+        }
+        if let Some(nulls) = a.nulls() {
+            for (o, valid) in ok.iter_mut().zip(nulls.iter()) {
+                *o &= valid;
+            }
+        }
         (ns, ok)
     }
     Ok(match array.data_type() {

@@ -99,6 +99,12 @@ impl Calendar {
         }
     }
 
+    /// The instants `[from, to)` outside which the coverage policy applies (`None`: never).
+    #[inline]
+    pub(crate) fn coverage_ns(&self) -> Option<(i64, i64)> {
+        self.coverage_ns
+    }
+
     /// The holiday-data range, for messages.
     pub fn coverage(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
         self.spec.coverage
