@@ -190,6 +190,11 @@ impl ScalarUDFImpl for WorkingTimeUdf {
         let fixed = self.kind.fixed();
         let calendars = Resolver::new(&self.registry, args.args.get(fixed), args.args.get(fixed + 1), n)?;
         let result: ArrayRef = match self.kind {
+            WorkingTimeKind::Seconds if calendars.fixed().is_some_and(|(_, r)| r.is_none()) => {
+                // The hottest case: one calendar, no employee: one fused pass over the buffers.
+                let Some((cal, _)) = calendars.fixed() else { unreachable!("checked above") };
+                fused_working_seconds(self, cal, &args.args[0].to_array(n)?, &args.args[1].to_array(n)?)?
+            }
             WorkingTimeKind::Seconds | WorkingTimeKind::Hours => {
                 let (a, a_ok) = instants(&args.args[0], n)?;
                 let (b, b_ok) = instants(&args.args[1], n)?;
@@ -297,6 +302,78 @@ impl WorkingTimeUdf {
 fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
     let range = cal.coverage().map(|(a, b)| format!("{a}..{b}")).unwrap_or_default();
     exec_err!("{name}: the range touches dates outside the holiday data of calendar '{}' ({range})", cal.name())
+}
+
+/// `working_seconds` for a literal calendar without employee, in one pass over the Arrow
+/// buffers: range check, unit conversion, coverage and both lookups per row.
+fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
+    fn raw(a: &ArrayRef) -> Result<(&[i64], i64)> {
+        Ok(match a.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => (a.as_primitive::<TimestampNanosecondType>().values(), 1),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => (a.as_primitive::<TimestampMicrosecondType>().values(), 1_000),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => (a.as_primitive::<TimestampMillisecondType>().values(), 1_000_000),
+            DataType::Timestamp(TimeUnit::Second, _) => (a.as_primitive::<TimestampSecondType>().values(), NS_PER_S),
+            other => return exec_err!("expected a timestamp, got {other}"),
+        })
+    }
+    let (av, ap) = raw(a)?;
+    let (bv, bp) = raw(b)?;
+    let timeline = cal.timeline();
+    let coverage = cal.coverage_ns();
+    let mut out: Vec<i64> = Vec::with_capacity(av.len());
+    let mut valid = datafusion::arrow::array::BooleanBufferBuilder::new(av.len());
+    let mut outside = false;
+    macro_rules! run {
+        ($k:literal) => {
+            for (x, y) in av.iter().zip(bv) {
+                let ok = *x >= MIN_NS / ap && *x < MAX_NS / ap && *y >= MIN_NS / bp && *y < MAX_NS / bp;
+                let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
+                let inside = match coverage {
+                    None => true,
+                    Some((from, to)) => {
+                        let (lo, hi) = (xn.min(yn), xn.max(yn));
+                        lo >= hi || (lo >= from && hi <= to)
+                    }
+                };
+                outside |= ok & !inside;
+                valid.append(ok & inside);
+                out.push((timeline.w_fixed::<$k>(yn) - timeline.w_fixed::<$k>(xn)) / NS_PER_S);
+            }
+        };
+    }
+    match timeline.width() {
+        1 => run!(1),
+        2 => run!(2),
+        3 => run!(3),
+        4 => run!(4),
+        _ => {
+            for (x, y) in av.iter().zip(bv) {
+                let ok = *x >= MIN_NS / ap && *x < MAX_NS / ap && *y >= MIN_NS / bp && *y < MAX_NS / bp;
+                let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
+                let inside = match coverage {
+                    None => true,
+                    Some((from, to)) => {
+                        let (lo, hi) = (xn.min(yn), xn.max(yn));
+                        lo >= hi || (lo >= from && hi <= to)
+                    }
+                };
+                outside |= ok & !inside;
+                valid.append(ok & inside);
+                out.push((cal.w(yn, None) - cal.w(xn, None)) / NS_PER_S);
+            }
+        }
+    }
+    let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid.finish())));
+    if outside {
+        // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
+        for (i, (x, y)) in av.iter().zip(bv).enumerate() {
+            let (xn, yn) = (x.saturating_mul(ap), y.saturating_mul(bp));
+            if a.is_valid(i) && b.is_valid(i) && nulls.as_ref().is_some_and(|n| n.is_null(i)) && xn >= MIN_NS && yn >= MIN_NS && xn < MAX_NS && yn < MAX_NS {
+                udf.in_coverage(cal, xn.min(yn), xn.max(yn))?;
+            }
+        }
+    }
+    Ok(Arc::new(Int64Array::new(out.into(), nulls)))
 }
 
 /// Nanoseconds of a timestamp argument and whether each is usable (not NULL, in range).

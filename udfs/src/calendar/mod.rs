@@ -18,8 +18,8 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use config::CalendarSpec;
-pub(crate) use timeline::{MAX_NS, MIN_NS, Removal};
-use timeline::{Timeline, local_instant, owned_intervals, subtract, union};
+pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, Timeline};
+use timeline::{local_instant, owned_intervals, subtract, union};
 
 /// The built-in calendars: the Russian federal production calendar for every Russian zone.
 pub const BUILTIN_TOML: &str = include_str!("../../calendars/builtin.toml");

@@ -201,6 +201,17 @@ impl Timeline {
         }
     }
 
+    /// The lookup width, for callers that monomorphise their own loops.
+    pub(crate) fn width(&self) -> usize {
+        self.k
+    }
+
+    /// `W(t)` with the lookup width fixed at compile time; `K` must equal [`Self::width`].
+    #[inline(always)]
+    pub(crate) fn w_fixed<const K: usize>(&self, t: i64) -> i64 {
+        self.w_k::<K>(t)
+    }
+
     fn diffs_k<const K: usize>(&self, a: &[i64], b: &[i64], out: &mut [i64]) {
         for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
             *o = self.w_k::<K>(*y) - self.w_k::<K>(*x);
