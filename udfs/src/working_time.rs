@@ -318,6 +318,8 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
     }
     let (av, ap) = raw(a)?;
     let (bv, bp) = raw(b)?;
+    // The range in each input's unit, computed once: a division per row would dominate.
+    let (a_lo, a_hi, b_lo, b_hi) = (MIN_NS / ap, MAX_NS / ap, MIN_NS / bp, MAX_NS / bp);
     let timeline = cal.timeline();
     let coverage = cal.coverage_ns();
     let mut out: Vec<i64> = Vec::with_capacity(av.len());
@@ -326,7 +328,7 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
     macro_rules! run {
         ($k:literal) => {
             for (x, y) in av.iter().zip(bv) {
-                let ok = *x >= MIN_NS / ap && *x < MAX_NS / ap && *y >= MIN_NS / bp && *y < MAX_NS / bp;
+                let ok = *x >= a_lo && *x < a_hi && *y >= b_lo && *y < b_hi;
                 let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
                 let inside = match coverage {
                     None => true,
@@ -348,7 +350,7 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
         4 => run!(4),
         _ => {
             for (x, y) in av.iter().zip(bv) {
-                let ok = *x >= MIN_NS / ap && *x < MAX_NS / ap && *y >= MIN_NS / bp && *y < MAX_NS / bp;
+                let ok = *x >= a_lo && *x < a_hi && *y >= b_lo && *y < b_hi;
                 let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
                 let inside = match coverage {
                     None => true,

@@ -349,3 +349,15 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    #[test]
+    fn office_calendars_need_a_narrow_lookup() {
+        let r = CalendarRegistry::builtin();
+        let width = r.calendar("ru_msk").map(|c| c.timeline().width()).unwrap_or(0);
+        assert!((1..=3).contains(&width), "ru_msk lookup width {width}");
+    }
+}
