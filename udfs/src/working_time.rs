@@ -325,8 +325,9 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
     let mut out: Vec<i64> = Vec::with_capacity(av.len());
     let mut valid = datafusion::arrow::array::BooleanBufferBuilder::new(av.len());
     let mut outside = false;
+    // One loop body, instantiated per lookup width so the inner lookup unrolls.
     macro_rules! run {
-        ($k:literal) => {
+        ($w:expr) => {
             for (x, y) in av.iter().zip(bv) {
                 let ok = *x >= a_lo && *x < a_hi && *y >= b_lo && *y < b_hi;
                 let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
@@ -339,31 +340,16 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
                 };
                 outside |= ok & !inside;
                 valid.append(ok & inside);
-                out.push((timeline.w_fixed::<$k>(yn) - timeline.w_fixed::<$k>(xn)) / NS_PER_S);
+                out.push(($w(yn) - $w(xn)) / NS_PER_S);
             }
         };
     }
     match timeline.width() {
-        1 => run!(1),
-        2 => run!(2),
-        3 => run!(3),
-        4 => run!(4),
-        _ => {
-            for (x, y) in av.iter().zip(bv) {
-                let ok = *x >= a_lo && *x < a_hi && *y >= b_lo && *y < b_hi;
-                let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
-                let inside = match coverage {
-                    None => true,
-                    Some((from, to)) => {
-                        let (lo, hi) = (xn.min(yn), xn.max(yn));
-                        lo >= hi || (lo >= from && hi <= to)
-                    }
-                };
-                outside |= ok & !inside;
-                valid.append(ok & inside);
-                out.push((cal.w(yn, None) - cal.w(xn, None)) / NS_PER_S);
-            }
-        }
+        1 => run!(|t| timeline.w_fixed::<1>(t)),
+        2 => run!(|t| timeline.w_fixed::<2>(t)),
+        3 => run!(|t| timeline.w_fixed::<3>(t)),
+        4 => run!(|t| timeline.w_fixed::<4>(t)),
+        _ => run!(|t| cal.w(t, None)),
     }
     let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid.finish())));
     if outside {
