@@ -1,11 +1,11 @@
-//! One refresh of a tenant: pull its source (and `inputs` folder), write a snapshot, swap
-//! the catalog. Schedules and single-flight per tenant come with the scheduler.
+//! One refresh of a tenant: pull its source (and `inputs` folder) and write a snapshot; a
+//! running server picks it up with `Catalog::load_tenant`. Schedules and single-flight per
+//! tenant come with the scheduler.
 
 use std::time::Instant;
 
 use futures::stream;
 
-use crate::catalog::Catalog;
 use crate::config::{SourceConfig, TenantConfig};
 use crate::connectors::{ConnectorError, Pull, Source, merge_inputs};
 use crate::model::Table;
@@ -76,14 +76,4 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
         .await
         .map_err(|source| RefreshError::Snapshot { tenant: name.clone(), source })?;
     Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced })
-}
-
-/// Refreshes a tenant and swaps the new snapshot into a running catalog.
-///
-/// # Errors
-/// As [`refresh_tenant`].
-pub async fn refresh_and_swap(catalog: &Catalog, tenant: &TenantConfig, keep_snapshots: usize) -> Result<RefreshReport, RefreshError> {
-    let report = refresh_tenant(catalog.store(), tenant, source_of(tenant), keep_snapshots).await?;
-    let _ = catalog.load_tenant(&tenant.name).await;
-    Ok(report)
 }
