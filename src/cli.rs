@@ -20,7 +20,8 @@ use salespulse_udfs::CalendarRegistry;
 use salespulse::config::{Config, default_settings, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
-use salespulse::server::{SalesFlightSql, serve_flight_sql};
+use salespulse::server::auth::Authenticator;
+use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
 use salespulse::snapshot::Store;
 
 #[derive(Debug, Parser)]
@@ -46,6 +47,9 @@ enum Command {
         as_of: Option<DateTime<Utc>>,
         #[arg(long, default_value = "127.0.0.1:50051", env = "SALESPULSE_FLIGHT_SQL")]
         flight_sql: SocketAddr,
+        /// The PostgreSQL wire protocol address.
+        #[arg(long, default_value = "127.0.0.1:5433", env = "SALESPULSE_POSTGRES")]
+        postgres: SocketAddr,
         /// Write the snapshot and exit without serving.
         #[arg(long)]
         no_serve: bool,
@@ -57,6 +61,9 @@ enum Command {
         /// Overrides [server].flight_sql.
         #[arg(long)]
         flight_sql: Option<SocketAddr>,
+        /// Overrides [server].postgres.
+        #[arg(long)]
+        postgres: Option<SocketAddr>,
     },
     /// Pull each tenant's source now and write a snapshot.
     Refresh {
@@ -89,6 +96,9 @@ enum Command {
         #[arg(long, env = "SALESPULSE_CONFIG")]
         config: PathBuf,
     },
+    /// Read a password from standard input and print its argon2id hash for
+    /// `password_hash` in [[users]].
+    HashPassword,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -100,13 +110,16 @@ enum Format {
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { scale, seed, data, as_of, flight_sql, no_serve } => demo(scale, seed, &data, as_of, flight_sql, no_serve).await,
-        Command::Serve { config, flight_sql } => serve(&config, flight_sql).await,
+        Command::Demo { scale, seed, data, as_of, flight_sql, postgres, no_serve } => {
+            demo(scale, seed, &data, as_of, Listen { flight_sql, postgres }, no_serve).await
+        }
+        Command::Serve { config, flight_sql, postgres } => serve(&config, flight_sql, postgres).await,
         Command::Refresh { config, tenant } => refresh(&config, tenant.as_deref()).await,
         Command::Query { config, data, tenant, calendars, format, sql } => {
             query(config.as_deref(), data.as_deref(), tenant.as_deref(), calendars.as_deref(), format, &sql).await
         }
         Command::Check { config } => check(&config).await,
+        Command::HashPassword => hash_password(),
     }
 }
 
@@ -153,7 +166,27 @@ fn print_refresh(tenant: &str, r: &RefreshReport) {
     }
 }
 
-async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, addr: SocketAddr, no_serve: bool) -> anyhow::Result<ExitCode> {
+/// The addresses the server listens on.
+struct Listen {
+    flight_sql: SocketAddr,
+    postgres: SocketAddr,
+}
+
+/// Bound listeners, so a busy port is reported before anything is served.
+struct Listeners {
+    flight_sql: TcpListener,
+    postgres: TcpListener,
+}
+
+impl Listen {
+    async fn bind(&self, flight_key: &str, postgres_key: &str) -> anyhow::Result<Listeners> {
+        let flight_sql = TcpListener::bind(self.flight_sql).await.with_context(|| format!("cannot listen on {} ({flight_key})", self.flight_sql))?;
+        let postgres = TcpListener::bind(self.postgres).await.with_context(|| format!("cannot listen on {} ({postgres_key})", self.postgres))?;
+        Ok(Listeners { flight_sql, postgres })
+    }
+}
+
+async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, listen: Listen, no_serve: bool) -> anyhow::Result<ExitCode> {
     if !(scale > 0.0 && scale <= 100.0) {
         bail!("--scale must be above 0 and at most 100, got {scale}");
     }
@@ -168,25 +201,30 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     }
     let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]));
     catalog.load_tenant("demo").await?;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--flight-sql)"))?;
-    let local = listener.local_addr()?;
+    let listeners = listen.bind("--flight-sql", "--postgres").await?;
+    let local = listeners.flight_sql.local_addr()?;
+    let pg = listeners.postgres.local_addr()?;
     println!();
-    println!("Serving tenant `demo` over Arrow Flight SQL on {local} (no authentication).");
-    if !local.ip().is_loopback() {
-        println!("WARNING: {local} is not a loopback address; anyone who reaches it can read the data.");
+    println!("Serving tenant `demo` (no authentication) over Arrow Flight SQL on {local} and PostgreSQL on {pg}.");
+    for addr in [local, pg] {
+        if !addr.ip().is_loopback() {
+            println!("WARNING: {addr} is not a loopback address; anyone who reaches it can read the data.");
+        }
     }
+    println!("  psql:           psql \"host={} port={} dbname=demo user=demo\" -c '\\dt crm.*'", pg.ip(), pg.port());
     println!("  ADBC (Python):  adbc_driver_flightsql.dbapi.connect(\"grpc://{local}\")");
-    println!("  Grafana:        Flight SQL datasource, host {local}, secure off; query e.g.");
-    println!("                  SELECT date_trunc('day', started_at) AS time, count(*) AS calls FROM crm.calls GROUP BY 1 ORDER BY 1");
+    println!("  Grafana:        PostgreSQL datasource, host {pg}, database demo, TLS off; or the Flight SQL");
+    println!("                  datasource, host {local}, secure off, metadata x-salespulse-compat = grafana");
     println!("  Superset:       datafusion+flightsql://{local}?insecure=true  (flightsql-dbapi)");
-    println!("  JDBC/DBeaver:   jdbc:arrow-flight-sql://{local}?useEncryption=false");
+    println!("                  or postgresql://demo@{pg}/demo");
+    println!("  JDBC/DBeaver:   jdbc:arrow-flight-sql://{local}?useEncryption=false  or  jdbc:postgresql://{pg}/demo");
     println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
     println!("Press Ctrl-C to stop.");
-    run_server(catalog, listener, Limits::default()).await?;
+    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_server(catalog: Arc<Catalog>, listener: TcpListener, limits: Limits) -> anyhow::Result<()> {
+async fn run_server(catalog: Arc<Catalog>, auth: Arc<Authenticator>, listeners: Listeners, limits: Limits) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -195,12 +233,18 @@ async fn run_server(catalog: Arc<Catalog>, listener: TcpListener, limits: Limits
             on_signal.cancel();
         }
     });
-    let service = SalesFlightSql::new(catalog, limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    serve_flight_sql(listener, service, shutdown).await?;
+    let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    let postgres = PostgresFrontend::new(catalog, auth, limits.max_sql_bytes);
+    let (flight, pg) = tokio::join!(
+        serve_flight_sql(listeners.flight_sql, service, shutdown.clone()),
+        serve_postgres(listeners.postgres, postgres, shutdown.clone())
+    );
+    flight?;
+    pg.context("PostgreSQL server")?;
     Ok(())
 }
 
-async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     if config.tenants.is_empty() {
         bail!("{}: no [[tenants]] configured; add one (see README)", config_path.display());
@@ -223,13 +267,27 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>) -> anyhow::Re
             tracing::warn!(tenant = %t.name, "schedule is not applied by this version; run `salespulse refresh` from cron and restart serve");
         }
     }
-    let addr = flight_sql.unwrap_or(config.server.flight_sql);
-    if !addr.ip().is_loopback() {
-        tracing::warn!("{addr} is not a loopback address and this version has no authentication: anyone who reaches it can read every tenant");
+    let listen = Listen { flight_sql: flight_sql.unwrap_or(config.server.flight_sql), postgres: postgres.unwrap_or(config.server.postgres) };
+    if config.users.is_empty() {
+        for addr in [listen.flight_sql, listen.postgres] {
+            if !addr.ip().is_loopback() {
+                tracing::warn!("{addr} is not a loopback address and no [[users]] are configured: anyone who reaches it can read every tenant");
+            }
+        }
     }
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (server.flight_sql)"))?;
-    tracing::info!("Flight SQL on {}", listener.local_addr()?);
-    run_server(catalog, listener, config.limits.clone()).await?;
+    let listeners = listen.bind("server.flight_sql", "server.postgres").await?;
+    tracing::info!(
+        "Flight SQL on {}, PostgreSQL on {}, {}",
+        listeners.flight_sql.local_addr()?,
+        listeners.postgres.local_addr()?,
+        if config.users.is_empty() { "without authentication".to_string() } else { format!("{} users", config.users.len()) }
+    );
+    let auth = Arc::new(Authenticator::new(
+        &config.users,
+        config.server.token_secret.as_deref(),
+        std::time::Duration::from_secs(config.limits.token_ttl_seconds),
+    ));
+    run_server(catalog, auth, listeners, config.limits.clone()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -421,4 +479,16 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn hash_password() -> anyhow::Result<ExitCode> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("the password is empty; pipe it in, e.g. `printf '%s' \"$PASSWORD\" | salespulse hash-password`");
+    }
+    let hash = salespulse::server::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,7 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
-    users: Vec<toml::Value>,
+    users: Vec<RawUser>,
     #[serde(default)]
     tenants: Vec<RawTenant>,
 }
@@ -55,6 +55,17 @@ struct RawServer {
     flight_sql: Option<String>,
     postgres: Option<String>,
     http: Option<String>,
+    token_secret_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    password_env: Option<String>,
+    password_hash: Option<String>,
+    #[serde(default)]
+    tenants: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,7 +140,42 @@ pub struct Config {
     pub storage: StorageConfig,
     pub server: ServerConfig,
     pub limits: Limits,
+    /// Accounts for every protocol; none means the server runs without authentication.
+    pub users: Vec<UserConfig>,
     pub tenants: Vec<TenantConfig>,
+}
+
+/// One account of `[[users]]`.
+#[derive(Clone)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: PasswordSecret,
+    /// The tenants this user may read; `None` for every tenant (`tenants = ["*"]`).
+    pub tenants: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserConfig").field("name", &self.name).field("tenants", &self.tenants).finish_non_exhaustive()
+    }
+}
+
+/// How a user's password is checked. `Debug` never prints the secret.
+#[derive(Clone)]
+pub enum PasswordSecret {
+    /// An argon2 PHC string (`$argon2id$…`), checked by argon2.
+    Hash(String),
+    /// A password read from an environment variable at start-up.
+    Plain(String),
+}
+
+impl std::fmt::Debug for PasswordSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Hash(_) => "Hash(…)",
+            Self::Plain(_) => "Plain(…)",
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +190,10 @@ pub struct StorageConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub flight_sql: SocketAddr,
+    pub postgres: SocketAddr,
+    /// The key that signs bearer tokens and tickets, from `server.token_secret_env`; when
+    /// absent a random key is drawn at start, and tokens end with the process.
+    pub token_secret: Option<Vec<u8>>,
 }
 
 /// Query limits.
@@ -245,12 +295,6 @@ impl Config {
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.to_path_buf(), key: key.to_string(), message };
-        if !raw.users.is_empty() {
-            return Err(invalid(
-                "users",
-                "user accounts are not supported by this version yet; remove [[users]] and keep the server on a loopback address".into(),
-            ));
-        }
         let storage = StorageConfig {
             root: resolve_root(&base, &raw.storage.root),
             keep_snapshots: usize::try_from(raw.storage.keep_snapshots)
@@ -258,17 +302,24 @@ impl Config {
                 .filter(|k| *k >= 2)
                 .ok_or_else(|| invalid("storage.keep_snapshots", format!("must be 2 or more, got {}", raw.storage.keep_snapshots)))?,
         };
-        let flight_sql = raw.server.flight_sql.as_deref().unwrap_or("127.0.0.1:50051");
-        let server = ServerConfig {
-            flight_sql: flight_sql
-                .parse()
-                .map_err(|_| invalid("server.flight_sql", format!("'{flight_sql}' is not an address such as 127.0.0.1:50051")))?,
+        let address = |key: &str, value: Option<&str>, default: &str| -> Result<SocketAddr, ConfigError> {
+            let v = value.unwrap_or(default);
+            v.parse().map_err(|_| invalid(key, format!("'{v}' is not an address such as {default}")))
         };
-        for (key, value) in [("server.postgres", &raw.server.postgres), ("server.http", &raw.server.http)] {
-            if let Some(v) = value {
-                v.parse::<SocketAddr>().map_err(|_| invalid(key, format!("'{v}' is not an address such as 127.0.0.1:5433")))?;
+        let flight_sql = address("server.flight_sql", raw.server.flight_sql.as_deref(), "127.0.0.1:50051")?;
+        let postgres = address("server.postgres", raw.server.postgres.as_deref(), "127.0.0.1:5433")?;
+        address("server.http", raw.server.http.as_deref(), "127.0.0.1:8080")?;
+        let token_secret = match &raw.server.token_secret_env {
+            Some(var) => {
+                let value = std::env::var(var).unwrap_or_default();
+                if value.len() < 16 {
+                    return Err(invalid("server.token_secret_env", format!("environment variable {var} must hold a secret of 16 or more characters")));
+                }
+                Some(value.into_bytes())
             }
-        }
+            None => None,
+        };
+        let server = ServerConfig { flight_sql, postgres, token_secret };
         let limits = limits(&raw.limits).map_err(|(key, message)| invalid(key, message))?;
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (i, t) in raw.tenants.into_iter().enumerate() {
@@ -330,13 +381,55 @@ impl Config {
                 settings,
             });
         }
-        Ok(Config { path: path.to_path_buf(), storage, server, limits, tenants })
+        let users = users(raw.users, &tenants).map_err(|(key, message)| invalid(&key, message))?;
+        Ok(Config { path: path.to_path_buf(), storage, server, limits, users, tenants })
     }
 
     /// The tenant of that name.
     pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
         self.tenants.iter().find(|t| t.name == name)
     }
+}
+
+fn users(raw: Vec<RawUser>, tenants: &[TenantConfig]) -> Result<Vec<UserConfig>, (String, String)> {
+    let mut users: Vec<UserConfig> = Vec::new();
+    for (i, u) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("users[{i}] ({}).{k}", u.name);
+        if u.name.is_empty() || u.name.chars().any(|c| c.is_control() || c == ':') {
+            return Err((format!("users[{i}].name"), "must be a non-empty name without ':' or control characters".into()));
+        }
+        if users.iter().any(|other| other.name == u.name) {
+            return Err((key("name"), format!("user '{}' is defined twice", u.name)));
+        }
+        let password = match (u.password_hash, u.password_env) {
+            (Some(hash), None) => {
+                argon2::PasswordHash::new(&hash).map_err(|e| {
+                    (key("password_hash"), format!("is not an argon2 PHC string such as $argon2id$v=19$m=19456,t=2,p=1$…: {e}"))
+                })?;
+                PasswordSecret::Hash(hash)
+            }
+            (None, Some(var)) => match std::env::var(&var) {
+                Ok(p) if !p.is_empty() => PasswordSecret::Plain(p),
+                _ => return Err((key("password_env"), format!("environment variable {var} is not set or empty"))),
+            },
+            _ => return Err((key("password_hash"), "give exactly one of password_hash and password_env".into())),
+        };
+        let allowed = if u.tenants.iter().any(|t| t == "*") {
+            None
+        } else {
+            if u.tenants.is_empty() {
+                return Err((key("tenants"), "list the tenants this user may read, or [\"*\"] for all".into()));
+            }
+            for t in &u.tenants {
+                if !tenants.iter().any(|known| &known.name == t) {
+                    return Err((key("tenants"), format!("'{t}' is not a tenant of this file")));
+                }
+            }
+            Some(u.tenants)
+        };
+        users.push(UserConfig { name: u.name, password, tenants: allowed });
+    }
+    Ok(users)
 }
 
 /// A storage root as written: URLs stay, local paths become absolute against `base`.

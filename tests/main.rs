@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod files;
 mod flight_sql;
+mod flight_sql_clients;
 mod model;
 mod snapshot;
 mod udfs;

@@ -11,7 +11,7 @@
 mod query;
 mod system;
 
-pub use query::{QueryError, client_type, plan_query};
+pub use query::{OutputProfile, QueryError, client_type, grafana_type, parameter_types, plan_query, plan_query_with};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -179,9 +179,17 @@ impl Catalog {
     /// `default_tenant` becomes the default catalog (with `crm` as default schema), so
     /// `SELECT * FROM calls` and `FROM crm.calls` both work.
     pub fn session(&self, default_tenant: Option<&str>) -> SessionContext {
+        self.session_for(default_tenant, None)
+    }
+
+    /// A session holding only the tenants in `allowed` (all when `None`): another tenant's
+    /// tables cannot be named, listed or reached through `information_schema`.
+    pub fn session_for(&self, default_tenant: Option<&str>, allowed: Option<&[String]>) -> SessionContext {
+        let visible = |name: &str| allowed.is_none_or(|list| list.iter().any(|t| t == name));
         let default = default_tenant
+            .filter(|d| visible(d))
             .map(str::to_string)
-            .or_else(|| self.tenants.keys().next().cloned());
+            .or_else(|| self.tenants.keys().find(|n| visible(n)).cloned());
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(default.is_none());
@@ -200,7 +208,7 @@ impl Catalog {
         let config = config.with_option_extension(SalesOptions::with_call_threshold(threshold));
         let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
         let mut calendars = Arc::clone(&self.fallback_calendars);
-        for (name, slot) in &self.tenants {
+        for (name, slot) in self.tenants.iter().filter(|(n, _)| visible(n)) {
             let state = slot.load();
             ctx.register_catalog(name, Arc::clone(&state.catalog));
             if Some(name) == default.as_ref() {

@@ -2,12 +2,15 @@
 //!
 //! 1. Refuse SQL longer than the configured limit before parsing it.
 //! 2. Plan it; refuse DDL, DML and statements (`SET`, transactions): salespulse is read-only.
-//! 3. Cast the output to types every BI client reads: view and large strings to `Utf8`,
+//! 3. Bind the parameters of a prepared statement, if any.
+//! 4. Cast the output to types every BI client reads: view and large strings to `Utf8`,
 //!    view and large binaries to `Binary`, dictionaries to their values, timestamps to
-//!    `Timestamp(µs, UTC)`, `Float16/32` to `Float64`.
+//!    `Timestamp(µs, UTC)`, `Float16/32` to `Float64`. The Grafana profile goes further, to
+//!    what the Grafana Flight SQL plugin renders (CLIENTS.md §1.3): timestamps and dates to
+//!    `Timestamp(ns, UTC)`, decimals to `Float64`, and other types it drops to `Utf8`.
 
 use arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::Column;
+use datafusion::common::{Column, ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast};
@@ -45,11 +48,37 @@ impl QueryError {
     }
 }
 
+/// Which output types a client can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputProfile {
+    /// Utf8, Binary, Int64, Float64, Decimal128, Boolean, Date32, `Timestamp(µs, UTC)`.
+    #[default]
+    Standard,
+    /// The Grafana Flight SQL plugin: `Timestamp(ns, UTC)`, numbers, booleans and `Utf8` only.
+    Grafana,
+}
+
 /// Plans a read-only query with client-safe output types.
 ///
 /// # Errors
 /// See [`QueryError`].
 pub async fn plan_query(ctx: &SessionContext, sql: &str, max_sql_bytes: usize, hint: impl Fn() -> Option<String>) -> Result<DataFrame, QueryError> {
+    plan_query_with(ctx, sql, max_sql_bytes, &[], OutputProfile::Standard, hint).await
+}
+
+/// [`plan_query`] with positional parameters (`$1`, `$2`, … or `?`) and an output profile.
+///
+/// # Errors
+/// See [`QueryError`]; a parameter count that does not match the query is a planning error.
+pub async fn plan_query_with(
+    ctx: &SessionContext,
+    sql: &str,
+    max_sql_bytes: usize,
+    params: &[ScalarValue],
+    profile: OutputProfile,
+    hint: impl Fn() -> Option<String>,
+) -> Result<DataFrame, QueryError> {
     if sql.len() > max_sql_bytes {
         return Err(QueryError::TooLong { bytes: sql.len(), max: max_sql_bytes });
     }
@@ -67,8 +96,25 @@ pub async fn plan_query(ctx: &SessionContext, sql: &str, max_sql_bytes: usize, h
         .with_allow_statements(false)
         .verify_plan(&plan)
         .map_err(|e| QueryError::ReadOnly { what: e.strip_backtrace() })?;
-    let df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::from_datafusion(e, hint()))?;
-    normalize_output(df).map_err(|e| QueryError::from_datafusion(e, None))
+    let mut df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::from_datafusion(e, hint()))?;
+    if !params.is_empty() {
+        df = df
+            .with_param_values(ParamValues::List(params.iter().cloned().map(Into::into).collect()))
+            .map_err(|e| QueryError::from_datafusion(e, None))?;
+    }
+    normalize_output(df, profile).map_err(|e| QueryError::from_datafusion(e, None))
+}
+
+/// The parameters a planned query expects, in order, with the types DataFusion inferred
+/// (`None` where it could not tell).
+///
+/// # Errors
+/// The plan holds parameters of conflicting types.
+pub fn parameter_types(df: &DataFrame) -> Result<Vec<(String, Option<DataType>)>, QueryError> {
+    let types = df.logical_plan().get_parameter_types().map_err(|e| QueryError::from_datafusion(e, None))?;
+    let mut ordered: Vec<(String, Option<DataType>)> = types.into_iter().collect();
+    ordered.sort_by_key(|(id, _)| id.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX));
+    Ok(ordered)
 }
 
 fn read_only_or(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> QueryError {
@@ -106,16 +152,51 @@ pub fn client_type(t: &DataType) -> Option<DataType> {
     }
 }
 
-fn normalize_output(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+/// The type a Grafana Flight SQL plugin receives for a column of type `t`, or `None` when it
+/// renders `t` as it is.
+pub fn grafana_type(t: &DataType) -> Option<DataType> {
+    let target = match t {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => DataType::Float64,
+        DataType::Float16 | DataType::Float32 => DataType::Float64,
+        DataType::Dictionary(_, value) => return grafana_type(value).or_else(|| Some(value.as_ref().clone())),
+        DataType::Utf8
+        | DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float64
+        | DataType::Duration(_)
+        | DataType::Null => return None,
+        // Everything else (large and view strings, binaries, times, intervals, lists,
+        // structs) the plugin drops silently; as text it at least shows.
+        _ => DataType::Utf8,
+    };
+    Some(target)
+}
+
+fn profile_type(t: &DataType, profile: OutputProfile) -> Option<DataType> {
+    match profile {
+        OutputProfile::Standard => client_type(t),
+        OutputProfile::Grafana => grafana_type(t),
+    }
+}
+
+fn normalize_output(df: DataFrame, profile: OutputProfile) -> datafusion::error::Result<DataFrame> {
     let schema = df.schema().clone();
-    if !schema.fields().iter().any(|f| client_type(f.data_type()).is_some()) {
+    if !schema.fields().iter().any(|f| profile_type(f.data_type(), profile).is_some()) {
         return Ok(df);
     }
     let exprs: Vec<Expr> = schema
         .iter()
         .map(|(qualifier, field)| {
             let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-            match client_type(field.data_type()) {
+            match profile_type(field.data_type(), profile) {
                 Some(t) => cast(column, t).alias_qualified(qualifier.cloned(), field.name()),
                 None => column,
             }

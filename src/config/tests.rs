@@ -88,7 +88,25 @@ kind = "demo"
         (r#"[storage]
 root = "x"
 [[users]]
-name = "grafana""#, "users: user accounts are not supported"),
+name = "grafana"
+password_hash = "plain""#, "users[0] (grafana).password_hash: is not an argon2 PHC string"),
+        (r#"[storage]
+root = "x"
+[[users]]
+name = "grafana"
+password_env = "SALESPULSE_TEST_UNSET_VARIABLE"
+tenants = ["*"]"#, "users[0] (grafana).password_env: environment variable SALESPULSE_TEST_UNSET_VARIABLE is not set"),
+        (r#"[storage]
+root = "x"
+[[users]]
+name = "grafana"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$3Bxy9XW8KoEuyNVB4vT+7tgo5YFE6E4hhFdqrBXZfm0"
+tenants = ["nope"]"#, "users[0] (grafana).tenants: 'nope' is not a tenant"),
+        (r#"[storage]
+root = "x"
+[[users]]
+name = "grafana"
+tenants = ["*"]"#, "give exactly one of password_hash and password_env"),
     ];
     for (text, expected) in cases {
         let err = parse(text).unwrap_err().to_string();

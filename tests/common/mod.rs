@@ -13,7 +13,9 @@ use salespulse::config::{default_settings, SourceConfig, TenantConfig};
 use salespulse::connectors::demo::{DemoParams, generate};
 use salespulse::model::Dataset;
 use salespulse::refresh::refresh_tenant;
-use salespulse::server::{SalesFlightSql, serve_flight_sql};
+use salespulse::config::UserConfig;
+use salespulse::server::auth::Authenticator;
+use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
 use salespulse::snapshot::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -68,6 +70,11 @@ pub struct TestServer {
 impl TestServer {
     /// Serves the given tenants; those in `with_data` get a demo snapshot first.
     pub async fn spawn(tenants: &[&str], with_data: &[&str]) -> TestServer {
+        Self::spawn_with_users(tenants, with_data, Vec::new()).await
+    }
+
+    /// As [`TestServer::spawn`], with these `[[users]]` (authentication on when not empty).
+    pub async fn spawn_with_users(tenants: &[&str], with_data: &[&str], users: Vec<UserConfig>) -> TestServer {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path().to_str().unwrap()).unwrap();
         for t in with_data {
@@ -77,12 +84,19 @@ impl TestServer {
         for t in tenants {
             catalog.load_tenant(t).await.unwrap();
         }
+        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(3600)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let service = SalesFlightSql::new(Arc::clone(&catalog), 1_000_000).unwrap();
+        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), 1_000_000).unwrap();
+        let postgres = PostgresFrontend::new(Arc::clone(&catalog), auth, 1_000_000);
         let token = shutdown.clone();
-        let handle = tokio::spawn(async move { serve_flight_sql(listener, service, token).await.unwrap() });
+        let handle = tokio::spawn(async move {
+            let (flight, pg) = tokio::join!(serve_flight_sql(listener, service, token.clone()), serve_postgres(pg_listener, postgres, token));
+            flight.unwrap();
+            pg.unwrap();
+        });
         TestServer { addr, catalog, root, shutdown, handle: Some(handle) }
     }
 
