@@ -82,9 +82,10 @@ pub async fn plan_query_with(
     if sql.len() > max_sql_bytes {
         return Err(QueryError::TooLong { bytes: sql.len(), max: max_sql_bytes });
     }
+    let sql = number_question_marks(sql);
     let plan = ctx
         .state()
-        .create_logical_plan(sql)
+        .create_logical_plan(&sql)
         .await
         .map_err(|e| read_only_or(e, &hint))?;
     if let Some(what) = forbidden(&plan) {
@@ -115,6 +116,36 @@ pub fn parameter_types(df: &DataFrame) -> Result<Vec<(String, Option<DataType>)>
     let mut ordered: Vec<(String, Option<DataType>)> = types.into_iter().collect();
     ordered.sort_by_key(|(id, _)| id.trim_start_matches('$').parse::<usize>().unwrap_or(usize::MAX));
     Ok(ordered)
+}
+
+/// Turns `?` placeholders (JDBC, ODBC, ADBC and flightsql-dbapi style) into `$1`, `$2`, …
+/// in order, as DataFusion numbers parameters; `?` inside strings, identifiers and comments
+/// stays as it is.
+fn number_question_marks(sql: &str) -> std::borrow::Cow<'_, str> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.contains('?') {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        // Let the planner report the syntax error on the original text.
+        return std::borrow::Cow::Borrowed(sql);
+    };
+    if !tokens.iter().any(|t| matches!(t, Token::Placeholder(p) if p == "?")) {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut n = 0;
+    let mut out = String::with_capacity(sql.len() + 8);
+    for token in tokens {
+        match token {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn read_only_or(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> QueryError {
@@ -203,4 +234,16 @@ fn normalize_output(df: DataFrame, profile: OutputProfile) -> datafusion::error:
         })
         .collect();
     df.select(exprs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_question_marks;
+
+    #[test]
+    fn question_marks_become_numbered_parameters() {
+        assert_eq!(number_question_marks("SELECT a FROM t WHERE b > ? AND c = ?"), "SELECT a FROM t WHERE b > $1 AND c = $2");
+        assert_eq!(number_question_marks("SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = ?"), "SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = $1");
+        assert_eq!(number_question_marks("SELECT 1"), "SELECT 1");
+    }
 }

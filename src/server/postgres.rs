@@ -113,9 +113,8 @@ impl Startup {
         match database {
             Some(db) if allowed.iter().any(|t| t == db) => Ok(db.to_string()),
             None | Some("" | "postgres") => allowed.first().cloned().ok_or_else(|| no_tenant(principal)),
-            Some(db) if db == principal.user || (!self.auth.enabled() && allowed.len() == 1) => {
-                allowed.first().cloned().ok_or_else(|| no_tenant(principal))
-            }
+            // psql and libpq default the database to the user name.
+            Some(db) if db == principal.user => allowed.first().cloned().ok_or_else(|| no_tenant(principal)),
             Some(db) => Err(user_error(
                 "FATAL",
                 "3D000",

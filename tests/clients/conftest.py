@@ -1,37 +1,126 @@
-"""Starts the salespulse binary that `cargo test` built, on a free port, with demo data.
+"""Starts the salespulse binary that `cargo test` built, on free ports, with demo data.
 
-The server prints the address it bound; the fixture reads it instead of sleeping.
+Two servers: `salespulse demo` (one tenant, no authentication, as a user first meets it)
+and `salespulse serve --config` with two tenants and two users (authentication and tenant
+isolation). Each prints the addresses it bound; the fixtures read them instead of sleeping.
 """
 import os
 import re
 import subprocess
 import tempfile
+import textwrap
+from dataclasses import dataclass
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("SALESPULSE_BIN", os.path.join(ROOT, "target", "debug", "salespulse"))
 
+ANALYST_PASSWORD = "analyst-pass-1"
+ADMIN_PASSWORD = "admin-pass-2"
 
-@pytest.fixture(scope="session")
-def server():
-    data = tempfile.mkdtemp(prefix="salespulse-clients-")
-    proc = subprocess.Popen(
-        [BINARY, "demo", "--scale", "0.01", "--seed", "42", "--as-of", "2026-06-15T12:00:00Z",
-         "--data", data, "--flight-sql", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    address = None
+
+@dataclass
+class Server:
+    flight: str  # host:port
+    postgres: str  # host:port
+
+    @property
+    def grpc(self) -> str:
+        return f"grpc://{self.flight}"
+
+    @property
+    def pg_host(self) -> str:
+        return self.postgres.rsplit(":", 1)[0]
+
+    @property
+    def pg_port(self) -> int:
+        return int(self.postgres.rsplit(":", 1)[1])
+
+
+def _start(args, pattern, env=None):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        match = re.search(r"over Arrow Flight SQL on (\S+) ", line)
+        match = re.search(pattern, line)
         if match:
-            address = match.group(1)
-            break
-    if address is None:
-        proc.kill()
-        raise RuntimeError("salespulse demo did not start:\n" + "".join(seen))
-    yield f"grpc://{address}"
+            return proc, match
+    proc.kill()
+    raise RuntimeError(f"{' '.join(args)} did not start:\n" + "".join(seen))
+
+
+def _stop(proc):
     proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def demo():
+    data = tempfile.mkdtemp(prefix="salespulse-clients-")
+    proc, match = _start(
+        [BINARY, "demo", "--scale", "0.01", "--seed", "42", "--as-of", "2026-06-15T12:00:00Z",
+         "--data", data, "--flight-sql", "127.0.0.1:0", "--postgres", "127.0.0.1:0"],
+        r"over Arrow Flight SQL on (\S+) and PostgreSQL on (\S+?)\.?$",
+    )
+    yield Server(flight=match.group(1), postgres=match.group(2))
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def server(demo):
+    """The demo server's Flight SQL URI (ADBC style)."""
+    return demo.grpc
+
+
+@pytest.fixture(scope="session")
+def secured():
+    """Tenants `acme` and `demo`; `analyst` reads acme only, `admin` reads both."""
+    folder = tempfile.mkdtemp(prefix="salespulse-secured-")
+    config = os.path.join(folder, "salespulse.toml")
+    with open(config, "w") as f:
+        f.write(textwrap.dedent("""
+            [storage]
+            root = "data"
+
+            [server]
+            flight_sql = "127.0.0.1:0"
+            postgres = "127.0.0.1:0"
+
+            [[users]]
+            name = "analyst"
+            password_env = "SALESPULSE_TEST_ANALYST_PASSWORD"
+            tenants = ["acme"]
+
+            [[users]]
+            name = "admin"
+            password_env = "SALESPULSE_TEST_ADMIN_PASSWORD"
+            tenants = ["*"]
+
+            [[tenants]]
+            name = "acme"
+            timezone = "Europe/Moscow"
+            [tenants.source]
+            kind = "demo"
+            scale = 0.01
+            seed = 7
+
+            [[tenants]]
+            name = "demo"
+            timezone = "Europe/Moscow"
+            [tenants.source]
+            kind = "demo"
+            scale = 0.01
+            seed = 42
+        """))
+    env = dict(os.environ)
+    env["SALESPULSE_TEST_ANALYST_PASSWORD"] = ANALYST_PASSWORD
+    env["SALESPULSE_TEST_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env.setdefault("RUST_LOG", "info")
+    subprocess.run([BINARY, "refresh", "--config", config], check=True, env=env, capture_output=True, text=True)
+    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+),", env)
+    yield Server(flight=match.group(1), postgres=match.group(2))
+    _stop(proc)

@@ -61,3 +61,54 @@ def test_errors_are_clear_and_the_connection_survives(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT 1 AS one")
         assert cur.fetchone() == (1,)
+
+
+ALLOWED_TYPES = (pa.types.is_string, pa.types.is_int64, pa.types.is_int32, pa.types.is_float64, pa.types.is_decimal128,
+                 pa.types.is_boolean, pa.types.is_date32, pa.types.is_timestamp)
+CRM_TABLES = ["absences", "activities", "calls", "companies", "compensation", "contacts", "deal_items",
+              "deal_stage_history", "deals", "departments", "feedback", "leads", "loss_reasons", "managers",
+              "pipelines", "sales_plans", "sources", "stages", "tasks"]
+
+
+@pytest.mark.parametrize("depth", ["catalogs", "db_schemas", "tables", "columns"])
+def test_get_objects_at_every_depth(conn, depth):
+    objects = conn.adbc_get_objects(depth=depth).read_all().to_pylist()
+    demo = next(c for c in objects if c["catalog_name"] == "demo")
+    if depth == "catalogs":
+        assert not demo["catalog_db_schemas"]
+        return
+    schemas = {s["db_schema_name"]: s for s in demo["catalog_db_schemas"]}
+    assert "crm" in schemas
+    if depth == "db_schemas":
+        assert not schemas["crm"]["db_schema_tables"]
+        return
+    tables = {t["table_name"]: t for t in schemas["crm"]["db_schema_tables"]}
+    assert set(CRM_TABLES) <= set(tables)
+    assert tables["deals"]["table_type"] == "BASE TABLE"
+    if depth == "tables":
+        assert not tables["deals"]["table_columns"]
+    else:
+        assert "amount" in [c["column_name"] for c in tables["deals"]["table_columns"]]
+
+
+def test_parameters_bind_through_prepared_statements(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM crm.deals WHERE status = 'won' AND amount > 100000")
+        expected = cur.fetchone()[0]
+        cur.execute("SELECT count(*) AS n FROM crm.deals WHERE status = ? AND amount > ?", parameters=("won", 100000))
+        assert cur.fetchone()[0] == expected
+        cur.execute("SELECT ? AS label, ? AS number", parameters=("a'b", 42))
+        assert cur.fetchone() == ("a'b", 42)
+    assert expected > 0
+
+
+@pytest.mark.parametrize("table", CRM_TABLES)
+def test_every_column_type_of_every_crm_table_round_trips(conn, table):
+    expected = conn.adbc_get_table_schema(table, db_schema_filter="crm")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM crm.{table} LIMIT 20")
+        result = cur.fetch_arrow_table()
+    assert result.schema.names == expected.names
+    for field in result.schema:
+        assert field.type == expected.field(field.name).type, f"{table}.{field.name}"
+        assert any(check(field.type) for check in ALLOWED_TYPES), f"{table}.{field.name}: {field.type}"
