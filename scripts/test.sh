@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 
 cargo test --workspace --locked
 
+# psql, for the PostgreSQL endpoint tests (Debian's postgresql-client).
+if ! command -v psql >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client >/dev/null
+fi
+
 # Python clients: a venv with pinned packages (created once, reused after).
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

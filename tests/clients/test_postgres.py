@@ -67,8 +67,8 @@ def test_passwords_and_tenant_scope(secured):
 PSQL = shutil.which("psql")
 
 
-@pytest.mark.skipif(PSQL is None, reason="psql is installed by scripts/test.sh")
 def test_psql_lists_describes_queries_and_refuses_a_bad_password(secured):
+    assert PSQL, "psql is missing: scripts/test.sh installs Debian's postgresql-client"
     env = dict(os.environ, PGPASSWORD=ANALYST_PASSWORD, PGCONNECT_TIMEOUT="10")
     base = [PSQL, "-h", secured.pg_host, "-p", str(secured.pg_port), "-U", "analyst", "-d", "acme", "-X", "-v", "ON_ERROR_STOP=1"]
     run = lambda *args, e=env: subprocess.run(base + list(args), capture_output=True, text=True, env=e, timeout=60)
