@@ -21,6 +21,7 @@ use salespulse::config::{Config, default_settings, Limits, TenantConfig, is_vali
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
 use salespulse::server::auth::Authenticator;
+use salespulse::server::tls::TlsIdentity;
 use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
 use salespulse::snapshot::Store;
 
@@ -220,11 +221,17 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     println!("  JDBC/DBeaver:   jdbc:arrow-flight-sql://{local}?useEncryption=false  or  jdbc:postgresql://{pg}/demo");
     println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
     println!("Press Ctrl-C to stop.");
-    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default()).await?;
+    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_server(catalog: Arc<Catalog>, auth: Arc<Authenticator>, listeners: Listeners, limits: Limits) -> anyhow::Result<()> {
+async fn run_server(
+    catalog: Arc<Catalog>,
+    auth: Arc<Authenticator>,
+    listeners: Listeners,
+    limits: Limits,
+    tls: Option<TlsIdentity>,
+) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -236,8 +243,8 @@ async fn run_server(catalog: Arc<Catalog>, auth: Arc<Authenticator>, listeners: 
     let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     let postgres = PostgresFrontend::new(catalog, auth, limits.max_sql_bytes);
     let (flight, pg) = tokio::join!(
-        serve_flight_sql(listeners.flight_sql, service, shutdown.clone()),
-        serve_postgres(listeners.postgres, postgres, shutdown.clone())
+        serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
+        serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone())
     );
     flight?;
     pg.context("PostgreSQL server")?;
@@ -275,11 +282,13 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Opt
             }
         }
     }
+    let tls = config.server.tls.as_ref().map(TlsIdentity::load).transpose()?;
     let listeners = listen.bind("server.flight_sql", "server.postgres").await?;
     tracing::info!(
-        "Flight SQL on {}, PostgreSQL on {}, {}",
+        "Flight SQL on {}, PostgreSQL on {}, {}, {}",
         listeners.flight_sql.local_addr()?,
         listeners.postgres.local_addr()?,
+        if tls.is_some() { "TLS" } else { "no TLS" },
         if config.users.is_empty() { "without authentication".to_string() } else { format!("{} users", config.users.len()) }
     );
     let auth = Arc::new(Authenticator::new(
@@ -287,7 +296,7 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Opt
         config.server.token_secret.as_deref(),
         std::time::Duration::from_secs(config.limits.token_ttl_seconds),
     ));
-    run_server(catalog, auth, listeners, config.limits.clone()).await?;
+    run_server(catalog, auth, listeners, config.limits.clone(), tls).await?;
     Ok(ExitCode::SUCCESS)
 }
 

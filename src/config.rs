@@ -56,6 +56,8 @@ struct RawServer {
     postgres: Option<String>,
     http: Option<String>,
     token_secret_env: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +196,15 @@ pub struct ServerConfig {
     /// The key that signs bearer tokens and tickets, from `server.token_secret_env`; when
     /// absent a random key is drawn at start, and tokens end with the process.
     pub token_secret: Option<Vec<u8>>,
+    /// PEM certificate chain and private key: TLS on every protocol when set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `server.tls_cert` and `server.tls_key`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Query limits.
@@ -319,7 +330,20 @@ impl Config {
             }
             None => None,
         };
-        let server = ServerConfig { flight_sql, postgres, token_secret };
+        let tls = match (&raw.server.tls_cert, &raw.server.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles { cert: base.join(cert), key: base.join(key) };
+                for (k, file) in [("server.tls_cert", &files.cert), ("server.tls_key", &files.key)] {
+                    if !file.is_file() {
+                        return Err(invalid(k, format!("{} is not a readable file", file.display())));
+                    }
+                }
+                Some(files)
+            }
+            (None, None) => None,
+            _ => return Err(invalid("server.tls_cert", "set both tls_cert and tls_key (PEM files), or neither".into())),
+        };
+        let server = ServerConfig { flight_sql, postgres, token_secret, tls };
         let limits = limits(&raw.limits).map_err(|(key, message)| invalid(key, message))?;
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (i, t) in raw.tenants.into_iter().enumerate() {

@@ -107,6 +107,15 @@ root = "x"
 [[users]]
 name = "grafana"
 tenants = ["*"]"#, "give exactly one of password_hash and password_env"),
+        (r#"[storage]
+root = "x"
+[server]
+tls_cert = "cert.pem""#, "server.tls_cert: set both tls_cert and tls_key"),
+        (r#"[storage]
+root = "x"
+[server]
+tls_cert = "no-such-cert.pem"
+tls_key = "no-such-key.pem""#, "server.tls_cert: /etc/salespulse/no-such-cert.pem is not a readable file"),
     ];
     for (text, expected) in cases {
         let err = parse(text).unwrap_err().to_string();

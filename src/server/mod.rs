@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod flight_sql;
 pub mod postgres;
+pub mod tls;
 
 pub use flight_sql::{COMPAT_HEADER, SalesFlightSql};
 pub use postgres::{PostgresFrontend, serve_postgres};
@@ -28,8 +29,17 @@ pub enum ServerError {
 ///
 /// # Errors
 /// The transport fails.
-pub async fn serve_flight_sql(listener: TcpListener, service: SalesFlightSql, shutdown: CancellationToken) -> Result<(), ServerError> {
-    tonic::transport::Server::builder()
+pub async fn serve_flight_sql(
+    listener: TcpListener,
+    service: SalesFlightSql,
+    tls: Option<&tls::TlsIdentity>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(identity) = tls {
+        builder = builder.tls_config(identity.tonic_config())?;
+    }
+    builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(16 << 20))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { shutdown.cancelled().await })
         .await?;

@@ -5,7 +5,7 @@
 //! send on connect) and the Arrow → PostgreSQL encoding come from `datafusion-postgres`.
 //! This module adds what a shared, multi-tenant server needs around it:
 //!
-//! - Password authentication (cleartext over the connection, so enable TLS off loopback)
+//! - Password authentication (cleartext over the connection, so configure TLS off loopback)
 //!   against the `[[users]]` of the config, the same accounts as Flight SQL. Without users,
 //!   any user name and no password are accepted.
 //! - The database name selects the tenant. `postgres`, the user's own name or no name mean
@@ -398,7 +398,13 @@ impl QueryHook for ReadOnly {
 ///
 /// # Errors
 /// Never after binding: a failing connection is logged and closed, the server goes on.
-pub async fn serve_postgres(listener: TcpListener, frontend: PostgresFrontend, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_postgres(
+    listener: TcpListener,
+    frontend: PostgresFrontend,
+    tls: Option<&crate::server::tls::TlsIdentity>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let acceptor = tls.map(crate::server::tls::TlsIdentity::postgres_acceptor);
     let frontend = Arc::new(frontend);
     loop {
         let accepted = tokio::select! {
@@ -408,8 +414,9 @@ pub async fn serve_postgres(listener: TcpListener, frontend: PostgresFrontend, s
         match accepted {
             Ok((socket, addr)) => {
                 let handlers = Arc::clone(&frontend);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, None, handlers).await {
+                    if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, acceptor, handlers).await {
                         tracing::debug!(%addr, "PostgreSQL connection ended with an error: {e}");
                     }
                 });

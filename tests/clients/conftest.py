@@ -24,10 +24,15 @@ ADMIN_PASSWORD = "admin-pass-2"
 class Server:
     flight: str  # host:port
     postgres: str  # host:port
+    tls: bool = False
 
     @property
     def grpc(self) -> str:
-        return f"grpc://{self.flight}"
+        return f"grpc+tls://{self.flight}" if self.tls else f"grpc://{self.flight}"
+
+    @property
+    def sslmode(self) -> str:
+        return "require" if self.tls else "disable"
 
     @property
     def pg_host(self) -> str:
@@ -78,8 +83,13 @@ def server(demo):
 
 @pytest.fixture(scope="session")
 def secured():
-    """Tenants `acme` and `demo`; `analyst` reads acme only, `admin` reads both."""
+    """Tenants `acme` and `demo`; `analyst` reads acme only, `admin` reads both; TLS on both
+    protocols with a self-signed certificate."""
     folder = tempfile.mkdtemp(prefix="salespulse-secured-")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", os.path.join(folder, "key.pem"), "-out", os.path.join(folder, "cert.pem")],
+                   check=True, capture_output=True)
     config = os.path.join(folder, "salespulse.toml")
     with open(config, "w") as f:
         f.write(textwrap.dedent("""
@@ -89,6 +99,8 @@ def secured():
             [server]
             flight_sql = "127.0.0.1:0"
             postgres = "127.0.0.1:0"
+            tls_cert = "cert.pem"
+            tls_key = "key.pem"
 
             [[users]]
             name = "analyst"
@@ -121,6 +133,6 @@ def secured():
     env["SALESPULSE_TEST_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     env.setdefault("RUST_LOG", "info")
     subprocess.run([BINARY, "refresh", "--config", config], check=True, env=env, capture_output=True, text=True)
-    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+),", env)
-    yield Server(flight=match.group(1), postgres=match.group(2))
+    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), (?:no )?TLS", env)
+    yield Server(flight=match.group(1), postgres=match.group(2), tls=True)
     _stop(proc)

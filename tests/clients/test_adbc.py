@@ -112,3 +112,16 @@ def test_every_column_type_of_every_crm_table_round_trips(conn, table):
     for field in result.schema:
         assert field.type == expected.field(field.name).type, f"{table}.{field.name}"
         assert any(check(field.type) for check in ALLOWED_TYPES), f"{table}.{field.name}: {field.type}"
+
+
+def test_tls_and_password_login(secured):
+    from conftest import ANALYST_PASSWORD
+    kwargs = {"username": "analyst", "password": ANALYST_PASSWORD,
+              "adbc.flight.sql.client_option.tls_skip_verify": "true"}
+    with flightsql.connect(secured.grpc, db_kwargs=kwargs) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM crm.deals")
+        assert cur.fetchone()[0] > 0
+    bad = dict(kwargs, password="wrong")
+    with pytest.raises(Exception, match="wrong user name or password"):
+        with flightsql.connect(secured.grpc, db_kwargs=bad) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")

@@ -29,7 +29,8 @@ def test_inspect_and_query_without_auth(demo):
 
 
 def test_basic_auth_and_tenant_scope(secured):
-    engine = engine_for(f"datafusion+flightsql://analyst:{ANALYST_PASSWORD}@{secured.flight}?insecure=true")
+    # TLS with a self-signed certificate: verification off, as a test setup does.
+    engine = engine_for(f"datafusion+flightsql://analyst:{ANALYST_PASSWORD}@{secured.flight}?disable_server_verification=true")
     with engine.connect() as connection:
         n = connection.execute(text("SELECT count(*) FROM crm.deals")).scalar()
     assert n > 0
@@ -43,6 +44,6 @@ def test_basic_auth_and_tenant_scope(secured):
 def test_wrong_password_is_refused(secured):
     # The dialect logs in (Handshake with padded Basic) as soon as the engine is created.
     with pytest.raises(Exception, match="wrong user name or password"):
-        engine = engine_for(f"datafusion+flightsql://analyst:wrong@{secured.flight}?insecure=true")
+        engine = engine_for(f"datafusion+flightsql://analyst:wrong@{secured.flight}?disable_server_verification=true")
         with engine.connect() as connection:
             connection.execute(text("SELECT 1")).scalar()

@@ -14,7 +14,7 @@ from conftest import ADMIN_PASSWORD, ANALYST_PASSWORD
 
 def connect(server, dbname, user, password=None):
     return psycopg.connect(host=server.pg_host, port=server.pg_port, dbname=dbname, user=user, password=password,
-                           connect_timeout=10, autocommit=True)
+                           sslmode=server.sslmode, connect_timeout=10, autocommit=True)
 
 
 def test_query_parameters_and_server_side_types(demo):
@@ -62,6 +62,7 @@ def test_passwords_and_tenant_scope(secured):
         assert "demo" not in names
     with connect(secured, "demo", "admin", ADMIN_PASSWORD) as conn:
         assert conn.execute("SELECT count(*) FROM acme.crm.deals").fetchone()[0] > 0
+        assert conn.info.pgconn.ssl_in_use, "the secured server speaks TLS"
 
 
 PSQL = shutil.which("psql")
@@ -69,7 +70,7 @@ PSQL = shutil.which("psql")
 
 def test_psql_lists_describes_queries_and_refuses_a_bad_password(secured):
     assert PSQL, "psql is missing: scripts/test.sh installs Debian's postgresql-client"
-    env = dict(os.environ, PGPASSWORD=ANALYST_PASSWORD, PGCONNECT_TIMEOUT="10")
+    env = dict(os.environ, PGPASSWORD=ANALYST_PASSWORD, PGCONNECT_TIMEOUT="10", PGSSLMODE=secured.sslmode)
     base = [PSQL, "-h", secured.pg_host, "-p", str(secured.pg_port), "-U", "analyst", "-d", "acme", "-X", "-v", "ON_ERROR_STOP=1"]
     run = lambda *args, e=env: subprocess.run(base + list(args), capture_output=True, text=True, env=e, timeout=60)
     listed = run("-c", r"\dt crm.*")

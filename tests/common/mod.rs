@@ -93,7 +93,7 @@ impl TestServer {
         let postgres = PostgresFrontend::new(Arc::clone(&catalog), auth, 1_000_000);
         let token = shutdown.clone();
         let handle = tokio::spawn(async move {
-            let (flight, pg) = tokio::join!(serve_flight_sql(listener, service, token.clone()), serve_postgres(pg_listener, postgres, token));
+            let (flight, pg) = tokio::join!(serve_flight_sql(listener, service, None, token.clone()), serve_postgres(pg_listener, postgres, None, token));
             flight.unwrap();
             pg.unwrap();
         });
