@@ -268,6 +268,10 @@ impl SourceConfig {
 pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("calls.success_threshold_seconds", "60"),
     ("calls.callback_window_hours", "24"),
+    ("sla.first_response_minutes", "15"),
+    ("discipline.stale_days", "3"),
+    ("abc.a_share", "0.80"),
+    ("abc.b_share", "0.95"),
 ];
 
 /// The default settings as a map.
@@ -389,10 +393,20 @@ impl Config {
                 };
                 settings.insert(name, text);
             }
-            for key in ["calls.success_threshold_seconds", "calls.callback_window_hours"] {
+            for key in ["calls.success_threshold_seconds", "calls.callback_window_hours", "sla.first_response_minutes", "discipline.stale_days"] {
                 let value = &settings[key];
                 if value.parse::<u32>().is_err() {
-                    return Err(invalid(&key_of(&format!("settings.\"{key}\"")), format!("'{value}' must be a whole number of seconds or hours, 0 or more")));
+                    return Err(invalid(&key_of(&format!("settings.\"{key}\"")), format!("'{value}' must be a whole number (seconds, hours, minutes or days), 0 or more")));
+                }
+            }
+            let share = |key: &str| settings[key].parse::<f64>().ok().filter(|v| *v > 0.0 && *v <= 1.0);
+            match (share("abc.a_share"), share("abc.b_share")) {
+                (Some(a), Some(b)) if a <= b => {}
+                _ => {
+                    return Err(invalid(
+                        &key_of("settings.\"abc.a_share\""),
+                        format!("abc.a_share ({}) and abc.b_share ({}) must be fractions with 0 < a ≤ b ≤ 1", settings["abc.a_share"], settings["abc.b_share"]),
+                    ));
                 }
             }
             tenants.push(TenantConfig {

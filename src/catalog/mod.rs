@@ -8,6 +8,7 @@
 //!
 //! Fed by `snapshot`; used by `server` and the `query` command.
 
+pub mod kpi;
 mod query;
 mod system;
 
@@ -137,6 +138,7 @@ impl Catalog {
             Ok(m) => match self.try_build(&info, &m, &snapshots).await {
                 Ok(catalog) => {
                     let (calendars, problem) = tenant_calendars(&info, &catalog).await;
+                    let problem = join_problems(problem, kpi_views(&info, &m, &catalog, &calendars).await);
                     return TenantState { info, manifest: Some(m), problem, calendars, catalog };
                 }
                 Err(e) => e.to_string(),
@@ -150,7 +152,8 @@ impl Catalog {
                 let problem = format!("{current}; serving the previous snapshot {} instead", m.snapshot_id);
                 tracing::error!(tenant = %info.name, "{problem}");
                 let (calendars, _) = tenant_calendars(&info, &catalog).await;
-                return TenantState { info, manifest: Some(m.clone()), problem: Some(problem), calendars, catalog };
+                let problem = join_problems(Some(problem), kpi_views(&info, m, &catalog, &calendars).await);
+                return TenantState { info, manifest: Some(m.clone()), problem, calendars, catalog };
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
@@ -217,6 +220,7 @@ impl Catalog {
         }
         // Working-time functions use the default tenant's calendars and absences.
         salespulse_udfs::register_all(&ctx, calendars);
+        kpi::register_functions(&ctx);
         ctx
     }
 
@@ -225,6 +229,32 @@ impl Catalog {
         let problems: Vec<String> =
             self.tenants.values().filter_map(|s| s.load().problem.clone()).collect();
         (!problems.is_empty()).then(|| problems.join("; "))
+    }
+}
+
+fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Builds the `kpi` views of a served snapshot; a failure is the tenant's problem (the
+/// `crm` tables still serve).
+async fn kpi_views(info: &TenantInfo, manifest: &Manifest, catalog: &Arc<dyn CatalogProvider>, calendars: &Arc<CalendarRegistry>) -> Option<String> {
+    let params = kpi::ViewParams {
+        tenant: info.name.clone(),
+        timezone: info.timezone.name().to_string(),
+        taken_at: manifest.taken_at,
+        calendar: calendars.default_calendar().to_string(),
+        settings: info.settings.clone(),
+    };
+    match kpi::register_views(catalog, Arc::clone(calendars), &params).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(tenant = %info.name, "{e}");
+            Some(format!("the KPI views could not be built: {e}"))
+        }
     }
 }
 

@@ -1,0 +1,160 @@
+//! The KPI catalog (METRICS.md): one view per metric family in schema `kpi` of every tenant.
+//!
+//! Each view is a reviewable `.sql` file under `views/`, with `${…}` placeholders filled in
+//! from the tenant at catalog build time: `${tz}` (its zone as a literal), `${taken_at}`
+//! (the snapshot's instant, never the wall clock), `${calendar}` (its default working
+//! calendar) and every setting (`${calls.success_threshold_seconds}`, …). Views are planned
+//! in a session holding only this tenant, so their working-time functions use the tenant's
+//! calendars and absences whoever queries them.
+
+mod local_date;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use datafusion::catalog::CatalogProvider;
+use datafusion::logical_expr::ScalarUDF;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use salespulse_udfs::CalendarRegistry;
+
+pub(crate) use local_date::{LocalDate, LocalStart};
+
+/// The views, in dependency order (a view may read the ones before it).
+pub const VIEWS: &[(&str, &str)] = &[
+    ("department_tree", include_str!("views/department_tree.sql")),
+    ("deal_facts", include_str!("views/deal_facts.sql")),
+    ("call_facts", include_str!("views/call_facts.sql")),
+    ("lead_facts", include_str!("views/lead_facts.sql")),
+    ("task_facts", include_str!("views/task_facts.sql")),
+    ("sales_by_period", include_str!("views/sales_by_period.sql")),
+    ("plan_fact", include_str!("views/plan_fact.sql")),
+    ("channels", include_str!("views/channels.sql")),
+    ("sources", include_str!("views/sources.sql")),
+    ("funnel", include_str!("views/funnel.sql")),
+    ("pipeline_now", include_str!("views/pipeline_now.sql")),
+    ("pipelines_compare", include_str!("views/pipelines_compare.sql")),
+    ("loss_reasons", include_str!("views/loss_reasons.sql")),
+    ("client_ltv", include_str!("views/client_ltv.sql")),
+    ("cohorts", include_str!("views/cohorts.sql")),
+    ("abc_clients", include_str!("views/abc_clients.sql")),
+    ("manager_months", include_str!("views/manager_months.sql")),
+    ("salary", include_str!("views/salary.sql")),
+    ("manager_scorecard", include_str!("views/manager_scorecard.sql")),
+    ("manager_weekday", include_str!("views/manager_weekday.sql")),
+    ("calls_daily", include_str!("views/calls_daily.sql")),
+    ("activity_daily", include_str!("views/activity_daily.sql")),
+    ("discipline", include_str!("views/discipline.sql")),
+    ("margin", include_str!("views/margin.sql")),
+    ("satisfaction", include_str!("views/satisfaction.sql")),
+];
+
+/// A view that could not be built: a bug in its SQL or a setting of the wrong shape.
+#[derive(Debug, thiserror::Error)]
+#[error("kpi.{view}: {message}")]
+pub struct KpiError {
+    pub view: String,
+    pub message: String,
+}
+
+/// What the placeholders of the view files are filled with.
+#[derive(Debug, Clone)]
+pub struct ViewParams {
+    pub tenant: String,
+    pub timezone: String,
+    pub taken_at: DateTime<Utc>,
+    pub calendar: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// `sql` with every `${name}` replaced.
+///
+/// # Errors
+/// A placeholder names no parameter or setting.
+pub fn fill(sql: &str, params: &ViewParams) -> Result<String, String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| "an unclosed ${ placeholder".to_string())?;
+        let name = &after[..end];
+        let value = match name {
+            "tz" => format!("'{}'", params.timezone.replace('\'', "''")),
+            "taken_at" => format!("CAST('{}' AS TIMESTAMP)", params.taken_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+            "calendar" => format!("'{}'", params.calendar.replace('\'', "''")),
+            other => {
+                let v = params.settings.get(other).ok_or_else(|| format!("unknown placeholder ${{{other}}}"))?;
+                // Settings are numbers (validated with the config); refuse anything else
+                // rather than paste it into SQL.
+                if v.parse::<f64>().is_err() {
+                    return Err(format!("setting {other} = '{v}' is not a number"));
+                }
+                v.clone()
+            }
+        };
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A multi-line engine error ("type_coercion\ncaused by\n…") as one line.
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "caused by").collect::<Vec<_>>().join(": ")
+}
+
+/// Registers the local-time functions the views use (also handy in ad-hoc SQL).
+pub fn register_functions(ctx: &SessionContext) {
+    ctx.register_udf(ScalarUDF::from(LocalDate::default()));
+    ctx.register_udf(ScalarUDF::from(LocalStart::default()));
+}
+
+/// Plans every view over `catalog` and registers it in the catalog's `kpi` schema.
+///
+/// # Errors
+/// The first view that fails to plan.
+pub async fn register_views(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<CalendarRegistry>, params: &ViewParams) -> Result<(), KpiError> {
+    let mut config = SessionConfig::new().with_default_catalog_and_schema(&params.tenant, "crm").with_create_default_catalog_and_schema(false);
+    let options = config.options_mut();
+    options.execution.parquet.schema_force_view_types = false;
+    options.sql_parser.map_string_types_to_utf8view = false;
+    options.execution.time_zone = Some("UTC".into());
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_catalog(&params.tenant, Arc::clone(catalog));
+    salespulse_udfs::register_all(&ctx, calendars);
+    register_functions(&ctx);
+    for (name, sql) in VIEWS {
+        let body = fill(sql, params).map_err(|message| KpiError { view: (*name).into(), message })?;
+        let statement = format!("CREATE OR REPLACE VIEW \"{}\".kpi.{name} AS {body}", params.tenant);
+        let failed = |e: datafusion::error::DataFusionError| KpiError { view: (*name).into(), message: one_line(&e.strip_backtrace()) };
+        ctx.sql(&statement).await.map_err(failed)?.collect().await.map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ViewParams {
+        ViewParams {
+            tenant: "acme".into(),
+            timezone: "Europe/Moscow".into(),
+            taken_at: "2026-06-15T12:00:00Z".parse().unwrap(),
+            calendar: "ru_msk".into(),
+            settings: crate::config::default_settings(),
+        }
+    }
+
+    #[test]
+    fn every_placeholder_of_every_view_is_known() {
+        for (name, sql) in VIEWS {
+            let filled = fill(sql, &params()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!filled.contains("${"), "{name}");
+        }
+        assert_eq!(fill("${tz} ${taken_at}", &params()).unwrap(), "'Europe/Moscow' CAST('2026-06-15T12:00:00.000000Z' AS TIMESTAMP)");
+        assert!(fill("${nope}", &params()).is_err());
+    }
+}
