@@ -7,6 +7,7 @@ mod common;
 mod files;
 mod flight_sql;
 mod flight_sql_clients;
+mod kpi;
 mod model;
 mod snapshot;
 mod udfs;

@@ -10,17 +10,27 @@ won AS (
     FROM kpi.deal_facts f
     WHERE f.status = 'won' AND f.closed_at IS NOT NULL
 ),
-facts AS (
-    SELECT p.plan_no, coalesce(sum(w.amount_base), 0) AS amount_fact
+scoped AS (
+    -- A manager's plan.
+    SELECT p.plan_no, w.amount_base
+    FROM plans p JOIN won w ON w.manager_id = p.manager_id AND w.d BETWEEN p.period_start AND p.period_end
+    WHERE p.manager_id IS NOT NULL
+    UNION ALL
+    -- A department's plan: the department and its sub-departments.
+    SELECT p.plan_no, w.amount_base
     FROM plans p
-    LEFT JOIN won w
-      ON w.d BETWEEN p.period_start AND p.period_end
-     AND (
-          (p.manager_id IS NOT NULL AND w.manager_id = p.manager_id)
-       OR (p.manager_id IS NULL AND p.department_id IS NOT NULL
-           AND w.department_id IN (SELECT t.department_id FROM kpi.department_tree t WHERE t.ancestor_id = p.department_id))
-       OR (p.manager_id IS NULL AND p.department_id IS NULL)
-     )
+    JOIN kpi.department_tree t ON t.ancestor_id = p.department_id
+    JOIN won w ON w.department_id = t.department_id AND w.d BETWEEN p.period_start AND p.period_end
+    WHERE p.manager_id IS NULL
+    UNION ALL
+    -- The company's plan.
+    SELECT p.plan_no, w.amount_base
+    FROM plans p JOIN won w ON w.d BETWEEN p.period_start AND p.period_end
+    WHERE p.manager_id IS NULL AND p.department_id IS NULL
+),
+facts AS (
+    SELECT p.plan_no, coalesce(sum(s.amount_base), 0) AS amount_fact
+    FROM plans p LEFT JOIN scoped s ON s.plan_no = p.plan_no
     GROUP BY p.plan_no
 ),
 now AS (

@@ -5,12 +5,18 @@ WITH closed AS (
     FROM kpi.deal_facts
     WHERE status IN ('won', 'lost') AND closed_at IS NOT NULL
 ),
+kinds AS (
+    SELECT 'day' AS period_kind UNION ALL SELECT 'week' UNION ALL SELECT 'month'
+),
 periods AS (
-    SELECT 'day' AS period_kind, d AS period, status, amount_base, is_first_sale, client_id FROM closed
-    UNION ALL
-    SELECT 'week', CAST(date_trunc('week', CAST(d AS TIMESTAMP)) AS DATE), status, amount_base, is_first_sale, client_id FROM closed
-    UNION ALL
-    SELECT 'month', CAST(date_trunc('month', CAST(d AS TIMESTAMP)) AS DATE), status, amount_base, is_first_sale, client_id FROM closed
+    SELECT k.period_kind,
+           CASE k.period_kind
+               WHEN 'day' THEN c.d
+               WHEN 'week' THEN CAST(date_trunc('week', CAST(c.d AS TIMESTAMP)) AS DATE)
+               ELSE CAST(date_trunc('month', CAST(c.d AS TIMESTAMP)) AS DATE)
+           END AS period,
+           c.status, c.amount_base, c.is_first_sale, c.client_id
+    FROM closed c CROSS JOIN kinds k
 ),
 totals AS (
     SELECT period_kind, period,
