@@ -8,6 +8,7 @@ mod files;
 mod flight_sql;
 mod flight_sql_clients;
 mod kpi;
+mod kpi_fixture;
 mod model;
 mod snapshot;
 mod udfs;
