@@ -1,7 +1,11 @@
 """ADBC (adbc-driver-flightsql), the driver Python notebooks and many BI tools use."""
+import os
+
 import adbc_driver_flightsql.dbapi as flightsql
 import pyarrow as pa
 import pytest
+
+from conftest import ROOT
 
 
 @pytest.fixture()
@@ -125,3 +129,19 @@ def test_tls_and_password_login(secured):
     with pytest.raises(Exception, match="wrong user name or password"):
         with flightsql.connect(secured.grpc, db_kwargs=bad) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
+
+
+KPI_VIEWS = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, "src", "catalog", "kpi", "views")) if f.endswith(".sql"))
+
+
+@pytest.mark.parametrize("view", KPI_VIEWS)
+def test_every_column_type_of_every_kpi_view_round_trips(conn, view):
+    expected = conn.adbc_get_table_schema(view, db_schema_filter="kpi")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM kpi.{view} LIMIT 20")
+        result = cur.fetch_arrow_table()
+    assert result.num_rows > 0, view
+    assert result.schema.names == expected.names
+    for field in result.schema:
+        assert field.type == expected.field(field.name).type, f"{view}.{field.name}"
+        assert any(check(field.type) for check in ALLOWED_TYPES), f"{view}.{field.name}: {field.type}"

@@ -162,10 +162,10 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        let row = &batches[0];
-        assert_eq!(row.column(0).as_string::<i32>().value(0), "2026-04-01");
-        assert_eq!(row.column(1).as_string::<i32>().value(0), "2026-03-31");
-        assert!(!row.column(0).is_null(0));
+        let text = |i: usize| cast(batches[0].column(i), &DataType::Utf8).unwrap();
+        assert_eq!(text(0).as_string::<i32>().value(0), "2026-04-01");
+        assert_eq!(text(1).as_string::<i32>().value(0), "2026-03-31");
+        assert!(!text(0).is_null(0));
     }
 
     #[tokio::test]
@@ -179,6 +179,7 @@ mod tests {
             .collect()
             .await
             .unwrap();
-        assert_eq!(batches[0].column(0).as_string::<i32>().value(0), "2026-03-31T21:00:00Z");
+        let text = cast(batches[0].column(0), &DataType::Utf8).unwrap();
+        assert_eq!(text.as_string::<i32>().value(0), "2026-03-31T21:00:00Z");
     }
 }
