@@ -1,4 +1,4 @@
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 //! The one integration-test binary: the server in-process on port 0, real Flight SQL
 //! clients, snapshots on disk, file imports.
 

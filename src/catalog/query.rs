@@ -34,10 +34,11 @@ impl QueryError {
     pub fn from_datafusion(e: DataFusionError, hint: Option<String>) -> QueryError {
         let message = e.to_string();
         let mut text = message.trim().to_string();
-        if text.contains("not found") && text.contains("table") {
-            if let Some(h) = hint {
-                text = format!("{text} ({h})");
-            }
+        if text.contains("not found")
+            && text.contains("table")
+            && let Some(h) = hint
+        {
+            text = format!("{text} ({h})");
         }
         match e.find_root() {
             DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {
