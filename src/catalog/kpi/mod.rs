@@ -23,6 +23,7 @@ pub(crate) use local_date::{LocalDate, LocalStart};
 /// The views, in dependency order (a view may read the ones before it).
 pub const VIEWS: &[(&str, &str)] = &[
     ("department_tree", include_str!("views/department_tree.sql")),
+    ("closed_deals", include_str!("views/closed_deals.sql")),
     ("deal_facts", include_str!("views/deal_facts.sql")),
     ("call_facts", include_str!("views/call_facts.sql")),
     ("lead_facts", include_str!("views/lead_facts.sql")),

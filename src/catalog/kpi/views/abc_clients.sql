@@ -3,7 +3,7 @@
 -- the clients ranked before them.
 WITH revenue AS (
     SELECT client_id, sum(amount_base) AS revenue
-    FROM kpi.deal_facts
+    FROM kpi.closed_deals
     WHERE status = 'won' AND client_id IS NOT NULL
     GROUP BY client_id
 ),

@@ -1,13 +1,13 @@
 -- kpi.channels: leads created (by the lead's source) and deals won (by the deal's source)
 -- per local month and channel.
 WITH events AS (
-    SELECT CAST(date_trunc('month', CAST(local_date(created_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month,
-           channel, is_online, 1 AS lead, 0 AS won, CAST(NULL AS DECIMAL(18, 2)) AS amount
-    FROM kpi.lead_facts
+    SELECT CAST(date_trunc('month', CAST(local_date(l.created_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month,
+           s.channel, s.is_online, 1 AS lead, 0 AS won, CAST(NULL AS DECIMAL(18, 2)) AS amount
+    FROM crm.leads l LEFT JOIN crm.sources s ON s.source_id = l.source_id
     UNION ALL
-    SELECT CAST(date_trunc('month', CAST(local_date(closed_at, ${tz}) AS TIMESTAMP)) AS DATE),
-           channel, is_online, 0, 1, amount_base
-    FROM kpi.deal_facts WHERE status = 'won' AND closed_at IS NOT NULL
+    SELECT d.closed_month, s.channel, s.is_online, 0, 1, d.amount_base
+    FROM kpi.closed_deals d LEFT JOIN crm.sources s ON s.source_id = d.source_id
+    WHERE d.status = 'won'
 ),
 totals AS (
     SELECT month, channel, is_online, sum(lead) AS leads, sum(won) AS deals_won, coalesce(sum(amount), 0) AS revenue

@@ -3,8 +3,8 @@
 WITH totals AS (
     SELECT client_id, min(closed_at) AS first_sale_at, count(*) AS deals_won,
            coalesce(sum(amount_base), 0) AS revenue, max(closed_at) AS last_sale_at
-    FROM kpi.deal_facts
-    WHERE status = 'won' AND client_id IS NOT NULL AND closed_at IS NOT NULL
+    FROM kpi.closed_deals
+    WHERE status = 'won' AND client_id IS NOT NULL
     GROUP BY client_id
 )
 SELECT client_id, first_sale_at, deals_won, revenue,

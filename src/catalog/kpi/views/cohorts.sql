@@ -1,10 +1,9 @@
 -- kpi.cohorts: clients by the local month of their first sale, and how many of them buy
 -- again in each later month, up to the snapshot's month (zeros included).
 WITH sales AS (
-    SELECT client_id, is_first_sale, amount_base,
-           CAST(date_trunc('month', CAST(local_date(closed_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month
-    FROM kpi.deal_facts
-    WHERE status = 'won' AND client_id IS NOT NULL AND closed_at IS NOT NULL
+    SELECT client_id, is_first_sale, amount_base, closed_month AS month
+    FROM kpi.closed_deals
+    WHERE status = 'won' AND client_id IS NOT NULL
 ),
 members AS (
     SELECT client_id, month AS cohort_month FROM sales WHERE is_first_sale

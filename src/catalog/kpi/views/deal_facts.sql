@@ -27,12 +27,6 @@ deal_touches AS (
     FROM crm.deals d JOIN touches t ON t.deal_id = d.deal_id
     GROUP BY d.deal_id
 ),
-sales AS (
-    SELECT deal_id,
-           row_number() OVER (PARTITION BY coalesce(company_id, contact_id) ORDER BY closed_at, deal_id) AS n
-    FROM crm.deals
-    WHERE status = 'won' AND coalesce(company_id, contact_id) IS NOT NULL AND closed_at IS NOT NULL
-),
 open_tasks AS (
     SELECT deal_id, count(*) AS open_tasks
     FROM crm.tasks WHERE deal_id IS NOT NULL AND status NOT IN ('completed', 'cancelled')
@@ -54,7 +48,7 @@ SELECT d.*,
        src.channel,
        src.is_online,
        lr.name AS loss_reason_name,
-       coalesce(sales.n = 1, false) AS is_first_sale,
+       coalesce(cd.is_first_sale, false) AS is_first_sale,
        CASE WHEN d.closed_at IS NOT NULL
             THEN (date_part('epoch', d.closed_at) - date_part('epoch', d.created_at)) / 86400.0 END AS cycle_days,
        dt.first_contact_at,
@@ -74,7 +68,7 @@ LEFT JOIN crm.managers m ON m.manager_id = d.manager_id
 LEFT JOIN crm.departments dep ON dep.department_id = m.department_id
 LEFT JOIN crm.sources src ON src.source_id = d.source_id
 LEFT JOIN crm.loss_reasons lr ON lr.loss_reason_id = d.loss_reason_id
-LEFT JOIN sales ON sales.deal_id = d.deal_id
+LEFT JOIN kpi.closed_deals cd ON cd.deal_id = d.deal_id
 LEFT JOIN deal_touches dt ON dt.deal_id = d.deal_id
 LEFT JOIN open_tasks ot ON ot.deal_id = d.deal_id
 LEFT JOIN overdue_activities oa ON oa.deal_id = d.deal_id

@@ -1,10 +1,9 @@
 -- kpi.loss_reasons: lost deals per local month of closed_at and reason (NULL: no reason
 -- given), with their share of the month's lost deals.
 WITH lost AS (
-    SELECT CAST(date_trunc('month', CAST(local_date(closed_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month,
-           loss_reason_id, loss_reason_name, amount_base
-    FROM kpi.deal_facts
-    WHERE status = 'lost' AND closed_at IS NOT NULL
+    SELECT d.closed_month AS month, d.loss_reason_id, r.name AS loss_reason_name, d.amount_base
+    FROM kpi.closed_deals d LEFT JOIN crm.loss_reasons r ON r.loss_reason_id = d.loss_reason_id
+    WHERE d.status = 'lost'
 ),
 totals AS (
     SELECT month, loss_reason_id, loss_reason_name, count(*) AS deals_lost, coalesce(sum(amount_base), 0) AS amount_lost

@@ -8,9 +8,8 @@ WITH deals_created AS (
     FROM kpi.deal_facts WHERE manager_id IS NOT NULL
 ),
 deals_closed AS (
-    SELECT CAST(date_trunc('month', CAST(local_date(closed_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month, manager_id,
-           status, amount_base, cycle_days
-    FROM kpi.deal_facts WHERE manager_id IS NOT NULL AND closed_at IS NOT NULL
+    SELECT closed_month AS month, manager_id, status, amount_base, cycle_days
+    FROM kpi.closed_deals WHERE manager_id IS NOT NULL
 ),
 leads AS (
     SELECT CAST(date_trunc('month', CAST(local_date(created_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month, manager_id,
@@ -18,9 +17,10 @@ leads AS (
     FROM kpi.lead_facts WHERE manager_id IS NOT NULL
 ),
 calls AS (
-    SELECT CAST(date_trunc('month', CAST(day AS TIMESTAMP)) AS DATE) AS month, manager_id,
-           is_successful, is_missed, duration_seconds
-    FROM kpi.call_facts WHERE manager_id IS NOT NULL
+    SELECT CAST(date_trunc('month', CAST(local_date(started_at, ${tz}) AS TIMESTAMP)) AS DATE) AS month, manager_id,
+           coalesce(is_successful_call(duration_seconds, ${calls.success_threshold_seconds}, status = 'answered'), false) AS is_successful,
+           (direction = 'inbound' AND status <> 'answered') AS is_missed, duration_seconds
+    FROM crm.calls WHERE manager_id IS NOT NULL
 ),
 sales AS (
     SELECT month, manager_id,

@@ -6,7 +6,8 @@ WITH totals AS (
            count(CASE WHEN status = 'lost' THEN 1 END) AS deals_lost,
            coalesce(sum(CASE WHEN status = 'won' THEN amount_base END), 0) AS revenue,
            avg(CASE WHEN status = 'won' THEN cycle_days END) AS avg_cycle_days
-    FROM kpi.deal_facts
+    FROM (SELECT d.pipeline_id, d.status, d.amount_base, c.cycle_days
+          FROM crm.deals d LEFT JOIN kpi.closed_deals c ON c.deal_id = d.deal_id) deals
     GROUP BY pipeline_id
 )
 SELECT pipeline_id, deals, deals_won, deals_lost,

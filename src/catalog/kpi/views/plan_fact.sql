@@ -6,9 +6,9 @@ WITH plans AS (
     FROM crm.sales_plans
 ),
 won AS (
-    SELECT f.manager_id, f.department_id, local_date(f.closed_at, ${tz}) AS d, f.amount_base
-    FROM kpi.deal_facts f
-    WHERE f.status = 'won' AND f.closed_at IS NOT NULL
+    SELECT manager_id, department_id, closed_day AS d, amount_base
+    FROM kpi.closed_deals
+    WHERE status = 'won'
 ),
 scoped AS (
     -- A manager's plan.

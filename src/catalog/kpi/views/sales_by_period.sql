@@ -1,9 +1,8 @@
 -- kpi.sales_by_period: won and lost deals by local day, ISO week (its Monday) and month
 -- (its first day) of closed_at.
 WITH closed AS (
-    SELECT local_date(closed_at, ${tz}) AS d, status, amount_base, is_first_sale, client_id
-    FROM kpi.deal_facts
-    WHERE status IN ('won', 'lost') AND closed_at IS NOT NULL
+    SELECT closed_day AS d, status, amount_base, is_first_sale, client_id
+    FROM kpi.closed_deals
 ),
 kinds AS (
     SELECT 'day' AS period_kind UNION ALL SELECT 'week' UNION ALL SELECT 'month'
