@@ -8,7 +8,6 @@ none: sales by month, one department's calls for a month, and the funnel.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ import time
 
 import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
+
+from serve import serve_demo
 
 BINARY = os.environ["SALESPULSE_BIN"]
 AS_OF = "2026-06-15T12:00:00Z"
@@ -125,18 +126,7 @@ def main():
     data = tempfile.mkdtemp(prefix=f"salespulse-kpi-{scale}-")
     subprocess.run([BINARY, "demo", "--scale", str(scale), "--seed", "42", "--as-of", AS_OF, "--data", data, "--no-serve"],
                    check=True, capture_output=True)
-    config = os.path.join(data, "bench.toml")
-    with open(config, "w") as f:
-        f.write(f'[storage]\nroot = "{data}"\n[server]\nflight_sql = "127.0.0.1:0"\npostgres = "127.0.0.1:0"\n'
-                f'[[tenants]]\nname = "demo"\ntimezone = "{TZ}"\n[tenants.source]\nkind = "demo"\n')
-    proc = subprocess.Popen([BINARY, "serve", "--config", config], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
-    address = None
-    for line in proc.stderr:
-        m = re.search(r"Flight SQL on (\S+),", line)
-        if m:
-            address = m.group(1)
-            break
+    proc, address = serve_demo(BINARY, data, TZ)
     tenant = os.path.join(data, "demo")
     snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
     folder = os.path.join(tenant, "snapshots", snapshot)

@@ -17,6 +17,8 @@ import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
 import pyarrow.parquet as pq
 
+from serve import serve_demo
+
 BINARY = os.environ["SALESPULSE_BIN"]
 AS_OF = "2026-11-01T00:00:00Z"
 
@@ -57,19 +59,8 @@ def duckdb_write(data):
 
 
 def first_query(data):
-    config = os.path.join(data, "bench.toml")
-    with open(config, "w") as f:
-        f.write(f'[storage]\nroot = "{data}"\n[server]\nflight_sql = "127.0.0.1:0"\n'
-                '[[tenants]]\nname = "demo"\ntimezone = "Europe/Moscow"\n[tenants.source]\nkind = "demo"\n')
     started = time.perf_counter()
-    proc = subprocess.Popen([BINARY, "serve", "--config", config], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
-    address = None
-    for line in proc.stderr:
-        m = re.search(r"Flight SQL on (\S+)", line)
-        if m:
-            address = m.group(1)
-            break
+    proc, address = serve_demo(BINARY, data)
     ready = time.perf_counter() - started
     sql = "SELECT manager_id, count(*) AS calls, avg(duration_seconds) FROM crm.calls GROUP BY 1"
     timings = []

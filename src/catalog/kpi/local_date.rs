@@ -25,6 +25,25 @@ impl Default for LocalDate {
     }
 }
 
+/// The time-zone argument of `function`: a text literal naming an IANA zone.
+fn zone_argument(function: &str, arg: &ColumnarValue) -> Result<Tz> {
+    match arg {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(zone))) => match zone.parse::<Tz>() {
+            Ok(tz) => Ok(tz),
+            Err(_) => exec_err!("{function}: '{zone}' is not an IANA time zone such as Europe/Moscow"),
+        },
+        _ => exec_err!("{function}: the time zone must be a text literal such as 'Europe/Moscow'"),
+    }
+}
+
+/// A scalar result for a scalar input, else the array.
+fn shaped(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    if scalar {
+        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+    }
+    Ok(ColumnarValue::Array(array))
+}
+
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("1970-01-01 is a date");
 
 impl ScalarUDFImpl for LocalDate {
@@ -50,13 +69,7 @@ impl ScalarUDFImpl for LocalDate {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let zone = match &args.args[1] {
-            ColumnarValue::Scalar(ScalarValue::Utf8(Some(z))) => z.clone(),
-            _ => return exec_err!("local_date: the time zone must be a text literal such as 'Europe/Moscow'"),
-        };
-        let Ok(tz) = zone.parse::<Tz>() else {
-            return exec_err!("local_date: '{zone}' is not an IANA time zone such as Europe/Moscow");
-        };
+        let tz = zone_argument("local_date", &args.args[1])?;
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let input = args.args[0].to_array(args.number_rows)?;
         let micros = cast(&input, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))?;
@@ -69,11 +82,7 @@ impl ScalarUDFImpl for LocalDate {
                 i32::try_from(local.signed_duration_since(EPOCH).num_days()).ok()
             })
             .collect();
-        let array: ArrayRef = Arc::new(out);
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
-        }
-        Ok(ColumnarValue::Array(array))
+        shaped(Arc::new(out), scalar)
     }
 }
 
@@ -114,13 +123,7 @@ impl ScalarUDFImpl for LocalStart {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use chrono::TimeZone;
-        let zone = match &args.args[1] {
-            ColumnarValue::Scalar(ScalarValue::Utf8(Some(z))) => z.clone(),
-            _ => return exec_err!("local_start: the time zone must be a text literal such as 'Europe/Moscow'"),
-        };
-        let Ok(tz) = zone.parse::<Tz>() else {
-            return exec_err!("local_start: '{zone}' is not an IANA time zone such as Europe/Moscow");
-        };
+        let tz = zone_argument("local_start", &args.args[1])?;
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let input = args.args[0].to_array(args.number_rows)?;
         let days = input.as_primitive::<arrow::datatypes::Date32Type>();
@@ -135,11 +138,7 @@ impl ScalarUDFImpl for LocalStart {
                 })
             })
             .collect();
-        let array: ArrayRef = Arc::new(out.with_timezone("UTC"));
-        if scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
-        }
-        Ok(ColumnarValue::Array(array))
+        shaped(Arc::new(out.with_timezone("UTC")), scalar)
     }
 }
 

@@ -80,13 +80,17 @@ impl SalesFlightSql {
         Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info })
     }
 
-    /// Who sent this request. Basic credentials cost an argon2 check, so they are checked
-    /// off the async threads.
+    /// Who sent this request. A bearer token is one HMAC, checked here; Basic credentials
+    /// cost an argon2 check, so they are checked off the async threads.
     async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
         if !self.auth.enabled() {
             return Ok(Principal::anonymous());
         }
         let header = metadata.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let is_basic = header.as_deref().is_some_and(|h| h.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")));
+        if !is_basic {
+            return self.auth.check_header(header.as_deref()).map_err(|e| auth_status(&e));
+        }
         let auth = Arc::clone(&self.auth);
         tokio::task::spawn_blocking(move || auth.check_header(header.as_deref()))
             .await

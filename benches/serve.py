@@ -1,0 +1,20 @@
+"""Starts `salespulse serve` on a demo snapshot under a folder, on free ports, for the
+benchmarks; returns the process and the Flight SQL address it printed."""
+import os
+import re
+import subprocess
+
+
+def serve_demo(binary, data, timezone="Europe/Moscow"):
+    config = os.path.join(data, "bench.toml")
+    with open(config, "w") as f:
+        f.write(f'[storage]\nroot = "{data}"\n[server]\nflight_sql = "127.0.0.1:0"\npostgres = "127.0.0.1:0"\n'
+                f'[[tenants]]\nname = "demo"\ntimezone = "{timezone}"\n[tenants.source]\nkind = "demo"\n')
+    proc = subprocess.Popen([binary, "serve", "--config", config], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+    for line in proc.stderr:
+        m = re.search(r"Flight SQL on ([^\s,]+),", line)
+        if m:
+            return proc, m.group(1)
+    proc.kill()
+    raise RuntimeError("salespulse serve did not start")
