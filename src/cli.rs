@@ -140,6 +140,13 @@ fn info_of(t: &TenantConfig) -> TenantInfo {
     TenantInfo { name: t.name.clone(), timezone: t.timezone, settings: t.settings.clone(), calendars: t.calendars.clone() }
 }
 
+fn report_kpi_tables(tenant: &str, state: &salespulse::catalog::TenantState, started: std::time::Instant) {
+    match &state.problem {
+        Some(problem) => eprintln!("warning: {problem}"),
+        None => println!("{tenant}: KPI tables ready in {:.2} s", started.elapsed().as_secs_f64()),
+    }
+}
+
 fn print_refresh(tenant: &str, r: &RefreshReport) {
     let m = &r.report.manifest;
     let rows = m.total_rows();
@@ -201,7 +208,9 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
         return Ok(ExitCode::SUCCESS);
     }
     let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]));
-    catalog.load_tenant("demo").await?;
+    let started = std::time::Instant::now();
+    let state = catalog.load_tenant("demo").await?;
+    report_kpi_tables("demo", &state, started);
     let listeners = listen.bind("--flight-sql", "--postgres").await?;
     let local = listeners.flight_sql.local_addr()?;
     let pg = listeners.postgres.local_addr()?;
@@ -314,7 +323,14 @@ async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::Result<ExitC
     for t in tenants {
         println!("{}: refreshing from {} ...", t.name, t.source.kind());
         match refresh_tenant(&store, t, source_of(t), config.storage.keep_snapshots).await {
-            Ok(report) => print_refresh(&t.name, &report),
+            Ok(report) => {
+                print_refresh(&t.name, &report);
+                // Materialise the KPI tables now, so a server start or reload finds them.
+                let started = std::time::Instant::now();
+                let catalog = Catalog::new(store.clone(), vec![info_of(t)]);
+                let state = catalog.load_tenant(&t.name).await?;
+                report_kpi_tables(&t.name, &state, started);
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}; the previous snapshot is still served");
@@ -366,7 +382,8 @@ async fn query(
             info.calendars = Some(path.to_path_buf());
         }
     }
-    let mut catalog = Catalog::new(store, infos.clone());
+    // A one-off query uses stored KPI tables but does not spend time building missing ones.
+    let mut catalog = Catalog::new(store, infos.clone()).with_materialise(salespulse::catalog::kpi::Materialise::UseStored);
     if let Some(registry) = calendar_registry {
         catalog = catalog.with_fallback_calendars(registry);
     }

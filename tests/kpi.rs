@@ -103,3 +103,94 @@ async fn demo_invariants_hold() {
     assert!(plan > 0.0);
     server.shutdown_and_wait().await;
 }
+
+/// Every row of `sql` as text, floats to 6 decimals (sums over stored facts may add in
+/// another order than the live views), sorted.
+async fn row_strings(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    use arrow::util::display::array_value_to_string;
+    let mut rows = Vec::new();
+    for batch in run(ctx, sql).await {
+        for i in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|column| match column.data_type() {
+                    DataType::Float64 if column.is_valid(i) => format!("{:.6}", column.as_primitive::<Float64Type>().value(i)),
+                    _ => array_value_to_string(column, i).unwrap(),
+                })
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn kpi_folders(root: &std::path::Path, manifest: &salespulse::snapshot::Manifest) -> Vec<std::path::PathBuf> {
+    let dir = root.join("demo/snapshots").join(&manifest.snapshot_id).join("kpi");
+    let mut found: Vec<_> = std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn materialised_tables_give_the_rows_of_the_views_and_are_reused() {
+    use salespulse::catalog::Catalog;
+    use salespulse::catalog::kpi::Materialise;
+    let root = tempfile::tempdir().unwrap();
+    let store = salespulse::snapshot::Store::open(&root.path().to_string_lossy()).unwrap();
+    let manifest = crate::common::write_demo(&store, "demo").await;
+
+    // A one-off query catalog stores nothing and serves the views.
+    let live = Catalog::new(store.clone(), vec![crate::common::info("demo")]).with_materialise(Materialise::UseStored);
+    assert_eq!(live.load_tenant("demo").await.unwrap().problem, None);
+    assert!(kpi_folders(root.path(), &manifest).is_empty(), "UseStored builds nothing");
+    let live_ctx = live.session(Some("demo"));
+
+    let stored = Catalog::new(store.clone(), vec![crate::common::info("demo")]);
+    assert_eq!(stored.load_tenant("demo").await.unwrap().problem, None);
+    let folders = kpi_folders(root.path(), &manifest);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let marker = folders[0].join("materialised.json");
+    assert!(marker.exists());
+    let stored_ctx = stored.session(Some("demo"));
+
+    let kind = "SELECT table_type FROM information_schema.tables WHERE table_schema = 'kpi' AND table_name = 'call_facts'";
+    assert_eq!(row_strings(&live_ctx, kind).await, ["VIEW"]);
+    assert_eq!(row_strings(&stored_ctx, kind).await, ["BASE TABLE"]);
+    for (view, _) in VIEWS {
+        let sql = format!("SELECT * FROM kpi.{view}");
+        let (a, b) = (row_strings(&live_ctx, &sql).await, row_strings(&stored_ctx, &sql).await);
+        assert_eq!(a.len(), b.len(), "kpi.{view}: row counts");
+        assert!(a == b, "kpi.{view}: the stored table differs from the view");
+        let schema = |ctx: &SessionContext| {
+            let ctx = ctx.clone();
+            let sql = sql.clone();
+            async move { ctx.sql(&sql).await.unwrap().schema().as_arrow().clone() }
+        };
+        assert_eq!(schema(&live_ctx).await, schema(&stored_ctx).await, "kpi.{view}: schema");
+    }
+
+    // A reload reuses the stored set: the marker is not written again.
+    let written = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    let again = Catalog::new(store.clone(), vec![crate::common::info("demo")]);
+    assert_eq!(again.load_tenant("demo").await.unwrap().problem, None);
+    assert_eq!(std::fs::metadata(&marker).unwrap().modified().unwrap(), written);
+
+    // A lost file is rebuilt, not served broken.
+    let lost = folders[0].join("calls_daily/part-00000.parquet");
+    std::fs::remove_file(&lost).unwrap();
+    let healed = Catalog::new(store.clone(), vec![crate::common::info("demo")]);
+    assert_eq!(healed.load_tenant("demo").await.unwrap().problem, None);
+    assert!(lost.exists());
+    assert!(!row_strings(&healed.session(Some("demo")), "SELECT * FROM kpi.calls_daily").await.is_empty());
+
+    // Other settings are another set, with other numbers.
+    let mut info = crate::common::info("demo");
+    info.settings.insert("calls.success_threshold_seconds".into(), "1".into());
+    let strict = Catalog::new(store.clone(), vec![info]);
+    assert_eq!(strict.load_tenant("demo").await.unwrap().problem, None);
+    assert_eq!(kpi_folders(root.path(), &manifest).len(), 2);
+    let successful = "SELECT sum(successful) FROM kpi.calls_daily";
+    assert!(number(&strict.session(Some("demo")), successful).await > number(&stored_ctx, successful).await);
+}

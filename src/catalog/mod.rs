@@ -1,7 +1,8 @@
 //! Stage 4 of the pipeline: the DataFusion catalogs that SQL runs against.
 //!
 //! One catalog per tenant, with schemas `crm` (listing tables over the current snapshot's
-//! Parquet files), `kpi` (the METRICS.md views; empty in this version) and `system`
+//! Parquet files), `kpi` (the METRICS.md views, replaced by their materialised tables once
+//! stored: see [`kpi::materialise`]) and `system`
 //! (`snapshots`, `tables`, `settings`). Each tenant's catalog sits behind an `ArcSwap`:
 //! [`Catalog::load_tenant`] builds the new one aside and swaps it in one step, and a query
 //! that started before the swap keeps the `Arc` of the old one and finishes on it.
@@ -12,7 +13,7 @@ pub mod kpi;
 mod query;
 mod system;
 
-pub use query::{OutputProfile, QueryError, client_type, grafana_type, parameter_types, plan_query, plan_query_with};
+pub use query::{OutputProfile, QueryError, client_type, conform_batch, grafana_type, parameter_types, plan_query, plan_query_with};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub struct Catalog {
     tenants: BTreeMap<String, ArcSwap<TenantState>>,
     /// Calendars for sessions without a tenant (functions only).
     fallback_calendars: Arc<CalendarRegistry>,
+    materialise: kpi::Materialise,
 }
 
 impl Catalog {
@@ -93,7 +95,14 @@ impl Catalog {
                 (state.info.name.clone(), ArcSwap::from_pointee(state))
             })
             .collect();
-        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()) }
+        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()), materialise: kpi::Materialise::Build }
+    }
+
+    /// Whether loading a tenant computes its missing KPI tables (the default) or only uses
+    /// stored ones.
+    pub fn with_materialise(mut self, mode: kpi::Materialise) -> Catalog {
+        self.materialise = mode;
+        self
     }
 
     /// Uses these calendars in sessions that have no tenant.
@@ -138,7 +147,7 @@ impl Catalog {
             Ok(m) => match self.try_build(&info, &m, &snapshots).await {
                 Ok(catalog) => {
                     let (calendars, problem) = tenant_calendars(&info, &catalog).await;
-                    let problem = join_problems(problem, kpi_views(&info, &m, &catalog, &calendars).await);
+                    let problem = join_problems(problem, self.kpi_views(&info, &m, &catalog, &calendars).await);
                     return TenantState { info, manifest: Some(m), problem, calendars, catalog };
                 }
                 Err(e) => e.to_string(),
@@ -152,7 +161,7 @@ impl Catalog {
                 let problem = format!("{current}; serving the previous snapshot {} instead", m.snapshot_id);
                 tracing::error!(tenant = %info.name, "{problem}");
                 let (calendars, _) = tenant_calendars(&info, &catalog).await;
-                let problem = join_problems(Some(problem), kpi_views(&info, m, &catalog, &calendars).await);
+                let problem = join_problems(Some(problem), self.kpi_views(&info, m, &catalog, &calendars).await);
                 return TenantState { info, manifest: Some(m.clone()), problem, calendars, catalog };
             }
         }
@@ -230,31 +239,47 @@ impl Catalog {
             self.tenants.values().filter_map(|s| s.load().problem.clone()).collect();
         (!problems.is_empty()).then(|| problems.join("; "))
     }
+
+    /// Builds the `kpi` views of a served snapshot and puts their materialised tables in
+    /// their place; a failure is the tenant's problem (the `crm` tables still serve, and
+    /// views not materialised still answer, only slower).
+    async fn kpi_views(&self, info: &TenantInfo, manifest: &Manifest, catalog: &Arc<dyn CatalogProvider>, calendars: &Arc<CalendarRegistry>) -> Option<String> {
+        let params = kpi::ViewParams {
+            tenant: info.name.clone(),
+            timezone: info.timezone.name().to_string(),
+            taken_at: manifest.taken_at,
+            calendar: calendars.default_calendar().to_string(),
+            settings: info.settings.clone(),
+        };
+        let ctx = kpi::tenant_session(catalog, Arc::clone(calendars), &params, Arc::clone(&self.runtime));
+        if let Err(e) = kpi::register_views(&ctx, &params).await {
+            tracing::error!(tenant = %info.name, "{e}");
+            return Some(format!("the KPI views could not be built: {e}"));
+        }
+        // The calendar definitions are part of what the rows depend on.
+        let calendar_source = info.calendars.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
+        let stored = match kpi::fingerprint(&params, &calendar_source) {
+            Ok(fp) => kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await,
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(Some(r)) if r.built => {
+                tracing::info!(tenant = %info.name, fingerprint = %r.fingerprint, rows = r.rows, bytes = r.bytes, seconds = r.seconds, "kpi tables materialised");
+                None
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(tenant = %info.name, "materialising the KPI tables: {e}; the views compute per query");
+                Some(format!("the KPI tables could not be materialised ({e}); the views compute per query"))
+            }
+        }
+    }
 }
 
 fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
-    }
-}
-
-/// Builds the `kpi` views of a served snapshot; a failure is the tenant's problem (the
-/// `crm` tables still serve).
-async fn kpi_views(info: &TenantInfo, manifest: &Manifest, catalog: &Arc<dyn CatalogProvider>, calendars: &Arc<CalendarRegistry>) -> Option<String> {
-    let params = kpi::ViewParams {
-        tenant: info.name.clone(),
-        timezone: info.timezone.name().to_string(),
-        taken_at: manifest.taken_at,
-        calendar: calendars.default_calendar().to_string(),
-        settings: info.settings.clone(),
-    };
-    match kpi::register_views(catalog, Arc::clone(calendars), &params).await {
-        Ok(()) => None,
-        Err(e) => {
-            tracing::error!(tenant = %info.name, "{e}");
-            Some(format!("the KPI views could not be built: {e}"))
-        }
     }
 }
 

@@ -248,3 +248,21 @@ mod tests {
         assert_eq!(number_question_marks("SELECT 1"), "SELECT 1");
     }
 }
+
+/// `batch` with the advertised schema: the engine sometimes produces a wider type than its
+/// plan says (a decimal's precision, say), so differing columns are cast; nullability and
+/// names come from the advertised schema (CLIENTS.md §6 item 7).
+///
+/// # Errors
+/// A column cannot be cast, or holds nulls where the advertised field has none.
+pub fn conform_batch(advertised: &arrow::datatypes::SchemaRef, batch: &arrow::array::RecordBatch) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(advertised.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() { Ok(std::sync::Arc::clone(column)) } else { arrow::compute::cast(column, field.data_type()) }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    arrow::array::RecordBatch::try_new(std::sync::Arc::clone(advertised), columns)
+}

@@ -90,6 +90,17 @@ impl Store {
         relative.split('/').fold(self.snapshot_dir(tenant, id), |p, part| p.join(part))
     }
 
+    /// The folder of a snapshot's materialised KPI tables for one settings fingerprint
+    /// (`catalog::kpi`): derived data, rebuilt from the snapshot whenever it is missing.
+    pub(crate) fn kpi_dir(&self, tenant: &str, id: &str, fingerprint: &str) -> Path {
+        self.snapshot_dir(tenant, id).join("kpi").join(fingerprint)
+    }
+
+    /// The URL of a folder in the store, for a DataFusion listing table.
+    pub(crate) fn folder_url(&self, dir: &Path) -> String {
+        format!("{}{}/", self.base_url, dir)
+    }
+
     /// The folder URL of one table of a snapshot, for a DataFusion listing table.
     pub fn table_url(&self, tenant: &str, id: &str, table: &str) -> String {
         let dir = self.snapshot_dir(tenant, id).join(table);

@@ -13,7 +13,6 @@
 //! Until step 4 succeeds, readers keep serving the previous snapshot.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch};
@@ -109,6 +108,20 @@ impl Store {
         let sorted = sort_batch(table, batch)?;
         let relative = format!("{}/part-00000.parquet", table.name());
         let path = self.file_path(tenant, id, &relative);
+        let (rows, bytes) = self.write_parquet(&path, schema, futures::stream::iter([Ok(sorted)])).await?;
+        Ok(TableEntry { rows, bytes, files: vec![relative], sorted_by: table.sort_column().to_string() })
+    }
+
+    /// Writes a stream of batches as one zstd Parquet file at `path` (row groups of
+    /// [`ROW_GROUP_ROWS`], page statistics), returning its rows and bytes. The file appears
+    /// only when complete (the store's put is atomic).
+    ///
+    /// # Errors
+    /// The stream fails, or the file cannot be encoded or stored.
+    pub(crate) async fn write_parquet<S>(&self, path: &Path, schema: arrow::datatypes::SchemaRef, batches: S) -> Result<(u64, u64)>
+    where
+        S: Stream<Item = Result<RecordBatch>>,
+    {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -117,17 +130,18 @@ impl Store {
             .build();
         let encode = |source| SnapshotError::Encode { path: path.to_string(), source };
         let sink = object_store::buffered::BufWriter::new(self.object_store(), path.clone());
-        let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&schema), Some(props)).map_err(encode)?;
-        let rows = sorted.num_rows();
-        let mut offset = 0;
-        while offset < rows {
-            let len = ROW_GROUP_ROWS.min(rows - offset);
-            writer.write(&sorted.slice(offset, len)).await.map_err(encode)?;
-            offset += len;
+        let mut writer = AsyncArrowWriter::try_new(sink, schema, Some(props)).map_err(encode)?;
+        let mut rows = 0u64;
+        let mut batches = std::pin::pin!(batches);
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            // The writer cuts row groups at ROW_GROUP_ROWS.
+            writer.write(&batch).await.map_err(encode)?;
         }
         writer.close().await.map_err(encode)?;
-        let meta = self.object_store().head(&path).await.map_err(|source| SnapshotError::Read { path: path.to_string(), source })?;
-        Ok(TableEntry { rows: rows as u64, bytes: meta.size, files: vec![relative], sorted_by: table.sort_column().to_string() })
+        let meta = self.object_store().head(path).await.map_err(|source| SnapshotError::Read { path: path.to_string(), source })?;
+        Ok((rows, meta.size))
     }
 
     async fn put(&self, path: &Path, payload: PutPayload, mode: PutMode) -> Result<object_store::PutResult> {

@@ -8,17 +8,20 @@
 //! calendars and absences whoever queries them.
 
 mod local_date;
+mod materialise;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::catalog::CatalogProvider;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use salespulse_udfs::CalendarRegistry;
 
 pub(crate) use local_date::{LocalDate, LocalStart};
+pub use materialise::{Materialise, MaterialiseReport, fingerprint, materialise};
 
 /// The views, in dependency order (a view may read the ones before it).
 pub const VIEWS: &[(&str, &str)] = &[
@@ -112,20 +115,27 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(LocalStart::default()));
 }
 
-/// Plans every view over `catalog` and registers it in the catalog's `kpi` schema.
-///
-/// # Errors
-/// The first view that fails to plan.
-pub async fn register_views(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<CalendarRegistry>, params: &ViewParams) -> Result<(), KpiError> {
+/// A session holding only this tenant's catalog (default schema `crm`), with its calendars,
+/// in which the views are planned and materialised.
+pub fn tenant_session(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<CalendarRegistry>, params: &ViewParams, runtime: Arc<RuntimeEnv>) -> SessionContext {
     let mut config = SessionConfig::new().with_default_catalog_and_schema(&params.tenant, "crm").with_create_default_catalog_and_schema(false);
     let options = config.options_mut();
     options.execution.parquet.schema_force_view_types = false;
     options.sql_parser.map_string_types_to_utf8view = false;
     options.execution.time_zone = Some("UTC".into());
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_catalog(&params.tenant, Arc::clone(catalog));
     salespulse_udfs::register_all(&ctx, calendars);
     register_functions(&ctx);
+    ctx
+}
+
+/// Plans every view in `ctx` (a [`tenant_session`]) and registers it in the tenant's `kpi`
+/// schema.
+///
+/// # Errors
+/// The first view that fails to plan.
+pub async fn register_views(ctx: &SessionContext, params: &ViewParams) -> Result<(), KpiError> {
     for (name, sql) in VIEWS {
         let body = fill(sql, params).map_err(|message| KpiError { view: (*name).into(), message })?;
         let statement = format!("CREATE OR REPLACE VIEW \"{}\".kpi.{name} AS {body}", params.tenant);

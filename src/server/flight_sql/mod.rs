@@ -41,7 +41,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, parameter_types, plan_query_with};
+use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use handle::{QueryHandle, parameter_schema};
 
@@ -175,7 +175,7 @@ impl SalesFlightSql {
         let batches = df.execute_stream().await.map_err(|e| query_status(&QueryError::from_datafusion(e, None)))?;
         let advertised = Arc::clone(&schema);
         let batches = AssertUnwindSafe(batches).catch_unwind().map(move |item| match item {
-            Ok(Ok(batch)) => conform(&advertised, &batch).map_err(|e| {
+            Ok(Ok(batch)) => conform_batch(&advertised, &batch).map_err(|e| {
                 FlightError::Tonic(Box::new(Status::internal(format!("result batch does not match the result schema: {e}"))))
             }),
             Ok(Err(e)) => Err(FlightError::Tonic(Box::new(query_status(&QueryError::from_datafusion(e, None))))),
@@ -188,21 +188,6 @@ impl SalesFlightSql {
             .map_err(Status::from);
         Ok(Response::new(Box::pin(stream)))
     }
-}
-
-/// `batch` with the advertised schema: the engine sometimes produces a wider type than its
-/// plan says (a decimal's precision, say), so differing columns are cast; nullability and
-/// names come from the advertised schema (CLIENTS.md §6 item 7).
-fn conform(advertised: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(advertised.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() { Ok(Arc::clone(column)) } else { arrow::compute::cast(column, field.data_type()) }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(Arc::clone(advertised), columns)
 }
 
 fn auth_status(e: &AuthError) -> Status {
