@@ -12,9 +12,12 @@ def serve_demo(binary, data, timezone="Europe/Moscow"):
                 f'[[tenants]]\nname = "demo"\ntimezone = "{timezone}"\n[tenants.source]\nkind = "demo"\n')
     proc = subprocess.Popen([binary, "serve", "--config", config], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+    seen = []
     for line in proc.stderr:
+        seen.append(line)
         m = re.search(r"Flight SQL on ([^\s,]+),", line)
         if m:
+            serve_demo.startup_log = seen
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("salespulse serve did not start")

@@ -162,6 +162,19 @@ fn print_refresh(tenant: &str, r: &RefreshReport) {
     for (name, entry) in &m.tables {
         println!("  {name:<20} {:>10} rows {:>12} bytes", entry.rows, entry.bytes);
     }
+    if let Some(sync) = &r.sync {
+        let answers: Vec<String> = sync.answers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        println!(
+            "  {} sync: {} requests ({}), {} retries{}",
+            if sync.incremental { "incremental" } else { "full" },
+            sync.requests,
+            answers.join(", "),
+            sync.retries,
+            if sync.reconciled { format!(", ids scanned for deletions: {} rows removed", sync.deleted) } else { String::new() },
+        );
+        let read: Vec<String> = sync.records.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  records read: {}", read.join(", "));
+    }
     if !r.inputs_replaced.is_empty() {
         let names: Vec<&str> = r.inputs_replaced.iter().map(|t| t.name()).collect();
         println!("  from the inputs folder: {}", names.join(", "));
@@ -472,6 +485,21 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
                 .and_then(|r| r)
             }
             Source::Demo { .. } => Ok(BTreeMap::new()),
+            Source::Bitrix24(cfg) => match salespulse::connectors::bitrix24::check(cfg).await {
+                Ok(report) => {
+                    println!("{}: Bitrix24 portal {} answers; webhook scopes: {}", t.name, report.portal, report.scopes.join(", "));
+                    if report.missing.is_empty() {
+                        Ok(BTreeMap::new())
+                    } else {
+                        let missing: Vec<String> = report.missing.iter().map(|(scope, reads)| format!("'{scope}' (for {reads})")).collect();
+                        Err(format!(
+                            "the webhook lacks the scope(s) {}; add them to the webhook in Bitrix24 (Applications → Developer resources)",
+                            missing.join(", ")
+                        ))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            },
         };
         match probe {
             Ok(tables) if tables.is_empty() => println!("{}: source {} ok", t.name, t.source.kind()),

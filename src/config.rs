@@ -117,8 +117,13 @@ enum RawSource {
     Bitrix24 {
         webhook_url: Option<String>,
         webhook_url_env: Option<String>,
+        webhook_url_file: Option<String>,
         requests_per_second: Option<f64>,
         burst: Option<u32>,
+        loss_reason_field: Option<String>,
+        overlap_minutes: Option<u32>,
+        reconcile_hours: Option<u32>,
+        timeout_seconds: Option<u64>,
     },
     Amocrm {
         base_url: String,
@@ -248,8 +253,54 @@ pub struct TenantConfig {
 pub enum SourceConfig {
     Demo { scale: f64, seed: u64 },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
-    Bitrix24,
+    Bitrix24(crate::connectors::bitrix24::Bitrix24Config),
     AmoCrm,
+}
+
+/// Where a secret (a webhook URL, a token) is read from when a refresh needs it; never
+/// stored in snapshots or logged.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Written in the config file itself (discouraged; the file must then be private).
+    Inline { key: String, value: String },
+    /// An environment variable.
+    Env { key: String, name: String },
+    /// A file holding the secret (Docker and Kubernetes secrets).
+    File { key: String, path: PathBuf },
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl SecretSource {
+    /// Where the secret is configured, for messages: `tenants[0] (acme).source.webhook_url_env (ACME_HOOK)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Inline { key, .. } => key.clone(),
+            Self::Env { key, name } => format!("{key} (environment variable {name})"),
+            Self::File { key, path } => format!("{key} ({})", path.display()),
+        }
+    }
+
+    /// The secret, trimmed.
+    ///
+    /// # Errors
+    /// The variable is unset or the file unreadable; the message names what to set.
+    pub fn resolve(&self) -> Result<String, String> {
+        let value = match self {
+            Self::Inline { value, .. } => value.clone(),
+            Self::Env { name, .. } => std::env::var(name).map_err(|_| format!("the environment variable {name} is not set; set it ({})", self.describe()))?,
+            Self::File { path, .. } => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e} ({})", path.display(), self.describe()))?,
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err(format!("{} is empty", self.describe()));
+        }
+        Ok(value)
+    }
 }
 
 impl SourceConfig {
@@ -258,7 +309,7 @@ impl SourceConfig {
         match self {
             Self::Demo { .. } => "demo",
             Self::Files { .. } => "files",
-            Self::Bitrix24 => "bitrix24",
+            Self::Bitrix24(_) => "bitrix24",
             Self::AmoCrm => "amocrm",
         }
     }
@@ -382,7 +433,53 @@ impl Config {
                         })
                         .transpose()?,
                 },
-                RawSource::Bitrix24 { .. } => SourceConfig::Bitrix24,
+                RawSource::Bitrix24 {
+                    webhook_url,
+                    webhook_url_env,
+                    webhook_url_file,
+                    requests_per_second,
+                    burst,
+                    loss_reason_field,
+                    overlap_minutes,
+                    reconcile_hours,
+                    timeout_seconds,
+                } => {
+                    let webhook = match (webhook_url, webhook_url_env, webhook_url_file) {
+                        (Some(value), None, None) => SecretSource::Inline { key: key("source.webhook_url"), value },
+                        (None, Some(name), None) => SecretSource::Env { key: key("source.webhook_url_env"), name },
+                        (None, None, Some(file)) => SecretSource::File { key: key("source.webhook_url_file"), path: base.join(file) },
+                        _ => {
+                            return Err(invalid(
+                                &key("source.webhook_url_env"),
+                                "set exactly one of webhook_url_env (an environment variable holding https://PORTAL/rest/USER/CODE/), webhook_url_file or webhook_url".into(),
+                            ));
+                        }
+                    };
+                    let rate = crate::connectors::http::RateLimit { requests_per_second: requests_per_second.unwrap_or(2.0), burst: burst.unwrap_or(10) };
+                    if !(rate.requests_per_second > 0.0 && rate.requests_per_second <= 50.0) {
+                        return Err(invalid(&key("source.requests_per_second"), format!("must be above 0 and at most 50, got {}", rate.requests_per_second)));
+                    }
+                    if rate.burst == 0 || rate.burst > 250 {
+                        return Err(invalid(&key("source.burst"), format!("must be 1 to 250, got {}", rate.burst)));
+                    }
+                    if let Some(field) = &loss_reason_field
+                        && !(field.starts_with("UF_CRM_") && field.len() > 7)
+                    {
+                        return Err(invalid(&key("source.loss_reason_field"), format!("'{field}' is not a deal custom field; use its name such as UF_CRM_1753862633986")));
+                    }
+                    let timeout = timeout_seconds.unwrap_or(60);
+                    if !(5..=600).contains(&timeout) {
+                        return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
+                    }
+                    SourceConfig::Bitrix24(crate::connectors::bitrix24::Bitrix24Config {
+                        webhook,
+                        rate,
+                        loss_reason_field,
+                        overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
+                        reconcile_every: std::time::Duration::from_secs(u64::from(reconcile_hours.unwrap_or(24)) * 3600),
+                        timeout: std::time::Duration::from_secs(timeout),
+                    })
+                }
                 RawSource::Amocrm { .. } => SourceConfig::AmoCrm,
             };
             let mut settings = default_settings();

@@ -1,13 +1,16 @@
 //! One refresh of a tenant: pull its source (and `inputs` folder) and write a snapshot; a
-//! running server picks it up with `Catalog::load_tenant`. Schedules and single-flight per
-//! tenant come with the scheduler.
+//! running server picks it up with `Catalog::load_tenant`. A CRM connector builds on the
+//! current snapshot (its rows and the manifest's cursors) for an incremental pull.
+//! Schedules and single-flight per tenant come with the scheduler.
 
 use std::time::Instant;
 
 use futures::stream;
 
 use crate::config::{SourceConfig, TenantConfig};
-use crate::connectors::{ConnectorError, Pull, Source, merge_inputs};
+use chrono::Utc;
+
+use crate::connectors::{ConnectorError, Pull, Source, bitrix24, merge_inputs};
 use crate::model::Table;
 use crate::snapshot::{SnapshotError, Store, WriteOptions, WriteReport};
 
@@ -31,6 +34,8 @@ pub struct RefreshReport {
     /// The snapshot write alone (sort, encode, commit).
     pub write_seconds: f64,
     pub inputs_replaced: Vec<Table>,
+    /// What a CRM connector's sync did (requests, retries, records).
+    pub sync: Option<bitrix24::SyncReport>,
 }
 
 /// The connector of a tenant's configured source.
@@ -38,6 +43,7 @@ pub fn source_of(tenant: &TenantConfig) -> Source {
     match &tenant.source {
         SourceConfig::Demo { scale, seed } => Source::Demo { scale: *scale, seed: *seed, as_of: None },
         SourceConfig::Files { path, exported_at } => Source::Files { path: path.clone(), exported_at: *exported_at },
+        SourceConfig::Bitrix24(config) => Source::Bitrix24(config.clone()),
         other => Source::Unavailable { kind: other.kind() },
     }
 }
@@ -51,22 +57,39 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
     let name = tenant.name.clone();
     let timezone = tenant.timezone;
     let inputs = tenant.inputs.clone();
-    let pulled = tokio::task::spawn_blocking(move || -> Result<(Pull, Vec<Table>), ConnectorError> {
-        let mut pull = source.pull(timezone)?;
-        let replaced = match &inputs {
-            Some(folder) => merge_inputs(&mut pull, folder, timezone)?,
-            None => Vec::new(),
-        };
-        Ok((pull, replaced))
-    })
-    .await
-    .map_err(|e| RefreshError::Task { tenant: name.clone(), message: e.to_string() })?;
-    let (pull, inputs_replaced) = pulled.map_err(|source| RefreshError::Connector { tenant: name.clone(), source })?;
+    let (pull, inputs_replaced, sync) = match source {
+        Source::Bitrix24(config) => {
+            let previous = previous_snapshot(store, &name).await;
+            let pulled = bitrix24::pull(&config, timezone, previous, Utc::now())
+                .await
+                .map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
+            let mut pull = Pull { dataset: pulled.dataset, taken_at: Utc::now(), source_label: pulled.label, cursors: pulled.cursors };
+            let replaced = match inputs {
+                Some(folder) => merge_inputs(&mut pull, &folder, timezone).map_err(|source| RefreshError::Connector { tenant: name.clone(), source })?,
+                None => Vec::new(),
+            };
+            (pull, replaced, Some(pulled.report))
+        }
+        source => {
+            let pulled = tokio::task::spawn_blocking(move || -> Result<(Pull, Vec<Table>), ConnectorError> {
+                let mut pull = source.pull(timezone)?;
+                let replaced = match &inputs {
+                    Some(folder) => merge_inputs(&mut pull, folder, timezone)?,
+                    None => Vec::new(),
+                };
+                Ok((pull, replaced))
+            })
+            .await
+            .map_err(|e| RefreshError::Task { tenant: name.clone(), message: e.to_string() })?;
+            let (pull, replaced) = pulled.map_err(|source| RefreshError::Connector { tenant: name.clone(), source })?;
+            (pull, replaced, None)
+        }
+    };
     let options = WriteOptions {
         tenant: name.clone(),
         taken_at: pull.taken_at,
         source: pull.source_label,
-        sync_cursors: Default::default(),
+        sync_cursors: pull.cursors,
         keep_snapshots,
     };
     let tables = stream::iter(pull.dataset.tables.into_iter().map(Ok));
@@ -75,5 +98,27 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
         .write_snapshot(&options, tables)
         .await
         .map_err(|source| RefreshError::Snapshot { tenant: name.clone(), source })?;
-    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced })
+    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced, sync })
+}
+
+/// The current snapshot's rows and cursors, when it was written by a CRM connector (an
+/// incremental pull builds on it). Unreadable means a full pull.
+async fn previous_snapshot(store: &Store, tenant: &str) -> Option<bitrix24::Previous> {
+    let manifest = store.current_manifest(tenant).await.ok()?;
+    if manifest.sync_cursors.is_empty() {
+        return None;
+    }
+    let mut tables = std::collections::BTreeMap::new();
+    for table in bitrix24::PREVIOUS_TABLES {
+        match store.read_table(&manifest, *table).await {
+            Ok(batches) => {
+                tables.insert(*table, batches);
+            }
+            Err(e) => {
+                tracing::warn!(tenant, "{e}; this refresh is a full sync");
+                return None;
+            }
+        }
+    }
+    Some(bitrix24::Previous { cursors: manifest.sync_cursors, tables })
 }

@@ -1,11 +1,13 @@
 //! Stage 1 of the pipeline: sources of CRM rows. Each connector turns its source into the
 //! canonical tables of `model`; nothing here knows about snapshots, catalogs or servers.
 //!
-//! This version has the demo generator and the CSV/JSON-lines file importer; the Bitrix24
-//! and amoCRM clients plug in here.
+//! The demo generator, the CSV/JSON-lines file importer and the Bitrix24 client (with the
+//! polite HTTP client CRM connectors share); the amoCRM client plugs in here.
 
+pub mod bitrix24;
 pub mod demo;
 pub mod files;
+pub mod http;
 
 use std::path::PathBuf;
 
@@ -23,6 +25,8 @@ pub enum ConnectorError {
     NotAvailable { kind: &'static str },
     #[error("the files folder {path} does not exist; set [tenants.source].path to the folder holding the exports")]
     MissingFolder { path: PathBuf },
+    #[error(transparent)]
+    Bitrix24(#[from] bitrix24::Bitrix24Error),
 }
 
 /// Where a tenant's rows come from.
@@ -30,6 +34,8 @@ pub enum ConnectorError {
 pub enum Source {
     Demo { scale: f64, seed: u64, as_of: Option<DateTime<Utc>> },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
+    /// A Bitrix24 portal (async: see `refresh`).
+    Bitrix24(bitrix24::Bitrix24Config),
     /// A CRM API whose client is not part of this version.
     Unavailable { kind: &'static str },
 }
@@ -40,6 +46,8 @@ pub struct Pull {
     pub dataset: Dataset,
     pub taken_at: DateTime<Utc>,
     pub source_label: String,
+    /// Connector positions for the next incremental pull, kept in the manifest.
+    pub cursors: std::collections::BTreeMap<String, String>,
 }
 
 impl Source {
@@ -53,7 +61,7 @@ impl Source {
             Source::Demo { scale, seed, as_of } => {
                 let as_of = as_of.unwrap_or_else(Utc::now);
                 let params = demo::DemoParams { scale: *scale, seed: *seed, as_of, timezone };
-                Ok(Pull { dataset: demo::generate(&params), taken_at: as_of, source_label: format!("demo (seed {seed}, scale {scale})") })
+                Ok(Pull { dataset: demo::generate(&params), taken_at: as_of, source_label: format!("demo (seed {seed}, scale {scale})"), cursors: Default::default() })
             }
             Source::Files { path, exported_at } => {
                 if !path.is_dir() {
@@ -64,9 +72,12 @@ impl Source {
                     dataset,
                     taken_at: exported_at.unwrap_or_else(Utc::now),
                     source_label: format!("files: {}", path.display()),
+                    cursors: Default::default(),
                 })
             }
             Source::Unavailable { kind } => Err(ConnectorError::NotAvailable { kind }),
+            // Network connectors are async and pulled by `refresh::refresh_tenant`.
+            Source::Bitrix24(_) => Err(ConnectorError::NotAvailable { kind: "bitrix24" }),
         }
     }
 }

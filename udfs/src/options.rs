@@ -19,8 +19,6 @@ impl ConfigExtension for SalesOptions {
 impl SalesOptions {
     /// Options with a given default call threshold.
     pub fn with_call_threshold(seconds: u64) -> SalesOptions {
-        let mut o = SalesOptions::default();
-        o.call_success_threshold_seconds = seconds;
-        o
+        SalesOptions { call_success_threshold_seconds: seconds }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
@@ -100,11 +100,6 @@ impl ScalarUDFImpl for IsSuccessfulCall {
         let durations = as_f64(&arrays[0])?;
         let thresholds = match arrays.get(1) {
             Some(a) => {
-                if let Some(i) = a.as_primitive_opt::<Int64Type>() {
-                    if i.iter().flatten().any(|t| t < 0) {
-                        return exec_err!("is_successful_call: threshold_seconds must be >= 0");
-                    }
-                }
                 let t = as_f64(a)?;
                 if t.iter().flatten().any(|t| *t < 0.0) {
                     return exec_err!("is_successful_call: threshold_seconds must be >= 0");

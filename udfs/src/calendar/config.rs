@@ -459,10 +459,10 @@ pub(crate) fn parse(origin: &str, text: &str) -> Result<ParsedFile, CalendarErro
         let merged = resolve_raw(&ctx, name, &raw.calendars)?;
         calendars.push(calendar(&ctx, name, &merged, &sets)?);
     }
-    if let Some(d) = &raw.default_calendar {
-        if !raw.calendars.contains_key(d) {
-            return Err(ctx.err("default_calendar", format!("'{d}' is not a calendar of this file")));
-        }
+    if let Some(d) = &raw.default_calendar
+        && !raw.calendars.contains_key(d)
+    {
+        return Err(ctx.err("default_calendar", format!("'{d}' is not a calendar of this file")));
     }
     let absences = raw.absences.iter().enumerate().map(|(i, a)| absence(&ctx, i, a)).collect::<Result<Vec<_>, _>>()?;
     Ok(ParsedFile {

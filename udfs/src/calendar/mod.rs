@@ -272,10 +272,10 @@ impl CalendarRegistry {
     pub fn with_default_for_zone(mut self, zone: Tz) -> CalendarRegistry {
         let mut names: Vec<&String> = self.calendars.keys().collect();
         names.sort();
-        if self.calendars[&self.default_calendar].timezone() != zone {
-            if let Some(name) = names.into_iter().find(|n| self.calendars[*n].timezone() == zone) {
-                self.default_calendar = name.clone();
-            }
+        if self.calendars[&self.default_calendar].timezone() != zone
+            && let Some(name) = names.into_iter().find(|n| self.calendars[*n].timezone() == zone)
+        {
+            self.default_calendar = name.clone();
         }
         self
     }

@@ -1,0 +1,139 @@
+//! An incremental pull on top of the previous snapshot: changed records replace their old
+//! rows (by id), append-only ones are added, reference lists are replaced, and records the
+//! id scan no longer finds are dropped with what hangs on them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
+
+use super::Previous;
+use super::mapping::Links;
+use crate::model::{Dataset, Table, TableBuilder};
+
+/// How a table's rows combine with the previous snapshot's.
+enum Rule {
+    /// The pull reads the whole list every time.
+    Replace,
+    /// Rows are records keyed by their first column; fresh ones win.
+    Upsert,
+    /// Rows are added after a cursor; dropped with their deal.
+    Append,
+    /// Rows of a deal come together: a changed deal's rows replace its old ones.
+    PerDeal,
+}
+
+fn rule(table: Table) -> Rule {
+    match table {
+        Table::Managers | Table::Departments | Table::Pipelines | Table::Stages | Table::Sources => Rule::Replace,
+        Table::DealStageHistory => Rule::Append,
+        Table::DealItems => Rule::PerDeal,
+        _ => Rule::Upsert,
+    }
+}
+
+fn strings(batch: &RecordBatch, column: usize) -> Option<&arrow::array::StringArray> {
+    batch.column(column).as_string_opt::<i32>()
+}
+
+fn keys(batches: &[RecordBatch], column: usize) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for b in batches {
+        if let Some(col) = strings(b, column) {
+            out.extend(col.iter().flatten().map(str::to_string));
+        }
+    }
+    out
+}
+
+/// Keeps the rows whose `column` passes `keep`; returns the rows and how many were dropped.
+fn retain(batches: &[RecordBatch], column: usize, keep: impl Fn(Option<&str>) -> bool) -> Result<(Vec<RecordBatch>, usize), String> {
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    for b in batches {
+        let col = strings(b, column).ok_or_else(|| format!("column {column} of a previous table is not text"))?;
+        let mask: BooleanArray = (0..col.len()).map(|i| Some(keep(col.is_valid(i).then(|| col.value(i))))).collect();
+        dropped += mask.iter().filter(|k| *k == Some(false)).count();
+        out.push(filter_record_batch(b, &mask).map_err(|e| e.to_string())?);
+    }
+    Ok((out, dropped))
+}
+
+/// Links from the previous snapshot's rows: activity owners and converted leads.
+pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(), String> {
+    for b in previous.tables.get(&Table::Activities).into_iter().flatten() {
+        let column = |name: &str| -> Result<&arrow::array::StringArray, String> {
+            let i = Table::Activities.column_index(name).ok_or_else(|| format!("activities has no {name}"))?;
+            strings(b, i).ok_or_else(|| format!("activities.{name} is not text"))
+        };
+        let (ids, deal, lead, contact, company) = (column("activity_id")?, column("deal_id")?, column("lead_id")?, column("contact_id")?, column("company_id")?);
+        for i in 0..b.num_rows() {
+            let owner = [(2u8, deal), (1, lead), (3, contact), (4, company)].into_iter().find(|(_, c)| c.is_valid(i)).map(|(k, c)| (k, c.value(i).to_string()));
+            if let (true, Some(owner)) = (ids.is_valid(i), owner) {
+                links.activity_owner.insert(ids.value(i).to_string(), owner);
+            }
+        }
+    }
+    let mut pairs = Vec::new();
+    for b in previous.tables.get(&Table::Deals).into_iter().flatten() {
+        let deal = Table::Deals.column_index("deal_id").and_then(|i| strings(b, i)).ok_or("deals.deal_id is not text")?;
+        let lead = Table::Deals.column_index("lead_id").and_then(|i| strings(b, i)).ok_or("deals.lead_id is not text")?;
+        for i in 0..b.num_rows() {
+            if deal.is_valid(i) && lead.is_valid(i) {
+                pairs.push((deal.value(i).parse::<u64>().unwrap_or(u64::MAX), deal.value(i).to_string(), lead.value(i).to_string()));
+            }
+        }
+    }
+    pairs.sort();
+    for (_, deal, lead) in pairs {
+        links.lead_deal.entry(lead).or_insert(deal);
+    }
+    Ok(())
+}
+
+/// The previous snapshot's tables with the fresh rows merged in. `alive` holds, for the
+/// tables whose ids were scanned, every id the portal still has. Returns the dataset and
+/// the number of rows dropped as deleted.
+pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals: &[String], alive: &BTreeMap<Table, HashSet<String>>) -> Result<(Dataset, usize), String> {
+    let mut dataset = Dataset::default();
+    let mut deleted = 0;
+    let live_deals = alive.get(&Table::Deals);
+    let changed: HashSet<&str> = changed_deals.iter().map(String::as_str).collect();
+    for mut builder in fresh {
+        let table = builder.table();
+        let new = builder.finish();
+        let old = previous.tables.get(&table).map(Vec::as_slice).unwrap_or(&[]);
+        let (kept, dropped) = match rule(table) {
+            Rule::Replace => (Vec::new(), 0),
+            Rule::Upsert => {
+                let fresh_keys = keys(std::slice::from_ref(&new), 0);
+                let live = alive.get(&table);
+                let (kept, _) = retain(old, 0, |k| k.is_none_or(|k| !fresh_keys.contains(k)))?;
+                match live {
+                    Some(live) => retain(&kept, 0, |k| k.is_some_and(|k| live.contains(k)))?,
+                    None => (kept, 0),
+                }
+            }
+            Rule::Append => match live_deals {
+                Some(live) => retain(old, 0, |k| k.is_some_and(|k| live.contains(k)))?,
+                None => (old.to_vec(), 0),
+            },
+            Rule::PerDeal => {
+                let (kept, _) = retain(old, 0, |k| k.is_none_or(|k| !changed.contains(k)))?;
+                match live_deals {
+                    Some(live) => retain(&kept, 0, |k| k.is_some_and(|k| live.contains(k)))?,
+                    None => (kept, 0),
+                }
+            }
+        };
+        deleted += dropped;
+        let schema = table.schema();
+        let entry = dataset.tables.entry(table).or_default();
+        for b in kept.into_iter().filter(|b| b.num_rows() > 0) {
+            entry.push(RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()).map_err(|e| e.to_string())?);
+        }
+        entry.push(new);
+    }
+    Ok((dataset, deleted))
+}

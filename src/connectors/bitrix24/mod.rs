@@ -1,0 +1,436 @@
+//! The Bitrix24 connector: a portal's CRM, users, telephony and tasks through an incoming
+//! webhook, into the canonical tables.
+//!
+//! - A full sync reads every entity by keyset chains in `batch` (2,500 rows per request)
+//!   under the polite client's token bucket.
+//! - An incremental sync reads what changed since the cursors of the previous snapshot's
+//!   manifest (minus an overlap window), upserts it into the previous snapshot's rows, and
+//!   every `reconcile_hours` scans ids only to drop deleted records.
+//! - Small reference lists (users, departments, pipelines, stages, sources, currencies) are
+//!   read in full every time.
+//!
+//! docs/connectors/bitrix24.md documents the mapping and the sync rules.
+
+mod client;
+mod mapping;
+mod merge;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+use url::Url;
+
+use client::{Client, ListSpec};
+use mapping::{Links, Mapping, Raw};
+
+use crate::config::SecretSource;
+use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
+use crate::model::{Dataset, RowError, Table};
+
+/// A tenant's `[tenants.source]` with `kind = "bitrix24"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bitrix24Config {
+    /// The incoming webhook URL, `https://PORTAL/rest/USER/CODE/`.
+    pub webhook: SecretSource,
+    pub rate: RateLimit,
+    /// A deal field holding the loss reason; the failure stage when `None`.
+    pub loss_reason_field: Option<String>,
+    /// How far before a cursor an incremental pull starts reading again.
+    pub overlap: Duration,
+    /// How often an incremental pull also scans ids to find deleted records.
+    pub reconcile_every: Duration,
+    /// One request's timeout.
+    pub timeout: Duration,
+}
+
+/// A Bitrix24 failure, naming what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Bitrix24Error {
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("{what}: {message}")]
+    Refused { what: String, message: String },
+    #[error("Bitrix24 {method} answered in an unexpected shape: {message}")]
+    Shape { method: String, message: String },
+    #[error("Bitrix24 {table} record {id}: {source}")]
+    Row { table: &'static str, id: String, source: RowError },
+    #[error("merging the changes into the previous snapshot: {0}")]
+    Merge(String),
+}
+
+/// The previous snapshot, for an incremental pull.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub cursors: BTreeMap<String, String>,
+    pub tables: BTreeMap<Table, Vec<RecordBatch>>,
+}
+
+/// The tables an incremental pull reads from the previous snapshot.
+pub const PREVIOUS_TABLES: &[Table] = mapping::TABLES;
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub incremental: bool,
+    /// Records read per entity in this pull.
+    pub records: BTreeMap<&'static str, usize>,
+    pub requests: u64,
+    pub retries: u64,
+    /// Answers by status (`200`, `503`, `timeout`, …).
+    pub answers: BTreeMap<String, u64>,
+    /// Whether ids were scanned for deletions, and how many records were dropped.
+    pub reconciled: bool,
+    pub deleted: usize,
+    pub seconds: f64,
+}
+
+/// One pull's result.
+#[derive(Debug)]
+pub struct Bitrix24Pull {
+    pub dataset: Dataset,
+    pub cursors: BTreeMap<String, String>,
+    pub label: String,
+    pub report: SyncReport,
+}
+
+const CURSOR_PORTAL: &str = "bitrix24.portal";
+const CURSOR_PHONE_KEY: &str = "bitrix24.phone_key";
+const CURSOR_RECONCILED: &str = "bitrix24.reconciled_at";
+
+/// The webhook, checked: its base URL (ending in `/`), the portal and user for labels.
+struct Webhook {
+    base: Url,
+    portal: String,
+}
+
+fn webhook(cfg: &Bitrix24Config) -> Result<Webhook, Bitrix24Error> {
+    let key = cfg.webhook.describe();
+    let bad = |message: String| Bitrix24Error::Config { key: key.clone(), message };
+    let text = cfg.webhook.resolve().map_err(bad)?;
+    let mut url = Url::parse(&text).map_err(|_| bad("is not a URL; expected the webhook URL https://PORTAL/rest/USER/CODE/".into()))?;
+    let host = url.host_str().unwrap_or("").to_string();
+    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1" | "[::1]");
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(bad(format!("must be an https:// URL (got {}://{host}/…)", url.scheme())));
+    }
+    let segments: Vec<String> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    // https://PORTAL/rest/USER/CODE/ (a method name pasted after it is dropped).
+    let rest = segments.iter().position(|s| s == "rest");
+    let (user, code) = match rest.map(|i| (segments.get(i + 1), segments.get(i + 2))) {
+        Some((Some(user), Some(code))) if user.chars().all(|c| c.is_ascii_digit()) && !code.contains('.') => (user.clone(), code.clone()),
+        _ => return Err(bad(format!("expected https://{host}/rest/USER_ID/CODE/ (the webhook URL Bitrix24 shows), got a URL with path /{}/…", segments.first().map_or("", String::as_str)))),
+    };
+    let prefix: Vec<&str> = segments[..rest.unwrap_or(0)].iter().map(String::as_str).collect();
+    let mut path = String::from("/");
+    for p in prefix {
+        path.push_str(p);
+        path.push('/');
+    }
+    url.set_path(&format!("{path}rest/{user}/{code}/"));
+    url.set_query(None);
+    let portal = format!("{}{}", host, url.port().map(|p| format!(":{p}")).unwrap_or_default());
+    Ok(Webhook { base: url, portal: format!("{portal} (webhook of user {user})") })
+}
+
+fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
+    let hook = webhook(cfg)?;
+    let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
+    let http = PoliteClient::new(cfg.rate, policy)?;
+    Ok((Client::new(hook.base, http, cfg.webhook.describe()), hook.portal))
+}
+
+/// The scopes a full sync needs, with what each one reads.
+pub const SCOPES: &[(&str, &str)] = &[
+    ("crm", "deals, leads, contacts, companies, activities, stage history, pipelines, product rows"),
+    ("user", "managers (user.get)"),
+    ("department", "departments (department.get)"),
+    ("telephony", "calls (voximplant.statistic.get)"),
+    ("task", "tasks (tasks.task.list)"),
+];
+
+/// What `salespulse check` found about a webhook.
+#[derive(Debug, Clone)]
+pub struct CheckReport {
+    pub portal: String,
+    pub scopes: Vec<String>,
+    pub missing: Vec<(&'static str, &'static str)>,
+}
+
+/// Probes the webhook: it answers, and it has the scopes a sync needs.
+///
+/// # Errors
+/// The webhook is malformed or refused, or the portal does not answer.
+pub async fn check(cfg: &Bitrix24Config) -> Result<CheckReport, Bitrix24Error> {
+    let (client, portal) = client_for(cfg)?;
+    let answer = client.call("scope", &json!({})).await?;
+    let scopes: Vec<String> = answer.result.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let missing = SCOPES.iter().filter(|(s, _)| !scopes.iter().any(|have| have == s)).copied().collect();
+    Ok(CheckReport { portal, scopes, missing })
+}
+
+/// The modification cursor of an entity: the field it is filtered on and the key in the
+/// manifest.
+struct Changed {
+    entity: &'static str,
+    filter: &'static str,
+    field: &'static str,
+}
+
+const DEALS: Changed = Changed { entity: "deals", filter: ">=DATE_MODIFY", field: "DATE_MODIFY" };
+const LEADS: Changed = Changed { entity: "leads", filter: ">=DATE_MODIFY", field: "DATE_MODIFY" };
+const CONTACTS: Changed = Changed { entity: "contacts", filter: ">=DATE_MODIFY", field: "DATE_MODIFY" };
+const COMPANIES: Changed = Changed { entity: "companies", filter: ">=DATE_MODIFY", field: "DATE_MODIFY" };
+const ACTIVITIES: Changed = Changed { entity: "activities", filter: ">=LAST_UPDATED", field: "LAST_UPDATED" };
+const TASKS: Changed = Changed { entity: "tasks", filter: ">=CHANGED_DATE", field: "changedDate" };
+
+/// Pulls the portal: in full, or incrementally on top of `previous` when it is a snapshot of
+/// the same portal.
+///
+/// # Errors
+/// See [`Bitrix24Error`]; nothing is stored by a failed pull.
+pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>) -> Result<Bitrix24Pull, Bitrix24Error> {
+    let started = std::time::Instant::now();
+    let (client, portal) = client_for(cfg)?;
+    let previous = previous.filter(|p| p.cursors.get(CURSOR_PORTAL) == Some(&portal));
+    let incremental = previous.is_some();
+    let mut cursors = previous.as_ref().map(|p| p.cursors.clone()).unwrap_or_default();
+    cursors.insert(CURSOR_PORTAL.into(), portal.clone());
+    let phone_key = match cursors.get(CURSOR_PHONE_KEY) {
+        Some(hex) => decode_hex(hex).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let phone_key = if phone_key.len() == 32 {
+        phone_key
+    } else {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| Bitrix24Error::Merge(format!("no random source for the phone hash key: {e}")))?;
+        key
+    };
+    cursors.insert(CURSOR_PHONE_KEY.into(), phone_key.iter().map(|b| format!("{b:02x}")).collect());
+    let since = |c: &Changed| -> Option<String> {
+        let cursor = cursors.get(&format!("bitrix24.{}", c.entity))?;
+        let at = DateTime::parse_from_rfc3339(cursor).ok()?.with_timezone(&Utc) - cfg.overlap;
+        Some(at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string())
+    };
+    let after_id = |entity: &str| -> Option<String> { cursors.get(&format!("bitrix24.{entity}.id")).cloned() };
+
+    let mut raw = Raw::default();
+    let mut records = BTreeMap::new();
+    let log = |entity: &'static str, n: usize, records: &mut BTreeMap<&'static str, usize>| {
+        tracing::info!(portal = %portal, entity, records = n, requests = client.http().stats().requests(), "read");
+        records.insert(entity, n);
+    };
+
+    // Reference lists: always in full.
+    raw.users = client
+        .list_all(&ListSpec { method: "user.get", root: None, id_field: "ID", keyset_key: ">ID", filter_param: "FILTER", filter: Default::default(), params: Default::default(), start_after: None }
+            .with("ADMIN_MODE", json!(true)).with("SORT", json!("ID")).with("ORDER", json!("ASC")).filter("USER_TYPE", json!("employee")), |_| {})
+        .await?;
+    log("users", raw.users.len(), &mut records);
+    raw.departments = client.list_paged("department.get", None, json!({"sort": "ID", "order": "ASC"})).await?;
+    log("departments", raw.departments.len(), &mut records);
+    raw.categories = client.list_paged("crm.category.list", Some("categories"), json!({"entityTypeId": 2})).await?;
+    raw.statuses = client.list_paged("crm.status.list", None, json!({"order": {"ENTITY_ID": "ASC", "SORT": "ASC"}})).await?;
+    raw.currencies = client.list_paged("crm.currency.list", None, json!({})).await?;
+    log("pipelines, stages, sources, currencies", raw.categories.len() + raw.statuses.len() + raw.currencies.len(), &mut records);
+
+    // Changing entities: everything, or what changed since the cursors.
+    let changed = |c: &Changed, spec: ListSpec| match (incremental, since(c)) {
+        (true, Some(from)) => spec.filter(c.filter, json!(from)),
+        _ => spec,
+    };
+    let crm_select = json!(["*", "UF_*"]);
+    let party_select = json!(["*", "UF_*", "PHONE", "EMAIL"]);
+    raw.deals = client.list_all(&changed(&DEALS, ListSpec::crm("crm.deal.list").with("select", crm_select.clone())), |_| {}).await?;
+    log("deals", raw.deals.len(), &mut records);
+    raw.leads = client.list_all(&changed(&LEADS, ListSpec::crm("crm.lead.list").with("select", crm_select)), |_| {}).await?;
+    log("leads", raw.leads.len(), &mut records);
+    raw.contacts = client.list_all(&changed(&CONTACTS, ListSpec::crm("crm.contact.list").with("select", party_select.clone())), |_| {}).await?;
+    log("contacts", raw.contacts.len(), &mut records);
+    raw.companies = client.list_all(&changed(&COMPANIES, ListSpec::crm("crm.company.list").with("select", party_select)), |_| {}).await?;
+    log("companies", raw.companies.len(), &mut records);
+    raw.activities = client.list_all(&changed(&ACTIVITIES, ListSpec::crm("crm.activity.list").with("select", json!(["*"]))), |_| {}).await?;
+    log("activities", raw.activities.len(), &mut records);
+    let tasks_spec = ListSpec {
+        method: "tasks.task.list",
+        root: Some("tasks"),
+        id_field: "id",
+        keyset_key: ">ID",
+        filter_param: "filter",
+        filter: Default::default(),
+        params: Default::default(),
+        start_after: None,
+    }
+    .with("order", json!({"ID": "asc"}))
+    .with("select", json!(["ID", "TITLE", "STATUS", "CREATED_DATE", "CHANGED_DATE", "CLOSED_DATE", "DATE_START", "DEADLINE", "RESPONSIBLE_ID", "CREATED_BY", "UF_CRM_TASK"]));
+    raw.tasks = client.list_all(&changed(&TASKS, tasks_spec.clone()), |_| {}).await?;
+    log("tasks", raw.tasks.len(), &mut records);
+
+    // Append-only entities: after the last id seen.
+    let mut history_spec = ListSpec::crm("crm.stagehistory.list").with("entityTypeId", json!(2));
+    history_spec.root = Some("items");
+    history_spec.start_after = if incremental { after_id("deal_stage_history") } else { None };
+    raw.deal_history = client.list_all(&history_spec, |_| {}).await?;
+    log("deal stage history", raw.deal_history.len(), &mut records);
+    let mut calls_spec = ListSpec { filter_param: "FILTER", ..ListSpec::crm("voximplant.statistic.get") };
+    calls_spec.params = serde_json::Map::new();
+    calls_spec = calls_spec.with("SORT", json!("ID")).with("ORDER", json!("ASC"));
+    calls_spec.start_after = if incremental { after_id("calls") } else { None };
+    raw.calls = client.list_all(&calls_spec, |_| {}).await?;
+    log("calls", raw.calls.len(), &mut records);
+
+    // Product rows: all of them, or those of the deals that changed.
+    let rows_spec = ListSpec {
+        method: "crm.item.productrow.list",
+        root: Some("productRows"),
+        id_field: "id",
+        keyset_key: ">id",
+        filter_param: "filter",
+        filter: Default::default(),
+        params: Default::default(),
+        start_after: None,
+    }
+    .with("order", json!({"id": "ASC"}))
+    .filter("=ownerType", json!("D"));
+    let changed_deals: Vec<String> = raw.deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
+    if incremental {
+        for chunk in changed_deals.chunks(500) {
+            raw.product_rows.extend(client.list_all(&rows_spec.clone().filter("@ownerId", json!(chunk)), |_| {}).await?);
+        }
+    } else {
+        raw.product_rows = client.list_all(&rows_spec, |_| {}).await?;
+    }
+    log("product rows", raw.product_rows.len(), &mut records);
+
+    // Deleted records: found by scanning ids (list methods never return tombstones).
+    let reconcile_due = !incremental
+        || cursors
+            .get(CURSOR_RECONCILED)
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+            .is_none_or(|at| now.signed_duration_since(at.with_timezone(&Utc)).to_std().unwrap_or_default() >= cfg.reconcile_every);
+    let mut alive: BTreeMap<Table, HashSet<String>> = BTreeMap::new();
+    if incremental && reconcile_due {
+        let client = &client;
+        let ids = |spec: ListSpec| async move {
+            let field = if spec_is_camel(&spec) { "id" } else { "ID" };
+            let rows = client.list_all(&spec.with("select", json!(["ID"])), |_| {}).await?;
+            Ok::<HashSet<String>, Bitrix24Error>(rows.iter().filter_map(|r| mapping::id(r, field)).collect())
+        };
+        alive.insert(Table::Deals, ids(ListSpec::crm("crm.deal.list")).await?);
+        alive.insert(Table::Leads, ids(ListSpec::crm("crm.lead.list")).await?);
+        alive.insert(Table::Contacts, ids(ListSpec::crm("crm.contact.list")).await?);
+        alive.insert(Table::Companies, ids(ListSpec::crm("crm.company.list")).await?);
+        alive.insert(Table::Activities, ids(ListSpec::crm("crm.activity.list")).await?);
+        let mut task_ids = tasks_spec.clone();
+        task_ids.params.remove("select");
+        alive.insert(Table::Tasks, ids(task_ids).await?);
+    }
+    if reconcile_due {
+        cursors.insert(CURSOR_RECONCILED.into(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
+
+    // Cursors move to the newest change seen (the portal's clock, not ours).
+    for c in [&DEALS, &LEADS, &CONTACTS, &COMPANIES, &ACTIVITIES, &TASKS] {
+        let list = match c.entity {
+            "deals" => &raw.deals,
+            "leads" => &raw.leads,
+            "contacts" => &raw.contacts,
+            "companies" => &raw.companies,
+            "activities" => &raw.activities,
+            _ => &raw.tasks,
+        };
+        let m = Mapping { timezone, loss_reason_field: None, phone_key: Vec::new() };
+        if let Some(newest) = list.iter().filter_map(|r| mapping::time(r, c.field, &m)).max() {
+            let key = format!("bitrix24.{}", c.entity);
+            let newest = DateTime::<Utc>::from_timestamp_micros(newest).unwrap_or(now);
+            let keep = cursors.get(&key).and_then(|old| DateTime::parse_from_rfc3339(old).ok()).is_some_and(|old| old.with_timezone(&Utc) > newest);
+            if !keep {
+                cursors.insert(key, newest.to_rfc3339_opts(SecondsFormat::Secs, true));
+            }
+        }
+    }
+    for (entity, list, field) in [("deal_stage_history", &raw.deal_history, "ID"), ("calls", &raw.calls, "ID")] {
+        if let Some(max) = list.iter().filter_map(|r| mapping::id(r, field)).filter_map(|i| i.parse::<u64>().ok()).max() {
+            cursors.insert(format!("bitrix24.{entity}.id"), max.to_string());
+        }
+    }
+
+    let m = Mapping { timezone, loss_reason_field: cfg.loss_reason_field.clone(), phone_key };
+    let mut links = Links::default();
+    if let Some(p) = &previous {
+        merge::previous_links(p, &mut links).map_err(Bitrix24Error::Merge)?;
+    }
+    links.add(&raw);
+    let fresh = mapping::map(&raw, &links, &m)?;
+    let (dataset, deleted) = match &previous {
+        Some(p) => merge::merge(p, fresh, &changed_deals, &alive).map_err(Bitrix24Error::Merge)?,
+        None => {
+            let mut dataset = Dataset::default();
+            for builder in fresh {
+                dataset.push(builder);
+            }
+            (dataset, 0)
+        }
+    };
+    let stats = client.http().stats();
+    let report = SyncReport {
+        incremental,
+        records,
+        requests: stats.requests(),
+        retries: stats.retries(),
+        answers: stats.answers(),
+        reconciled: incremental && reconcile_due,
+        deleted,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let label = format!("bitrix24: {portal}, {} sync", if incremental { "incremental" } else { "full" });
+    Ok(Bitrix24Pull { dataset, cursors, label, report })
+}
+
+fn spec_is_camel(spec: &ListSpec) -> bool {
+    spec.id_field == "id"
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> Bitrix24Config {
+        Bitrix24Config {
+            webhook: SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: url.into() },
+            rate: RateLimit { requests_per_second: 2.0, burst: 10 },
+            loss_reason_field: None,
+            overlap: Duration::from_secs(600),
+            reconcile_every: Duration::from_secs(86400),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn webhook_urls_are_checked_and_normalised() {
+        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123/")).unwrap();
+        assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
+        assert_eq!(hook.portal, "acme.bitrix24.ru (webhook of user 1)");
+        // A method pasted after the code is dropped; the trailing slash is added.
+        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123/profile.json")).unwrap();
+        assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
+        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123")).unwrap();
+        assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
+        for bad in ["http://acme.bitrix24.ru/rest/1/abc/", "https://acme.bitrix24.ru/", "https://acme.bitrix24.ru/rest/x/abc/", "not a url"] {
+            let e = webhook(&cfg(bad)).err().unwrap().to_string();
+            assert!(e.starts_with("tenants[0] (acme).source.webhook_url: "), "{e}");
+            assert!(!e.contains("abc"), "the secret code never appears in messages: {e}");
+        }
+        assert!(webhook(&cfg("http://127.0.0.1:8080/rest/1/abc/")).is_ok());
+    }
+}

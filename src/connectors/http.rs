@@ -1,0 +1,253 @@
+//! The polite HTTP client every CRM connector shares.
+//!
+//! - A client-side token bucket (`requests_per_second`, `burst`) that every request waits
+//!   on, so a normal sync stays under the CRM's own limit and never receives its "too many
+//!   requests" answer.
+//! - Retries with exponential backoff and full jitter on what is passing: throttling
+//!   answers, 5xx, timeouts, connection failures, HTML or truncated bodies. A server's own
+//!   wait (`Retry-After`, Bitrix24's `operating_reset_at`, amoCRM's `retry_after`) replaces
+//!   the backoff step when it is longer.
+//! - Whether an answer is done, passing or final is the connector's call ([`Verdict`]): only
+//!   it knows its vendor's error shapes. A final error (bad credentials, missing scope) is
+//!   never retried, and its message names the config key to fix.
+//!
+//! Counters of requests, retries and answers by status feed the refresh report.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+
+/// How fast a connector may call its CRM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Requests that may go at once after a quiet spell.
+    pub burst: u32,
+}
+
+/// How hard a connector insists.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: usize,
+    /// The first backoff step; each next one doubles, up to `max_delay`, with full jitter.
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest a server-named wait is honoured before the request gives up.
+    pub max_server_wait: Duration,
+    /// One request, body included.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            max_server_wait: Duration::from_secs(15 * 60),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An answer, read in full.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// Whether the body is an HTML page (a proxy's or a block page) rather than the API's JSON.
+    pub fn is_html(&self) -> bool {
+        let declared = self.headers.get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        declared.contains("text/html") || self.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
+    }
+
+    /// The `Retry-After` header in seconds, when it is a number.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+        value.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64)
+    }
+
+    /// The start of the body as text, for messages.
+    pub fn excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).replace(['\n', '\r'], " ");
+        text.trim().to_string()
+    }
+}
+
+/// What a connector makes of an answer.
+#[derive(Debug)]
+pub enum Verdict<T> {
+    Done(T),
+    /// Passing: try again after the backoff step, or after `after` when the server named a
+    /// longer wait.
+    Retry { reason: String, after: Option<Duration> },
+    /// Final: retrying cannot help. The message says what to fix.
+    Fail(String),
+}
+
+/// A request that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{what}: {message}")]
+    Refused { what: String, message: String },
+    #[error("{what}: gave up after {attempts} attempts in {seconds:.0} s; the last answer was: {last}")]
+    GaveUp { what: String, attempts: usize, seconds: f64, last: String },
+    #[error("{what}: the server asks to wait {wait:.0} s, longer than the {limit:.0} s this sync waits; run the refresh again later")]
+    WaitTooLong { what: String, wait: f64, limit: f64 },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("requests_per_second must be above 0 and burst at least 1 (got {requests_per_second} and {burst})")]
+    BadRate { requests_per_second: f64, burst: u32 },
+}
+
+/// Counters over a client's life.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    answers: Mutex<BTreeMap<String, u64>>,
+}
+
+impl HttpStats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Answers by HTTP status, plus `timeout` and `connection` for requests without one.
+    pub fn answers(&self) -> BTreeMap<String, u64> {
+        self.answers.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn count(&self, key: String) {
+        if let Ok(mut m) = self.answers.lock() {
+            *m.entry(key).or_default() += 1;
+        }
+    }
+}
+
+/// A rate-limited, retrying HTTP client.
+#[derive(Debug)]
+pub struct PoliteClient {
+    http: reqwest::Client,
+    limiter: DefaultDirectRateLimiter,
+    policy: RetryPolicy,
+    stats: HttpStats,
+}
+
+impl PoliteClient {
+    /// # Errors
+    /// A rate of 0 or below, or a TLS setup failure.
+    pub fn new(rate: RateLimit, policy: RetryPolicy) -> Result<PoliteClient, HttpError> {
+        let bad = || HttpError::BadRate { requests_per_second: rate.requests_per_second, burst: rate.burst };
+        if !(rate.requests_per_second.is_finite() && rate.requests_per_second > 0.0) {
+            return Err(bad());
+        }
+        let burst = NonZeroU32::new(rate.burst).ok_or_else(bad)?;
+        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rate.requests_per_second)).ok_or_else(bad)?.allow_burst(burst);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("salespulse/", env!("CARGO_PKG_VERSION")))
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout.min(Duration::from_secs(15)))
+            .build()
+            .map_err(|e| HttpError::Client(e.to_string()))?;
+        Ok(PoliteClient { http, limiter: RateLimiter::direct(quota), policy, stats: HttpStats::default() })
+    }
+
+    pub fn stats(&self) -> &HttpStats {
+        &self.stats
+    }
+
+    /// Sends the request `build` makes (once per attempt), waiting on the token bucket before
+    /// each attempt, and asks `judge` what the answer means.
+    ///
+    /// # Errors
+    /// `judge` calls the answer final, the attempts run out, or the server asks for a wait
+    /// longer than the policy allows.
+    pub async fn send<T>(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+        judge: impl Fn(Answer) -> Verdict<T>,
+    ) -> Result<T, HttpError> {
+        let started = Instant::now();
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.policy.min_delay)
+            .with_max_delay(self.policy.max_delay)
+            .with_max_times(self.policy.max_attempts.saturating_sub(1))
+            .with_jitter()
+            .build();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.limiter.until_ready().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let (reason, after) = match self.attempt(&build).await {
+                Ok(answer) => {
+                    self.stats.count(answer.status.as_u16().to_string());
+                    match judge(answer) {
+                        Verdict::Done(value) => return Ok(value),
+                        Verdict::Fail(message) => return Err(HttpError::Refused { what: what.into(), message }),
+                        Verdict::Retry { reason, after } => (reason, after),
+                    }
+                }
+                Err(e) => {
+                    let kind = if e.is_timeout() { "timeout" } else { "connection" };
+                    self.stats.count(kind.into());
+                    (describe(e), None)
+                }
+            };
+            let Some(step) = backoff.next() else {
+                return Err(HttpError::GaveUp { what: what.into(), attempts, seconds: started.elapsed().as_secs_f64(), last: reason });
+            };
+            if let Some(wait) = after
+                && wait > self.policy.max_server_wait
+            {
+                return Err(HttpError::WaitTooLong { what: what.into(), wait: wait.as_secs_f64(), limit: self.policy.max_server_wait.as_secs_f64() });
+            }
+            let wait = after.map_or(step, |a| a.max(step.min(self.policy.min_delay)));
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(what, attempt = attempts, wait_seconds = wait.as_secs_f64(), "{reason}; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn attempt(&self, build: &impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Answer, reqwest::Error> {
+        let response = build(&self.http).send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await?;
+        Ok(Answer { status, headers, body })
+    }
+}
+
+/// A transport error in one line, without the URL (it may hold a webhook secret).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        format!("cannot connect ({})", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_else(|| e.to_string()))
+    } else if e.is_body() || e.is_decode() {
+        format!("the answer was cut off ({e})")
+    } else {
+        e.to_string()
+    }
+}
