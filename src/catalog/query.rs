@@ -237,18 +237,6 @@ fn normalize_output(df: DataFrame, profile: OutputProfile) -> datafusion::error:
     df.select(exprs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::number_question_marks;
-
-    #[test]
-    fn question_marks_become_numbered_parameters() {
-        assert_eq!(number_question_marks("SELECT a FROM t WHERE b > ? AND c = ?"), "SELECT a FROM t WHERE b > $1 AND c = $2");
-        assert_eq!(number_question_marks("SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = ?"), "SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = $1");
-        assert_eq!(number_question_marks("SELECT 1"), "SELECT 1");
-    }
-}
-
 /// `batch` with the advertised schema: the engine sometimes produces a wider type than its
 /// plan says (a decimal's precision, say), so differing columns are cast; nullability and
 /// names come from the advertised schema (CLIENTS.md §6 item 7).
@@ -265,4 +253,16 @@ pub fn conform_batch(advertised: &arrow::datatypes::SchemaRef, batch: &arrow::ar
         })
         .collect::<Result<Vec<_>, _>>()?;
     arrow::array::RecordBatch::try_new(std::sync::Arc::clone(advertised), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_question_marks;
+
+    #[test]
+    fn question_marks_become_numbered_parameters() {
+        assert_eq!(number_question_marks("SELECT a FROM t WHERE b > ? AND c = ?"), "SELECT a FROM t WHERE b > $1 AND c = $2");
+        assert_eq!(number_question_marks("SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = ?"), "SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = $1");
+        assert_eq!(number_question_marks("SELECT 1"), "SELECT 1");
+    }
 }

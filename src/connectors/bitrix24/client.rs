@@ -145,7 +145,7 @@ impl Client {
                 let description = parsed.get("error_description").and_then(Value::as_str).unwrap_or("").to_string();
                 match self.classify(method, &code, &description, status.as_u16()) {
                     ErrorKind::Passing => Verdict::Retry { reason: format!("{code}: {description}"), after: answer.retry_after() },
-                    ErrorKind::OperatingLimit => Verdict::Retry { reason: format!("{code}: {description}"), after: Some(self.until_reset(method)) },
+                    ErrorKind::OperatingLimit => Verdict::Retry { reason: format!("{code}: {description}"), after: self.until_reset(method) },
                     ErrorKind::Final(message) => Verdict::Fail(message),
                 }
             }
@@ -189,16 +189,12 @@ impl Client {
         }
     }
 
-    /// How long until the method's time budget frees up: its last `operating_reset_at`, or a
-    /// minute when none was seen.
-    fn until_reset(&self, method: &str) -> Duration {
+    /// How long until the method's time budget frees up, from its last `operating_reset_at`;
+    /// `None` (the backoff decides) when no envelope of the method named one.
+    fn until_reset(&self, method: &str) -> Option<Duration> {
         let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
-        let at = self.reset_at.lock().ok().and_then(|m| m.get(method).copied());
-        match at {
-            Some(at) if at > now => Duration::from_secs_f64((at - now).min(900.0) + 1.0),
-            Some(_) => Duration::from_secs(1),
-            None => Duration::from_secs(60),
-        }
+        let at = self.reset_at.lock().ok().and_then(|m| m.get(method).copied())?;
+        Some(if at > now { Duration::from_secs_f64((at - now).min(900.0) + 1.0) } else { Duration::from_secs(1) })
     }
 
     /// Every row of a small list through plain `start` paging (departments, statuses,
@@ -270,7 +266,7 @@ impl Client {
                 match errors {
                     Some((code, description)) => match self.classify(spec.method, &code, &description, 200) {
                         ErrorKind::Final(message) => return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message }),
-                        ErrorKind::OperatingLimit => tokio::time::sleep(self.until_reset("batch")).await,
+                        ErrorKind::OperatingLimit => tokio::time::sleep(self.until_reset("batch").unwrap_or(Duration::from_secs(5))).await,
                         ErrorKind::Passing => tokio::time::sleep(Duration::from_secs(2)).await,
                     },
                     None => return Err(shape(spec.method, "a batch page did not continue the ID order")),

@@ -135,5 +135,42 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals
         }
         entry.push(new);
     }
+    relink_converted_leads(&mut dataset)?;
+    if let Some(live) = live_deals {
+        unlink_deleted_deals(&mut dataset, live)?;
+    }
     Ok((dataset, deleted))
+}
+
+/// Calls keep their row when their deal is deleted, but no longer point at it (the portal
+/// deletes the deal's activities, through which a call reaches its deal).
+fn unlink_deleted_deals(dataset: &mut Dataset, live: &HashSet<String>) -> Result<(), String> {
+    let column = Table::Calls.column_index("deal_id").ok_or("calls has no deal_id")?;
+    let Some(calls) = dataset.tables.get_mut(&Table::Calls) else { return Ok(()) };
+    for batch in calls.iter_mut() {
+        let deals = strings(batch, column).ok_or("calls.deal_id is not text")?;
+        let kept: arrow::array::StringArray = deals.iter().map(|d| d.filter(|d| live.contains(*d))).collect();
+        let mut columns = batch.columns().to_vec();
+        columns[column] = Arc::new(kept);
+        *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `leads.converted_deal_id` from the merged deals: a lead converted since, or whose deal
+/// was deleted, is right without the lead itself having changed.
+fn relink_converted_leads(dataset: &mut Dataset) -> Result<(), String> {
+    let deals = Previous { cursors: BTreeMap::new(), tables: BTreeMap::from([(Table::Deals, dataset.tables.get(&Table::Deals).cloned().unwrap_or_default())]) };
+    let mut links = Links::default();
+    previous_links(&deals, &mut links)?;
+    let column = Table::Leads.column_index("converted_deal_id").ok_or("leads has no converted_deal_id")?;
+    let Some(leads) = dataset.tables.get_mut(&Table::Leads) else { return Ok(()) };
+    for batch in leads.iter_mut() {
+        let ids = strings(batch, 0).ok_or("leads.lead_id is not text")?;
+        let linked: arrow::array::StringArray = (0..batch.num_rows()).map(|i| if ids.is_valid(i) { links.lead_deal.get(ids.value(i)).map(String::as_str) } else { None }).collect();
+        let mut columns = batch.columns().to_vec();
+        columns[column] = Arc::new(linked);
+        *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -1,0 +1,283 @@
+//! The Bitrix24 connector against the mock portal of `bitrix24_mock`: a full sync maps every
+//! entity, stays under the portal's leaky bucket and reads 2,500 rows per request; faults
+//! are retried into identical data; refusals stop with the key to fix; an incremental sync
+//! after edits, moves and deletions equals a fresh full sync.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::array_value_to_string;
+use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
+use salespulse::connectors::bitrix24::{self, Bitrix24Config};
+use salespulse::connectors::http::RateLimit;
+use salespulse::model::Table;
+use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::snapshot::{Manifest, Store};
+use serde_json::json;
+
+use crate::bitrix24_mock::{Fault, MockBitrix24, MockConfig, MockData};
+
+/// The mock at ten times the vendor's rate, so tests run fast with the same proportions: the
+/// connector's bucket (9/s, burst 8) sits under the portal's (10/s, burst 10).
+fn fast_portal() -> MockConfig {
+    MockConfig { drain_per_second: 10.0, burst: 10, operating_window: Duration::from_secs(2), ..MockConfig::default() }
+}
+
+fn config(webhook: &str) -> Bitrix24Config {
+    Bitrix24Config {
+        webhook: SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: webhook.into() },
+        rate: RateLimit { requests_per_second: 9.0, burst: 8 },
+        loss_reason_field: None,
+        overlap: Duration::from_secs(600),
+        reconcile_every: Duration::from_secs(0),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn tenant(cfg: Bitrix24Config) -> TenantConfig {
+    TenantConfig {
+        name: "acme".into(),
+        timezone: chrono_tz::Europe::Moscow,
+        calendars: None,
+        schedule: None,
+        inputs: None,
+        source: SourceConfig::Bitrix24(cfg),
+        settings: default_settings(),
+    }
+}
+
+async fn refresh(store: &Store, cfg: Bitrix24Config) -> Result<RefreshReport, String> {
+    let t = tenant(cfg);
+    refresh_tenant(store, &t, source_of(&t), 3).await.map_err(|e| e.to_string())
+}
+
+/// Every row of a table as text, sorted; `skip` columns left out.
+async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -> Vec<String> {
+    let batches: Vec<RecordBatch> = store.read_table(manifest, table).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let keep: Vec<usize> = (0..b.num_columns()).filter(|i| !skip.contains(&b.schema().field(*i).name().as_str())).collect();
+        for r in 0..b.num_rows() {
+            out.push(keep.iter().map(|i| array_value_to_string(b.column(*i), r).unwrap()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
+    let found: Vec<&String> = rows.iter().filter(|r| r.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "one row starting {prefix:?} in {rows:#?}");
+    found[0]
+}
+
+#[tokio::test]
+async fn full_sync_maps_every_entity_under_the_rate_limit() {
+    let data = MockData::generated(120);
+    let deal_1000 = data.deals.iter().find(|d| d["ID"] == "1000").unwrap().clone();
+    let counts: BTreeMap<&str, usize> = [
+        ("deals", data.deals.len()),
+        ("leads", data.leads.len()),
+        ("contacts", data.contacts.len()),
+        ("companies", data.companies.len()),
+        ("activities", data.activities.len()),
+        ("deal_stage_history", data.deal_stage_history.len()),
+        ("calls", data.calls.len()),
+        ("tasks", data.tasks.len()),
+        ("deal_items", data.product_rows.len()),
+        ("managers", data.users.len()),
+        ("departments", data.departments.len()),
+    ]
+    .into();
+    let portal = MockBitrix24::start(fast_portal(), data).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let report = refresh(&store, config(&portal.webhook_url)).await.unwrap();
+    let m = &report.report.manifest;
+    for (table, n) in &counts {
+        assert_eq!(m.tables[*table].rows as usize, *n, "{table}");
+    }
+    assert!(m.tables["pipelines"].rows >= 2 && m.tables["stages"].rows > 5 && m.tables["sources"].rows > 0);
+    assert_eq!(portal.state.rejected_rate_limit(), 0, "the connector's bucket keeps it under the portal's");
+    // 120 deals: a counted first page, then one batch of chained pages.
+    assert_eq!(portal.state.method_calls("crm.deal.list"), 1);
+    assert!(portal.state.sub_calls("crm.deal.list") <= 3, "{}", portal.state.sub_calls("crm.deal.list"));
+    let sync = report.sync.unwrap();
+    assert!(!sync.incremental);
+    assert_eq!(sync.requests, portal.state.requests());
+    assert_eq!(sync.retries, 0);
+    assert!(m.source.starts_with("bitrix24: 127.0.0.1:"), "{}", m.source);
+    assert!(!m.source.contains("s3cr3t"));
+    for key in ["bitrix24.portal", "bitrix24.phone_key", "bitrix24.deals", "bitrix24.calls.id", "bitrix24.deal_stage_history.id", "bitrix24.reconciled_at"] {
+        assert!(m.sync_cursors.contains_key(key), "{key}: {:?}", m.sync_cursors);
+    }
+
+    // The fixture deal 1000 is won in pipeline 1, closed when it moved into the final stage.
+    let deals = rows(&store, m, Table::Deals, &["custom_fields"]).await;
+    let d1000 = one(&deals, "1000|");
+    let amount = deal_1000["OPPORTUNITY"].as_str().unwrap();
+    assert!(d1000.contains(&format!("|1|C1:WON|won|{amount}|RUB|{amount}|6|300|200|500|RECOMMENDATION||")), "{d1000}");
+    let moved = chrono::DateTime::parse_from_rfc3339(deal_1000["MOVED_TIME"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc);
+    assert!(d1000.ends_with(&format!("|{}", moved.format("%Y-%m-%dT%H:%M:%SZ"))), "closed_at = MOVED_TIME in UTC: {d1000}");
+    // Foreign-currency deals are converted into the account currency.
+    let usd: Vec<&String> = deals.iter().filter(|r| r.contains("|USD|")).collect();
+    assert!(!usd.is_empty(), "the generated portal has USD deals");
+    for r in usd {
+        let cells: Vec<&str> = r.split('|').collect();
+        let (amount, base): (f64, f64) = (cells[5].parse().unwrap(), cells[7].parse().unwrap());
+        assert!((amount * 90.0 - base).abs() < 0.01, "{r}");
+    }
+    // Calls reach their deal through the activity; answered, busy and directions map.
+    let calls = rows(&store, m, Table::Calls, &["phone_hash"]).await;
+    let answered = calls.iter().find(|r| r.contains("|outbound|answered|200|")).unwrap();
+    assert!(answered.split('|').nth(7).is_some_and(|deal| !deal.is_empty()), "a call with its deal: {answered}");
+    assert!(calls.iter().any(|r| r.contains("|busy|486|")));
+    assert!(calls.iter().any(|r| r.contains("|inbound|")));
+    let stages = rows(&store, m, Table::Stages, &[]).await;
+    assert!(stages.iter().any(|r| r.starts_with("C1:WON|1|") && r.ends_with("|won")), "{stages:?}");
+    assert!(stages.iter().any(|r| r.starts_with("LOSE|0|") && r.ends_with("|lost")), "{stages:?}");
+}
+
+#[tokio::test]
+async fn faults_are_retried_into_identical_data() {
+    let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_test_writer().try_init();
+    let clean_portal = MockBitrix24::start(fast_portal(), MockData::generated(60)).await;
+    let clean_root = tempfile::tempdir().unwrap();
+    let clean_store = Store::open(&clean_root.path().to_string_lossy()).unwrap();
+    let clean = refresh(&clean_store, config(&clean_portal.webhook_url)).await.unwrap().report.manifest;
+
+    let portal = MockBitrix24::start(fast_portal(), MockData::generated(60)).await;
+    // One fault every few requests, so each one costs a single backoff step.
+    let faults = vec![
+        Fault::QueryLimit,
+        Fault::Html(502),
+        Fault::ServerError,
+        Fault::Truncated,
+        Fault::Delay(Duration::from_secs(7)),
+        Fault::OperatingLimit,
+        Fault::Html(503),
+    ];
+    let state = std::sync::Arc::clone(&portal.state);
+    let injector = tokio::spawn(async move {
+        for fault in faults {
+            let at = state.requests();
+            while state.requests() < at + 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            state.push_faults([fault]);
+        }
+    });
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let report = refresh(&store, config(&portal.webhook_url)).await.unwrap();
+    injector.await.unwrap();
+    let sync = report.sync.unwrap();
+    assert_eq!(sync.retries, 7, "{:?}", sync.answers);
+    assert_eq!(portal.state.rejected_rate_limit(), 0);
+    let m = &report.report.manifest;
+    for table in bitrix24::PREVIOUS_TABLES {
+        // Phone hashes use each store's own key; everything else is identical.
+        assert_eq!(rows(&store, m, *table, &["phone_hash"]).await, rows(&clean_store, &clean, *table, &["phone_hash"]).await, "{}", table.name());
+    }
+}
+
+#[tokio::test]
+async fn a_refused_webhook_or_scope_stops_with_what_to_fix_and_keeps_the_snapshot() {
+    let portal = MockBitrix24::start(fast_portal(), MockData::generated(10)).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let first = refresh(&store, config(&portal.webhook_url)).await.unwrap().report.manifest;
+
+    let wrong = portal.webhook_url.replace("s3cr3tc0de", "wrongcode");
+    let e = refresh(&store, config(&wrong)).await.unwrap_err();
+    assert!(e.contains("NO_AUTH_FOUND") && e.contains("tenants[0] (acme).source.webhook_url"), "{e}");
+    assert!(!e.contains("wrongcode"), "the secret never appears: {e}");
+    assert_eq!(store.current_manifest("acme").await.unwrap().snapshot_id, first.snapshot_id, "nothing stored changed");
+
+    // A webhook without telephony: check names the scope, a sync stops on it.
+    let no_calls = MockBitrix24::start(
+        MockConfig { scopes: vec!["crm".into(), "user".into(), "department".into(), "task".into()], ..fast_portal() },
+        MockData::generated(10),
+    )
+    .await;
+    let report = bitrix24::check(&config(&no_calls.webhook_url)).await.unwrap();
+    assert_eq!(report.missing.iter().map(|(s, _)| *s).collect::<Vec<_>>(), ["telephony"]);
+    let e = refresh(&store, config(&no_calls.webhook_url)).await.unwrap_err();
+    assert!(e.contains("voximplant.statistic.get") && e.contains("'telephony'"), "{e}");
+    assert_eq!(store.current_manifest("acme").await.unwrap().snapshot_id, first.snapshot_id);
+
+    // Bad URLs are refused before any request.
+    for bad in ["https://acme.bitrix24.ru/", "ftp://x/rest/1/a/"] {
+        let e = refresh(&store, config(bad)).await.unwrap_err();
+        assert!(e.contains("tenants[0] (acme).source.webhook_url"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
+    let portal = MockBitrix24::start(fast_portal(), MockData::generated(120)).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let full = refresh(&store, config(&portal.webhook_url)).await.unwrap();
+    let full_requests = full.sync.unwrap().requests;
+
+    // The portal changes: a deal moves to won, a new deal arrives with its history, call and
+    // product row, a contact and a deal are deleted.
+    let later = "2026-01-15T10:00:00+03:00";
+    {
+        let mut data = portal.state.data.lock().unwrap();
+        let moved = data.deals.iter_mut().find(|d| d["STAGE_SEMANTIC_ID"] == "P").unwrap();
+        let moved_id = moved["ID"].as_str().unwrap().to_string();
+        moved["STAGE_SEMANTIC_ID"] = json!("S");
+        moved["STAGE_ID"] = json!(if moved["CATEGORY_ID"] == "1" { "C1:WON" } else { "WON" });
+        moved["MOVED_TIME"] = json!(later);
+        moved["DATE_MODIFY"] = json!(later);
+        let mut fresh = data.deals[0].clone();
+        let new_id = data.deals.iter().filter_map(|d| d["ID"].as_str()?.parse::<u64>().ok()).max().unwrap() + 1;
+        fresh["ID"] = json!(new_id.to_string());
+        fresh["DATE_CREATE"] = json!(later);
+        fresh["DATE_MODIFY"] = json!(later);
+        data.deals.push(fresh);
+        let mut history = data.deal_stage_history.last().unwrap().clone();
+        history["ID"] = json!(history["ID"].as_u64().unwrap() + 1);
+        history["OWNER_ID"] = json!(moved_id.parse::<u64>().unwrap());
+        history["CREATED_TIME"] = json!(later);
+        data.deal_stage_history.push(history);
+        let mut call = data.calls.last().unwrap().clone();
+        call["ID"] = json!((call["ID"].as_str().unwrap().parse::<u64>().unwrap() + 1).to_string());
+        call["CALL_ID"] = json!("externalCall.new.1");
+        call["CALL_START_DATE"] = json!(later);
+        data.calls.push(call);
+        let mut item = data.product_rows[0].clone();
+        item["id"] = json!(data.product_rows.iter().filter_map(|p| p["id"].as_u64()).max().unwrap() + 1);
+        item["ownerId"] = json!(new_id);
+        data.product_rows.push(item);
+        // A deleted deal takes its stage history, product rows and activities with it.
+        let gone_deal = data.deals.iter().position(|d| d["ID"] != json!(moved_id) && d["ID"] != json!(new_id.to_string())).unwrap();
+        let gone = data.deals.remove(gone_deal)["ID"].as_str().unwrap().parse::<u64>().unwrap();
+        data.deal_stage_history.retain(|h| h["OWNER_ID"] != json!(gone));
+        data.product_rows.retain(|p| p["ownerId"] != json!(gone));
+        data.activities.retain(|a| !(a["OWNER_TYPE_ID"] == "2" && a["OWNER_ID"] == json!(gone.to_string())));
+        data.contacts.remove(3);
+    }
+    let before = portal.state.requests();
+    let incremental = refresh(&store, config(&portal.webhook_url)).await.unwrap();
+    let sync = incremental.sync.as_ref().unwrap();
+    assert!(sync.incremental && sync.reconciled);
+    assert!(sync.deleted >= 2, "a deal and a contact (and what hangs on the deal) are dropped: {}", sync.deleted);
+    assert!(sync.records["deals"] < 10, "only changed deals are read: {:?}", sync.records);
+    assert_eq!(portal.state.requests() - before, sync.requests);
+    assert!(sync.requests < full_requests * 2, "{} vs {full_requests}", sync.requests);
+
+    let fresh_root = tempfile::tempdir().unwrap();
+    let fresh_store = Store::open(&fresh_root.path().to_string_lossy()).unwrap();
+    let fresh = refresh(&fresh_store, config(&portal.webhook_url)).await.unwrap();
+    for table in bitrix24::PREVIOUS_TABLES {
+        let a = rows(&store, &incremental.report.manifest, *table, &["phone_hash"]).await;
+        let b = rows(&fresh_store, &fresh.report.manifest, *table, &["phone_hash"]).await;
+        assert_eq!(a, b, "{}", table.name());
+    }
+    // The phone-hash key is kept, so hashes of the old and new snapshots match.
+    assert_eq!(full.report.manifest.sync_cursors["bitrix24.phone_key"], incremental.report.manifest.sync_cursors["bitrix24.phone_key"]);
+}
