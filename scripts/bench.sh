@@ -3,8 +3,15 @@
 # same run.
 # Usage: scripts/bench.sh [SCALE ...]    snapshot write vs DuckDB (default: 1 10)
 #        scripts/bench.sh kpi [SCALE]    kpi views vs DuckDB (default: 10)
+#        scripts/bench.sh bitrix24 [DEALS]  initial Bitrix24 sync against the mock portal at
+#                                        the vendor's limits (default: 20000 deals)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "bitrix24" ]; then
+  # Bound by the portal's 2 requests/s, not by the CPU: the test profile is enough.
+  BENCH_DEALS="${2:-20000}" cargo test --locked --test integration bench_initial_sync_at_the_vendor_limits -- --ignored --nocapture
+  exit 0
+fi
 cargo build --release --locked
 if [ ! -x .venv-bench/bin/python ]; then
   python3 -m venv .venv-bench

@@ -124,6 +124,12 @@ enum RawSource {
         overlap_minutes: Option<u32>,
         reconcile_hours: Option<u32>,
         timeout_seconds: Option<u64>,
+        portal_url: Option<String>,
+        client_id: Option<String>,
+        client_secret_env: Option<String>,
+        client_secret_file: Option<String>,
+        token_file: Option<String>,
+        oauth_token_url: Option<String>,
     },
     Amocrm {
         base_url: String,
@@ -443,15 +449,41 @@ impl Config {
                     overlap_minutes,
                     reconcile_hours,
                     timeout_seconds,
+                    portal_url,
+                    client_id,
+                    client_secret_env,
+                    client_secret_file,
+                    token_file,
+                    oauth_token_url,
                 } => {
-                    let webhook = match (webhook_url, webhook_url_env, webhook_url_file) {
-                        (Some(value), None, None) => SecretSource::Inline { key: key("source.webhook_url"), value },
-                        (None, Some(name), None) => SecretSource::Env { key: key("source.webhook_url_env"), name },
-                        (None, None, Some(file)) => SecretSource::File { key: key("source.webhook_url_file"), path: base.join(file) },
+                    use crate::connectors::bitrix24::{Bitrix24Auth, OAuthConfig};
+                    let oauth = portal_url.is_some() || client_id.is_some() || token_file.is_some();
+                    let auth = match (webhook_url, webhook_url_env, webhook_url_file) {
+                        (Some(value), None, None) if !oauth => Bitrix24Auth::Webhook(SecretSource::Inline { key: key("source.webhook_url"), value }),
+                        (None, Some(name), None) if !oauth => Bitrix24Auth::Webhook(SecretSource::Env { key: key("source.webhook_url_env"), name }),
+                        (None, None, Some(file)) if !oauth => Bitrix24Auth::Webhook(SecretSource::File { key: key("source.webhook_url_file"), path: base.join(file) }),
+                        (None, None, None) if oauth => {
+                            let (Some(portal_url), Some(client_id), Some(token_file)) = (portal_url, client_id, token_file) else {
+                                return Err(invalid(&key("source.portal_url"), "an OAuth app needs portal_url, client_id, client_secret_env (or client_secret_file) and token_file".into()));
+                            };
+                            let client_secret = match (client_secret_env, client_secret_file) {
+                                (Some(name), None) => SecretSource::Env { key: key("source.client_secret_env"), name },
+                                (None, Some(file)) => SecretSource::File { key: key("source.client_secret_file"), path: base.join(file) },
+                                _ => return Err(invalid(&key("source.client_secret_env"), "set exactly one of client_secret_env and client_secret_file".into())),
+                            };
+                            Bitrix24Auth::OAuth(OAuthConfig {
+                                portal_url,
+                                client_id,
+                                client_secret,
+                                token_file: base.join(token_file),
+                                token_url: oauth_token_url.unwrap_or_else(|| "https://oauth.bitrix.info/oauth/token/".into()),
+                                key: key("source (OAuth app)"),
+                            })
+                        }
                         _ => {
                             return Err(invalid(
                                 &key("source.webhook_url_env"),
-                                "set exactly one of webhook_url_env (an environment variable holding https://PORTAL/rest/USER/CODE/), webhook_url_file or webhook_url".into(),
+                                "set exactly one of webhook_url_env (an environment variable holding https://PORTAL/rest/USER/CODE/), webhook_url_file or webhook_url; or, for an OAuth app, portal_url, client_id, client_secret_env and token_file".into(),
                             ));
                         }
                     };
@@ -472,7 +504,7 @@ impl Config {
                         return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
                     }
                     SourceConfig::Bitrix24(crate::connectors::bitrix24::Bitrix24Config {
-                        webhook,
+                        auth,
                         rate,
                         loss_reason_field,
                         overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
 use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
-use salespulse::connectors::bitrix24::{self, Bitrix24Config};
+use salespulse::connectors::bitrix24::{self, Bitrix24Auth, Bitrix24Config, OAuthConfig};
 use salespulse::connectors::http::RateLimit;
 use salespulse::model::Table;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
@@ -26,7 +26,7 @@ fn fast_portal() -> MockConfig {
 
 fn config(webhook: &str) -> Bitrix24Config {
     Bitrix24Config {
-        webhook: SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: webhook.into() },
+        auth: Bitrix24Auth::Webhook(SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: webhook.into() }),
         rate: RateLimit { requests_per_second: 9.0, burst: 8 },
         loss_reason_field: None,
         overlap: Duration::from_secs(600),
@@ -74,7 +74,7 @@ fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
 
 #[tokio::test]
 async fn full_sync_maps_every_entity_under_the_rate_limit() {
-    let data = MockData::generated(120);
+    let data = MockData::generated(1000);
     let deal_1000 = data.deals.iter().find(|d| d["ID"] == "1000").unwrap().clone();
     let counts: BTreeMap<&str, usize> = [
         ("deals", data.deals.len()),
@@ -100,9 +100,12 @@ async fn full_sync_maps_every_entity_under_the_rate_limit() {
     }
     assert!(m.tables["pipelines"].rows >= 2 && m.tables["stages"].rows > 5 && m.tables["sources"].rows > 0);
     assert_eq!(portal.state.rejected_rate_limit(), 0, "the connector's bucket keeps it under the portal's");
-    // 120 deals: a counted first page, then one batch of chained pages.
+    // 1,000 deals: a counted first page, then one batch of 19 chained pages.
     assert_eq!(portal.state.method_calls("crm.deal.list"), 1);
-    assert!(portal.state.sub_calls("crm.deal.list") <= 3, "{}", portal.state.sub_calls("crm.deal.list"));
+    assert_eq!(portal.state.sub_calls("crm.deal.list"), 19);
+    // 4,000 calls: 1 + 79 pages, in two batches.
+    assert_eq!(portal.state.method_calls("voximplant.statistic.get"), 1);
+    assert_eq!(portal.state.sub_calls("voximplant.statistic.get"), 79);
     let sync = report.sync.unwrap();
     assert!(!sync.incremental);
     assert_eq!(sync.requests, portal.state.requests());
@@ -280,4 +283,84 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
     }
     // The phone-hash key is kept, so hashes of the old and new snapshots match.
     assert_eq!(full.report.manifest.sync_cursors["bitrix24.phone_key"], incremental.report.manifest.sync_cursors["bitrix24.phone_key"]);
+}
+
+/// The measure: rows per second of an initial sync against the vendor's limits
+/// (2 requests/s drained, burst 50), with the connector's defaults (2/s, burst 10). The
+/// ceiling is 50 commands x 50 rows x 2 requests/s = 5,000 rows/s. Run by
+/// `scripts/bench.sh bitrix24`; figures in BENCHMARKS.md.
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench.sh bitrix24"]
+async fn bench_initial_sync_at_the_vendor_limits() {
+    let deals: usize = std::env::var("BENCH_DEALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let portal = MockBitrix24::start(MockConfig::default(), MockData::generated(deals)).await;
+    let mut cfg = config(&portal.webhook_url);
+    cfg.rate = RateLimit { requests_per_second: 2.0, burst: 10 };
+    cfg.timeout = Duration::from_secs(60);
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let started = std::time::Instant::now();
+    let report = refresh(&store, cfg).await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let sync = report.sync.unwrap();
+    let rows: usize = sync.records.values().sum();
+    let rate = rows as f64 / sync.seconds;
+    println!("generated portal: {deals} deals, {rows} records read");
+    println!("requests: {} in {:.1} s = {:.2} requests/s (limit 2/s); answers {:?}; portal 503s {}", sync.requests, sync.seconds, sync.requests as f64 / sync.seconds, sync.answers, portal.state.rejected_rate_limit());
+    println!("rows/s: {rate:.0} = {:.0} % of the 5,000 rows/s ceiling; refresh with snapshot write {seconds:.1} s", rate / 50.0);
+    println!("records per entity: {:?}", sync.records);
+}
+
+#[tokio::test]
+async fn an_oauth_app_refreshes_only_on_expiry_and_keeps_each_new_refresh_token() {
+    let portal = MockBitrix24::start(fast_portal(), MockData::generated(60)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("acme.tokens");
+    // As first written by hand: just the refresh token.
+    std::fs::write(&token_file, "refresh-1\n").unwrap();
+    let mut cfg = config(&portal.webhook_url);
+    cfg.auth = Bitrix24Auth::OAuth(OAuthConfig {
+        portal_url: portal.client_endpoint.clone(),
+        client_id: "local.5f3e2a.12345678".into(),
+        client_secret: SecretSource::Inline { key: "tenants[0] (acme).source.client_secret".into(), value: "oauthSecret".into() },
+        token_file: token_file.clone(),
+        token_url: portal.token_url.clone(),
+        key: "tenants[0] (acme).source (OAuth app)".into(),
+    });
+    let saved = || -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap() };
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+
+    // No access token yet: one refresh, and the new pair is saved.
+    let first = refresh(&store, cfg.clone()).await.unwrap();
+    assert_eq!(portal.state.oauth_refreshes(), 1);
+    assert_eq!(saved()["refresh_token"], json!(portal.state.current_refresh_token()));
+    assert_eq!(saved()["access_token"], json!(portal.state.current_access_token().unwrap()));
+    assert!(first.report.manifest.source.contains("OAuth app local.5f3e2a.12345678"), "{}", first.report.manifest.source);
+
+    // The saved access token is still good: no refresh (the vendor asks not to refresh early).
+    refresh(&store, cfg.clone()).await.unwrap();
+    assert_eq!(portal.state.oauth_refreshes(), 1);
+
+    // It expires (and, once, the portal says so of a good one): refreshed, saved, repeated.
+    portal.state.expire_access_token();
+    portal.state.push_faults([Fault::QueryLimit, Fault::ExpiredToken]);
+    let third = refresh(&store, cfg.clone()).await.unwrap();
+    assert!(portal.state.oauth_refreshes() >= 2);
+    assert_eq!(saved()["refresh_token"], json!(portal.state.current_refresh_token()));
+
+    // Same rows as through a webhook of the same portal.
+    let hook_root = tempfile::tempdir().unwrap();
+    let hook_store = Store::open(&hook_root.path().to_string_lossy()).unwrap();
+    let by_hook = refresh(&hook_store, config(&portal.webhook_url)).await.unwrap().report.manifest;
+    for table in bitrix24::PREVIOUS_TABLES {
+        assert_eq!(rows(&store, &third.report.manifest, *table, &["phone_hash"]).await, rows(&hook_store, &by_hook, *table, &["phone_hash"]).await, "{}", table.name());
+    }
+
+    // A spent refresh token (a restored backup, say) stops with what to do.
+    std::fs::write(&token_file, "refresh-1").unwrap();
+    let e = refresh(&store, cfg.clone()).await.unwrap_err();
+    assert!(e.contains("invalid_grant") && e.contains("acme.tokens") && e.contains("authorize the app again"), "{e}");
+    assert!(!e.contains("oauthSecret"));
+    assert_eq!(store.current_manifest("acme").await.unwrap().snapshot_id, third.report.manifest.snapshot_id);
 }

@@ -3,6 +3,11 @@
 //! `$result[…]` references, the leaky-bucket rate limit (503 `QUERY_LIMIT_EXCEEDED`), the
 //! per-method operating budget (429 `OPERATION_TIME_LIMIT`) and injectable faults.
 //!
+//! It also speaks Bitrix24 OAuth 2.0 on the same port: `/rest/{method}` with the access token
+//! in `auth` (401 `invalid_token` / `expired_token`), and the token server's
+//! `/oauth/token/?grant_type=refresh_token&…` with single-use refresh tokens (see
+//! [`MockBitrix24::token_url`]).
+//!
 //! Records are the fixtures of `tests/fixtures/bitrix24/` (copied from the shared API notes,
 //! read with `include_str!` so a clean clone is enough), or generated from them at any scale
 //! with [`MockData::generated`].
@@ -10,7 +15,7 @@
 #![allow(dead_code)]
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, SecondsFormat, TimeDelta};
 use serde::Deserialize;
@@ -49,6 +54,10 @@ pub const ERROR_EXPIRED_TOKEN: &str = fixture!("error_expired_token.json");
 pub const ERROR_NO_AUTH_FOUND: &str = fixture!("error_NO_AUTH_FOUND.json");
 pub const ERROR_INSUFFICIENT_SCOPE: &str = fixture!("error_insufficient_scope.json");
 pub const ERROR_METHOD_NOT_FOUND: &str = fixture!("error_ERROR_METHOD_NOT_FOUND.json");
+/// The token server's answer to a refresh (the mock's answers have this shape, other values).
+pub const OAUTH_TOKEN_REFRESH: &str = fixture!("oauth_token_refresh.json");
+/// The token server's 400 for a refresh token that is not (or no longer) valid.
+pub const OAUTH_ERROR_INVALID_GRANT: &str = fixture!("oauth_error_invalid_grant.json");
 pub const BATCH_DEAL_PAGES: &str = fixture!("batch_deal_pages.json");
 pub const BATCH_ERROR_HALT0: &str = fixture!("batch_error_halt0.json");
 pub const DEAL_PAGE1: &str = fixture!("crm.deal.list_page1.json");
@@ -93,6 +102,17 @@ pub struct MockConfig {
     /// Leave `operating` and `operating_reset_at` out of every `time` object (self-hosted
     /// portals and some cloud ones do).
     pub omit_operating: bool,
+    /// OAuth app credentials the token endpoint accepts (read on every token request).
+    pub oauth_client_id: String,
+    pub oauth_client_secret: String,
+    /// The refresh token valid at start (read once, when the server starts).
+    pub oauth_refresh_token: String,
+    /// The access token valid at start; `None`: no valid access token until a refresh (read
+    /// once, when the server starts).
+    pub oauth_access_token: Option<String>,
+    /// Lifetime of the start access token and of every issued one (tokio's clock: under
+    /// `tokio::time::pause()` it runs out in virtual time).
+    pub oauth_access_ttl: Duration,
 }
 
 impl Default for MockConfig {
@@ -106,6 +126,11 @@ impl Default for MockConfig {
             operating_window: Duration::from_secs(600),
             operating_cost_per_row: 0.001,
             omit_operating: false,
+            oauth_client_id: "local.5f3e2a.12345678".into(),
+            oauth_client_secret: "oauthSecret".into(),
+            oauth_refresh_token: "refresh-1".into(),
+            oauth_access_token: Some("access-1".into()),
+            oauth_access_ttl: Duration::from_secs(3600),
         }
     }
 }
@@ -165,6 +190,20 @@ struct Bucket {
     max: f64,
 }
 
+/// The OAuth tokens of the one app installation the mock knows.
+#[derive(Debug)]
+struct OAuthTokens {
+    /// The valid access token, if any, and when it expires.
+    access: Option<String>,
+    access_expires_at: Instant,
+    /// The one valid refresh token (single-use).
+    refresh: String,
+    /// Access tokens a refresh replaced: they answer `expired_token`.
+    retired_access: HashSet<String>,
+    /// Successful refreshes.
+    refreshes: u64,
+}
+
 /// The mock's data, faults, configuration and counters; shared with the test.
 #[derive(Debug)]
 pub struct MockState {
@@ -184,10 +223,22 @@ pub struct MockState {
     method_calls: Mutex<HashMap<String, u64>>,
     sub_calls: Mutex<HashMap<String, u64>>,
     log: Mutex<Vec<(String, Value)>>,
+    oauth: Mutex<OAuthTokens>,
+    token_requests: AtomicU64,
+    /// `http://127.0.0.1:{port}/rest/`, the `client_endpoint` the token server hands out.
+    client_endpoint: String,
 }
 
 impl MockState {
-    fn new(config: MockConfig, data: MockData) -> MockState {
+    fn new(config: MockConfig, data: MockData, client_endpoint: String) -> MockState {
+        let now = Instant::now();
+        let oauth = OAuthTokens {
+            access: config.oauth_access_token.clone(),
+            access_expires_at: expiry(now, config.oauth_access_ttl),
+            refresh: config.oauth_refresh_token.clone(),
+            retired_access: HashSet::new(),
+            refreshes: 0,
+        };
         MockState {
             data: Mutex::new(data),
             faults: Mutex::new(VecDeque::new()),
@@ -201,7 +252,35 @@ impl MockState {
             method_calls: Mutex::new(HashMap::new()),
             sub_calls: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            oauth: Mutex::new(oauth),
+            token_requests: AtomicU64::new(0),
+            client_endpoint,
         }
+    }
+
+    /// The current access token expires now: it answers 401 `expired_token` until a refresh.
+    pub fn expire_access_token(&self) {
+        self.oauth.lock().unwrap().access_expires_at = Instant::now();
+    }
+
+    /// Successful refreshes at the token endpoint.
+    pub fn oauth_refreshes(&self) -> u64 {
+        self.oauth.lock().unwrap().refreshes
+    }
+
+    /// Requests to the token endpoint, whatever their fate (not in [`MockState::requests`]).
+    pub fn token_requests(&self) -> u64 {
+        self.token_requests.load(Ordering::Relaxed)
+    }
+
+    /// The one refresh token the token endpoint accepts now.
+    pub fn current_refresh_token(&self) -> String {
+        self.oauth.lock().unwrap().refresh.clone()
+    }
+
+    /// The access token `/rest/{method}` accepts now (it may have expired), if any.
+    pub fn current_access_token(&self) -> Option<String> {
+        self.oauth.lock().unwrap().access.clone()
     }
 
     /// Queues faults for the next requests, in order.
@@ -308,6 +387,11 @@ impl MockState {
     }
 }
 
+/// `now + ttl`, saturating at a century.
+fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
 fn prune(q: &mut VecDeque<(Instant, f64)>, window: Duration) {
     let now = Instant::now();
     while q.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
@@ -323,6 +407,10 @@ fn prune(q: &mut VecDeque<(Instant, f64)>, window: Duration) {
 pub struct MockBitrix24 {
     /// Webhook base URL ending in '/': `http://127.0.0.1:{port}/rest/1/{code}/`.
     pub webhook_url: String,
+    /// OAuth base URL ending in '/': `http://127.0.0.1:{port}/rest/` (methods take `auth`).
+    pub client_endpoint: String,
+    /// The token server: `http://127.0.0.1:{port}/oauth/token/` (GET query or POST form).
+    pub token_url: String,
     pub addr: SocketAddr,
     pub state: Arc<MockState>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -330,7 +418,10 @@ pub struct MockBitrix24 {
 
 impl fmt::Debug for MockBitrix24 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockBitrix24").field("webhook_url", &self.webhook_url).finish_non_exhaustive()
+        f.debug_struct("MockBitrix24")
+            .field("webhook_url", &self.webhook_url)
+            .field("client_endpoint", &self.client_endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -338,9 +429,10 @@ impl MockBitrix24 {
     /// Binds 127.0.0.1:0 and serves until dropped.
     pub async fn start(config: MockConfig, data: MockData) -> MockBitrix24 {
         let code = config.webhook_code.clone();
-        let state = Arc::new(MockState::new(config, data));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let client_endpoint = format!("http://{addr}/rest/");
+        let state = Arc::new(MockState::new(config, data, client_endpoint.clone()));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -350,12 +442,24 @@ impl MockBitrix24 {
                 })
                 .await;
         });
-        MockBitrix24 { webhook_url: format!("http://{addr}/rest/1/{code}/"), addr, state, shutdown: Some(tx) }
+        MockBitrix24 {
+            webhook_url: format!("http://{addr}/rest/1/{code}/"),
+            client_endpoint,
+            token_url: format!("http://{addr}/oauth/token/"),
+            addr,
+            state,
+            shutdown: Some(tx),
+        }
     }
 
     /// The URL of `method` under the webhook.
     pub fn url(&self, method: &str) -> String {
         format!("{}{method}", self.webhook_url)
+    }
+
+    /// The OAuth URL of `method` (the token goes in `auth`).
+    pub fn oauth_url(&self, method: &str) -> String {
+        format!("{}{method}", self.client_endpoint)
     }
 }
 
@@ -400,20 +504,33 @@ fn html_page(status: u16) -> Response {
     (code, [(header::CONTENT_TYPE, "text/html")], page).into_response()
 }
 
-async fn handle(State(state): State<Arc<MockState>>, uri: Uri, body: Bytes) -> Response {
+/// How a REST request authenticates.
+enum Auth {
+    /// `/rest/{user_id}/{code}/{method}`: the code in the path.
+    Webhook(String),
+    /// `/rest/{method}`: the access token in `auth` (body, else query), if any.
+    OAuth(Option<String>),
+}
+
+async fn handle(State(state): State<Arc<MockState>>, http_method: Method, uri: Uri, body: Bytes) -> Response {
+    // The token server is another host in reality: its own counter, no bucket, no faults.
+    if matches!(uri.path(), "/oauth/token/" | "/oauth/token") {
+        return state.token_endpoint(&http_method, &uri, &body);
+    }
     let started = unix_now();
     state.requests.fetch_add(1, Ordering::Relaxed);
 
-    // /rest/{user_id}/{code}/{method}[.json]
+    // /rest/{user_id}/{code}/{method}[.json] (webhook) or /rest/{method}[.json] (OAuth)
     let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
-    let &[rest, _user, code, method] = segments.as_slice() else {
-        return reply_error(ErrorReply::fixture(StatusCode::NOT_FOUND, ERROR_METHOD_NOT_FOUND));
+    let (rest, code, method) = match segments.as_slice() {
+        &[rest, _user, code, method] => (rest, Some(code), method),
+        &[rest, method] => (rest, None, method),
+        _ => return reply_error(ErrorReply::fixture(StatusCode::NOT_FOUND, ERROR_METHOD_NOT_FOUND)),
     };
     if rest != "rest" || method.is_empty() {
         return reply_error(ErrorReply::fixture(StatusCode::NOT_FOUND, ERROR_METHOD_NOT_FOUND));
     }
     let method = method.strip_suffix(".json").unwrap_or(method).to_string();
-    let code = code.to_string();
 
     let mut params = match parse_body(&body) {
         Ok(v) => v,
@@ -426,6 +543,10 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, body: Bytes) -> R
             p.entry(k).or_insert(v);
         }
     }
+    let auth = match code {
+        Some(code) => Auth::Webhook(code.to_string()),
+        None => Auth::OAuth(params.get("auth").and_then(Value::as_str).map(String::from)),
+    };
     let order = if method == "batch" { batch_order(&body) } else { None };
     state.log.lock().unwrap().push((method.clone(), params.clone()));
     MockState::count(&state.method_calls, &method);
@@ -451,7 +572,7 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, body: Bytes) -> R
         Some(Fault::Truncated) => truncate = true,
     }
 
-    let (status, body) = match state.serve(&code, &method, &params, order, started) {
+    let (status, body) = match state.serve(&auth, &method, &params, order, started) {
         Ok(v) => (StatusCode::OK, v),
         Err(e) => (e.status, e.body),
     };
@@ -522,6 +643,104 @@ fn batch_order(body: &[u8]) -> Option<Vec<String>> {
 }
 
 // ---------------------------------------------------------------------------------------
+// OAuth 2.0: access tokens on /rest/{method}, the token server on /oauth/token/
+// ---------------------------------------------------------------------------------------
+
+fn invalid_token() -> ErrorReply {
+    ErrorReply::new(StatusCode::UNAUTHORIZED, "invalid_token", "The access token provided is invalid.")
+}
+
+impl MockState {
+    /// The current access token, unexpired, passes; the current one expired or one a
+    /// refresh replaced gets `expired_token`; anything else (or nothing) `invalid_token`.
+    fn check_access_token(&self, token: Option<&str>) -> Result<(), ErrorReply> {
+        let tokens = self.oauth.lock().unwrap();
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(invalid_token());
+        };
+        if tokens.access.as_deref() == Some(token) {
+            if Instant::now() >= tokens.access_expires_at {
+                return Err(ErrorReply::fixture(StatusCode::UNAUTHORIZED, ERROR_EXPIRED_TOKEN));
+            }
+            return Ok(());
+        }
+        if tokens.retired_access.contains(token) {
+            return Err(ErrorReply::fixture(StatusCode::UNAUTHORIZED, ERROR_EXPIRED_TOKEN));
+        }
+        Err(invalid_token())
+    }
+
+    /// `GET|POST /oauth/token/`: parameters from the query string and, for POST, the form
+    /// (or JSON) body; the body wins.
+    fn token_endpoint(&self, http_method: &Method, uri: &Uri, body: &[u8]) -> Response {
+        self.token_requests.fetch_add(1, Ordering::Relaxed);
+        if *http_method != Method::GET && *http_method != Method::POST {
+            return reply_error(ErrorReply::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "Only GET and POST are allowed"));
+        }
+        let mut params = if *http_method == Method::POST {
+            match parse_body(body) {
+                Ok(v) => v,
+                Err(e) => return reply_error(ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_request", &e)),
+            }
+        } else {
+            json!({})
+        };
+        if let Some(query) = uri.query()
+            && let (Value::Object(p), Value::Object(q)) = (&mut params, parse_php_query(query))
+        {
+            for (k, v) in q {
+                p.entry(k).or_insert(v);
+            }
+        }
+        match self.grant(&params) {
+            Ok(v) => reply(StatusCode::OK, serde_json::to_vec(&v).unwrap()),
+            Err(e) => reply_error(e),
+        }
+    }
+
+    /// The token server's checks, in order: client credentials, grant type, refresh token.
+    fn grant(&self, params: &Value) -> Result<Value, ErrorReply> {
+        let get = |name: &str| params.get(name).and_then(text).unwrap_or_default();
+        let config = self.config.lock().unwrap().clone();
+        if get("client_id") != config.oauth_client_id || get("client_secret") != config.oauth_client_secret {
+            return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_client", "Invalid client credentials"));
+        }
+        match get("grant_type").as_str() {
+            "refresh_token" => {}
+            // The mock has no authorize step, so no authorization code is ever valid.
+            "authorization_code" => return Err(ErrorReply::fixture(StatusCode::BAD_REQUEST, OAUTH_ERROR_INVALID_GRANT)),
+            _ => return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "invalid_request", "Unsupported grant_type")),
+        }
+        let mut tokens = self.oauth.lock().unwrap();
+        if get("refresh_token") != tokens.refresh {
+            return Err(ErrorReply::fixture(StatusCode::BAD_REQUEST, OAUTH_ERROR_INVALID_GRANT));
+        }
+        tokens.refreshes += 1;
+        let n = tokens.refreshes + 1;
+        if let Some(old) = tokens.access.take() {
+            tokens.retired_access.insert(old);
+        }
+        let access = format!("access-{n}");
+        let refresh = format!("refresh-{n}");
+        tokens.retired_access.remove(&access);
+        tokens.access = Some(access.clone());
+        tokens.access_expires_at = expiry(Instant::now(), config.oauth_access_ttl);
+        tokens.refresh = refresh.clone();
+        drop(tokens);
+
+        let ttl = config.oauth_access_ttl.as_secs();
+        let mut v = fixture_json(OAUTH_TOKEN_REFRESH);
+        v["access_token"] = json!(access);
+        v["refresh_token"] = json!(refresh);
+        v["client_endpoint"] = json!(self.client_endpoint);
+        v["scope"] = json!(config.scopes.join(","));
+        v["expires_in"] = json!(ttl);
+        v["expires"] = json!(unix_now().floor() as u64 + ttl);
+        Ok(v)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Methods
 // ---------------------------------------------------------------------------------------
 
@@ -563,10 +782,14 @@ fn check_method(config: &MockConfig, method: &str) -> Result<(), ErrorReply> {
 
 impl MockState {
     /// A request past the bucket and the faults.
-    fn serve(&self, code: &str, method: &str, params: &Value, order: Option<Vec<String>>, started: f64) -> Result<Value, ErrorReply> {
+    fn serve(&self, auth: &Auth, method: &str, params: &Value, order: Option<Vec<String>>, started: f64) -> Result<Value, ErrorReply> {
         let config = self.config.lock().unwrap().clone();
-        if code != config.webhook_code {
-            return Err(ErrorReply::fixture(StatusCode::UNAUTHORIZED, ERROR_NO_AUTH_FOUND));
+        match auth {
+            Auth::Webhook(code) if *code != config.webhook_code => {
+                return Err(ErrorReply::fixture(StatusCode::UNAUTHORIZED, ERROR_NO_AUTH_FOUND));
+            }
+            Auth::Webhook(_) => {}
+            Auth::OAuth(token) => self.check_access_token(token.as_deref())?,
         }
         if method == "batch" {
             return self.batch(&config, params, order, started);
@@ -1991,6 +2214,178 @@ async fn filters_orders_and_selects() {
     assert!(v["result"][0]["PHONE"].is_array() && v["result"][0].get("EMAIL").is_none());
     let v = api.ok("tasks.task.list", json!({"select": ["ID"], "start": -1})).await;
     assert_eq!(v["result"]["tasks"][0], json!({"id": "8017"}));
+}
+
+/// The token endpoint's answer to a GET with these query parameters.
+async fn token_get(mock: &MockBitrix24, query: &[(&str, &str)]) -> (u16, Value) {
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = http.get(&mock.token_url).query(query).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn refresh_query<'a>(refresh_token: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", "local.5f3e2a.12345678"),
+        ("client_secret", "oauthSecret"),
+        ("refresh_token", refresh_token),
+    ]
+}
+
+fn oauth_api(mock: &MockBitrix24) -> Api {
+    Api { base: mock.client_endpoint.clone(), ..Api::new(mock) }
+}
+
+#[tokio::test]
+async fn oauth_calls_carry_the_access_token() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::fixtures()).await;
+    let api = oauth_api(&mock);
+    assert_eq!(mock.client_endpoint, format!("http://{}/rest/", mock.addr));
+    assert_eq!(mock.token_url, format!("http://{}/oauth/token/", mock.addr));
+    assert_eq!(mock.state.current_access_token().as_deref(), Some("access-1"));
+    assert_eq!(mock.state.current_refresh_token(), "refresh-1");
+
+    let v = api.ok("crm.deal.list.json", json!({"auth": "access-1", "start": 0})).await;
+    assert_eq!(v["result"].as_array().unwrap().len(), 50);
+    // The token in the query string works too.
+    let r = api.http.get(format!("{}?auth=access-1", mock.oauth_url("scope"))).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let invalid = json!({"error": "invalid_token", "error_description": "The access token provided is invalid."});
+    assert_eq!(api.call("crm.deal.list", json!({})).await, (401, invalid.clone()));
+    assert_eq!(api.call("crm.deal.list", json!({"auth": "access-9"})).await, (401, invalid.clone()));
+    // The webhook code is no access token, and the webhook ignores `auth`.
+    assert_eq!(api.call("crm.deal.list", json!({"auth": "s3cr3tc0de"})).await, (401, invalid));
+    Api::new(&mock).ok("crm.deal.list", json!({"auth": "nonsense"})).await;
+    // Same scopes, same bucket, same faults as the webhook.
+    mock.state.config.lock().unwrap().scopes = vec!["crm".into()];
+    assert_eq!(api.call("user.get", json!({"auth": "access-1"})).await, (403, fixture_json(ERROR_INSUFFICIENT_SCOPE)));
+    mock.state.push_faults([Fault::QueryLimit]);
+    assert_eq!(api.call("crm.deal.list", json!({"auth": "access-1"})).await, (503, fixture_json(ERROR_QUERY_LIMIT)));
+    assert_eq!(mock.state.requests(), 8);
+    assert_eq!(mock.state.method_calls("crm.deal.list"), 6);
+    assert!(mock.state.max_bucket_level() > 4.0);
+    assert_eq!(mock.state.request_log()[0], ("crm.deal.list".to_string(), json!({"auth": "access-1", "start": 0})));
+    assert_eq!(mock.state.token_requests(), 0);
+
+    // No access token at start: nothing passes before a refresh.
+    let config = MockConfig { oauth_access_token: None, ..MockConfig::default() };
+    let mock = MockBitrix24::start(config, MockData::fixtures()).await;
+    let api = oauth_api(&mock);
+    assert_eq!(api.call("scope", json!({"auth": "access-1"})).await.0, 401);
+    let (status, v) = token_get(&mock, &refresh_query("refresh-1")).await;
+    assert_eq!((status, v["access_token"].as_str()), (200, Some("access-2")));
+    api.ok("scope", json!({"auth": "access-2"})).await;
+}
+
+#[tokio::test]
+async fn an_expired_access_token_gets_expired_token() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::fixtures()).await;
+    let api = oauth_api(&mock);
+    api.ok("scope", json!({"auth": "access-1"})).await;
+    mock.state.expire_access_token();
+    assert_eq!(api.call("scope", json!({"auth": "access-1"})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+    assert_eq!(mock.state.current_access_token().as_deref(), Some("access-1"));
+
+    // A zero TTL: every token is born expired, the start one and refreshed ones.
+    let config = MockConfig { oauth_access_ttl: Duration::ZERO, ..MockConfig::default() };
+    let mock = MockBitrix24::start(config, MockData::fixtures()).await;
+    let api = oauth_api(&mock);
+    assert_eq!(api.call("scope", json!({"auth": "access-1"})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+    let (status, v) = token_get(&mock, &refresh_query("refresh-1")).await;
+    assert_eq!((status, v["expires_in"].as_u64()), (200, Some(0)));
+    assert_eq!(api.call("scope", json!({"auth": "access-2"})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+}
+
+#[tokio::test]
+async fn a_refresh_issues_new_tokens_and_burns_the_old_ones() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::fixtures()).await;
+    let api = oauth_api(&mock);
+    mock.state.expire_access_token();
+    mock.state.push_faults([Fault::ServerError]);
+    let before = unix_now() as u64;
+
+    let (status, v) = token_get(&mock, &refresh_query("refresh-1")).await;
+    assert_eq!(status, 200, "{v}");
+    let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    let shape = fixture_json(OAUTH_TOKEN_REFRESH);
+    let mut expected: Vec<&String> = shape.as_object().unwrap().keys().collect();
+    keys.sort();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(v["access_token"], "access-2");
+    assert_eq!(v["refresh_token"], "refresh-2");
+    assert_eq!(v["expires_in"], 3600);
+    assert!((before + 3600..=before + 3602).contains(&v["expires"].as_u64().unwrap()));
+    assert_eq!(v["client_endpoint"], json!(mock.client_endpoint));
+    assert_eq!(v["scope"], "crm,user,department,telephony,task");
+    assert_eq!((v["status"].as_str(), v["user_id"].as_u64()), (Some("L"), Some(1)));
+    assert_eq!((v["domain"].clone(), v["member_id"].clone()), (shape["domain"].clone(), shape["member_id"].clone()));
+    assert_eq!(mock.state.current_access_token().as_deref(), Some("access-2"));
+    assert_eq!(mock.state.current_refresh_token(), "refresh-2");
+
+    // The used refresh token is refused; the old access token is expired, the new one works
+    // (once the fault the token endpoint left in the queue is spent).
+    assert_eq!(token_get(&mock, &refresh_query("refresh-1")).await, (400, fixture_json(OAUTH_ERROR_INVALID_GRANT)));
+    assert_eq!(token_get(&mock, &refresh_query("refresh-9")).await.0, 400);
+    assert_eq!(mock.state.faults.lock().unwrap().len(), 1);
+    assert_eq!(api.call("scope", json!({"auth": "access-2"})).await.0, 500);
+    assert_eq!(api.call("scope", json!({"auth": "access-1"})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+    api.ok("scope", json!({"auth": "access-2"})).await;
+
+    // POST with a form body, and the new access token retires access-2 even unexpired.
+    let form = refresh_query("refresh-2");
+    let r = api.http.post(&mock.token_url).form(&form).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["access_token"].as_str(), v["refresh_token"].as_str()), (Some("access-3"), Some("refresh-3")));
+    assert_eq!(api.call("scope", json!({"auth": "access-2"})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+    api.ok("scope", json!({"auth": "access-3"})).await;
+
+    assert_eq!(mock.state.oauth_refreshes(), 2);
+    assert_eq!(mock.state.token_requests(), 4);
+    // Token requests are not REST requests and do not fill the bucket.
+    assert_eq!(mock.state.requests(), 5);
+    assert!(mock.state.max_bucket_level() <= 5.0);
+}
+
+#[tokio::test]
+async fn wrong_client_credentials_get_invalid_client() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::fixtures()).await;
+    let invalid = json!({"error": "invalid_client", "error_description": "Invalid client credentials"});
+    let mut query = refresh_query("refresh-1");
+    query[2].1 = "wrong";
+    assert_eq!(token_get(&mock, &query).await, (400, invalid.clone()));
+    let mut query = refresh_query("refresh-1");
+    query[1].1 = "local.other";
+    assert_eq!(token_get(&mock, &query).await, (400, invalid));
+    let mut query = refresh_query("refresh-1");
+    query[0].1 = "authorization_code";
+    assert_eq!(token_get(&mock, &query).await, (400, fixture_json(OAUTH_ERROR_INVALID_GRANT)));
+    // Nothing was refreshed: refresh-1 still works.
+    assert_eq!((mock.state.oauth_refreshes(), mock.state.token_requests()), (0, 3));
+    assert_eq!(token_get(&mock, &refresh_query("refresh-1")).await.0, 200);
+}
+
+#[tokio::test]
+async fn batch_works_in_oauth_mode() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::generated(120)).await;
+    let api = oauth_api(&mock);
+    let cmd = json!({
+        "c0": "crm.deal.list?order[ID]=ASC&filter[>ID]=0&start=-1",
+        "c1": "crm.deal.list?order[ID]=ASC&filter[>ID]=$result[c0][49][ID]&start=-1",
+    });
+    let v = api.ok("batch", json!({"auth": "access-1", "halt": 0, "cmd": cmd})).await;
+    let r = &v["result"]["result"];
+    assert_eq!(ids(&r["c0"], "ID")[0], 1000);
+    assert_eq!(ids(&r["c1"], "ID")[0], 1050);
+    assert_eq!(v["result"]["result_error"], json!([]));
+    assert_eq!(mock.state.sub_calls("crm.deal.list"), 2);
+    // The token in the query string, and an expired one.
+    let r = api.http.post(format!("{}?auth=access-1", mock.oauth_url("batch.json"))).json(&json!({"cmd": {"a": "scope"}})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    mock.state.expire_access_token();
+    assert_eq!(api.call("batch", json!({"auth": "access-1", "cmd": cmd})).await, (401, fixture_json(ERROR_EXPIRED_TOKEN)));
+    assert_eq!(mock.state.sub_calls("crm.deal.list"), 2);
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //!
 //! A snapshot never changes and every view is computed as of its `taken_at`, so a view's
 //! rows change only with the snapshot, the tenant's settings and calendars, or this build.
-//! The tables live under `<snapshot>/kpi/<fingerprint>/<view>/part-00000.parquet`, where the
-//! fingerprint hashes all of those, and `materialised.json`, written last, marks the set
-//! complete. A settings change gets a new fingerprint and a rebuild; retention removes the
+//! The tables live under `<snapshot>/kpi/<fingerprint>/<build>/<view>/part-00000.parquet`,
+//! where the fingerprint hashes all of those, and `materialised.json`, written last, marks a
+//! build complete. A build whose files went missing is not repaired in place: a new build
+//! folder is written, so files a serving catalog reads are never rewritten under it. A settings change gets a new fingerprint and a rebuild; retention removes the
 //! folders together with their snapshot. Views are built in dependency order, each from the
 //! tables already stored, so `calls_daily` sums the stored `call_facts` instead of redoing
 //! the callback join.
@@ -105,8 +106,18 @@ pub async fn materialise(
 ) -> Result<Option<MaterialiseReport>, KpiError> {
     let started = Instant::now();
     let tenant = params.tenant.as_str();
-    let dir = store.kpi_dir(tenant, snapshot_id, fingerprint);
-    if let Some(marker) = read_marker(store, &dir, fingerprint).await {
+    let sets = store.kpi_dir(tenant, snapshot_id, fingerprint);
+    // Each build goes into its own folder, and stored files are never rewritten in place:
+    // a catalog still serving an older build keeps reading intact files.
+    let builds = build_folders(store, &sets).await;
+    let mut found = None;
+    for dir in builds.iter().rev() {
+        if let Some(marker) = read_marker(store, dir, fingerprint).await {
+            found = Some((dir.clone(), marker));
+            break;
+        }
+    }
+    if let Some((dir, marker)) = found {
         for (name, _) in VIEWS {
             let schema = view_schema(ctx, tenant, name).await?;
             register(catalog, store, &dir, name, schema).await?;
@@ -118,6 +129,7 @@ pub async fn materialise(
     if mode == Materialise::UseStored {
         return Ok(None);
     }
+    let dir = sets.join(chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ").to_string());
     let mut views = BTreeMap::new();
     for (name, sql) in VIEWS {
         let view_started = Instant::now();
@@ -149,6 +161,18 @@ pub async fn materialise(
         .await
         .map_err(|e| KpiError { view: "*".into(), message: format!("writing {path}: {e}") })?;
     Ok(Some(MaterialiseReport { fingerprint: fingerprint.into(), built: true, rows, bytes, seconds: started.elapsed().as_secs_f64() }))
+}
+
+/// The build folders of a fingerprint, oldest first (their names sort by build time).
+async fn build_folders(store: &Store, sets: &object_store::path::Path) -> Vec<object_store::path::Path> {
+    match store.object_store().list_with_delimiter(Some(sets)).await {
+        Ok(listing) => {
+            let mut dirs = listing.common_prefixes;
+            dirs.sort();
+            dirs
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 /// The marker of a complete set, when it is there, readable, and names every view.

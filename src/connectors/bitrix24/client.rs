@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use url::Url;
 
 use super::Bitrix24Error;
+use super::oauth::{OAuthApp, Tokens};
 use crate::connectors::http::{Answer, PoliteClient, Verdict};
 
 /// Rows per list page: fixed by the portal.
@@ -75,10 +76,26 @@ impl ListSpec {
     }
 }
 
-/// A webhook client.
+/// Where calls go and how they are authorised.
+#[derive(Debug)]
+pub(super) enum Endpoint {
+    /// `https://PORTAL/rest/USER/CODE/`: the secret is in the path.
+    Webhook(Url),
+    /// `https://PORTAL/rest/` with `auth` = the app's access token.
+    OAuth { base: Url, app: OAuthApp, tokens: tokio::sync::Mutex<Option<Tokens>> },
+}
+
+/// What a call came back with.
+enum Reply {
+    Ok(Value),
+    /// The OAuth access token expired: refresh and repeat.
+    Expired,
+}
+
+/// A portal client.
 #[derive(Debug)]
 pub(super) struct Client {
-    base: Url,
+    endpoint: Endpoint,
     http: PoliteClient,
     /// Where the secret lives, for messages (`tenants.source.webhook_url_env = "X"`).
     credential_key: String,
@@ -88,32 +105,84 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub(super) fn new(base: Url, http: PoliteClient, credential_key: String) -> Client {
-        Client { base, http, credential_key, reset_at: Mutex::new(HashMap::new()) }
+    pub(super) fn new(endpoint: Endpoint, http: PoliteClient, credential_key: String) -> Client {
+        Client { endpoint, http, credential_key, reset_at: Mutex::new(HashMap::new()) }
     }
 
     pub(super) fn http(&self) -> &PoliteClient {
         &self.http
     }
 
-    /// Calls one method with a JSON body.
+    /// Calls one method with a JSON body (for an OAuth app: with its access token,
+    /// refreshed once when the portal says it expired).
     pub(super) async fn call(&self, method: &str, body: &Value) -> Result<Envelope, Bitrix24Error> {
-        let url = self.base.join(&format!("{method}.json")).map_err(|e| Bitrix24Error::Config { key: self.credential_key.clone(), message: e.to_string() })?;
         let what = format!("Bitrix24 {method}");
-        let value = self
-            .http
-            .send(&what, |c| c.post(url.clone()).json(body).header("Accept", "application/json"), |answer| self.judge(method, answer))
-            .await?;
-        self.note_time(method, &value);
-        Ok(Envelope {
-            total: value.get("total").and_then(as_u64),
-            next: value.get("next").and_then(as_u64),
-            result: value.get("result").cloned().unwrap_or(Value::Null),
-        })
+        let bad_url = |e: url::ParseError| Bitrix24Error::Config { key: self.credential_key.clone(), message: e.to_string() };
+        let mut refreshed = false;
+        loop {
+            let (url, body, used) = match &self.endpoint {
+                Endpoint::Webhook(base) => (base.join(&format!("{method}.json")).map_err(bad_url)?, body.clone(), None),
+                Endpoint::OAuth { base, app, tokens } => {
+                    let mut held = tokens.lock().await;
+                    let current = match held.take() {
+                        Some(t) => t,
+                        None => app.load()?,
+                    };
+                    let current = match &current.access_token {
+                        Some(_) => current,
+                        None => {
+                            refreshed = true;
+                            app.refresh(&self.http, &current).await?
+                        }
+                    };
+                    let access = current.access_token.clone().unwrap_or_default();
+                    *held = Some(current);
+                    let mut body = body.clone();
+                    if let Some(obj) = body.as_object_mut() {
+                        obj.insert("auth".into(), Value::String(access.clone()));
+                    }
+                    (base.join(&format!("{method}.json")).map_err(bad_url)?, body, Some(access))
+                }
+            };
+            let reply = self
+                .http
+                .send(&what, |c| c.post(url.clone()).json(&body).header("Accept", "application/json"), |answer| self.judge(method, answer))
+                .await?;
+            match reply {
+                Reply::Ok(value) => {
+                    self.note_time(method, &value);
+                    return Ok(Envelope {
+                        total: value.get("total").and_then(as_u64),
+                        next: value.get("next").and_then(as_u64),
+                        result: value.get("result").cloned().unwrap_or(Value::Null),
+                    });
+                }
+                Reply::Expired => {
+                    let Endpoint::OAuth { app, tokens, .. } = &self.endpoint else {
+                        return Err(Bitrix24Error::Refused { what, message: format!("the portal refused the webhook as expired; put a current webhook URL in {}", self.credential_key) });
+                    };
+                    if refreshed {
+                        return Err(Bitrix24Error::Refused {
+                            what,
+                            message: format!("the portal refused a freshly refreshed access token; check that the app is installed on this portal ({})", app.key),
+                        });
+                    }
+                    let mut held = tokens.lock().await;
+                    let current = match held.take() {
+                        Some(t) => t,
+                        None => app.load()?,
+                    };
+                    // Refresh unless another call already did since this one was sent.
+                    let next = if current.access_token == used { app.refresh(&self.http, &current).await? } else { current };
+                    *held = Some(next);
+                    refreshed = true;
+                }
+            }
+        }
     }
 
     /// Sorts an answer into done, passing and final (API_NOTES.md §1.5–1.6).
-    fn judge(&self, method: &str, answer: Answer) -> Verdict<Value> {
+    fn judge(&self, method: &str, answer: Answer) -> Verdict<Reply> {
         let status = answer.status;
         if status.is_redirection() {
             let to = answer.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("?");
@@ -134,7 +203,7 @@ impl Client {
             Err(_) => return Verdict::Fail(format!("HTTP {status} with a body that is not JSON: {}", answer.excerpt())),
         };
         match parsed.get("error").filter(|e| !e.is_null()) {
-            None if status.is_success() && parsed.get("result").is_some() => Verdict::Done(parsed),
+            None if status.is_success() && parsed.get("result").is_some() => Verdict::Done(Reply::Ok(parsed)),
             None if status.is_server_error() => Verdict::Retry { reason: format!("HTTP {status}"), after: answer.retry_after() },
             None => Verdict::Fail(format!("HTTP {status} without a result: {}", answer.excerpt())),
             Some(code) => {
@@ -147,6 +216,7 @@ impl Client {
                     ErrorKind::Passing => Verdict::Retry { reason: format!("{code}: {description}"), after: answer.retry_after() },
                     ErrorKind::OperatingLimit => Verdict::Retry { reason: format!("{code}: {description}"), after: self.until_reset(method) },
                     ErrorKind::Final(message) => Verdict::Fail(message),
+                    ErrorKind::Expired => Verdict::Done(Reply::Expired),
                 }
             }
         }
@@ -157,8 +227,10 @@ impl Client {
         match code {
             "QUERY_LIMIT_EXCEEDED" | "INTERNAL_SERVER_ERROR" | "ERROR_UNEXPECTED_ANSWER" => ErrorKind::Passing,
             "OPERATION_TIME_LIMIT" => ErrorKind::OperatingLimit,
+            "expired_token" | "invalid_token" if matches!(self.endpoint, Endpoint::OAuth { .. }) => ErrorKind::Expired,
             "NO_AUTH_FOUND" | "INVALID_CREDENTIALS" | "expired_token" | "invalid_token" | "WRONG_AUTH_TYPE" => ErrorKind::Final(format!(
-                "the portal refused the webhook ({code}: {description}); put the current webhook URL (https://PORTAL/rest/USER/CODE/) in {key}"
+                "the portal refused the credentials ({code}: {description}); check {key}{}",
+                if matches!(self.endpoint, Endpoint::Webhook(_)) { " (the current webhook URL, https://PORTAL/rest/USER/CODE/)" } else { "" }
             )),
             "insufficient_scope" | "ACCESS_DENIED" | "user_access_error" => ErrorKind::Final(format!(
                 "the webhook may not call {method} ({code}); give it the scope '{}' in Bitrix24 (Applications → Developer resources → the webhook) or use one that has it; `salespulse check` lists what is missing",
@@ -258,7 +330,8 @@ impl Client {
                     break;
                 }
             }
-            if finished {
+            // The count is reached: rows added since are the next incremental pull's.
+            if finished || (counted && rows.len() as u64 >= first.total.unwrap_or(u64::MAX)) {
                 return Ok(rows);
             }
             if read == 0 {
@@ -267,7 +340,7 @@ impl Client {
                     Some((code, description)) => match self.classify(spec.method, &code, &description, 200) {
                         ErrorKind::Final(message) => return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message }),
                         ErrorKind::OperatingLimit => tokio::time::sleep(self.until_reset("batch").unwrap_or(Duration::from_secs(5))).await,
-                        ErrorKind::Passing => tokio::time::sleep(Duration::from_secs(2)).await,
+                        ErrorKind::Passing | ErrorKind::Expired => tokio::time::sleep(Duration::from_secs(2)).await,
                     },
                     None => return Err(shape(spec.method, "a batch page did not continue the ID order")),
                 }
@@ -332,6 +405,7 @@ impl Client {
 enum ErrorKind {
     Passing,
     OperatingLimit,
+    Expired,
     Final(String),
 }
 

@@ -14,6 +14,7 @@
 mod client;
 mod mapping;
 mod merge;
+mod oauth;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -31,11 +32,35 @@ use crate::config::SecretSource;
 use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
 use crate::model::{Dataset, RowError, Table};
 
+/// How salespulse signs in to the portal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bitrix24Auth {
+    /// An incoming webhook URL, `https://PORTAL/rest/USER/CODE/`.
+    Webhook(SecretSource),
+    /// A local or marketplace app.
+    OAuth(OAuthConfig),
+}
+
+/// An OAuth app's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthConfig {
+    /// `https://PORTAL` (the app's `client_endpoint` without `/rest/`).
+    pub portal_url: String,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    /// The file holding the current refresh token (and access token); salespulse replaces
+    /// it atomically with every refresh.
+    pub token_file: std::path::PathBuf,
+    /// The token server, `https://oauth.bitrix.info/oauth/token/` unless overridden.
+    pub token_url: String,
+    /// The config key of the app, for messages.
+    pub key: String,
+}
+
 /// A tenant's `[tenants.source]` with `kind = "bitrix24"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bitrix24Config {
-    /// The incoming webhook URL, `https://PORTAL/rest/USER/CODE/`.
-    pub webhook: SecretSource,
+    pub auth: Bitrix24Auth,
     pub rate: RateLimit,
     /// A deal field holding the loss reason; the failure stage when `None`.
     pub loss_reason_field: Option<String>,
@@ -109,14 +134,17 @@ struct Webhook {
     portal: String,
 }
 
-fn webhook(cfg: &Bitrix24Config) -> Result<Webhook, Bitrix24Error> {
-    let key = cfg.webhook.describe();
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]")
+}
+
+fn webhook(secret: &SecretSource) -> Result<Webhook, Bitrix24Error> {
+    let key = secret.describe();
     let bad = |message: String| Bitrix24Error::Config { key: key.clone(), message };
-    let text = cfg.webhook.resolve().map_err(bad)?;
+    let text = secret.resolve().map_err(bad)?;
     let mut url = Url::parse(&text).map_err(|_| bad("is not a URL; expected the webhook URL https://PORTAL/rest/USER/CODE/".into()))?;
     let host = url.host_str().unwrap_or("").to_string();
-    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1" | "[::1]");
-    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&host)) {
         return Err(bad(format!("must be an https:// URL (got {}://{host}/…)", url.scheme())));
     }
     let segments: Vec<String> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).map(str::to_string).collect()).unwrap_or_default();
@@ -138,11 +166,43 @@ fn webhook(cfg: &Bitrix24Config) -> Result<Webhook, Bitrix24Error> {
     Ok(Webhook { base: url, portal: format!("{portal} (webhook of user {user})") })
 }
 
+fn oauth_endpoint(cfg: &OAuthConfig) -> Result<(client::Endpoint, String), Bitrix24Error> {
+    let bad = |message: String| Bitrix24Error::Config { key: cfg.key.clone(), message };
+    let https = |text: &str, what: &str| -> Result<Url, Bitrix24Error> {
+        let url = Url::parse(text).map_err(|_| bad(format!("{what} '{text}' is not a URL")))?;
+        let host = url.host_str().unwrap_or("").to_string();
+        if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&host)) {
+            return Err(bad(format!("{what} must be an https:// URL, got {text}")));
+        }
+        Ok(url)
+    };
+    let mut base = https(&cfg.portal_url, "portal_url")?;
+    let trimmed = base.path().trim_end_matches('/').trim_end_matches("/rest").to_string();
+    base.set_path(&format!("{trimmed}/rest/"));
+    base.set_query(None);
+    let token_url = https(&cfg.token_url, "oauth_token_url")?;
+    let client_secret = cfg.client_secret.resolve().map_err(bad)?;
+    let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
+    let app = oauth::OAuthApp { token_url, client_id: cfg.client_id.clone(), client_secret, token_file: cfg.token_file.clone(), key: cfg.key.clone() };
+    // The token file must be there and readable before anything else.
+    app.load()?;
+    Ok((client::Endpoint::OAuth { base, app, tokens: tokio::sync::Mutex::new(None) }, format!("{host} (OAuth app {})", cfg.client_id)))
+}
+
 fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
-    let hook = webhook(cfg)?;
+    let (endpoint, portal, key) = match &cfg.auth {
+        Bitrix24Auth::Webhook(secret) => {
+            let hook = webhook(secret)?;
+            (client::Endpoint::Webhook(hook.base), hook.portal, secret.describe())
+        }
+        Bitrix24Auth::OAuth(app) => {
+            let (endpoint, portal) = oauth_endpoint(app)?;
+            (endpoint, portal, app.key.clone())
+        }
+    };
     let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
     let http = PoliteClient::new(cfg.rate, policy)?;
-    Ok((Client::new(hook.base, http, cfg.webhook.describe()), hook.portal))
+    Ok((Client::new(endpoint, http, key), portal))
 }
 
 /// The scopes a full sync needs, with what each one reads.
@@ -407,7 +467,7 @@ mod tests {
 
     fn cfg(url: &str) -> Bitrix24Config {
         Bitrix24Config {
-            webhook: SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: url.into() },
+            auth: Bitrix24Auth::Webhook(SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: url.into() }),
             rate: RateLimit { requests_per_second: 2.0, burst: 10 },
             loss_reason_field: None,
             overlap: Duration::from_secs(600),
@@ -416,21 +476,28 @@ mod tests {
         }
     }
 
+    fn hook_of(c: &Bitrix24Config) -> Result<Webhook, Bitrix24Error> {
+        match &c.auth {
+            Bitrix24Auth::Webhook(secret) => webhook(secret),
+            Bitrix24Auth::OAuth(_) => unreachable!(),
+        }
+    }
+
     #[test]
     fn webhook_urls_are_checked_and_normalised() {
-        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123/")).unwrap();
+        let hook = hook_of(&cfg("https://acme.bitrix24.ru/rest/1/abc123/")).unwrap();
         assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
         assert_eq!(hook.portal, "acme.bitrix24.ru (webhook of user 1)");
         // A method pasted after the code is dropped; the trailing slash is added.
-        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123/profile.json")).unwrap();
+        let hook = hook_of(&cfg("https://acme.bitrix24.ru/rest/1/abc123/profile.json")).unwrap();
         assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
-        let hook = webhook(&cfg("https://acme.bitrix24.ru/rest/1/abc123")).unwrap();
+        let hook = hook_of(&cfg("https://acme.bitrix24.ru/rest/1/abc123")).unwrap();
         assert_eq!(hook.base.as_str(), "https://acme.bitrix24.ru/rest/1/abc123/");
         for bad in ["http://acme.bitrix24.ru/rest/1/abc/", "https://acme.bitrix24.ru/", "https://acme.bitrix24.ru/rest/x/abc/", "not a url"] {
-            let e = webhook(&cfg(bad)).err().unwrap().to_string();
+            let e = hook_of(&cfg(bad)).err().unwrap().to_string();
             assert!(e.starts_with("tenants[0] (acme).source.webhook_url: "), "{e}");
             assert!(!e.contains("abc"), "the secret code never appears in messages: {e}");
         }
-        assert!(webhook(&cfg("http://127.0.0.1:8080/rest/1/abc/")).is_ok());
+        assert!(hook_of(&cfg("http://127.0.0.1:8080/rest/1/abc/")).is_ok());
     }
 }
