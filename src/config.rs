@@ -102,7 +102,7 @@ fn default_timezone() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 // The CRM variants' fields are accepted and checked for shape now; their connectors read them.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::large_enum_variant)]
 enum RawSource {
     Demo {
         #[serde(default = "default_scale")]
@@ -259,7 +259,7 @@ pub struct TenantConfig {
 pub enum SourceConfig {
     Demo { scale: f64, seed: u64 },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
-    Bitrix24(crate::connectors::bitrix24::Bitrix24Config),
+    Bitrix24(Box<crate::connectors::bitrix24::Bitrix24Config>),
     AmoCrm,
 }
 
@@ -503,14 +503,14 @@ impl Config {
                     if !(5..=600).contains(&timeout) {
                         return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
                     }
-                    SourceConfig::Bitrix24(crate::connectors::bitrix24::Bitrix24Config {
+                    SourceConfig::Bitrix24(Box::new(crate::connectors::bitrix24::Bitrix24Config {
                         auth,
                         rate,
                         loss_reason_field,
                         overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
                         reconcile_every: std::time::Duration::from_secs(u64::from(reconcile_hours.unwrap_or(24)) * 3600),
                         timeout: std::time::Duration::from_secs(timeout),
-                    })
+                    }))
                 }
                 RawSource::Amocrm { .. } => SourceConfig::AmoCrm,
             };

@@ -42,7 +42,7 @@ fn tenant(cfg: Bitrix24Config) -> TenantConfig {
         calendars: None,
         schedule: None,
         inputs: None,
-        source: SourceConfig::Bitrix24(cfg),
+        source: SourceConfig::Bitrix24(Box::new(cfg)),
         settings: default_settings(),
     }
 }

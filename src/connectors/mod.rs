@@ -35,7 +35,7 @@ pub enum Source {
     Demo { scale: f64, seed: u64, as_of: Option<DateTime<Utc>> },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
     /// A Bitrix24 portal (async: see `refresh`).
-    Bitrix24(bitrix24::Bitrix24Config),
+    Bitrix24(Box<bitrix24::Bitrix24Config>),
     /// A CRM API whose client is not part of this version.
     Unavailable { kind: &'static str },
 }

@@ -82,7 +82,7 @@ pub(super) enum Endpoint {
     /// `https://PORTAL/rest/USER/CODE/`: the secret is in the path.
     Webhook(Url),
     /// `https://PORTAL/rest/` with `auth` = the app's access token.
-    OAuth { base: Url, app: OAuthApp, tokens: tokio::sync::Mutex<Option<Tokens>> },
+    OAuth { base: Url, app: Box<OAuthApp>, tokens: tokio::sync::Mutex<Option<Tokens>> },
 }
 
 /// What a call came back with.

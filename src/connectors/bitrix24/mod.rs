@@ -186,7 +186,7 @@ fn oauth_endpoint(cfg: &OAuthConfig) -> Result<(client::Endpoint, String), Bitri
     let app = oauth::OAuthApp { token_url, client_id: cfg.client_id.clone(), client_secret, token_file: cfg.token_file.clone(), key: cfg.key.clone() };
     // The token file must be there and readable before anything else.
     app.load()?;
-    Ok((client::Endpoint::OAuth { base, app, tokens: tokio::sync::Mutex::new(None) }, format!("{host} (OAuth app {})", cfg.client_id)))
+    Ok((client::Endpoint::OAuth { base, app: Box::new(app), tokens: tokio::sync::Mutex::new(None) }, format!("{host} (OAuth app {})", cfg.client_id)))
 }
 
 fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
