@@ -292,11 +292,60 @@ impl Client {
 
     /// Every row of a large list, by keyset chains in `batch`. `on_page` sees each request's
     /// rows (for progress).
-    pub(super) async fn list_all(&self, spec: &ListSpec, mut on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
-        // The first page comes with the portal's count, which sizes the batches (a pull
-        // after a cursor has no count: batches then grow while every page is full).
+    pub(super) async fn list_all(&self, spec: &ListSpec, on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
-        let mut rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
+        let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
+        self.list_rest(spec, rows, first.total, on_rows).await
+    }
+
+    /// The first page of each list (with the portal's count, or after its cursor) in one
+    /// `batch`, so a sync does not spend a request per list on 50 rows. A list whose
+    /// command failed with a passing error gets its first page by a direct call.
+    pub(super) async fn first_pages(&self, specs: &[&ListSpec]) -> Result<Vec<(Vec<Value>, Option<u64>)>, Bitrix24Error> {
+        let mut out = Vec::with_capacity(specs.len());
+        for group in specs.chunks(BATCH) {
+            let names: Vec<String> = (0..group.len()).map(|i| format!("c{i:02}")).collect();
+            let mut cmd = Map::new();
+            for (name, spec) in names.iter().zip(group) {
+                let query = match &spec.start_after {
+                    Some(after) => command_query(spec, &percent(after)),
+                    None => command_query_counted(spec),
+                };
+                cmd.insert(name.clone(), Value::String(format!("{}?{query}", spec.method)));
+            }
+            let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
+            for (name, spec) in names.iter().zip(group) {
+                if let Some(e) = answer.result.get("result_error").and_then(|e| e.get(name)) {
+                    let code = match e.get("error") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    };
+                    let description = e.get("error_description").and_then(Value::as_str).unwrap_or("");
+                    if let ErrorKind::Final(message) = self.classify(spec.method, &code, description, 200) {
+                        return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message });
+                    }
+                }
+                let page = answer.result.pointer(&format!("/result/{name}")).and_then(|r| spec.rows(r)).cloned();
+                let total = answer.result.pointer(&format!("/result_total/{name}")).and_then(as_u64);
+                match page {
+                    Some(rows) => out.push((rows, total)),
+                    None => {
+                        let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
+                        let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
+                        out.push((rows, first.total));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The rest of a list after its first page (`rows`, and the count when it had one).
+    pub(super) async fn list_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>, mut on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
+        // The count sizes the batches (a pull after a cursor has none: batches then grow
+        // while every page is full).
+        let first = Envelope { result: Value::Null, total, next: None };
         on_rows(rows.len());
         if rows.len() < PAGE {
             return Ok(rows);
@@ -461,6 +510,19 @@ fn percent(text: &str) -> String {
 /// A batch command's query, PHP style (`filter[%3EID]=5&order[ID]=ASC&select[]=*&start=-1`).
 /// `after` goes in as it is: a `$result[…]` reference must stay literal for the portal to
 /// substitute it.
+/// The first page of a list with its count (`start=0`).
+fn command_query_counted(spec: &ListSpec) -> String {
+    let mut parts = Vec::new();
+    for (key, value) in &spec.params {
+        flatten(&percent(key), value, &mut parts);
+    }
+    for (key, value) in &spec.filter {
+        flatten(&format!("{}[{}]", spec.filter_param, percent(key)), value, &mut parts);
+    }
+    parts.push("start=0".into());
+    parts.join("&")
+}
+
 fn command_query(spec: &ListSpec, after: &str) -> String {
     let mut parts = Vec::new();
     for (key, value) in &spec.params {

@@ -288,11 +288,11 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     };
 
     // Reference lists: always in full.
-    raw.users = client
-        .list_all(&ListSpec { method: "user.get", root: None, id_field: "ID", keyset_key: ">ID", filter_param: "FILTER", filter: Default::default(), params: Default::default(), start_after: None }
-            .with("ADMIN_MODE", json!(true)).with("SORT", json!("ID")).with("ORDER", json!("ASC")).filter("USER_TYPE", json!("employee")), |_| {})
-        .await?;
-    log("users", raw.users.len(), &mut records);
+    let users_spec = ListSpec { method: "user.get", root: None, id_field: "ID", keyset_key: ">ID", filter_param: "FILTER", filter: Default::default(), params: Default::default(), start_after: None }
+        .with("ADMIN_MODE", json!(true))
+        .with("SORT", json!("ID"))
+        .with("ORDER", json!("ASC"))
+        .filter("USER_TYPE", json!("employee"));
     raw.departments = client.list_paged("department.get", None, json!({"sort": "ID", "order": "ASC"})).await?;
     log("departments", raw.departments.len(), &mut records);
     raw.categories = client.list_paged("crm.category.list", Some("categories"), json!({"entityTypeId": 2})).await?;
@@ -337,16 +337,24 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let companies_spec = changed(&COMPANIES, ListSpec::crm("crm.company.list").with("select", party_select));
     let activities_spec = changed(&ACTIVITIES, ListSpec::crm("crm.activity.list").with("select", json!(["*"])));
     let changed_tasks_spec = changed(&TASKS, tasks_spec.clone());
-    let (deals, leads, contacts, companies, activities, tasks, history, calls) = tokio::try_join!(
-        client.list_all(&deals_spec, |_| {}),
-        client.list_all(&leads_spec, |_| {}),
-        client.list_all(&contacts_spec, |_| {}),
-        client.list_all(&companies_spec, |_| {}),
-        client.list_all(&activities_spec, |_| {}),
-        client.list_all(&changed_tasks_spec, |_| {}),
-        client.list_all(&history_spec, |_| {}),
-        client.list_all(&calls_spec, |_| {}),
+    // Every list's first page in one batch; then the lists side by side.
+    let specs = [&users_spec, &deals_spec, &leads_spec, &contacts_spec, &companies_spec, &activities_spec, &changed_tasks_spec, &history_spec, &calls_spec];
+    let mut firsts = client.first_pages(&specs).await?.into_iter();
+    let mut first = || firsts.next().unwrap_or_default();
+    let (f_users, f_deals, f_leads, f_contacts, f_companies, f_activities, f_tasks, f_history, f_calls) = (first(), first(), first(), first(), first(), first(), first(), first(), first());
+    let (users, deals, leads, contacts, companies, activities, tasks, history, calls) = tokio::try_join!(
+        client.list_rest(&users_spec, f_users.0, f_users.1, |_| {}),
+        client.list_rest(&deals_spec, f_deals.0, f_deals.1, |_| {}),
+        client.list_rest(&leads_spec, f_leads.0, f_leads.1, |_| {}),
+        client.list_rest(&contacts_spec, f_contacts.0, f_contacts.1, |_| {}),
+        client.list_rest(&companies_spec, f_companies.0, f_companies.1, |_| {}),
+        client.list_rest(&activities_spec, f_activities.0, f_activities.1, |_| {}),
+        client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1, |_| {}),
+        client.list_rest(&history_spec, f_history.0, f_history.1, |_| {}),
+        client.list_rest(&calls_spec, f_calls.0, f_calls.1, |_| {}),
     )?;
+    raw.users = users;
+    log("users", raw.users.len(), &mut records);
     (raw.deals, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.calls) = (deals, leads, contacts, companies, activities, tasks, history, calls);
     for (entity, n) in [
         ("deals", raw.deals.len()),
