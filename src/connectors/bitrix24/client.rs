@@ -295,15 +295,15 @@ impl Client {
     pub(super) async fn list_all(&self, spec: &ListSpec, on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
         let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
-        self.list_rest(spec, rows, first.total, None, on_rows).await
+        self.list_rest(spec, rows, first.total, on_rows).await
     }
 
     /// The first page of each list (with the portal's count, or after its cursor) in one
     /// `batch`, so a sync does not spend a request per list on 50 rows. A list whose
     /// command failed with a passing error gets its first page by a direct call.
-    pub(super) async fn first_pages(&self, specs: &[&ListSpec]) -> Result<Vec<(Vec<Value>, Option<u64>, Option<String>)>, Bitrix24Error> {
+    pub(super) async fn first_pages(&self, specs: &[&ListSpec]) -> Result<Vec<(Vec<Value>, Option<u64>)>, Bitrix24Error> {
         let mut out = Vec::with_capacity(specs.len());
-        for group in specs.chunks(BATCH / 2) {
+        for group in specs.chunks(BATCH) {
             let names: Vec<String> = (0..group.len()).map(|i| format!("c{i:02}")).collect();
             let mut cmd = Map::new();
             for (name, spec) in names.iter().zip(group) {
@@ -312,10 +312,6 @@ impl Client {
                     None => command_query_counted(spec),
                 };
                 cmd.insert(name.clone(), Value::String(format!("{}?{query}", spec.method)));
-                // The highest id, to split a long list into ranges (the same request).
-                if spec.start_after.is_none() {
-                    cmd.insert(format!("{name}max"), Value::String(format!("{}?{}", spec.method, command_query_counted(&descending(spec)).replace("start=0", "start=-1"))));
-                }
             }
             let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
             for (name, spec) in names.iter().zip(group) {
@@ -332,13 +328,12 @@ impl Client {
                 }
                 let page = answer.result.pointer(&format!("/result/{name}")).and_then(|r| spec.rows(r)).cloned();
                 let total = answer.result.pointer(&format!("/result_total/{name}")).and_then(as_u64);
-                let max_id = answer.result.pointer(&format!("/result/{name}max")).and_then(|r| spec.rows(r)).and_then(|r| r.first()).and_then(|r| id_of(spec, r).ok());
                 match page {
-                    Some(rows) => out.push((rows, total, max_id)),
+                    Some(rows) => out.push((rows, total)),
                     None => {
                         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
                         let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
-                        out.push((rows, first.total, None));
+                        out.push((rows, first.total));
                     }
                 }
             }
@@ -346,47 +341,19 @@ impl Client {
         Ok(out)
     }
 
-    /// The rest of a list after its first page (`rows`, the count when it had one, and the
-    /// highest id when known). A list of several batches is split into id ranges read side
-    /// by side, so one long list does not wait on each answer in turn.
-    pub(super) async fn list_rest(&self, spec: &ListSpec, rows: Vec<Value>, total: Option<u64>, max_id: Option<String>, mut on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
+    /// The rest of a list after its first page (`rows`, and the count when it had one).
+    pub(super) async fn list_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>, mut on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
+        // The count sizes the batches (a pull after a cursor has none: batches then grow
+        // while every page is full).
+        let first = Envelope { result: Value::Null, total, next: None };
         on_rows(rows.len());
         if rows.len() < PAGE {
             return Ok(rows);
         }
-        let last = last_id(spec, &rows)?;
-        let counted = spec.start_after.is_none() && total.is_some_and(|t| t > 0);
-        // Pages still to read by the count; rows added meanwhile are the next pull's.
-        let pages_left = if counted { (total.unwrap_or(0) as usize).saturating_sub(rows.len()).div_ceil(PAGE).max(1) } else { 2 };
-        let bounds = match (counted, max_id.as_deref().and_then(|m| m.parse::<u64>().ok()), last.parse::<u64>().ok()) {
-            (true, Some(max), Some(low)) if pages_left > BATCH && max > low => Some((low, max)),
-            _ => None,
-        };
-        let Some((low, max)) = bounds else {
-            return self.chain(spec, rows, last, counted.then_some(pages_left), if counted { total } else { None }).await;
-        };
-        let parts = pages_left.div_ceil(BATCH) as u64;
-        let step = (max - low).div_ceil(parts).max(1);
-        let ranges: Vec<(u64, u64)> = (0..parts).map(|i| (low + i * step, (low + (i + 1) * step).min(max))).filter(|(a, b)| b > a).collect();
-        let upper_key = spec.keyset_key.replacen('>', "<=", 1);
-        // Ids spread about evenly, so each range holds about its share of the pages.
-        let per_range = pages_left.div_ceil(ranges.len().max(1)).max(1);
-        let chains = ranges.iter().map(|(from, to)| {
-            let bounded = spec.clone().filter(&upper_key, json!(to.to_string()));
-            let from = from.to_string();
-            async move { self.chain(&bounded, Vec::new(), from, Some(per_range), None).await }
-        });
-        let mut out = rows;
-        for part in futures::future::try_join_all(chains).await? {
-            out.extend(part);
-        }
-        Ok(out)
-    }
-
-    /// Keyset pages after `last` by chained batches, until a short page (or `total`).
-    /// `estimate` is the pages expected; without one, batches grow while pages are full.
-    async fn chain(&self, spec: &ListSpec, mut rows: Vec<Value>, mut last: String, estimate: Option<usize>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
-        let mut pages_left = estimate.unwrap_or(2);
+        let mut last = last_id(spec, &rows)?;
+        let counted = spec.start_after.is_none() && first.total.is_some_and(|t| t > 0);
+        // Pages still to read by the count; rows added meanwhile are read by later batches.
+        let mut pages_left = if counted { (first.total.unwrap_or(0) as usize).saturating_sub(rows.len()).div_ceil(PAGE).max(1) } else { 2 };
         loop {
             let commands = pages_left.clamp(1, BATCH);
             let (pages, errors) = self.batch(spec, &last, commands).await?;
@@ -405,6 +372,7 @@ impl Client {
                 if let Some(row) = page.last() {
                     last = id_of(spec, row)?;
                 }
+                on_rows(page.len());
                 rows.extend(page);
                 if short {
                     finished = true;
@@ -412,7 +380,7 @@ impl Client {
                 }
             }
             // The count is reached: rows added since are the next incremental pull's.
-            if finished || total.is_some_and(|t| rows.len() as u64 >= t) {
+            if finished || (counted && rows.len() as u64 >= first.total.unwrap_or(u64::MAX)) {
                 return Ok(rows);
             }
             if read == 0 {
@@ -426,7 +394,7 @@ impl Client {
                     None => return Err(shape(spec.method, "a batch page did not continue the ID order")),
                 }
             }
-            pages_left = if estimate.is_some() { pages_left.saturating_sub(read).max(1) } else if read == commands { (commands * 2).min(BATCH) } else { commands };
+            pages_left = if counted { pages_left.saturating_sub(read).max(1) } else if read == commands { (commands * 2).min(BATCH) } else { commands };
         }
     }
 
@@ -542,25 +510,6 @@ fn percent(text: &str) -> String {
 /// A batch command's query, PHP style (`filter[%3EID]=5&order[ID]=ASC&select[]=*&start=-1`).
 /// `after` goes in as it is: a `$result[…]` reference must stay literal for the portal to
 /// substitute it.
-/// The same list in descending id order (its first row has the highest id).
-fn descending(spec: &ListSpec) -> ListSpec {
-    let mut out = spec.clone();
-    for value in out.params.values_mut() {
-        match value {
-            Value::String(s) if s.eq_ignore_ascii_case("asc") => *s = "DESC".into(),
-            Value::Object(map) => {
-                for v in map.values_mut() {
-                    if v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("asc")) {
-                        *v = Value::String("DESC".into());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// The first page of a list with its count (`start=0`).
 fn command_query_counted(spec: &ListSpec) -> String {
     let mut parts = Vec::new();

@@ -343,15 +343,15 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let mut first = || firsts.next().unwrap_or_default();
     let (f_users, f_deals, f_leads, f_contacts, f_companies, f_activities, f_tasks, f_history, f_calls) = (first(), first(), first(), first(), first(), first(), first(), first(), first());
     let (users, deals, leads, contacts, companies, activities, tasks, history, calls) = tokio::try_join!(
-        client.list_rest(&users_spec, f_users.0, f_users.1, f_users.2, |_| {}),
-        client.list_rest(&deals_spec, f_deals.0, f_deals.1, f_deals.2, |_| {}),
-        client.list_rest(&leads_spec, f_leads.0, f_leads.1, f_leads.2, |_| {}),
-        client.list_rest(&contacts_spec, f_contacts.0, f_contacts.1, f_contacts.2, |_| {}),
-        client.list_rest(&companies_spec, f_companies.0, f_companies.1, f_companies.2, |_| {}),
-        client.list_rest(&activities_spec, f_activities.0, f_activities.1, f_activities.2, |_| {}),
-        client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1, f_tasks.2, |_| {}),
-        client.list_rest(&history_spec, f_history.0, f_history.1, f_history.2, |_| {}),
-        client.list_rest(&calls_spec, f_calls.0, f_calls.1, f_calls.2, |_| {}),
+        client.list_rest(&users_spec, f_users.0, f_users.1, |_| {}),
+        client.list_rest(&deals_spec, f_deals.0, f_deals.1, |_| {}),
+        client.list_rest(&leads_spec, f_leads.0, f_leads.1, |_| {}),
+        client.list_rest(&contacts_spec, f_contacts.0, f_contacts.1, |_| {}),
+        client.list_rest(&companies_spec, f_companies.0, f_companies.1, |_| {}),
+        client.list_rest(&activities_spec, f_activities.0, f_activities.1, |_| {}),
+        client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1, |_| {}),
+        client.list_rest(&history_spec, f_history.0, f_history.1, |_| {}),
+        client.list_rest(&calls_spec, f_calls.0, f_calls.1, |_| {}),
     )?;
     raw.users = users;
     log("users", raw.users.len(), &mut records);
