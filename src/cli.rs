@@ -165,11 +165,13 @@ fn print_refresh(tenant: &str, r: &RefreshReport) {
     if let Some(sync) = &r.sync {
         let answers: Vec<String> = sync.answers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         println!(
-            "  {} sync: {} requests ({}), {} retries{}",
+            "  {} sync: {} requests ({}) in {:.1} s, {} retries, mapped in {:.1} s{}",
             if sync.incremental { "incremental" } else { "full" },
             sync.requests,
             answers.join(", "),
+            sync.read_seconds,
             sync.retries,
+            sync.seconds - sync.read_seconds,
             if sync.reconciled { format!(", ids scanned for deletions: {} rows removed", sync.deleted) } else { String::new() },
         );
         let read: Vec<String> = sync.records.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -112,6 +112,8 @@ pub struct SyncReport {
     /// Whether ids were scanned for deletions, and how many records were dropped.
     pub reconciled: bool,
     pub deleted: usize,
+    /// Reading the portal (every request), then the whole pull with mapping and merging.
+    pub read_seconds: f64,
     pub seconds: f64,
 }
 
@@ -418,6 +420,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     if reconcile_due {
         cursors.insert(CURSOR_RECONCILED.into(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
     }
+    let read_seconds = started.elapsed().as_secs_f64();
 
     // Cursors move to the newest change seen (the portal's clock, not ours).
     for c in [&DEALS, &LEADS, &CONTACTS, &COMPANIES, &ACTIVITIES, &TASKS] {
@@ -471,6 +474,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         answers: stats.answers(),
         reconciled: incremental && reconcile_due,
         deleted,
+        read_seconds,
         seconds: started.elapsed().as_secs_f64(),
     };
     let label = format!("bitrix24: {portal}, {} sync", if incremental { "incremental" } else { "full" });
