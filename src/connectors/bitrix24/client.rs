@@ -292,10 +292,10 @@ impl Client {
 
     /// Every row of a large list, by keyset chains in `batch`. `on_page` sees each request's
     /// rows (for progress).
-    pub(super) async fn list_all(&self, spec: &ListSpec, on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
+    pub(super) async fn list_all(&self, spec: &ListSpec) -> Result<Vec<Value>, Bitrix24Error> {
         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
         let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
-        self.list_rest(spec, rows, first.total, on_rows).await
+        self.list_rest(spec, rows, first.total).await
     }
 
     /// The first page of each list (with the portal's count, or after its cursor) in one
@@ -316,13 +316,8 @@ impl Client {
             let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
             for (name, spec) in names.iter().zip(group) {
                 if let Some(e) = answer.result.get("result_error").and_then(|e| e.get(name)) {
-                    let code = match e.get("error") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => String::new(),
-                    };
-                    let description = e.get("error_description").and_then(Value::as_str).unwrap_or("");
-                    if let ErrorKind::Final(message) = self.classify(spec.method, &code, description, 200) {
+                    let (code, description) = error_of(e);
+                    if let ErrorKind::Final(message) = self.classify(spec.method, &code, &description, 200) {
                         return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message });
                     }
                 }
@@ -342,18 +337,16 @@ impl Client {
     }
 
     /// The rest of a list after its first page (`rows`, and the count when it had one).
-    pub(super) async fn list_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>, mut on_rows: impl FnMut(usize)) -> Result<Vec<Value>, Bitrix24Error> {
+    pub(super) async fn list_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
         // The count sizes the batches (a pull after a cursor has none: batches then grow
         // while every page is full).
-        let first = Envelope { result: Value::Null, total, next: None };
-        on_rows(rows.len());
         if rows.len() < PAGE {
             return Ok(rows);
         }
         let mut last = last_id(spec, &rows)?;
-        let counted = spec.start_after.is_none() && first.total.is_some_and(|t| t > 0);
+        let counted = spec.start_after.is_none() && total.is_some_and(|t| t > 0);
         // Pages still to read by the count; rows added meanwhile are read by later batches.
-        let mut pages_left = if counted { (first.total.unwrap_or(0) as usize).saturating_sub(rows.len()).div_ceil(PAGE).max(1) } else { 2 };
+        let mut pages_left = if counted { (total.unwrap_or(0) as usize).saturating_sub(rows.len()).div_ceil(PAGE).max(1) } else { 2 };
         loop {
             let commands = pages_left.clamp(1, BATCH);
             let (pages, errors) = self.batch(spec, &last, commands).await?;
@@ -372,7 +365,6 @@ impl Client {
                 if let Some(row) = page.last() {
                     last = id_of(spec, row)?;
                 }
-                on_rows(page.len());
                 rows.extend(page);
                 if short {
                     finished = true;
@@ -380,7 +372,7 @@ impl Client {
                 }
             }
             // The count is reached: rows added since are the next incremental pull's.
-            if finished || (counted && rows.len() as u64 >= first.total.unwrap_or(u64::MAX)) {
+            if finished || (counted && rows.len() as u64 >= total.unwrap_or(u64::MAX)) {
                 return Ok(rows);
             }
             if read == 0 {
@@ -433,14 +425,7 @@ impl Client {
         let mut failed = false;
         for name in &names {
             if let Some(e) = errors.and_then(|e| e.get(name)) {
-                first_error.get_or_insert_with(|| {
-                    let code = match e.get("error") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(other) => other.to_string(),
-                        None => String::new(),
-                    };
-                    (code, e.get("error_description").and_then(Value::as_str).unwrap_or("").to_string())
-                });
+                first_error.get_or_insert_with(|| error_of(e));
                 failed = true;
             }
             let page = if failed { None } else { results.and_then(|r| r.get(name)).and_then(|r| spec.rows(r)).cloned() };
@@ -449,6 +434,16 @@ impl Client {
         }
         Ok((pages, first_error))
     }
+}
+
+/// A sub-command's `{error, error_description}` (the code may be empty or a number).
+fn error_of(e: &Value) -> (String, String) {
+    let code = match e.get("error") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    (code, e.get("error_description").and_then(Value::as_str).unwrap_or("").to_string())
 }
 
 enum ErrorKind {

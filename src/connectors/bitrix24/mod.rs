@@ -345,15 +345,15 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let mut first = || firsts.next().unwrap_or_default();
     let (f_users, f_deals, f_leads, f_contacts, f_companies, f_activities, f_tasks, f_history, f_calls) = (first(), first(), first(), first(), first(), first(), first(), first(), first());
     let (users, deals, leads, contacts, companies, activities, tasks, history, calls) = tokio::try_join!(
-        client.list_rest(&users_spec, f_users.0, f_users.1, |_| {}),
-        client.list_rest(&deals_spec, f_deals.0, f_deals.1, |_| {}),
-        client.list_rest(&leads_spec, f_leads.0, f_leads.1, |_| {}),
-        client.list_rest(&contacts_spec, f_contacts.0, f_contacts.1, |_| {}),
-        client.list_rest(&companies_spec, f_companies.0, f_companies.1, |_| {}),
-        client.list_rest(&activities_spec, f_activities.0, f_activities.1, |_| {}),
-        client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1, |_| {}),
-        client.list_rest(&history_spec, f_history.0, f_history.1, |_| {}),
-        client.list_rest(&calls_spec, f_calls.0, f_calls.1, |_| {}),
+        client.list_rest(&users_spec, f_users.0, f_users.1),
+        client.list_rest(&deals_spec, f_deals.0, f_deals.1),
+        client.list_rest(&leads_spec, f_leads.0, f_leads.1),
+        client.list_rest(&contacts_spec, f_contacts.0, f_contacts.1),
+        client.list_rest(&companies_spec, f_companies.0, f_companies.1),
+        client.list_rest(&activities_spec, f_activities.0, f_activities.1),
+        client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1),
+        client.list_rest(&history_spec, f_history.0, f_history.1),
+        client.list_rest(&calls_spec, f_calls.0, f_calls.1),
     )?;
     raw.users = users;
     log("users", raw.users.len(), &mut records);
@@ -387,10 +387,10 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let changed_deals: Vec<String> = raw.deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
     if incremental {
         for chunk in changed_deals.chunks(500) {
-            raw.product_rows.extend(client.list_all(&rows_spec.clone().filter("@ownerId", json!(chunk)), |_| {}).await?);
+            raw.product_rows.extend(client.list_all(&rows_spec.clone().filter("@ownerId", json!(chunk))).await?);
         }
     } else {
-        raw.product_rows = client.list_all(&rows_spec, |_| {}).await?;
+        raw.product_rows = client.list_all(&rows_spec).await?;
     }
     log("product rows", raw.product_rows.len(), &mut records);
 
@@ -405,7 +405,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         let client = &client;
         let ids = |spec: ListSpec| async move {
             let field = if spec_is_camel(&spec) { "id" } else { "ID" };
-            let rows = client.list_all(&spec.with("select", json!(["ID"])), |_| {}).await?;
+            let rows = client.list_all(&spec.with("select", json!(["ID"]))).await?;
             Ok::<HashSet<String>, Bitrix24Error>(rows.iter().filter_map(|r| mapping::id(r, field)).collect())
         };
         alive.insert(Table::Deals, ids(ListSpec::crm("crm.deal.list")).await?);
@@ -423,6 +423,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let read_seconds = started.elapsed().as_secs_f64();
 
     // Cursors move to the newest change seen (the portal's clock, not ours).
+    let times = Mapping { timezone, loss_reason_field: None, phone_key: Vec::new() };
     for c in [&DEALS, &LEADS, &CONTACTS, &COMPANIES, &ACTIVITIES, &TASKS] {
         let list = match c.entity {
             "deals" => &raw.deals,
@@ -432,8 +433,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
             "activities" => &raw.activities,
             _ => &raw.tasks,
         };
-        let m = Mapping { timezone, loss_reason_field: None, phone_key: Vec::new() };
-        if let Some(newest) = list.iter().filter_map(|r| mapping::time(r, c.field, &m)).max() {
+        if let Some(newest) = list.iter().filter_map(|r| mapping::time(r, c.field, &times)).max() {
             let key = format!("bitrix24.{}", c.entity);
             let newest = DateTime::<Utc>::from_timestamp_micros(newest).unwrap_or(now);
             let keep = cursors.get(&key).and_then(|old| DateTime::parse_from_rfc3339(old).ok()).is_some_and(|old| old.with_timezone(&Utc) > newest);
