@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use salespulse::catalog::{Catalog, TenantInfo, plan_query};
 use salespulse_udfs::CalendarRegistry;
-use salespulse::config::{Config, default_settings, Limits, TenantConfig, is_valid_tenant_name, resolve_root};
+use salespulse::config::{Config, Limits, SourceConfig, TenantConfig, default_settings, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
 use salespulse::server::auth::Authenticator;
@@ -100,6 +100,18 @@ enum Command {
     /// Read a password from standard input and print its argon2id hash for
     /// `password_hash` in [[users]].
     HashPassword,
+    /// Exchange an amoCRM OAuth authorization code (from the integration's redirect, valid
+    /// 20 minutes) for the tenant's first token pair, written to its oauth_token_file.
+    AmocrmAuth {
+        #[arg(long, env = "SALESPULSE_CONFIG")]
+        config: PathBuf,
+        /// The tenant whose integration it is (the only amoCRM tenant by default).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The `code` parameter of the redirect.
+        #[arg(long)]
+        code: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +133,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => check(&config).await,
         Command::HashPassword => hash_password(),
+        Command::AmocrmAuth { config, tenant, code } => amocrm_auth(&config, tenant.as_deref(), &code).await,
     }
 }
 
@@ -131,7 +144,7 @@ fn demo_tenant() -> TenantConfig {
         calendars: None,
         schedule: None,
         inputs: None,
-        source: salespulse::config::SourceConfig::Demo { scale: 1.0, seed: 42 },
+        source: SourceConfig::Demo { scale: 1.0, seed: 42 },
         settings: default_settings(),
     }
 }
@@ -472,7 +485,7 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     for t in &config.tenants {
         let source = source_of(t);
         let probe = match &source {
-            Source::Files { .. } | Source::Unavailable { .. } => {
+            Source::Files { .. } => {
                 let timezone = t.timezone;
                 let inputs = t.inputs.clone();
                 tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, usize>, String> {
@@ -498,6 +511,20 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
                             "the webhook lacks the scope(s) {}; add them to the webhook in Bitrix24 (Applications → Developer resources)",
                             missing.join(", ")
                         ))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Source::AmoCrm(cfg) => match salespulse::connectors::amocrm::check(cfg).await {
+                Ok(report) => {
+                    let filter = if report.api_filter { "with API filtering" } else { "without API filtering (incremental syncs scan by update time)" };
+                    println!("{}: amoCRM account {} answers, {filter}", t.name, report.account);
+                    match report.users {
+                        Ok(n) => {
+                            println!("{}: {n} users readable", t.name);
+                            Ok(BTreeMap::new())
+                        }
+                        Err(e) => Err(format!("the users list is not readable ({e}); the token must belong to an account administrator")),
                     }
                 }
                 Err(e) => Err(e.to_string()),
@@ -535,6 +562,20 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn amocrm_auth(config_path: &Path, tenant: Option<&str>, code: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let candidates: Vec<&TenantConfig> = config.tenants.iter().filter(|t| matches!(t.source, SourceConfig::AmoCrm(_))).filter(|t| tenant.is_none_or(|n| t.name == n)).collect();
+    let t = match candidates.as_slice() {
+        [one] => *one,
+        [] => anyhow::bail!("no amoCRM tenant{} in {}", tenant.map(|n| format!(" named {n}")).unwrap_or_default(), config_path.display()),
+        _ => anyhow::bail!("several amoCRM tenants in {}; name one with --tenant", config_path.display()),
+    };
+    let SourceConfig::AmoCrm(cfg) = &t.source else { anyhow::bail!("tenant {} is not an amoCRM tenant", t.name) };
+    let file = salespulse::connectors::amocrm::authorize(cfg, code).await.map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.name))?;
+    println!("{}: amoCRM tokens saved to {}; `salespulse refresh` can sync now", t.name, file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn hash_password() -> anyhow::Result<ExitCode> {

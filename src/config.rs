@@ -132,10 +132,22 @@ enum RawSource {
         oauth_token_url: Option<String>,
     },
     Amocrm {
-        base_url: String,
+        account: Option<String>,
+        base_url: Option<String>,
         token: Option<String>,
         token_env: Option<String>,
+        token_file: Option<String>,
+        client_id: Option<String>,
+        client_secret_env: Option<String>,
+        client_secret_file: Option<String>,
+        redirect_uri: Option<String>,
+        oauth_token_file: Option<String>,
         requests_per_second: Option<f64>,
+        overlap_minutes: Option<u32>,
+        full_sync_hours: Option<u32>,
+        timeout_seconds: Option<u64>,
+        max_429_in_a_row: Option<u32>,
+        currency: Option<String>,
     },
 }
 
@@ -260,7 +272,7 @@ pub enum SourceConfig {
     Demo { scale: f64, seed: u64 },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
     Bitrix24(Box<crate::connectors::bitrix24::Bitrix24Config>),
-    AmoCrm,
+    AmoCrm(Box<crate::connectors::amocrm::AmoCrmConfig>),
 }
 
 /// Where a secret (a webhook URL, a token) is read from when a refresh needs it; never
@@ -316,7 +328,7 @@ impl SourceConfig {
             Self::Demo { .. } => "demo",
             Self::Files { .. } => "files",
             Self::Bitrix24(_) => "bitrix24",
-            Self::AmoCrm => "amocrm",
+            Self::AmoCrm(_) => "amocrm",
         }
     }
 }
@@ -512,7 +524,96 @@ impl Config {
                         timeout: std::time::Duration::from_secs(timeout),
                     }))
                 }
-                RawSource::Amocrm { .. } => SourceConfig::AmoCrm,
+                RawSource::Amocrm {
+                    account,
+                    base_url,
+                    token,
+                    token_env,
+                    token_file,
+                    client_id,
+                    client_secret_env,
+                    client_secret_file,
+                    redirect_uri,
+                    oauth_token_file,
+                    requests_per_second,
+                    overlap_minutes,
+                    full_sync_hours,
+                    timeout_seconds,
+                    max_429_in_a_row,
+                    currency,
+                } => {
+                    use crate::connectors::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
+                    let (base_url, base_key) = match (account, base_url) {
+                        (Some(account), None) => {
+                            let host = account.trim().trim_start_matches("https://").trim_end_matches('/').to_lowercase();
+                            let sub = ["amocrm.ru", "amocrm.com", "kommo.com"].iter().find_map(|d| host.strip_suffix(&format!(".{d}")));
+                            match sub {
+                                Some(sub) if !sub.is_empty() && sub != "www" && !sub.contains('.') && sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                                    (format!("https://{host}"), key("source.account"))
+                                }
+                                _ => {
+                                    return Err(invalid(
+                                        &key("source.account"),
+                                        format!("'{account}' is not an account address; use SUBDOMAIN.amocrm.ru, SUBDOMAIN.amocrm.com or SUBDOMAIN.kommo.com (the address in the browser), or set base_url for a proxy"),
+                                    ));
+                                }
+                            }
+                        }
+                        (None, Some(url)) => (url, key("source.base_url")),
+                        _ => return Err(invalid(&key("source.account"), "set exactly one of account (SUBDOMAIN.amocrm.ru) and base_url (a proxy's address)".into())),
+                    };
+                    let oauth = client_id.is_some() || oauth_token_file.is_some() || redirect_uri.is_some();
+                    let auth = match (token, token_env, token_file) {
+                        (Some(value), None, None) if !oauth => AmoCrmAuth::LongLived(SecretSource::Inline { key: key("source.token"), value }),
+                        (None, Some(name), None) if !oauth => AmoCrmAuth::LongLived(SecretSource::Env { key: key("source.token_env"), name }),
+                        (None, None, Some(file)) if !oauth => AmoCrmAuth::LongLived(SecretSource::File { key: key("source.token_file"), path: base.join(file) }),
+                        (None, None, None) if oauth => {
+                            let (Some(client_id), Some(redirect_uri), Some(token_file)) = (client_id, redirect_uri, oauth_token_file) else {
+                                return Err(invalid(&key("source.client_id"), "an OAuth integration needs client_id, client_secret_env (or client_secret_file), redirect_uri and oauth_token_file".into()));
+                            };
+                            let client_secret = match (client_secret_env, client_secret_file) {
+                                (Some(name), None) => SecretSource::Env { key: key("source.client_secret_env"), name },
+                                (None, Some(file)) => SecretSource::File { key: key("source.client_secret_file"), path: base.join(file) },
+                                _ => return Err(invalid(&key("source.client_secret_env"), "set exactly one of client_secret_env and client_secret_file".into())),
+                            };
+                            AmoCrmAuth::OAuth(OAuthConfig { client_id, client_secret, redirect_uri, token_file: base.join(token_file), key: key("source (OAuth integration)") })
+                        }
+                        _ => {
+                            return Err(invalid(
+                                &key("source.token_env"),
+                                "set exactly one of token_env (an environment variable holding a long-lived token), token_file or token; or, for an OAuth integration, client_id, client_secret_env, redirect_uri and oauth_token_file".into(),
+                            ));
+                        }
+                    };
+                    let requests_per_second = requests_per_second.unwrap_or(6.5);
+                    if !(requests_per_second > 0.0 && requests_per_second <= 7.0) {
+                        return Err(invalid(&key("source.requests_per_second"), format!("must be above 0 and at most 7 (amoCRM's limit), got {requests_per_second}")));
+                    }
+                    let timeout = timeout_seconds.unwrap_or(60);
+                    if !(5..=600).contains(&timeout) {
+                        return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
+                    }
+                    let max_429 = max_429_in_a_row.unwrap_or(3);
+                    if !(1..=10).contains(&max_429) {
+                        return Err(invalid(&key("source.max_429_in_a_row"), format!("must be 1 to 10, got {max_429}")));
+                    }
+                    let currency = currency.unwrap_or_else(|| "RUB".into()).to_uppercase();
+                    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+                        return Err(invalid(&key("source.currency"), format!("'{currency}' is not an ISO 4217 code such as RUB")));
+                    }
+                    SourceConfig::AmoCrm(Box::new(AmoCrmConfig {
+                        base_url,
+                        base_key,
+                        auth,
+                        rate: crate::connectors::http::RateLimit { requests_per_second, burst: 1 },
+                        rate_key: key("source.requests_per_second"),
+                        overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
+                        full_sync_every: std::time::Duration::from_secs(u64::from(full_sync_hours.unwrap_or(168)) * 3600),
+                        timeout: std::time::Duration::from_secs(timeout),
+                        max_429_in_a_row: max_429,
+                        currency,
+                    }))
+                }
             };
             let mut settings = default_settings();
             for (name, value) in t.settings {

@@ -10,7 +10,8 @@ use futures::stream;
 use crate::config::{SourceConfig, TenantConfig};
 use chrono::Utc;
 
-use crate::connectors::{ConnectorError, Pull, Source, bitrix24, merge_inputs};
+use crate::connectors::sync::{Previous, SyncReport};
+use crate::connectors::{ConnectorError, Pull, Source, amocrm, bitrix24, merge_inputs};
 use crate::model::Table;
 use crate::snapshot::{SnapshotError, Store, WriteOptions, WriteReport};
 
@@ -35,7 +36,7 @@ pub struct RefreshReport {
     pub write_seconds: f64,
     pub inputs_replaced: Vec<Table>,
     /// What a CRM connector's sync did (requests, retries, records).
-    pub sync: Option<bitrix24::SyncReport>,
+    pub sync: Option<SyncReport>,
 }
 
 /// The connector of a tenant's configured source.
@@ -44,7 +45,7 @@ pub fn source_of(tenant: &TenantConfig) -> Source {
         SourceConfig::Demo { scale, seed } => Source::Demo { scale: *scale, seed: *seed, as_of: None },
         SourceConfig::Files { path, exported_at } => Source::Files { path: path.clone(), exported_at: *exported_at },
         SourceConfig::Bitrix24(config) => Source::Bitrix24(config.clone()),
-        other => Source::Unavailable { kind: other.kind() },
+        SourceConfig::AmoCrm(config) => Source::AmoCrm(config.clone()),
     }
 }
 
@@ -59,15 +60,18 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
     let inputs = tenant.inputs.clone();
     let (pull, inputs_replaced, sync) = match source {
         Source::Bitrix24(config) => {
-            let previous = previous_snapshot(store, &name).await;
+            let previous = previous_snapshot(store, &name, bitrix24::PREVIOUS_TABLES).await;
             let pulled = bitrix24::pull(&config, timezone, previous, Utc::now())
                 .await
                 .map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
-            let mut pull = Pull { dataset: pulled.dataset, taken_at: Utc::now(), source_label: pulled.label, cursors: pulled.cursors };
-            let replaced = match inputs {
-                Some(folder) => merge_inputs(&mut pull, &folder, timezone).map_err(|source| RefreshError::Connector { tenant: name.clone(), source })?,
-                None => Vec::new(),
-            };
+            let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at: Utc::now(), source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
+            (pull, replaced, Some(pulled.report))
+        }
+        Source::AmoCrm(config) => {
+            let previous = previous_snapshot(store, &name, amocrm::PREVIOUS_TABLES).await;
+            let taken_at = Utc::now();
+            let pulled = amocrm::pull(&config, previous, taken_at).await.map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
+            let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at, source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
             (pull, replaced, Some(pulled.report))
         }
         source => {
@@ -101,15 +105,24 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
     Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced, sync })
 }
 
+/// Puts the tenant's `inputs` folder (plans, compensation, …) into a CRM pull.
+fn with_inputs(mut pull: Pull, inputs: Option<&std::path::Path>, tenant: &str, timezone: chrono_tz::Tz) -> Result<(Pull, Vec<Table>), RefreshError> {
+    let replaced = match inputs {
+        Some(folder) => merge_inputs(&mut pull, folder, timezone).map_err(|source| RefreshError::Connector { tenant: tenant.to_string(), source })?,
+        None => Vec::new(),
+    };
+    Ok((pull, replaced))
+}
+
 /// The current snapshot's rows and cursors, when it was written by a CRM connector (an
 /// incremental pull builds on it). Unreadable means a full pull.
-async fn previous_snapshot(store: &Store, tenant: &str) -> Option<bitrix24::Previous> {
+async fn previous_snapshot(store: &Store, tenant: &str, tables_read: &[Table]) -> Option<Previous> {
     let manifest = store.current_manifest(tenant).await.ok()?;
     if manifest.sync_cursors.is_empty() {
         return None;
     }
     let mut tables = std::collections::BTreeMap::new();
-    for table in bitrix24::PREVIOUS_TABLES {
+    for table in tables_read {
         match store.read_table(&manifest, *table).await {
             Ok(batches) => {
                 tables.insert(*table, batches);
@@ -120,5 +133,5 @@ async fn previous_snapshot(store: &Store, tenant: &str) -> Option<bitrix24::Prev
             }
         }
     }
-    Some(bitrix24::Previous { cursors: manifest.sync_cursors, tables })
+    Some(Previous { cursors: manifest.sync_cursors, tables })
 }

@@ -2,6 +2,8 @@
 //! The one integration-test binary: the server in-process on port 0, real Flight SQL
 //! clients, snapshots on disk, file imports.
 
+mod amocrm;
+mod amocrm_mock;
 mod bitrix24;
 mod bitrix24_mock;
 mod cli;

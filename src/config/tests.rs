@@ -131,3 +131,32 @@ fn sizes_parse() {
     assert_eq!(parse_bytes("100MB"), Some(100_000_000));
     assert_eq!(parse_bytes("x"), None);
 }
+
+fn amocrm(source: &str) -> Result<Config, ConfigError> {
+    parse(&format!("[storage]\nroot = \"x\"\n[[tenants]]\nname = \"acme\"\n[tenants.source]\nkind = \"amocrm\"\n{source}"))
+}
+
+#[test]
+fn amocrm_sources_parse_with_defaults_and_name_mistakes() {
+    let c = amocrm("account = \"Acme.Kommo.com\"\ntoken_env = \"ACME_AMO\"").unwrap();
+    let SourceConfig::AmoCrm(cfg) = &c.tenants[0].source else { panic!("{:?}", c.tenants[0].source) };
+    assert_eq!(cfg.base_url, "https://acme.kommo.com");
+    assert_eq!(cfg.rate.requests_per_second, 6.5);
+    assert_eq!((cfg.rate.burst, cfg.max_429_in_a_row, cfg.currency.as_str()), (1, 3, "RUB"));
+    assert!(matches!(&cfg.auth, crate::connectors::amocrm::AmoCrmAuth::LongLived(SecretSource::Env { name, .. }) if name == "ACME_AMO"));
+    let c = amocrm("base_url = \"http://127.0.0.1:9000\"\nclient_id = \"id\"\nclient_secret_env = \"S\"\nredirect_uri = \"https://x/cb\"\noauth_token_file = \"t.json\"").unwrap();
+    let SourceConfig::AmoCrm(cfg) = &c.tenants[0].source else { panic!() };
+    assert!(matches!(&cfg.auth, crate::connectors::amocrm::AmoCrmAuth::OAuth(o) if o.token_file == Path::new("/etc/salespulse/t.json")));
+    for (source, expected) in [
+        ("account = \"www.amocrm.ru\"\ntoken_env = \"T\"", "tenants[0] (acme).source.account: 'www.amocrm.ru' is not an account address"),
+        ("account = \"acme.example.com\"\ntoken_env = \"T\"", "is not an account address"),
+        ("token_env = \"T\"", "set exactly one of account"),
+        ("account = \"acme.amocrm.ru\"", "source.token_env: set exactly one of token_env"),
+        ("account = \"acme.amocrm.ru\"\ntoken_env = \"T\"\nrequests_per_second = 8", "at most 7 (amoCRM's limit)"),
+        ("account = \"acme.amocrm.ru\"\nclient_id = \"id\"", "an OAuth integration needs client_id"),
+        ("account = \"acme.amocrm.ru\"\ntoken_env = \"T\"\ncurrency = \"rubles\"", "is not an ISO 4217 code"),
+    ] {
+        let err = amocrm(source).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected '{expected}' in: {err}");
+    }
+}

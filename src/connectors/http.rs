@@ -95,6 +95,9 @@ pub enum Verdict<T> {
     /// Passing: try again after the backoff step, or after `after` when the server named a
     /// longer wait.
     Retry { reason: String, after: Option<Duration> },
+    /// The server says the client as a whole goes too fast (amoCRM's 429): every request of
+    /// this client waits out `after` (or the backoff step), not just this one.
+    Throttled { reason: String, after: Option<Duration> },
     /// Final: retrying cannot help. The message says what to fix.
     Fail(String),
 }
@@ -150,6 +153,8 @@ pub struct PoliteClient {
     limiter: DefaultDirectRateLimiter,
     policy: RetryPolicy,
     stats: HttpStats,
+    /// Until when every request waits after a [`Verdict::Throttled`] answer.
+    paused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl PoliteClient {
@@ -168,7 +173,7 @@ impl PoliteClient {
             .connect_timeout(policy.timeout.min(Duration::from_secs(15)))
             .build()
             .map_err(|e| HttpError::Client(e.to_string()))?;
-        Ok(PoliteClient { http, limiter: RateLimiter::direct(quota), policy, stats: HttpStats::default() })
+        Ok(PoliteClient { http, limiter: RateLimiter::direct(quota), policy, stats: HttpStats::default(), paused_until: Mutex::new(None) })
     }
 
     pub fn stats(&self) -> &HttpStats {
@@ -197,21 +202,23 @@ impl PoliteClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            self.wait_out_pause().await;
             self.limiter.until_ready().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let (reason, after) = match self.attempt(&build).await {
+            let (reason, after, throttled) = match self.attempt(&build).await {
                 Ok(answer) => {
                     self.stats.count(answer.status.as_u16().to_string());
                     match judge(answer) {
                         Verdict::Done(value) => return Ok(value),
                         Verdict::Fail(message) => return Err(HttpError::Refused { what: what.into(), message }),
-                        Verdict::Retry { reason, after } => (reason, after),
+                        Verdict::Retry { reason, after } => (reason, after, false),
+                        Verdict::Throttled { reason, after } => (reason, after, true),
                     }
                 }
                 Err(e) => {
                     let kind = if e.is_timeout() { "timeout" } else { "connection" };
                     self.stats.count(kind.into());
-                    (describe(e), None)
+                    (describe(e), None, false)
                 }
             };
             let Some(step) = backoff.next() else {
@@ -223,9 +230,27 @@ impl PoliteClient {
                 return Err(HttpError::WaitTooLong { what: what.into(), wait: wait.as_secs_f64(), limit: self.policy.max_server_wait.as_secs_f64() });
             }
             let wait = after.map_or(step, |a| a.max(step.min(self.policy.min_delay)));
+            if throttled {
+                self.pause_for(wait);
+            }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(what, attempt = attempts, wait_seconds = wait.as_secs_f64(), "{reason}; retrying");
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Makes every request of this client wait `wait` from now (a longer pause stays).
+    fn pause_for(&self, wait: Duration) {
+        let until = tokio::time::Instant::now() + wait;
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = Some(paused.map_or(until, |p| p.max(until)));
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        let until = self.paused_until.lock().ok().and_then(|p| *p);
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
         }
     }
 

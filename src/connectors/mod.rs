@@ -2,12 +2,14 @@
 //! canonical tables of `model`; nothing here knows about snapshots, catalogs or servers.
 //!
 //! The demo generator, the CSV/JSON-lines file importer and the Bitrix24 client (with the
-//! polite HTTP client CRM connectors share); the amoCRM client plugs in here.
+//! polite HTTP client CRM connectors share) and the amoCRM/Kommo client.
 
+pub mod amocrm;
 pub mod bitrix24;
 pub mod demo;
 pub mod files;
 pub mod http;
+pub mod sync;
 
 use std::path::PathBuf;
 
@@ -21,12 +23,15 @@ use crate::model::{Dataset, Table};
 pub enum ConnectorError {
     #[error(transparent)]
     Import(#[from] files::ImportError),
-    #[error("source kind '{kind}' is not available in this version; use kind = \"files\" with CRM exports or kind = \"demo\"")]
+    /// A CRM connector is pulled by `refresh::refresh_tenant` (it is async), not here.
+    #[error("source kind '{kind}' is pulled by refresh_tenant")]
     NotAvailable { kind: &'static str },
     #[error("the files folder {path} does not exist; set [tenants.source].path to the folder holding the exports")]
     MissingFolder { path: PathBuf },
     #[error(transparent)]
     Bitrix24(#[from] bitrix24::Bitrix24Error),
+    #[error(transparent)]
+    AmoCrm(#[from] amocrm::AmoCrmError),
 }
 
 /// Where a tenant's rows come from.
@@ -36,8 +41,8 @@ pub enum Source {
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
     /// A Bitrix24 portal (async: see `refresh`).
     Bitrix24(Box<bitrix24::Bitrix24Config>),
-    /// A CRM API whose client is not part of this version.
-    Unavailable { kind: &'static str },
+    /// An amoCRM/Kommo account (async: see `refresh`).
+    AmoCrm(Box<amocrm::AmoCrmConfig>),
 }
 
 /// One pull: the rows, the instant they describe, and a label for the manifest.
@@ -75,9 +80,9 @@ impl Source {
                     cursors: Default::default(),
                 })
             }
-            Source::Unavailable { kind } => Err(ConnectorError::NotAvailable { kind }),
             // Network connectors are async and pulled by `refresh::refresh_tenant`.
             Source::Bitrix24(_) => Err(ConnectorError::NotAvailable { kind: "bitrix24" }),
+            Source::AmoCrm(_) => Err(ConnectorError::NotAvailable { kind: "amocrm" }),
         }
     }
 }

@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value as Json};
-use sha2::Sha256;
 
 use super::Bitrix24Error;
 use crate::connectors::files::{parse_decimal, parse_timestamp};
+use crate::connectors::sync::Cell;
+pub(super) use crate::connectors::sync::phone_hash;
 use crate::model::{Table, TableBuilder, Value};
 
 /// What the portal returned, entity by entity, before mapping.
@@ -615,64 +615,6 @@ fn tasks(raw: &Raw, m: &Mapping) -> Result<TableBuilder, Bitrix24Error> {
     Ok(b)
 }
 
-/// One cell of a row being mapped (owned, so rows can be built from temporaries).
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Null,
-    S(String),
-    I(i64),
-    F(f64),
-    B(bool),
-    /// Microseconds, UTC.
-    T(i64),
-    /// Cents.
-    D(i128),
-}
-
-impl Cell {
-    fn text(s: &str) -> Cell {
-        Cell::S(s.to_string())
-    }
-
-    fn value(&self) -> Value<'_> {
-        match self {
-            Cell::Null => Value::Null,
-            Cell::S(s) => Value::Str(s),
-            Cell::I(i) => Value::Int(*i),
-            Cell::F(f) => Value::Float(*f),
-            Cell::B(b) => Value::Bool(*b),
-            Cell::T(t) => Value::Timestamp(*t),
-            Cell::D(d) => Value::Decimal(*d),
-        }
-    }
-}
-
-impl From<Option<String>> for Cell {
-    fn from(v: Option<String>) -> Cell {
-        v.map_or(Cell::Null, Cell::S)
-    }
-}
-impl From<Option<&String>> for Cell {
-    fn from(v: Option<&String>) -> Cell {
-        v.map_or(Cell::Null, |s| Cell::S(s.clone()))
-    }
-}
-impl From<Option<i32>> for Cell {
-    fn from(v: Option<i32>) -> Cell {
-        v.map_or(Cell::Null, |i| Cell::I(i64::from(i)))
-    }
-}
-impl From<Option<bool>> for Cell {
-    fn from(v: Option<bool>) -> Cell {
-        v.map_or(Cell::Null, Cell::B)
-    }
-}
-impl From<Option<f64>> for Cell {
-    fn from(v: Option<f64>) -> Cell {
-        v.map_or(Cell::Null, Cell::F)
-    }
-}
-
 // ---- field readers: tolerant of the portal's string/number/empty variants ----
 
 /// A text field; empty strings, `{}` and nulls are absent.
@@ -767,21 +709,6 @@ fn ts(record: &Json, key: &str, m: &Mapping) -> Cell {
 fn join_name(parts: &[Option<String>]) -> Option<String> {
     let name = parts.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(" ");
     (!name.is_empty()).then_some(name)
-}
-
-/// The keyed hash of a phone number's digits (SCHEMA.md `phone_hash`): a Russian `8XXXXXXXXXX`
-/// counts as `7XXXXXXXXXX`, so a callback matches the missed call whichever way it was dialled.
-pub(super) fn phone_hash(phone: &str, key: &[u8]) -> String {
-    let mut digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-    if digits.len() == 11 && digits.starts_with('8') {
-        digits.replace_range(0..1, "7");
-    }
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(digits.as_bytes());
-    mac.finalize().into_bytes()[..10].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::filter_record_batch;
+use arrow::array::{Array, RecordBatch};
 
 use super::Previous;
 use super::mapping::Links;
+use crate::connectors::sync::{keys, retain, strings};
 use crate::model::{Dataset, Table, TableBuilder};
 
 /// How a table's rows combine with the previous snapshot's.
@@ -31,33 +31,6 @@ fn rule(table: Table) -> Rule {
         Table::DealItems => Rule::PerDeal,
         _ => Rule::Upsert,
     }
-}
-
-fn strings(batch: &RecordBatch, column: usize) -> Option<&arrow::array::StringArray> {
-    batch.column(column).as_string_opt::<i32>()
-}
-
-fn keys(batches: &[RecordBatch], column: usize) -> HashSet<String> {
-    let mut out = HashSet::new();
-    for b in batches {
-        if let Some(col) = strings(b, column) {
-            out.extend(col.iter().flatten().map(str::to_string));
-        }
-    }
-    out
-}
-
-/// Keeps the rows whose `column` passes `keep`; returns the rows and how many were dropped.
-fn retain(batches: &[RecordBatch], column: usize, keep: impl Fn(Option<&str>) -> bool) -> Result<(Vec<RecordBatch>, usize), String> {
-    let mut out = Vec::new();
-    let mut dropped = 0;
-    for b in batches {
-        let col = strings(b, column).ok_or_else(|| format!("column {column} of a previous table is not text"))?;
-        let mask: BooleanArray = (0..col.len()).map(|i| Some(keep(col.is_valid(i).then(|| col.value(i))))).collect();
-        dropped += mask.iter().filter(|k| *k == Some(false)).count();
-        out.push(filter_record_batch(b, &mask).map_err(|e| e.to_string())?);
-    }
-    Ok((out, dropped))
 }
 
 /// Links from the previous snapshot's rows: activity owners and converted leads.

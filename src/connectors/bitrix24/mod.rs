@@ -19,7 +19,6 @@ mod oauth;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -30,6 +29,7 @@ use mapping::{Links, Mapping, Raw};
 
 use crate::config::SecretSource;
 use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
+pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{Dataset, RowError, Table};
 
 /// How salespulse signs in to the portal.
@@ -89,33 +89,8 @@ pub enum Bitrix24Error {
     Merge(String),
 }
 
-/// The previous snapshot, for an incremental pull.
-#[derive(Debug, Clone, Default)]
-pub struct Previous {
-    pub cursors: BTreeMap<String, String>,
-    pub tables: BTreeMap<Table, Vec<RecordBatch>>,
-}
-
 /// The tables an incremental pull reads from the previous snapshot.
 pub const PREVIOUS_TABLES: &[Table] = mapping::TABLES;
-
-/// What a pull did.
-#[derive(Debug, Clone)]
-pub struct SyncReport {
-    pub incremental: bool,
-    /// Records read per entity in this pull.
-    pub records: BTreeMap<&'static str, usize>,
-    pub requests: u64,
-    pub retries: u64,
-    /// Answers by status (`200`, `503`, `timeout`, …).
-    pub answers: BTreeMap<String, u64>,
-    /// Whether ids were scanned for deletions, and how many records were dropped.
-    pub reconciled: bool,
-    pub deleted: usize,
-    /// Reading the portal (every request), then the whole pull with mapping and merging.
-    pub read_seconds: f64,
-    pub seconds: f64,
-}
 
 /// One pull's result.
 #[derive(Debug)]
@@ -263,18 +238,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let incremental = previous.is_some();
     let mut cursors = previous.as_ref().map(|p| p.cursors.clone()).unwrap_or_default();
     cursors.insert(CURSOR_PORTAL.into(), portal.clone());
-    let phone_key = match cursors.get(CURSOR_PHONE_KEY) {
-        Some(hex) => decode_hex(hex).unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let phone_key = if phone_key.len() == 32 {
-        phone_key
-    } else {
-        let mut key = vec![0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| Bitrix24Error::Merge(format!("no random source for the phone hash key: {e}")))?;
-        key
-    };
-    cursors.insert(CURSOR_PHONE_KEY.into(), phone_key.iter().map(|b| format!("{b:02x}")).collect());
+    let phone_key = crate::connectors::sync::phone_key(&mut cursors, CURSOR_PHONE_KEY).map_err(Bitrix24Error::Merge)?;
     let since = |c: &Changed| -> Option<String> {
         let cursor = cursors.get(&format!("bitrix24.{}", c.entity))?;
         let at = DateTime::parse_from_rfc3339(cursor).ok()?.with_timezone(&Utc) - cfg.overlap;
@@ -483,10 +447,6 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
 
 fn spec_is_camel(spec: &ListSpec) -> bool {
     spec.id_field == "id"
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! new access token, and repeats the call. Tokens are refreshed only then, never on a timer,
 //! as the vendor asks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +12,7 @@ use url::Url;
 
 use super::Bitrix24Error;
 use crate::connectors::http::{PoliteClient, Verdict};
+use crate::connectors::sync::{check_replaceable, replace_private_file};
 
 /// What the token file holds. A file with just a refresh token (as first written by hand)
 /// is read too.
@@ -56,9 +57,7 @@ impl OAuthApp {
 
     /// Checks that the token file can be replaced, before a refresh spends the old token.
     pub(super) fn check_writable(&self) -> Result<(), Bitrix24Error> {
-        let dir = self.token_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let probe = dir.join(format!(".{}.probe", file_name(&self.token_file)));
-        std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(|e| {
+        check_replaceable(&self.token_file).map_err(|e| {
             self.config(format!("cannot write next to the token file {} ({e}); salespulse must be able to replace it with each new refresh token", self.token_file.display()))
         })
     }
@@ -101,39 +100,16 @@ impl OAuthApp {
 
     /// Replaces the token file atomically: a crash leaves the old file or the new one.
     fn store(&self, tokens: &Tokens) -> Result<(), Bitrix24Error> {
-        use std::io::Write;
-        let failed = |e: std::io::Error| {
+        let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other);
+        json.and_then(|json| replace_private_file(&self.token_file, &json)).map_err(|e| {
             self.config(format!(
                 "the new refresh token could not be saved to {} ({e}); the old one is already spent, so authorize the app again",
                 self.token_file.display()
             ))
-        };
-        let tmp = self.token_file.with_file_name(format!(".{}.tmp", file_name(&self.token_file)));
-        let json = serde_json::to_vec_pretty(tokens).map_err(|e| failed(std::io::Error::other(e)))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp).map_err(failed)?;
-        f.write_all(&json).and_then(|()| f.sync_all()).map_err(failed)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.token_file).map_err(failed)?;
-        if let Some(dir) = self.token_file.parent().filter(|p| !p.as_os_str().is_empty())
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        })
     }
 
     fn config(&self, message: String) -> Bitrix24Error {
         Bitrix24Error::Config { key: self.key.clone(), message }
     }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tokens".into())
 }

@@ -1,0 +1,255 @@
+//! Calls to one amoCRM account: the bearer token (long-lived, or an OAuth access token
+//! refreshed on a 401), the vendor's answers judged (429 slows the whole client and, repeated,
+//! stops the sync before the account is blocked; a 403 block page stops it at once), and
+//! HAL lists read page by page along `_links.next` until a page without one or a 204.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+
+use super::AmoCrmError;
+use super::oauth::{OAuthApp, Tokens};
+use crate::connectors::http::{Answer, HttpError, PoliteClient, Verdict};
+
+/// How requests are signed.
+pub(super) enum Auth {
+    /// A long-lived token; the text is where it is configured, for messages.
+    LongLived { token: String, key: String },
+    /// An OAuth integration: the access token of the token file, refreshed on a 401.
+    OAuth { app: Box<OAuthApp>, tokens: tokio::sync::Mutex<Tokens> },
+}
+
+/// One account's API.
+pub(super) struct Client {
+    base: Url,
+    auth: Auth,
+    http: PoliteClient,
+    /// 429 answers in a row (any request); the sync stops at `max_429_in_a_row`.
+    too_many_in_a_row: AtomicU32,
+    max_429_in_a_row: u32,
+    /// Set by a block page: every later request fails at once.
+    blocked: AtomicBool,
+    /// The config key of `requests_per_second`, for messages.
+    rate_key: String,
+}
+
+/// What one answer meant.
+enum Reply {
+    Json(Value),
+    /// 204: nothing (more) found.
+    Empty,
+    /// 401 with an OAuth access token: refresh and repeat.
+    Expired,
+}
+
+/// One list to read.
+#[derive(Debug, Clone)]
+pub(super) struct ListSpec {
+    /// `/api/v4/leads`.
+    pub path: &'static str,
+    /// The key under `_embedded`.
+    pub embedded: &'static str,
+    /// Query pairs (`limit` included).
+    pub query: Vec<(String, String)>,
+    /// For a scan in `order[updated_at]=desc`: stop after the first page whose oldest row is
+    /// older than this, and drop the older rows.
+    pub stop_below: Option<i64>,
+}
+
+impl ListSpec {
+    pub(super) fn new(path: &'static str, embedded: &'static str, limit: u32) -> ListSpec {
+        ListSpec { path, embedded, query: vec![("limit".into(), limit.to_string())], stop_below: None }
+    }
+
+    pub(super) fn with(mut self, key: &str, value: impl ToString) -> ListSpec {
+        self.query.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// An account-wide refusal that no retry can fix; the sync stops.
+const BLOCKED: &str = "amoCRM blocked this account's API access (HTTP 403 with the gateway's block page), which it does after repeated 429 answers; salespulse stopped at once and will not retry into the block. Ask amoCRM support to lift it, and check that no other integration calls this account at the same time";
+
+impl Client {
+    pub(super) fn new(base: Url, auth: Auth, http: PoliteClient, max_429_in_a_row: u32, rate_key: String) -> Client {
+        Client { base, auth, http, too_many_in_a_row: AtomicU32::new(0), max_429_in_a_row, blocked: AtomicBool::new(false), rate_key }
+    }
+
+    pub(super) fn http(&self) -> &PoliteClient {
+        &self.http
+    }
+
+    /// GETs `path` with `query` (a path and query taken from a `next` link are applied to the
+    /// configured base, so the token only ever goes to that host). `None` for a 204.
+    pub(super) async fn get(&self, path: &str, query: &[(String, String)]) -> Result<Option<Value>, AmoCrmError> {
+        let mut url = self.base.clone();
+        url.set_path(path);
+        url.set_query(None);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        self.get_url(url).await
+    }
+
+    async fn get_url(&self, url: Url) -> Result<Option<Value>, AmoCrmError> {
+        let what = format!("amoCRM {}", url.path());
+        let mut refreshed = false;
+        loop {
+            if self.blocked.load(Ordering::Relaxed) {
+                return Err(AmoCrmError::Blocked(BLOCKED.into()));
+            }
+            let token = self.token().await?;
+            let reply = self
+                .http
+                .send(&what, |c| c.get(url.clone()).bearer_auth(&token).header("Accept", "application/hal+json"), |answer| self.judge(answer))
+                .await
+                .map_err(|e| self.blocked_error(e))?;
+            match reply {
+                Reply::Json(v) => return Ok(Some(v)),
+                Reply::Empty => return Ok(None),
+                Reply::Expired if !refreshed => {
+                    refreshed = true;
+                    self.refresh(&token).await?;
+                }
+                Reply::Expired => {
+                    return Err(AmoCrmError::Refused {
+                        what,
+                        message: "amoCRM refused a freshly refreshed access token (401); check that the integration is still installed in the account, then authorize it again".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn blocked_error(&self, e: HttpError) -> AmoCrmError {
+        match e {
+            HttpError::Refused { message, .. } if message == BLOCKED => AmoCrmError::Blocked(message),
+            other => other.into(),
+        }
+    }
+
+    async fn token(&self) -> Result<String, AmoCrmError> {
+        match &self.auth {
+            Auth::LongLived { token, .. } => Ok(token.clone()),
+            Auth::OAuth { app, tokens } => {
+                let mut tokens = tokens.lock().await;
+                if tokens.access_token.is_none() || tokens.expires_soon() {
+                    *tokens = app.refresh(&self.http, &tokens).await?;
+                }
+                Ok(tokens.access_token.clone().unwrap_or_default())
+            }
+        }
+    }
+
+    /// Refreshes the OAuth tokens unless another request already did since `used` was read.
+    async fn refresh(&self, used: &str) -> Result<(), AmoCrmError> {
+        if let Auth::OAuth { app, tokens } = &self.auth {
+            let mut tokens = tokens.lock().await;
+            if tokens.access_token.as_deref() == Some(used) {
+                *tokens = app.refresh(&self.http, &tokens).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn judge(&self, answer: Answer) -> Verdict<Reply> {
+        let status = answer.status.as_u16();
+        if status == 429 {
+            let seen = self.too_many_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
+            if seen >= self.max_429_in_a_row {
+                return Verdict::Fail(format!(
+                    "amoCRM answered 429 (too many requests) {seen} times in a row; the sync stops here, because repeated 429s make amoCRM block the whole account. Lower {} or stop other integrations that call this account at the same time",
+                    self.rate_key
+                ));
+            }
+            let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
+            let after = body
+                .as_ref()
+                .and_then(|b| b.get("retry_after"))
+                .and_then(Value::as_f64)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .or_else(|| answer.retry_after());
+            let shape = if answer.is_html() { "an HTML page" } else { "JSON" };
+            return Verdict::Throttled { reason: format!("HTTP 429 (too many requests, {shape})"), after };
+        }
+        self.too_many_in_a_row.store(0, Ordering::SeqCst);
+        let problem: Option<Value> = serde_json::from_slice(&answer.body).ok();
+        let detail = problem.as_ref().and_then(|p| p.get("detail").or_else(|| p.get("title"))).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| answer.excerpt());
+        match status {
+            204 => Verdict::Done(Reply::Empty),
+            200..=299 if answer.is_html() => Verdict::Retry { reason: format!("HTTP {status} with an HTML page instead of JSON"), after: None },
+            200..=299 => match serde_json::from_slice(&answer.body) {
+                Ok(v) => Verdict::Done(Reply::Json(v)),
+                Err(e) if answer.body.iter().all(u8::is_ascii_whitespace) => Verdict::Retry { reason: format!("HTTP {status} with an empty body ({e})"), after: None },
+                Err(e) => Verdict::Retry { reason: format!("HTTP {status} with a cut-off or invalid JSON body ({e})"), after: None },
+            },
+            403 if answer.is_html() || problem.is_none() => {
+                self.blocked.store(true, Ordering::Relaxed);
+                Verdict::Fail(BLOCKED.into())
+            }
+            401 => match &self.auth {
+                Auth::OAuth { .. } => Verdict::Done(Reply::Expired),
+                Auth::LongLived { key, .. } => Verdict::Fail(format!(
+                    "amoCRM refused the token (401: {detail}); it is revoked, expired or belongs to another account. Create a new long-lived token (amoCRM → Settings → Integrations → your private integration → Keys and access) and put it in {key}"
+                )),
+            },
+            402 => Verdict::Fail("the amoCRM account's subscription has ended (402 Payment Required); the API answers again once it is paid".into()),
+            403 => Verdict::Fail(format!(
+                "amoCRM refused access (403: {detail}); the token's user must be an account administrator (the users list is for admins only), and the API must be allowed from this server's address"
+            )),
+            404 => Verdict::Fail(format!("amoCRM has no such page (404: {detail}); check that the account address is right")),
+            500..=599 => Verdict::Retry { reason: format!("HTTP {status}: {detail}"), after: answer.retry_after() },
+            _ => Verdict::Fail(format!("amoCRM answered HTTP {status}: {detail}")),
+        }
+    }
+
+    /// Reads a list to its end: every page, following `_links.next`.
+    pub(super) async fn list(&self, spec: &ListSpec) -> Result<Vec<Value>, AmoCrmError> {
+        let mut rows = Vec::new();
+        let mut path = spec.path.to_string();
+        let mut query = spec.query.clone();
+        let mut seen_links = HashSet::new();
+        loop {
+            let Some(page) = self.get(&path, &query).await? else { break };
+            let items = match page.get("_embedded").and_then(|e| e.get(spec.embedded)) {
+                Some(Value::Array(items)) => items.clone(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(other) => {
+                    return Err(AmoCrmError::Shape { path: spec.path.into(), message: format!("_embedded.{} is not a list but {}", spec.embedded, kind(other)) });
+                }
+            };
+            let oldest = items.iter().filter_map(|r| r.get("updated_at").and_then(Value::as_i64)).min();
+            match spec.stop_below {
+                Some(floor) => rows.extend(items.into_iter().filter(|r| r.get("updated_at").and_then(Value::as_i64).is_none_or(|t| t >= floor))),
+                None => rows.extend(items),
+            }
+            if spec.stop_below.is_some_and(|floor| oldest.is_none_or(|o| o < floor)) {
+                break;
+            }
+            let Some(next) = page.get("_links").and_then(|l| l.get("next")).and_then(|n| n.get("href")).and_then(Value::as_str) else { break };
+            let next = Url::parse(next).or_else(|_| self.base.join(next)).map_err(|e| AmoCrmError::Shape { path: spec.path.into(), message: format!("the next link '{next}' is not a URL ({e})") })?;
+            let link = format!("{}?{}", next.path(), next.query().unwrap_or(""));
+            if !seen_links.insert(link) {
+                return Err(AmoCrmError::Shape { path: spec.path.into(), message: "the next link repeats a page already read".into() });
+            }
+            path = next.path().to_string();
+            query = next.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        }
+        Ok(rows)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,373 @@
+//! The amoCRM connector against the mock account of `amocrm_mock`: a full sync maps every
+//! entity and never receives a 429; faults are retried into identical data; repeated 429s
+//! stop the sync before the account is blocked, and a block stops it at once; an incremental
+//! sync after edits, moves and deletions equals a fresh full sync, with and without the
+//! account's API filter; OAuth tokens are refreshed once and saved.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::array_value_to_string;
+use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
+use salespulse::connectors::amocrm::{self, AmoCrmAuth, AmoCrmConfig, OAuthConfig};
+use salespulse::connectors::http::RateLimit;
+use salespulse::model::Table;
+use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::snapshot::{Manifest, Store};
+use serde_json::json;
+
+use crate::amocrm_mock::{Fault, MockAmoCrm, MockConfig, MockData};
+
+fn config(base_url: &str) -> AmoCrmConfig {
+    AmoCrmConfig {
+        base_url: base_url.into(),
+        base_key: "tenants[0] (acme).source.base_url".into(),
+        auth: AmoCrmAuth::LongLived(SecretSource::Inline { key: "tenants[0] (acme).source.token".into(), value: "long-lived-token".into() }),
+        rate: RateLimit { requests_per_second: 6.5, burst: 1 },
+        rate_key: "tenants[0] (acme).source.requests_per_second".into(),
+        overlap: Duration::from_secs(600),
+        full_sync_every: Duration::from_secs(7 * 86400),
+        timeout: Duration::from_secs(3),
+        max_429_in_a_row: 3,
+        currency: "RUB".into(),
+    }
+}
+
+fn tenant(cfg: AmoCrmConfig) -> TenantConfig {
+    TenantConfig {
+        name: "acme".into(),
+        timezone: chrono_tz::Europe::Moscow,
+        calendars: None,
+        schedule: None,
+        inputs: None,
+        source: SourceConfig::AmoCrm(Box::new(cfg)),
+        settings: default_settings(),
+    }
+}
+
+async fn refresh(store: &Store, cfg: AmoCrmConfig) -> Result<RefreshReport, String> {
+    let t = tenant(cfg);
+    refresh_tenant(store, &t, source_of(&t), 3).await.map_err(|e| e.to_string())
+}
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    (root, store)
+}
+
+/// Every row of a table as text, sorted; `skip` columns left out.
+async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -> Vec<String> {
+    let batches: Vec<RecordBatch> = store.read_table(manifest, table).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let keep: Vec<usize> = (0..b.num_columns()).filter(|i| !skip.contains(&b.schema().field(*i).name().as_str())).collect();
+        for r in 0..b.num_rows() {
+            out.push(keep.iter().map(|i| array_value_to_string(b.column(*i), r).unwrap()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
+    let found: Vec<&String> = rows.iter().filter(|r| r.starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "one row starting {prefix:?} in {rows:#?}");
+    found[0]
+}
+
+#[tokio::test]
+async fn full_sync_of_the_fixtures_maps_every_entity() {
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
+    let (_root, store) = new_store();
+    let report = refresh(&store, config(&account.base_url)).await.unwrap();
+    let m = &report.report.manifest;
+    assert_eq!(m.tables["deals"].rows, 62);
+    assert_eq!(m.tables["managers"].rows, 4);
+    assert_eq!(m.tables["departments"].rows, 3);
+    assert_eq!(m.tables["calls"].rows, 4);
+    assert_eq!(m.tables["loss_reasons"].rows, 3);
+    assert!(m.source.starts_with("amocrm: 127.0.0.1:"), "{}", m.source);
+
+    // Won and lost stages exist in every pipeline, keyed by pipeline.
+    let stages = rows(&store, m, Table::Stages, &[]).await;
+    assert!(stages.contains(&"7712345:142|7712345|Успешно реализовано|10000|won".to_string()), "{stages:#?}");
+    assert!(stages.iter().filter(|s| s.contains(":143|")).count() >= 2);
+    // A won deal, then a lost one with its reason; amounts in the account's currency.
+    let deals = rows(&store, m, Table::Deals, &["custom_fields"]).await;
+    let won = one(&deals, "28100042|");
+    assert!(won.contains("|7712345:142|won|350000.00|RUB|350000.00|5701103|41200018|51300000|"), "{won}");
+    assert!(won.contains("2025-09-03T01:29:49Z"), "closed_at from Unix seconds, UTC: {won}");
+    let lost = one(&deals, "28100014|");
+    assert!(lost.contains("|lost|") && lost.contains("|4203748|"), "{lost}");
+    // Calls: UDFS.md §2.6 statuses; talk time only when answered; the phone only as a hash.
+    let calls = rows(&store, m, Table::Calls, &["phone_hash"]).await;
+    assert!(one(&calls, "76787983|").starts_with("76787983|5701103|outbound|answered|4|2025-09-02T12:49:06Z|64|28100042|"), "{calls:#?}");
+    assert!(one(&calls, "76787985|").starts_with("76787985|5701101|inbound|missed|6|2025-09-01T06:46:06Z|0|28100000|"), "{calls:#?}");
+    assert!(calls.iter().any(|c| c.contains("|busy|7|") && c.contains("|0|")), "{calls:#?}");
+    let hashes = rows(&store, m, Table::Calls, &[]).await;
+    assert!(!hashes.iter().any(|c| c.contains("79165550000")), "no phone number is stored");
+    // Stage history: the creation row and one row per status event.
+    let history = rows(&store, m, Table::DealStageHistory, &[]).await;
+    assert!(history.iter().any(|h| h.starts_with("28100042|7712345|7712345:142|2025-09-03T01:29:49Z|5701103")), "{history:#?}");
+    // Contacts keep custom fields but never their phones.
+    let contacts = rows(&store, m, Table::Contacts, &[]).await;
+    assert!(!contacts.iter().any(|c| c.contains("+7916")), "{contacts:#?}");
+
+    assert_eq!(account.state.answered_429(), 0);
+    assert!(account.state.max_in_window() <= 7);
+    let sync = report.sync.unwrap();
+    assert!(!sync.incremental);
+    assert_eq!(sync.requests, account.state.requests());
+    assert_eq!(sync.retries, 0);
+}
+
+#[tokio::test]
+async fn a_generated_account_maps_in_full_without_a_single_429() {
+    let data = MockData::generated(600);
+    let counts: BTreeMap<&str, usize> = [
+        ("deals", data.leads.len()),
+        ("contacts", data.contacts.len()),
+        ("companies", data.companies.len()),
+        ("tasks", data.tasks.len()),
+        ("activities", data.notes.len()),
+        ("calls", data.notes.iter().filter(|(_, n)| matches!(n["note_type"].as_str(), Some("call_in" | "call_out"))).count()),
+        ("managers", data.users.len()),
+    ]
+    .into();
+    let account = MockAmoCrm::start(MockConfig::default(), data).await;
+    let (_root, store) = new_store();
+    let report = refresh(&store, config(&account.base_url)).await.unwrap();
+    let m = &report.report.manifest;
+    for (table, n) in &counts {
+        assert_eq!(m.tables[*table].rows as usize, *n, "{table}");
+    }
+    assert!(m.tables["deal_stage_history"].rows as usize > counts["deals"], "a creation row per deal and its moves");
+    assert!(m.tables["leads"].rows > 0 && m.tables["leads"].rows as usize <= counts["deals"]);
+    assert_eq!(account.state.answered_429(), 0, "the connector's bucket keeps it under the account's limit");
+    assert!(account.state.max_in_window() <= 7);
+    // 250 rows a page: 600 deals take 3 pages (the third not full, so no 204 after it).
+    assert_eq!(account.state.request_log().iter().filter(|(p, q)| p == "/api/v4/leads" && !q.contains("only_deleted")).count(), 3);
+}
+
+#[tokio::test]
+async fn faults_are_retried_into_identical_data() {
+    let data = MockData::generated(200);
+    let clean = MockAmoCrm::start(MockConfig::default(), data.clone()).await;
+    let (_clean_root, clean_store) = new_store();
+    let expected = refresh(&clean_store, config(&clean.base_url)).await.unwrap();
+
+    for html_429 in [false, true] {
+        let account = MockAmoCrm::start(MockConfig { html_429, ..MockConfig::default() }, data.clone()).await;
+        account.state.push_faults([
+            Fault::TooManyJson,
+            Fault::ServerError,
+            Fault::TooManyHtml,
+            Fault::BadGatewayHtml,
+            Fault::Truncated,
+            Fault::Timeout(Duration::from_secs(4)),
+        ]);
+        let (_root, store) = new_store();
+        let report = refresh(&store, config(&account.base_url)).await.unwrap();
+        for table in amocrm::PREVIOUS_TABLES {
+            let a = rows(&store, &report.report.manifest, *table, &["phone_hash"]).await;
+            let b = rows(&clean_store, &expected.report.manifest, *table, &["phone_hash"]).await;
+            assert_eq!(a, b, "{}", table.name());
+        }
+        let sync = report.sync.unwrap();
+        assert_eq!(sync.retries, 6, "{:?}", sync.answers);
+        assert!(!account.state.is_blocked());
+        assert_eq!(account.state.answered_429(), 2, "only the injected ones");
+    }
+}
+
+#[tokio::test]
+async fn repeated_429s_stop_the_sync_before_the_account_is_blocked() {
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
+    let (_root, store) = new_store();
+    let first = refresh(&store, config(&account.base_url)).await.unwrap();
+    account.state.push_faults([Fault::TooManyJson, Fault::TooManyHtml, Fault::TooManyJson]);
+    let e = refresh(&store, config(&account.base_url)).await.unwrap_err();
+    assert!(e.contains("429") && e.contains("3 times in a row") && e.contains("tenants[0] (acme).source.requests_per_second"), "{e}");
+    assert!(!account.state.is_blocked(), "stopped before the vendor's block");
+    // Nothing stored is lost.
+    assert_eq!(store.current_manifest("acme").await.unwrap().snapshot_id, first.report.manifest.snapshot_id);
+}
+
+#[tokio::test]
+async fn a_block_stops_the_sync_at_once_and_is_never_retried() {
+    let account = MockAmoCrm::start(MockConfig { block_after_429s: 1, ..MockConfig::default() }, MockData::generated(100)).await;
+    account.state.push_faults([Fault::TooManyJson]);
+    let (_root, store) = new_store();
+    let e = refresh(&store, config(&account.base_url)).await.unwrap_err();
+    assert!(e.contains("blocked") && e.contains("support"), "{e}");
+    assert!(account.state.is_blocked());
+    let at_block = account.state.requests();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(account.state.requests(), at_block, "nothing more is sent");
+    // The lists in flight when the block came each saw it once, and none retried.
+    let blocked_answers = account.state.request_log().len() as u64 - account.state.served_ok() - 1;
+    assert!(blocked_answers <= 12, "{blocked_answers} requests met the block");
+}
+
+#[tokio::test]
+async fn refusals_name_what_to_fix() {
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
+    let (_root, store) = new_store();
+    let mut cfg = config(&account.base_url);
+    cfg.auth = AmoCrmAuth::LongLived(SecretSource::Inline { key: "tenants[0] (acme).source.token".into(), value: "wrong".into() });
+    let e = refresh(&store, cfg).await.unwrap_err();
+    assert!(e.contains("401") && e.contains("tenants[0] (acme).source.token") && !e.contains("wrong"), "{e}");
+    assert_eq!(account.state.requests(), 1, "a refused token is not retried");
+    let e = refresh(&store, config("ftp://acme.amocrm.ru")).await.unwrap_err();
+    assert!(e.contains("tenants[0] (acme).source.base_url: must be an https:// address"), "{e}");
+}
+
+/// The account changes after a full sync: an edit, moves to won and lost, a new request with
+/// a call, a deleted deal (its notes and tasks go with it), a deleted contact.
+fn change_the_account(account: &MockAmoCrm) {
+    let at = chrono::Utc::now().timestamp();
+    let data = account.state.data.lock().unwrap().clone();
+    let open: Vec<i64> = data.leads.iter().filter(|l| l["status_id"] != 142 && l["status_id"] != 143).filter_map(|l| l["id"].as_i64()).collect();
+    let pipeline = data.leads.iter().find(|l| l["id"] == open[1]).unwrap()["pipeline_id"].as_i64().unwrap();
+    account.state.edit_lead(open[0], at, |l| l["price"] = json!(777_000));
+    account.state.move_lead(open[1], pipeline, 142, at, data.users[1]["id"].as_i64().unwrap());
+    let lost_pipeline = data.leads.iter().find(|l| l["id"] == open[2]).unwrap()["pipeline_id"].as_i64().unwrap();
+    account.state.move_lead(open[2], lost_pipeline, 143, at, data.users[1]["id"].as_i64().unwrap());
+    let mut fresh = data.leads.iter().find(|l| l["id"] == open[3]).unwrap().clone();
+    let new_id = data.leads.iter().filter_map(|l| l["id"].as_i64()).max().unwrap() + 1;
+    let unsorted = data.pipelines[0]["_embedded"]["statuses"].as_array().unwrap().iter().find(|s| s["type"] == 1).unwrap()["id"].clone();
+    fresh["id"] = json!(new_id);
+    fresh["pipeline_id"] = data.pipelines[0]["id"].clone();
+    fresh["status_id"] = unsorted;
+    fresh["closed_at"] = json!(null);
+    account.state.add_lead(fresh, at);
+    let mut call = data.notes.iter().find(|(e, n)| e == "leads" && n["note_type"] == "call_in").unwrap().1.clone();
+    call["id"] = json!(data.notes.iter().filter_map(|(_, n)| n["id"].as_i64()).max().unwrap() + 1);
+    call["entity_id"] = json!(new_id);
+    account.state.add_note("leads", call, at);
+    account.state.delete_lead(open[4], at);
+    let contact = data.contacts[5]["id"].as_i64().unwrap();
+    account.state.delete_contact(contact, at);
+}
+
+async fn incremental_equals_full(api_filter_enabled: bool) {
+    let account = MockAmoCrm::start(MockConfig { api_filter_enabled, ..MockConfig::default() }, MockData::generated(300)).await;
+    let (_root, store) = new_store();
+    let full = refresh(&store, config(&account.base_url)).await.unwrap();
+    let full_requests = full.sync.unwrap().requests;
+    change_the_account(&account);
+    let before = account.state.requests();
+    let incremental = refresh(&store, config(&account.base_url)).await.unwrap();
+    let sync = incremental.sync.as_ref().unwrap();
+    assert!(sync.incremental);
+    assert!(sync.deleted >= 2, "a deal and a contact, and what hangs on them: {}", sync.deleted);
+    assert!(sync.records["deals"] < 10, "only changed deals are read: {:?}", sync.records);
+    assert_eq!(account.state.requests() - before, sync.requests);
+    assert!(sync.requests < full_requests, "{} vs {full_requests}", sync.requests);
+    let filtered = account.state.request_log().iter().skip(before as usize).any(|(p, q)| p == "/api/v4/leads" && q.contains("filter[updated_at][from]"));
+    assert_eq!(filtered, api_filter_enabled, "the paid filter is used only where the account has it");
+
+    let (_fresh_root, fresh_store) = new_store();
+    let fresh = refresh(&fresh_store, config(&account.base_url)).await.unwrap();
+    for table in amocrm::PREVIOUS_TABLES {
+        let a = rows(&store, &incremental.report.manifest, *table, &["phone_hash"]).await;
+        let b = rows(&fresh_store, &fresh.report.manifest, *table, &["phone_hash"]).await;
+        assert_eq!(a, b, "{} (API filter {api_filter_enabled})", table.name());
+    }
+    assert_eq!(full.report.manifest.sync_cursors["amocrm.phone_key"], incremental.report.manifest.sync_cursors["amocrm.phone_key"]);
+    assert_eq!(account.state.answered_429(), 0);
+}
+
+#[tokio::test]
+async fn incremental_sync_equals_a_full_sync_with_the_api_filter() {
+    incremental_equals_full(true).await;
+}
+
+#[tokio::test]
+async fn incremental_sync_equals_a_full_sync_without_the_api_filter() {
+    incremental_equals_full(false).await;
+}
+
+fn oauth_config(base_url: &str, token_file: &std::path::Path) -> AmoCrmConfig {
+    // SAFETY: the variable is set before any thread reads it and only ever to this value.
+    unsafe { std::env::set_var("SALESPULSE_TEST_AMO_SECRET", "amo-client-secret") };
+    AmoCrmConfig {
+        auth: AmoCrmAuth::OAuth(OAuthConfig {
+            client_id: "amo-client-id".into(),
+            client_secret: SecretSource::Env { key: "tenants[0] (acme).source.client_secret_env".into(), name: "SALESPULSE_TEST_AMO_SECRET".into() },
+            redirect_uri: "https://example.com/amo/callback".into(),
+            token_file: token_file.to_path_buf(),
+            key: "tenants[0] (acme).source (OAuth integration)".into(),
+        }),
+        ..config(base_url)
+    }
+}
+
+#[tokio::test]
+async fn oauth_codes_and_single_use_refresh_tokens() {
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("amo-tokens.json");
+    let cfg = oauth_config(&account.base_url, &token_file);
+    // Before authorization: the message says how to authorize.
+    let (_root, store) = new_store();
+    let e = refresh(&store, cfg.clone()).await.unwrap_err();
+    assert!(e.contains("amocrm-auth --code"), "{e}");
+    // The code from the redirect gives the first pair; a code works once.
+    amocrm::authorize(&cfg, "auth-code-1").await.unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    assert_eq!(saved["refresh_token"], account.state.current_refresh_token());
+    let e = amocrm::authorize(&cfg, "auth-code-1").await.unwrap_err().to_string();
+    assert!(e.contains("authorization code") && e.contains("20 minutes"), "{e}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // A sync uses the saved access token; when it has expired, one refresh, saved first.
+    refresh(&store, cfg.clone()).await.unwrap();
+    let exchanges = account.state.oauth_exchanges();
+    account.state.expire_access_token();
+    refresh(&store, cfg.clone()).await.unwrap();
+    assert_eq!(account.state.oauth_exchanges(), exchanges + 1);
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    assert_eq!(saved["refresh_token"], account.state.current_refresh_token());
+
+    // A spent refresh token (an old copy of the file) stops the sync with what to do.
+    let mut old = saved.clone();
+    old["refresh_token"] = json!("refresh-1");
+    old["access_token"] = json!(null);
+    std::fs::write(&token_file, old.to_string()).unwrap();
+    let e = refresh(&store, cfg).await.unwrap_err();
+    assert!(e.contains("amo-tokens.json") && e.contains("already used") && e.contains("amocrm-auth"), "{e}");
+}
+
+/// The measure: rows per second of an initial sync against the vendor's limit
+/// (7 requests in any second), with the connector's defaults (6.5 requests/s). The ceiling
+/// is 7 requests/s x 250 rows = 1,750 rows/s (events come 100 to a page). Run by
+/// `scripts/bench.sh amocrm`; figures in BENCHMARKS.md.
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench.sh amocrm"]
+async fn bench_initial_sync_at_the_vendor_limits() {
+    let deals: usize = std::env::var("AMOCRM_BENCH_DEALS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::generated(deals)).await;
+    let (_root, store) = new_store();
+    let mut cfg = config(&account.base_url);
+    cfg.timeout = Duration::from_secs(60);
+    let report = refresh(&store, cfg).await.unwrap();
+    let sync = report.sync.unwrap();
+    let rows: usize = sync.records.values().sum();
+    let rate = sync.requests as f64 / sync.read_seconds;
+    let log = account.state.request_log();
+    let full_pages = |path: &'static str, limit: usize| (path, limit, log.iter().filter(|(p, _)| p == path).count());
+    println!("amoCRM initial sync, {deals} deals: {rows} records in {} requests, {:.1} s reading, {:.1} s in all", sync.requests, sync.read_seconds, sync.seconds);
+    println!("request rate {rate:.2}/s = {:.0} % of the 7/s limit; 429s received {}; most requests in one second {}", rate / 7.0 * 100.0, account.state.answered_429(), account.state.max_in_window());
+    println!("rows/s {:.0} = {:.0} % of the 1,750 rows/s ceiling (7 x 250); rows per request {:.0}", rows as f64 / sync.read_seconds, rows as f64 / sync.read_seconds / 17.5, rows as f64 / sync.requests as f64);
+    for (path, limit, n) in [full_pages("/api/v4/leads", 250), full_pages("/api/v4/leads/notes", 250), full_pages("/api/v4/events", 100), full_pages("/api/v4/tasks", 250)] {
+        println!("  {path}: {n} requests (limit {limit})");
+    }
+    assert_eq!(account.state.answered_429(), 0);
+}
