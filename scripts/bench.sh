@@ -5,11 +5,17 @@
 #        scripts/bench.sh kpi [SCALE]    kpi views vs DuckDB (default: 10)
 #        scripts/bench.sh bitrix24 [DEALS]  initial Bitrix24 sync against the mock portal at
 #                                        the vendor's limits (default: 20000 deals)
+#        scripts/bench.sh amocrm [DEALS]    initial amoCRM sync against the mock account at
+#                                        the vendor's 7 requests/s (default: 10000 deals)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "bitrix24" ]; then
   # Bound by the portal's 2 requests/s, not by the CPU: the test profile is enough.
-  BENCH_DEALS="${2:-20000}" cargo test --locked --test integration bench_initial_sync_at_the_vendor_limits -- --ignored --nocapture
+  BENCH_DEALS="${2:-20000}" cargo test --locked --test integration bitrix24::bench_initial_sync_at_the_vendor_limits -- --ignored --nocapture
+  exit 0
+fi
+if [ "${1:-}" = "amocrm" ]; then
+  AMOCRM_BENCH_DEALS="${2:-10000}" cargo test --locked --test integration amocrm::bench_initial_sync_at_the_vendor_limits -- --ignored --nocapture
   exit 0
 fi
 cargo build --release --locked

@@ -106,6 +106,7 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
 }
 
 /// Puts the tenant's `inputs` folder (plans, compensation, …) into a CRM pull.
+#[allow(clippy::result_large_err)] // the same error every refresh step returns
 fn with_inputs(mut pull: Pull, inputs: Option<&std::path::Path>, tenant: &str, timezone: chrono_tz::Tz) -> Result<(Pull, Vec<Table>), RefreshError> {
     let replaced = match inputs {
         Some(folder) => merge_inputs(&mut pull, folder, timezone).map_err(|source| RefreshError::Connector { tenant: tenant.to_string(), source })?,

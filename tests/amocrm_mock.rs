@@ -1299,11 +1299,17 @@ fn lead_fields(b2b: bool, meeting: i64) -> Value {
 
 fn call_result(status: i64, rng: &mut Lcg) -> &'static str {
     match status {
-        4 => *rng.pick(&["Успешный разговор", "Договорились о встрече", "Отправить КП"]),
+        4 => {
+            let results: &[&'static str] = &["Успешный разговор", "Договорились о встрече", "Отправить КП"];
+            *rng.pick(results)
+        }
         1 => "Оставил сообщение",
         2 => "Перезвонить позже",
         5 => "Неверный номер",
-        _ => *rng.pick(&["Не дозвонился", ""]),
+        _ => {
+            let results: &[&'static str] = &["Не дозвонился", ""];
+            *rng.pick(results)
+        }
     }
 }
 

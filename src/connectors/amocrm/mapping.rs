@@ -134,9 +134,12 @@ fn statuses(pipeline: &Json) -> impl Iterator<Item = &Json> {
     pipeline.get("_embedded").and_then(|e| e.get("statuses")).and_then(Json::as_array).into_iter().flatten()
 }
 
+/// A deal's move: the deal, the step, and the (pipeline, stage) it left.
+pub(super) type Move = (String, Step, Option<(String, String)>);
+
 /// The stage steps of `lead_status_changed` events, by deal, with each event's "before"
 /// stage (for the first row of a deal that had none).
-pub(super) fn event_steps(events: &[Json]) -> Vec<(String, Step, Option<(String, String)>)> {
+pub(super) fn event_steps(events: &[Json]) -> Vec<Move> {
     let lead_status = |v: Option<&Json>| -> Option<(String, String)> {
         let s = v?.as_array()?.first()?.get("lead_status")?;
         Some((id(s, "pipeline_id")?, id(s, "id")?))
