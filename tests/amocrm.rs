@@ -7,17 +7,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::util::display::array_value_to_string;
 use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
 use salespulse::connectors::amocrm::{self, AmoCrmAuth, AmoCrmConfig, OAuthConfig};
 use salespulse::connectors::http::RateLimit;
 use salespulse::model::Table;
 use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
-use salespulse::snapshot::{Manifest, Store};
+use salespulse::snapshot::Store;
 use serde_json::json;
 
 use crate::amocrm_mock::{Fault, MockAmoCrm, MockConfig, MockData};
+use crate::bitrix24::{one, rows};
 
 fn config(base_url: &str) -> AmoCrmConfig {
     AmoCrmConfig {
@@ -55,26 +54,6 @@ fn new_store() -> (tempfile::TempDir, Store) {
     let root = tempfile::tempdir().unwrap();
     let store = Store::open(&root.path().to_string_lossy()).unwrap();
     (root, store)
-}
-
-/// Every row of a table as text, sorted; `skip` columns left out.
-async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -> Vec<String> {
-    let batches: Vec<RecordBatch> = store.read_table(manifest, table).await.unwrap();
-    let mut out = Vec::new();
-    for b in &batches {
-        let keep: Vec<usize> = (0..b.num_columns()).filter(|i| !skip.contains(&b.schema().field(*i).name().as_str())).collect();
-        for r in 0..b.num_rows() {
-            out.push(keep.iter().map(|i| array_value_to_string(b.column(*i), r).unwrap()).collect::<Vec<_>>().join("|"));
-        }
-    }
-    out.sort();
-    out
-}
-
-fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
-    let found: Vec<&String> = rows.iter().filter(|r| r.starts_with(prefix)).collect();
-    assert_eq!(found.len(), 1, "one row starting {prefix:?} in {rows:#?}");
-    found[0]
 }
 
 #[tokio::test]

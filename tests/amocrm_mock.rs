@@ -1301,14 +1301,14 @@ fn call_result(status: i64, rng: &mut Lcg) -> &'static str {
     match status {
         4 => {
             let results: &[&'static str] = &["Успешный разговор", "Договорились о встрече", "Отправить КП"];
-            *rng.pick(results)
+            results[rng.below(results.len())]
         }
         1 => "Оставил сообщение",
         2 => "Перезвонить позже",
         5 => "Неверный номер",
         _ => {
             let results: &[&'static str] = &["Не дозвонился", ""];
-            *rng.pick(results)
+            results[rng.below(results.len())]
         }
     }
 }

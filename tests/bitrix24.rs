@@ -53,7 +53,7 @@ async fn refresh(store: &Store, cfg: Bitrix24Config) -> Result<RefreshReport, St
 }
 
 /// Every row of a table as text, sorted; `skip` columns left out.
-async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -> Vec<String> {
+pub(crate) async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -> Vec<String> {
     let batches: Vec<RecordBatch> = store.read_table(manifest, table).await.unwrap();
     let mut out = Vec::new();
     for b in &batches {
@@ -66,7 +66,7 @@ async fn rows(store: &Store, manifest: &Manifest, table: Table, skip: &[&str]) -
     out
 }
 
-fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
+pub(crate) fn one<'a>(rows: &'a [String], prefix: &str) -> &'a str {
     let found: Vec<&String> = rows.iter().filter(|r| r.starts_with(prefix)).collect();
     assert_eq!(found.len(), 1, "one row starting {prefix:?} in {rows:#?}");
     found[0]

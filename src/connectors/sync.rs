@@ -12,6 +12,26 @@ use sha2::Sha256;
 
 use crate::model::{Table, Value};
 
+/// The tables a CRM connector fills (the others, such as plans, come from `inputs`); an
+/// incremental pull reads them from the previous snapshot.
+pub const CRM_TABLES: &[Table] = &[
+    Table::Managers,
+    Table::Departments,
+    Table::Pipelines,
+    Table::Stages,
+    Table::Sources,
+    Table::LossReasons,
+    Table::Companies,
+    Table::Contacts,
+    Table::Leads,
+    Table::Deals,
+    Table::DealStageHistory,
+    Table::DealItems,
+    Table::Calls,
+    Table::Activities,
+    Table::Tasks,
+];
+
 /// The previous snapshot, for an incremental pull.
 #[derive(Debug, Clone, Default)]
 pub struct Previous {

@@ -59,25 +59,6 @@ pub(super) struct Context {
     pub requests_before: HashSet<String>,
 }
 
-/// The tables this connector fills (the others, such as plans, come from `inputs`).
-pub(super) const TABLES: &[Table] = &[
-    Table::Managers,
-    Table::Departments,
-    Table::Pipelines,
-    Table::Stages,
-    Table::Sources,
-    Table::LossReasons,
-    Table::Companies,
-    Table::Contacts,
-    Table::Leads,
-    Table::Deals,
-    Table::DealStageHistory,
-    Table::DealItems,
-    Table::Calls,
-    Table::Activities,
-    Table::Tasks,
-];
-
 /// A stage's key: statuses 142 and 143 repeat in every pipeline.
 pub(super) fn stage_key(pipeline: &str, status: &str) -> String {
     format!("{pipeline}:{status}")

@@ -104,25 +104,6 @@ pub(super) fn map(raw: &Raw, links: &Links, m: &Mapping) -> Result<Vec<TableBuil
     ])
 }
 
-/// The tables this connector fills (the others, such as plans, come from `inputs`).
-pub(super) const TABLES: &[Table] = &[
-    Table::Managers,
-    Table::Departments,
-    Table::Pipelines,
-    Table::Stages,
-    Table::Sources,
-    Table::LossReasons,
-    Table::Companies,
-    Table::Contacts,
-    Table::Leads,
-    Table::Deals,
-    Table::DealStageHistory,
-    Table::DealItems,
-    Table::Calls,
-    Table::Activities,
-    Table::Tasks,
-];
-
 fn append(b: &mut TableBuilder, record: &Json, key: &str, row: &[Cell]) -> Result<(), Bitrix24Error> {
     let values: Vec<Value<'_>> = row.iter().map(Cell::value).collect();
     b.append_row(&values).map_err(|source| Bitrix24Error::Row {

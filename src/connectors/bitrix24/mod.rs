@@ -90,7 +90,7 @@ pub enum Bitrix24Error {
 }
 
 /// The tables an incremental pull reads from the previous snapshot.
-pub const PREVIOUS_TABLES: &[Table] = mapping::TABLES;
+pub const PREVIOUS_TABLES: &[Table] = crate::connectors::sync::CRM_TABLES;
 
 /// One pull's result.
 #[derive(Debug)]
