@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
+use salespulse::config::{SecretSource, SourceConfig};
 use salespulse::connectors::amocrm::{self, AmoCrmAuth, AmoCrmConfig, OAuthConfig};
 use salespulse::connectors::http::RateLimit;
 use salespulse::model::Table;
-use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::Store;
 use serde_json::json;
 
@@ -33,21 +33,8 @@ fn config(base_url: &str) -> AmoCrmConfig {
     }
 }
 
-fn tenant(cfg: AmoCrmConfig) -> TenantConfig {
-    TenantConfig {
-        name: "acme".into(),
-        timezone: chrono_tz::Europe::Moscow,
-        calendars: None,
-        schedule: None,
-        inputs: None,
-        source: SourceConfig::AmoCrm(Box::new(cfg)),
-        settings: default_settings(),
-    }
-}
-
 async fn refresh(store: &Store, cfg: AmoCrmConfig) -> Result<RefreshReport, String> {
-    let t = tenant(cfg);
-    refresh_tenant(store, &t, source_of(&t), 3).await.map_err(|e| e.to_string())
+    crate::common::refresh_crm(store, SourceConfig::AmoCrm(Box::new(cfg))).await
 }
 
 fn new_store() -> (tempfile::TempDir, Store) {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
-use salespulse::config::{SecretSource, SourceConfig, TenantConfig, default_settings};
+use salespulse::config::{SecretSource, SourceConfig};
 use salespulse::connectors::bitrix24::{self, Bitrix24Auth, Bitrix24Config, OAuthConfig};
 use salespulse::connectors::http::RateLimit;
 use salespulse::model::Table;
-use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::{Manifest, Store};
 use serde_json::json;
 
@@ -35,21 +35,8 @@ fn config(webhook: &str) -> Bitrix24Config {
     }
 }
 
-fn tenant(cfg: Bitrix24Config) -> TenantConfig {
-    TenantConfig {
-        name: "acme".into(),
-        timezone: chrono_tz::Europe::Moscow,
-        calendars: None,
-        schedule: None,
-        inputs: None,
-        source: SourceConfig::Bitrix24(Box::new(cfg)),
-        settings: default_settings(),
-    }
-}
-
 async fn refresh(store: &Store, cfg: Bitrix24Config) -> Result<RefreshReport, String> {
-    let t = tenant(cfg);
-    refresh_tenant(store, &t, source_of(&t), 3).await.map_err(|e| e.to_string())
+    crate::common::refresh_crm(store, SourceConfig::Bitrix24(Box::new(cfg))).await
 }
 
 /// Every row of a table as text, sorted; `skip` columns left out.

@@ -47,6 +47,13 @@ pub fn tenant(name: &str) -> TenantConfig {
     }
 }
 
+/// Tenant `acme` (Moscow) with a CRM source, refreshed once into `store` (3 snapshots kept);
+/// the error as its one-line message.
+pub async fn refresh_crm(store: &Store, source: SourceConfig) -> Result<salespulse::refresh::RefreshReport, String> {
+    let t = TenantConfig { name: "acme".into(), source, ..tenant("acme") };
+    refresh_tenant(store, &t, salespulse::refresh::source_of(&t), 3).await.map_err(|e| e.to_string())
+}
+
 pub fn info(name: &str) -> TenantInfo {
     let t = tenant(name);
     TenantInfo { name: t.name, timezone: t.timezone, settings: t.settings, calendars: None }

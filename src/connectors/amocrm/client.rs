@@ -243,15 +243,15 @@ impl Client {
     async fn page(&self, spec: &ListSpec, page: usize) -> Result<Option<(Vec<Value>, bool)>, AmoCrmError> {
         let mut query = spec.query.clone();
         query.push(("page".into(), page.to_string()));
-        let Some(answer) = self.get(spec.path, &query).await? else { return Ok(None) };
-        let items = match answer.get("_embedded").and_then(|e| e.get(spec.embedded)) {
-            Some(Value::Array(items)) => items.clone(),
+        let Some(mut answer) = self.get(spec.path, &query).await? else { return Ok(None) };
+        let has_next = answer.get("_links").and_then(|l| l.get("next")).and_then(|n| n.get("href")).is_some_and(Value::is_string);
+        let items = match answer.get_mut("_embedded").and_then(|e| e.get_mut(spec.embedded)).map(Value::take) {
+            Some(Value::Array(items)) => items,
             None | Some(Value::Null) => Vec::new(),
             Some(other) => {
-                return Err(AmoCrmError::Shape { path: spec.path.into(), message: format!("_embedded.{} is not a list but {}", spec.embedded, kind(other)) });
+                return Err(AmoCrmError::Shape { path: spec.path.into(), message: format!("_embedded.{} is not a list but {}", spec.embedded, kind(&other)) });
             }
         };
-        let has_next = answer.get("_links").and_then(|l| l.get("next")).and_then(|n| n.get("href")).is_some_and(Value::is_string);
         Ok(Some((items, has_next)))
     }
 }
