@@ -19,10 +19,11 @@ use salespulse::catalog::{Catalog, TenantInfo, plan_query};
 use salespulse_udfs::CalendarRegistry;
 use salespulse::config::{Config, Limits, SourceConfig, TenantConfig, default_settings, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
-use salespulse::refresh::{RefreshReport, refresh_tenant, source_of};
+use salespulse::refresh::{RefreshReport, refresh_tenant, serving_refresh, source_of};
+use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, TenantSchedule, run_schedules};
 use salespulse::server::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
-use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
+use salespulse::server::{HttpState, PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_http, serve_postgres};
 use salespulse::snapshot::Store;
 
 #[derive(Debug, Parser)]
@@ -51,6 +52,9 @@ enum Command {
         /// The PostgreSQL wire protocol address.
         #[arg(long, default_value = "127.0.0.1:5433", env = "SALESPULSE_POSTGRES")]
         postgres: SocketAddr,
+        /// The HTTP endpoint (/health, /metrics, POST /tenants/demo/refresh).
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SALESPULSE_HTTP")]
+        http: SocketAddr,
         /// Write the snapshot and exit without serving.
         #[arg(long)]
         no_serve: bool,
@@ -65,6 +69,9 @@ enum Command {
         /// Overrides [server].postgres.
         #[arg(long)]
         postgres: Option<SocketAddr>,
+        /// Overrides [server].http.
+        #[arg(long)]
+        http: Option<SocketAddr>,
     },
     /// Pull each tenant's source now and write a snapshot.
     Refresh {
@@ -123,10 +130,10 @@ enum Format {
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { scale, seed, data, as_of, flight_sql, postgres, no_serve } => {
-            demo(scale, seed, &data, as_of, Listen { flight_sql, postgres }, no_serve).await
+        Command::Demo { scale, seed, data, as_of, flight_sql, postgres, http, no_serve } => {
+            demo(scale, seed, &data, as_of, Listen { flight_sql, postgres, http }, no_serve).await
         }
-        Command::Serve { config, flight_sql, postgres } => serve(&config, flight_sql, postgres).await,
+        Command::Serve { config, flight_sql, postgres, http } => serve(&config, Listen { flight_sql, postgres, http }).await,
         Command::Refresh { config, tenant } => refresh(&config, tenant.as_deref()).await,
         Command::Query { config, data, tenant, calendars, format, sql } => {
             query(config.as_deref(), data.as_deref(), tenant.as_deref(), calendars.as_deref(), format, &sql).await
@@ -143,6 +150,7 @@ fn demo_tenant() -> TenantConfig {
         timezone: chrono_tz::Europe::Moscow,
         calendars: None,
         schedule: None,
+        refresh_on_start: false,
         inputs: None,
         source: SourceConfig::Demo { scale: 1.0, seed: 42 },
         settings: default_settings(),
@@ -203,22 +211,27 @@ fn print_refresh(tenant: &str, r: &RefreshReport) {
 }
 
 /// The addresses the server listens on.
-struct Listen {
-    flight_sql: SocketAddr,
-    postgres: SocketAddr,
+struct Listen<A = SocketAddr> {
+    flight_sql: A,
+    postgres: A,
+    http: A,
 }
 
 /// Bound listeners, so a busy port is reported before anything is served.
 struct Listeners {
     flight_sql: TcpListener,
     postgres: TcpListener,
+    http: TcpListener,
 }
 
 impl Listen {
-    async fn bind(&self, flight_key: &str, postgres_key: &str) -> anyhow::Result<Listeners> {
-        let flight_sql = TcpListener::bind(self.flight_sql).await.with_context(|| format!("cannot listen on {} ({flight_key})", self.flight_sql))?;
-        let postgres = TcpListener::bind(self.postgres).await.with_context(|| format!("cannot listen on {} ({postgres_key})", self.postgres))?;
-        Ok(Listeners { flight_sql, postgres })
+    /// Binds the three addresses; `keys` name the option or config key of each, for messages.
+    async fn bind(&self, keys: [&str; 3]) -> anyhow::Result<Listeners> {
+        let bind = |addr: SocketAddr, key: &str| {
+            let key = key.to_string();
+            async move { TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({key})")) }
+        };
+        Ok(Listeners { flight_sql: bind(self.flight_sql, keys[0]).await?, postgres: bind(self.postgres, keys[1]).await?, http: bind(self.http, keys[2]).await? })
     }
 }
 
@@ -228,7 +241,8 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     }
     let root = resolve_root(Path::new("."), &data.to_string_lossy());
     let store = Store::open(&root)?;
-    let tenant = demo_tenant();
+    // The served tenant refreshes (POST /tenants/demo/refresh) at the same scale and seed.
+    let tenant = TenantConfig { source: SourceConfig::Demo { scale, seed }, ..demo_tenant() };
     println!("generating the demo CRM (scale {scale}, seed {seed}) into {}", store.display());
     let report = refresh_tenant(&store, &tenant, Source::Demo { scale, seed, as_of }, 3).await?;
     print_refresh("demo", &report);
@@ -239,12 +253,13 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     let started = std::time::Instant::now();
     let state = catalog.load_tenant("demo").await?;
     report_kpi_tables("demo", &state, started);
-    let listeners = listen.bind("--flight-sql", "--postgres").await?;
+    let listeners = listen.bind(["--flight-sql", "--postgres", "--http"]).await?;
     let local = listeners.flight_sql.local_addr()?;
     let pg = listeners.postgres.local_addr()?;
+    let http = listeners.http.local_addr()?;
     println!();
-    println!("Serving tenant `demo` (no authentication) over Arrow Flight SQL on {local} and PostgreSQL on {pg}.");
-    for addr in [local, pg] {
+    println!("Serving tenant `demo` (no authentication) over Arrow Flight SQL on {local} and PostgreSQL on {pg}; operations over HTTP on {http}.");
+    for addr in [local, pg, http] {
         if !addr.ip().is_loopback() {
             println!("WARNING: {addr} is not a loopback address; anyone who reaches it can read the data.");
         }
@@ -257,38 +272,75 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     println!("                  or postgresql://demo@{pg}/demo");
     println!("  JDBC/DBeaver:   jdbc:arrow-flight-sql://{local}?useEncryption=false  or  jdbc:postgresql://{pg}/demo");
     println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
+    println!("  Operations:     curl http://{http}/health; curl http://{http}/metrics; curl -X POST http://{http}/tenants/demo/refresh");
     println!("Press Ctrl-C to stop.");
-    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None).await?;
+    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, vec![tenant], 3).await?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serves every protocol and runs the tenants' schedules until SIGINT or SIGTERM; then
+/// stops accepting, lets the requests in flight finish, and stops scheduled refreshes (a
+/// refresh cut short leaves no snapshot: `CURRENT` moves only after a complete write).
 async fn run_server(
     catalog: Arc<Catalog>,
     auth: Arc<Authenticator>,
     listeners: Listeners,
     limits: Limits,
     tls: Option<TlsIdentity>,
+    tenants: Vec<TenantConfig>,
+    keep_snapshots: usize,
 ) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutting down");
-            on_signal.cancel();
-        }
+        wait_for_stop_signal().await;
+        tracing::info!("shutting down: no new connections; requests in flight finish");
+        on_signal.cancel();
     });
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let run = serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.clone(), keep_snapshots);
+    let refresher = Arc::new(Refresher::new(run, Arc::clone(&clock), Arc::clone(catalog.refresh_log())));
+    let schedules: Vec<TenantSchedule> = tenants
+        .iter()
+        .map(|t| TenantSchedule {
+            tenant: t.name.clone(),
+            schedule: t.schedule.clone(),
+            refresh_now: t.refresh_on_start && catalog.tenant(&t.name).is_some_and(|s| s.manifest.is_none()),
+        })
+        .collect();
+    let scheduler = tokio::spawn(run_schedules(schedules, Arc::clone(&refresher), clock, SchedulePolicy::default(), shutdown.clone()));
+    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth) };
     let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
     let postgres = PostgresFrontend::new(catalog, auth, limits.max_sql_bytes);
-    let (flight, pg) = tokio::join!(
+    let (flight, pg, http) = tokio::join!(
         serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
-        serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone())
+        serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
+        serve_http(listeners.http, http, shutdown.clone()),
     );
+    let _ = scheduler.await;
     flight?;
     pg.context("PostgreSQL server")?;
+    http.context("HTTP endpoint")?;
     Ok(())
 }
 
-async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `docker stop` and systemd send).
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     if config.tenants.is_empty() {
         bail!("{}: no [[tenants]] configured; add one (see README)", config_path.display());
@@ -307,24 +359,26 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Opt
             (_, Some(p)) => tracing::warn!(tenant = %t.name, "{p}"),
             (None, None) => {}
         }
-        if t.schedule.is_some() {
-            tracing::warn!(tenant = %t.name, "schedule is not applied by this version; run `salespulse refresh` from cron and restart serve");
-        }
     }
-    let listen = Listen { flight_sql: flight_sql.unwrap_or(config.server.flight_sql), postgres: postgres.unwrap_or(config.server.postgres) };
+    let listen = Listen {
+        flight_sql: overrides.flight_sql.unwrap_or(config.server.flight_sql),
+        postgres: overrides.postgres.unwrap_or(config.server.postgres),
+        http: overrides.http.unwrap_or(config.server.http),
+    };
     if config.users.is_empty() {
-        for addr in [listen.flight_sql, listen.postgres] {
+        for addr in [listen.flight_sql, listen.postgres, listen.http] {
             if !addr.ip().is_loopback() {
                 tracing::warn!("{addr} is not a loopback address and no [[users]] are configured: anyone who reaches it can read every tenant");
             }
         }
     }
     let tls = config.server.tls.as_ref().map(TlsIdentity::load).transpose()?;
-    let listeners = listen.bind("server.flight_sql", "server.postgres").await?;
+    let listeners = listen.bind(["server.flight_sql", "server.postgres", "server.http"]).await?;
     tracing::info!(
-        "Flight SQL on {}, PostgreSQL on {}, {}, {}",
+        "Flight SQL on {}, PostgreSQL on {}, HTTP on {}, {}, {}",
         listeners.flight_sql.local_addr()?,
         listeners.postgres.local_addr()?,
+        listeners.http.local_addr()?,
         if tls.is_some() { "TLS" } else { "no TLS" },
         if config.users.is_empty() { "without authentication".to_string() } else { format!("{} users", config.users.len()) }
     );
@@ -333,7 +387,8 @@ async fn serve(config_path: &Path, flight_sql: Option<SocketAddr>, postgres: Opt
         config.server.token_secret.as_deref(),
         std::time::Duration::from_secs(config.limits.token_ttl_seconds),
     ));
-    run_server(catalog, auth, listeners, config.limits.clone(), tls).await?;
+    let keep = config.storage.keep_snapshots;
+    run_server(catalog, auth, listeners, config.limits.clone(), tls, config.tenants, keep).await?;
     Ok(ExitCode::SUCCESS)
 }
 

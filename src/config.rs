@@ -89,6 +89,7 @@ struct RawTenant {
     timezone: String,
     calendars: Option<String>,
     schedule: Option<String>,
+    refresh_on_start: Option<bool>,
     inputs: Option<String>,
     source: RawSource,
     #[serde(default)]
@@ -216,6 +217,8 @@ pub struct StorageConfig {
 pub struct ServerConfig {
     pub flight_sql: SocketAddr,
     pub postgres: SocketAddr,
+    /// `/health`, `/metrics` and on-demand refresh.
+    pub http: SocketAddr,
     /// The key that signs bearer tokens and tickets, from `server.token_secret_env`; when
     /// absent a random key is drawn at start, and tokens end with the process.
     pub token_secret: Option<Vec<u8>>,
@@ -260,7 +263,10 @@ pub struct TenantConfig {
     pub name: String,
     pub timezone: Tz,
     pub calendars: Option<PathBuf>,
-    pub schedule: Option<String>,
+    /// When `serve` refreshes the tenant (cron, in the tenant's zone).
+    pub schedule: Option<crate::scheduler::Schedule>,
+    /// Whether `serve` refreshes a tenant that has no snapshot yet as it starts.
+    pub refresh_on_start: bool,
     pub inputs: Option<PathBuf>,
     pub source: SourceConfig,
     /// METRICS.md thresholds and other settings, as text.
@@ -392,7 +398,7 @@ impl Config {
         };
         let flight_sql = address("server.flight_sql", raw.server.flight_sql.as_deref(), "127.0.0.1:50051")?;
         let postgres = address("server.postgres", raw.server.postgres.as_deref(), "127.0.0.1:5433")?;
-        address("server.http", raw.server.http.as_deref(), "127.0.0.1:8080")?;
+        let http = address("server.http", raw.server.http.as_deref(), "127.0.0.1:8080")?;
         let token_secret = match &raw.server.token_secret_env {
             Some(var) => {
                 let value = std::env::var(var).unwrap_or_default();
@@ -416,7 +422,7 @@ impl Config {
             (None, None) => None,
             _ => return Err(invalid("server.tls_cert", "set both tls_cert and tls_key (PEM files), or neither".into())),
         };
-        let server = ServerConfig { flight_sql, postgres, token_secret, tls };
+        let server = ServerConfig { flight_sql, postgres, http, token_secret, tls };
         let limits = limits(&raw.limits).map_err(|(key, message)| invalid(key, message))?;
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (i, t) in raw.tenants.into_iter().enumerate() {
@@ -639,11 +645,18 @@ impl Config {
                     ));
                 }
             }
+            let schedule = t
+                .schedule
+                .as_deref()
+                .map(|pattern| crate::scheduler::Schedule::parse(pattern, timezone))
+                .transpose()
+                .map_err(|message| invalid(&key_of("schedule"), message))?;
             tenants.push(TenantConfig {
                 name: t.name,
                 timezone,
                 calendars: t.calendars.map(|c| base.join(c)),
-                schedule: t.schedule,
+                schedule,
+                refresh_on_start: t.refresh_on_start.unwrap_or(true),
                 inputs: t.inputs.map(|p| base.join(p)),
                 source,
                 settings,

@@ -12,15 +12,17 @@
 //!         ▼
 //!  DataFusion catalog       catalog/   per tenant: crm, kpi, system; UDFs; hot swap
 //!         ▼
-//!  protocol front ends      server/    Flight SQL
+//!  protocol front ends      server/    Flight SQL, PostgreSQL, HTTP (health, metrics)
 //! ```
 //!
-//! `refresh` drives connectors → snapshot → catalog swap; `config` reads the TOML file.
+//! `refresh` drives connectors → snapshot → catalog swap; `scheduler` runs it on each
+//! tenant's schedule while serving; `config` reads the TOML file.
 
 pub mod catalog;
 pub mod config;
 pub mod connectors;
 pub mod model;
 pub mod refresh;
+pub mod scheduler;
 pub mod server;
 pub mod snapshot;

@@ -136,3 +136,30 @@ async fn previous_snapshot(store: &Store, tenant: &str, tables_read: &[Table]) -
     }
     Some(Previous { cursors: manifest.sync_cursors, tables })
 }
+
+/// The refresh a server runs (scheduled or asked for over HTTP): pull, write a snapshot,
+/// then load it into `catalog` (KPI tables built), so queries move to it atomically while
+/// the ones already running finish on the old one.
+pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Catalog>, tenants: Vec<TenantConfig>, keep_snapshots: usize) -> crate::scheduler::RefreshFn {
+    let tenants = std::sync::Arc::new(tenants);
+    std::sync::Arc::new(move |name: String| {
+        let (store, catalog, tenants) = (store.clone(), std::sync::Arc::clone(&catalog), std::sync::Arc::clone(&tenants));
+        Box::pin(async move {
+            let tenant = tenants.iter().find(|t| t.name == name).ok_or_else(|| format!("no tenant '{name}' is configured"))?;
+            let report = refresh_tenant(&store, tenant, source_of(tenant), keep_snapshots).await.map_err(|e| e.to_string())?;
+            let state = catalog.load_tenant(&name).await.map_err(|e| format!("tenant {name}: the new snapshot was written but does not load: {e}"))?;
+            if let Some(problem) = &state.problem {
+                tracing::warn!(tenant = %name, "{problem}");
+            }
+            let manifest = &report.report.manifest;
+            let sync = report.sync.as_ref();
+            Ok(crate::scheduler::RefreshSummary {
+                snapshot_id: manifest.snapshot_id.clone(),
+                rows: manifest.total_rows(),
+                requests: sync.map_or(0, |s| s.requests),
+                answers: sync.map(|s| s.answers.clone()).unwrap_or_default(),
+                retries: sync.map_or(0, |s| s.retries),
+            })
+        })
+    })
+}

@@ -111,6 +111,7 @@ async fn a_failed_import_writes_nothing() {
         timezone: moscow(),
         calendars: None,
         schedule: None,
+        refresh_on_start: false,
         inputs: None,
         source: SourceConfig::Files { path: exports.path().into(), exported_at: None },
         settings: default_settings(),

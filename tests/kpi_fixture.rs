@@ -54,6 +54,7 @@ async fn fixture() -> (tempfile::TempDir, Catalog) {
         timezone: chrono_tz::Europe::Moscow,
         calendars: None,
         schedule: None,
+        refresh_on_start: false,
         inputs: None,
         source: SourceConfig::Files { path: folder.clone(), exported_at: Some(taken_at) },
         settings: default_settings(),

@@ -14,5 +14,6 @@ mod flight_sql_clients;
 mod kpi;
 mod kpi_fixture;
 mod model;
+mod scheduler;
 mod snapshot;
 mod udfs;

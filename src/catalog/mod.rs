@@ -29,6 +29,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use salespulse_udfs::{Absence, CalendarRegistry, SalesOptions};
 
 use crate::model::Table;
+use crate::scheduler::RefreshLog;
 use crate::snapshot::{Manifest, SnapshotError, Store};
 
 /// What the catalog needs to know about a tenant besides its snapshots.
@@ -75,6 +76,8 @@ pub struct Catalog {
     /// Calendars for sessions without a tenant (functions only).
     fallback_calendars: Arc<CalendarRegistry>,
     materialise: kpi::Materialise,
+    /// The refresh attempts of this process, for `system.refreshes`.
+    refreshes: Arc<RefreshLog>,
 }
 
 impl Catalog {
@@ -82,12 +85,13 @@ impl Catalog {
     pub fn new(store: Store, tenants: Vec<TenantInfo>) -> Catalog {
         let runtime = Arc::new(RuntimeEnv::default());
         runtime.register_object_store(store.base_url(), store.object_store());
+        let refreshes = Arc::new(RefreshLog::default());
         let tenants = tenants
             .into_iter()
             .map(|info| {
                 let state = TenantState {
                     problem: Some(format!("tenant {} has not been loaded yet", info.name)),
-                    catalog: empty_catalog(&info, &[], None),
+                    catalog: empty_catalog(&info, &[], None, &refreshes),
                     manifest: None,
                     calendars: Arc::new(CalendarRegistry::builtin()),
                     info,
@@ -95,7 +99,7 @@ impl Catalog {
                 (state.info.name.clone(), ArcSwap::from_pointee(state))
             })
             .collect();
-        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()), materialise: kpi::Materialise::Build }
+        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()), materialise: kpi::Materialise::Build, refreshes }
     }
 
     /// Whether loading a tenant computes its missing KPI tables (the default) or only uses
@@ -109,6 +113,11 @@ impl Catalog {
     pub fn with_fallback_calendars(mut self, calendars: Arc<CalendarRegistry>) -> Catalog {
         self.fallback_calendars = calendars;
         self
+    }
+
+    /// The log every refresh of this process goes to (`system.refreshes`, `/health`).
+    pub fn refresh_log(&self) -> &Arc<RefreshLog> {
+        &self.refreshes
     }
 
     pub fn store(&self) -> &Store {
@@ -166,7 +175,7 @@ impl Catalog {
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
-        let catalog = empty_catalog(&info, &snapshots, None);
+        let catalog = empty_catalog(&info, &snapshots, None, &self.refreshes);
         let (calendars, _) = tenant_calendars(&info, &catalog).await;
         TenantState { catalog, info, manifest: None, problem: Some(current), calendars }
     }
@@ -184,7 +193,7 @@ impl Catalog {
             let provider = ListingTable::try_new(config).map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
-        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm)))))
+        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.refreshes))
     }
 
     /// A session that sees every tenant's current catalog, with the UDFs registered.
@@ -283,13 +292,13 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
-fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>) -> Arc<dyn CatalogProvider> {
+fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, refreshes: &Arc<RefreshLog>) -> Arc<dyn CatalogProvider> {
     let catalog = MemoryCatalogProvider::new();
     let (manifest, crm) = match served {
         Some((m, crm)) => (Some(m), crm),
         None => (None, Arc::new(MemorySchemaProvider::new())),
     };
-    let system = system::schema(info, snapshots, manifest);
+    let system = system::schema(info, snapshots, manifest, refreshes);
     // Registering a schema in a fresh in-memory catalog cannot fail.
     let _ = catalog.register_schema("crm", crm);
     let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));

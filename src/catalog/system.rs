@@ -1,17 +1,22 @@
-//! The `system` schema of a tenant: what is loaded and how the tenant is set up.
+//! The `system` schema of a tenant: what is loaded, how the tenant is set up, and its
+//! refresh attempts.
 
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
-use datafusion::datasource::MemTable;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session};
+use datafusion::datasource::{MemTable, TableProvider, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 
 use super::TenantInfo;
+use crate::scheduler::RefreshLog;
 use crate::snapshot::Manifest;
 
-pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>) -> Arc<MemorySchemaProvider> {
+pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, refreshes: &Arc<RefreshLog>) -> Arc<MemorySchemaProvider> {
     let schema = MemorySchemaProvider::new();
+    let _ = schema.register_table("refreshes".to_string(), Arc::new(RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes) }));
     let tables: [(&str, Option<RecordBatch>); 3] = [
         ("snapshots", snapshots_batch(snapshots, served)),
         ("tables", tables_batch(served)),
@@ -77,4 +82,61 @@ fn settings_batch(info: &TenantInfo) -> Option<RecordBatch> {
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
     ];
     RecordBatch::try_new(schema, columns).ok()
+}
+
+/// `system.refreshes`: the tenant's refresh attempts in this process, read at query time.
+#[derive(Debug)]
+struct RefreshesTable {
+    tenant: String,
+    log: Arc<RefreshLog>,
+}
+
+fn refreshes_schema() -> SchemaRef {
+    let at = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("started_at", at(), false),
+        Field::new("finished_at", at(), false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("triggered_by", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("requests", DataType::Int64, true),
+        Field::new("snapshot_id", DataType::Utf8, true),
+    ]))
+}
+
+impl RefreshesTable {
+    fn batch(&self) -> datafusion::error::Result<RecordBatch> {
+        let records = self.log.records(Some(&self.tenant));
+        let time = |f: &dyn Fn(&crate::scheduler::RefreshRecord) -> i64| -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from_iter_values(records.iter().map(f)).with_timezone("UTC"))
+        };
+        let columns: Vec<ArrayRef> = vec![
+            time(&|r| r.started_at.timestamp_micros()),
+            time(&|r| r.finished_at.timestamp_micros()),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.outcome.as_str()))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.trigger))),
+            Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
+            Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.rows as i64)))),
+            Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.requests as i64)))),
+            Arc::new(StringArray::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.snapshot_id.as_str())))),
+        ];
+        Ok(RecordBatch::try_new(refreshes_schema(), columns)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for RefreshesTable {
+    fn schema(&self) -> SchemaRef {
+        refreshes_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let table = MemTable::try_new(refreshes_schema(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
 }

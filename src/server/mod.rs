@@ -1,15 +1,18 @@
-//! Stage 5 of the pipeline: the protocol front ends over the catalog: Arrow Flight SQL and
-//! the PostgreSQL wire protocol, both authenticating against the same users ([`auth`]).
+//! Stage 5 of the pipeline: the protocol front ends over the catalog: Arrow Flight SQL, the
+//! PostgreSQL wire protocol and the HTTP operations endpoint, all authenticating against the
+//! same users ([`auth`]).
 //!
 //! The caller binds the listener and holds the cancellation token, so tests run on port 0
 //! and stop the server without sleeps.
 
 pub mod auth;
 pub mod flight_sql;
+pub mod http;
 pub mod postgres;
 pub mod tls;
 
 pub use flight_sql::{COMPAT_HEADER, SalesFlightSql};
+pub use http::{HttpState, serve_http};
 pub use postgres::{PostgresFrontend, serve_postgres};
 
 use arrow_flight::flight_service_server::FlightServiceServer;

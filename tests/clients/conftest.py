@@ -25,6 +25,7 @@ class Server:
     flight: str  # host:port
     postgres: str  # host:port
     tls: bool = False
+    http: str = ""  # host:port of the operations endpoint
 
     @property
     def grpc(self) -> str:
@@ -68,10 +69,10 @@ def demo():
     data = tempfile.mkdtemp(prefix="salespulse-clients-")
     proc, match = _start(
         [BINARY, "demo", "--scale", "0.01", "--seed", "42", "--as-of", "2026-06-15T12:00:00Z",
-         "--data", data, "--flight-sql", "127.0.0.1:0", "--postgres", "127.0.0.1:0"],
-        r"over Arrow Flight SQL on (\S+) and PostgreSQL on (\S+?)\.?$",
+         "--data", data, "--flight-sql", "127.0.0.1:0", "--postgres", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+        r"over Arrow Flight SQL on (\S+) and PostgreSQL on (\S+?); operations over HTTP on (\S+?)\.?$",
     )
-    yield Server(flight=match.group(1), postgres=match.group(2))
+    yield Server(flight=match.group(1), postgres=match.group(2), http=match.group(3))
     _stop(proc)
 
 
@@ -99,6 +100,7 @@ def secured():
             [server]
             flight_sql = "127.0.0.1:0"
             postgres = "127.0.0.1:0"
+            http = "127.0.0.1:0"
             tls_cert = "cert.pem"
             tls_key = "key.pem"
 
@@ -133,6 +135,38 @@ def secured():
     env["SALESPULSE_TEST_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     env.setdefault("RUST_LOG", "info")
     subprocess.run([BINARY, "refresh", "--config", config], check=True, env=env, capture_output=True, text=True)
-    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), (?:no )?TLS", env)
-    yield Server(flight=match.group(1), postgres=match.group(2), tls=True)
+    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), HTTP on (\S+), (?:no )?TLS", env)
+    yield Server(flight=match.group(1), postgres=match.group(2), tls=True, http=match.group(3))
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def fresh():
+    """`salespulse serve` on a config whose tenant has no snapshot yet and refreshes every
+    minute: the server refreshes it at start (refresh_on_start) and on its schedule."""
+    folder = tempfile.mkdtemp(prefix="salespulse-fresh-")
+    config = os.path.join(folder, "salespulse.toml")
+    with open(config, "w") as f:
+        f.write(textwrap.dedent("""
+            [storage]
+            root = "data"
+
+            [server]
+            flight_sql = "127.0.0.1:0"
+            postgres = "127.0.0.1:0"
+            http = "127.0.0.1:0"
+
+            [[tenants]]
+            name = "ops"
+            timezone = "Europe/Moscow"
+            schedule = "0 3 * * *"
+            [tenants.source]
+            kind = "demo"
+            scale = 0.01
+            seed = 3
+        """))
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), HTTP on (\S+), (?:no )?TLS", env)
+    yield Server(flight=match.group(1), postgres=match.group(2), http=match.group(3))
     _stop(proc)

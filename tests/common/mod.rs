@@ -41,6 +41,7 @@ pub fn tenant(name: &str) -> TenantConfig {
         timezone: chrono_tz::Europe::Moscow,
         calendars: None,
         schedule: None,
+        refresh_on_start: false,
         inputs: None,
         source: SourceConfig::Demo { scale: SCALE, seed: SEED },
         settings: default_settings(),

@@ -1,0 +1,341 @@
+//! Scheduled and on-demand refresh while serving.
+//!
+//! - [`Schedule`]: a tenant's cron `schedule`, evaluated in the tenant's time zone.
+//! - [`Refresher`]: runs one tenant's refresh at a time (single-flight: a refresh asked for
+//!   while one runs is recorded as `skipped`), and keeps the log of attempts that
+//!   `system.refreshes`, `/health` and `/metrics` read.
+//! - [`run_schedules`]: one loop per tenant. It refreshes at start when the tenant has no
+//!   snapshot, then at each scheduled time plus a random jitter. A failed refresh is retried
+//!   with backoff, and the previous snapshot keeps serving meanwhile.
+//!
+//! Time comes from a [`Clock`], so tests drive the loops without sleeping.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio_util::sync::CancellationToken;
+
+/// A cron schedule in a time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    cron: croner::Cron,
+    timezone: Tz,
+}
+
+impl Schedule {
+    /// Parses a 5-field (or 6-field, with seconds) cron pattern.
+    ///
+    /// # Errors
+    /// The pattern is not valid cron; the message says why.
+    pub fn parse(pattern: &str, timezone: Tz) -> Result<Schedule, String> {
+        let cron: croner::Cron = pattern.parse().map_err(|e| format!("'{pattern}' is not a cron schedule such as \"0 */2 * * *\" ({e})"))?;
+        Ok(Schedule { cron, timezone })
+    }
+
+    /// The first scheduled time after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron.find_next_occurrence(&t.with_timezone(&self.timezone), false).ok().map(|d| d.with_timezone(&Utc))
+    }
+}
+
+/// Where the loops get the time and wait.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+    fn sleep_until(&self, at: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep_until(&self, at: DateTime<Utc>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep(wait))
+    }
+}
+
+/// How a refresh attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Another refresh of the tenant was running.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// What a successful refresh produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RefreshSummary {
+    pub snapshot_id: String,
+    pub rows: u64,
+    /// CRM requests (0 for files and demo sources), answers by status, retries.
+    pub requests: u64,
+    pub answers: std::collections::BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+/// One attempt, as `system.refreshes` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshRecord {
+    pub tenant: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub summary: Option<RefreshSummary>,
+    /// Why it ran: `schedule`, `start`, `retry`, `http`.
+    pub trigger: &'static str,
+}
+
+/// The refresh of one tenant, as the server runs it (the real one writes a snapshot and
+/// reloads the catalog).
+pub type RefreshFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RefreshSummary, String>> + Send>> + Send + Sync>;
+
+/// The attempts kept in memory (the newest).
+const LOG_LIMIT: usize = 1000;
+
+/// Every refresh attempt of this process: the newest in full, and running totals for
+/// `/metrics` (counters never go down, whatever the log drops).
+#[derive(Debug, Default)]
+pub struct RefreshLog {
+    records: Mutex<VecDeque<RefreshRecord>>,
+    totals: Mutex<std::collections::BTreeMap<String, TenantTotals>>,
+}
+
+/// Running totals of one tenant's refreshes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TenantTotals {
+    /// Attempts by outcome (`ok`, `failed`, `skipped`).
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
+    /// Seconds spent in refreshes that ran.
+    pub seconds: f64,
+    /// CRM answers by status, and retries.
+    pub answers: std::collections::BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+impl RefreshLog {
+    fn push(&self, record: RefreshRecord) {
+        if let Ok(mut totals) = self.totals.lock() {
+            let t = totals.entry(record.tenant.clone()).or_default();
+            *t.outcomes.entry(record.outcome.as_str()).or_default() += 1;
+            if record.outcome != Outcome::Skipped {
+                t.seconds += (record.finished_at - record.started_at).to_std().unwrap_or_default().as_secs_f64();
+            }
+            if let Some(s) = &record.summary {
+                for (status, n) in &s.answers {
+                    *t.answers.entry(status.clone()).or_default() += n;
+                }
+                t.retries += s.retries;
+            }
+        }
+        if let Ok(mut log) = self.records.lock() {
+            if log.len() >= LOG_LIMIT {
+                log.pop_front();
+            }
+            log.push_back(record);
+        }
+    }
+
+    /// Every logged attempt of `tenant` (all tenants with `None`), oldest first.
+    pub fn records(&self, tenant: Option<&str>) -> Vec<RefreshRecord> {
+        self.records.lock().map(|l| l.iter().filter(|r| tenant.is_none_or(|t| r.tenant == t)).cloned().collect()).unwrap_or_default()
+    }
+
+    /// The newest attempt of `tenant`.
+    pub fn last(&self, tenant: &str) -> Option<RefreshRecord> {
+        self.records.lock().ok().and_then(|l| l.iter().rev().find(|r| r.tenant == tenant).cloned())
+    }
+
+    /// Running totals by tenant.
+    pub fn totals(&self) -> std::collections::BTreeMap<String, TenantTotals> {
+        self.totals.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+/// Runs refreshes one per tenant at a time and logs every attempt.
+pub struct Refresher {
+    run: RefreshFn,
+    clock: Arc<dyn Clock>,
+    running: Mutex<HashSet<String>>,
+    log: Arc<RefreshLog>,
+}
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresher").finish_non_exhaustive()
+    }
+}
+
+impl Refresher {
+    pub fn new(run: RefreshFn, clock: Arc<dyn Clock>, log: Arc<RefreshLog>) -> Refresher {
+        Refresher { run, clock, running: Mutex::new(HashSet::new()), log }
+    }
+
+    /// Refreshes `tenant` now, unless a refresh of it is already running (then the attempt
+    /// is logged as skipped). Returns the logged record.
+    pub async fn refresh(&self, tenant: &str, trigger: &'static str) -> RefreshRecord {
+        let started_at = self.clock.now();
+        let admitted = self.running.lock().map(|mut r| r.insert(tenant.to_string())).unwrap_or(false);
+        let (outcome, error, summary) = if admitted {
+            // Released however the refresh ends (a cancelled future included).
+            let _guard = Running { refresher: self, tenant };
+            match (self.run)(tenant.to_string()).await {
+                Ok(summary) => (Outcome::Ok, None, Some(summary)),
+                Err(e) => (Outcome::Failed, Some(e), None),
+            }
+        } else {
+            (Outcome::Skipped, Some("a refresh of this tenant was already running".to_string()), None)
+        };
+        let record = RefreshRecord { tenant: tenant.to_string(), started_at, finished_at: self.clock.now(), outcome, error, summary, trigger };
+        match outcome {
+            Outcome::Ok => tracing::info!(tenant, trigger, "refresh done"),
+            Outcome::Failed => tracing::warn!(tenant, trigger, error = record.error.as_deref().unwrap_or(""), "refresh failed; the previous snapshot keeps serving"),
+            Outcome::Skipped => tracing::info!(tenant, trigger, "refresh skipped: one is already running"),
+        }
+        self.log.push(record.clone());
+        record
+    }
+
+    pub fn log(&self) -> &Arc<RefreshLog> {
+        &self.log
+    }
+
+    /// Whether a refresh of `tenant` is running.
+    pub fn is_running(&self, tenant: &str) -> bool {
+        self.running.lock().map(|r| r.contains(tenant)).unwrap_or(false)
+    }
+}
+
+struct Running<'a> {
+    refresher: &'a Refresher,
+    tenant: &'a str,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.refresher.running.lock() {
+            r.remove(self.tenant);
+        }
+    }
+}
+
+/// One tenant's scheduling.
+#[derive(Debug, Clone)]
+pub struct TenantSchedule {
+    pub tenant: String,
+    pub schedule: Option<Schedule>,
+    /// Refresh as soon as the loop starts (the tenant has no snapshot yet).
+    pub refresh_now: bool,
+}
+
+/// Retries and jitter of scheduled refreshes.
+#[derive(Debug, Clone, Copy)]
+pub struct SchedulePolicy {
+    /// Attempts per scheduled time, the first included.
+    pub attempts: u32,
+    /// The wait before the first retry; each next one is 4 times longer.
+    pub first_retry: Duration,
+    /// A random delay of up to this much after each scheduled time, so tenants on the same
+    /// schedule do not all start at once.
+    pub jitter: Duration,
+}
+
+impl Default for SchedulePolicy {
+    fn default() -> Self {
+        SchedulePolicy { attempts: 3, first_retry: Duration::from_secs(60), jitter: Duration::from_secs(30) }
+    }
+}
+
+fn random_below(limit: Duration) -> Duration {
+    if limit.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut bytes = [0u8; 8];
+    let r = getrandom::fill(&mut bytes).map(|()| u64::from_le_bytes(bytes)).unwrap_or(0);
+    Duration::from_millis(r % (limit.as_millis().max(1) as u64))
+}
+
+/// Runs every tenant's loop until `cancel`.
+pub async fn run_schedules(tenants: Vec<TenantSchedule>, refresher: Arc<Refresher>, clock: Arc<dyn Clock>, policy: SchedulePolicy, cancel: CancellationToken) {
+    let loops = tenants.into_iter().map(|t| tenant_loop(t, Arc::clone(&refresher), Arc::clone(&clock), policy, cancel.clone()));
+    futures::future::join_all(loops).await;
+}
+
+async fn tenant_loop(t: TenantSchedule, refresher: Arc<Refresher>, clock: Arc<dyn Clock>, policy: SchedulePolicy, cancel: CancellationToken) {
+    if t.refresh_now {
+        attempt(&t.tenant, "start", &refresher, clock.as_ref(), policy, &cancel).await;
+    }
+    let Some(schedule) = &t.schedule else { return };
+    loop {
+        let Some(next) = schedule.next_after(clock.now()) else {
+            tracing::warn!(tenant = %t.tenant, "the schedule has no next time; scheduled refreshes stop");
+            return;
+        };
+        let at = next + random_below(policy.jitter);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = clock.sleep_until(at) => {}
+        }
+        attempt(&t.tenant, "schedule", &refresher, clock.as_ref(), policy, &cancel).await;
+        if cancel.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// A refresh, retried with backoff while it fails.
+async fn attempt(tenant: &str, trigger: &'static str, refresher: &Refresher, clock: &dyn Clock, policy: SchedulePolicy, cancel: &CancellationToken) {
+    let mut wait = policy.first_retry;
+    for n in 0..policy.attempts.max(1) {
+        let record = tokio::select! {
+            () = cancel.cancelled() => return,
+            r = refresher.refresh(tenant, if n == 0 { trigger } else { "retry" }) => r,
+        };
+        if record.outcome != Outcome::Failed || n + 1 >= policy.attempts {
+            return;
+        }
+        let at = clock.now() + wait;
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = clock.sleep_until(at) => {}
+        }
+        wait *= 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn schedules_run_in_the_tenant_zone() {
+        let s = Schedule::parse("0 6 * * *", chrono_tz::Europe::Moscow).unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 3, 1, 2, 0, 0).unwrap();
+        assert_eq!(s.next_after(t).unwrap(), Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(), "06:00 in Moscow is 03:00 UTC");
+        assert_eq!(s.next_after(Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap()).unwrap(), Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap());
+        let e = Schedule::parse("every hour", chrono_tz::UTC).unwrap_err();
+        assert!(e.contains("'every hour' is not a cron schedule"), "{e}");
+    }
+}

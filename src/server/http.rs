@@ -1,0 +1,185 @@
+//! The operations endpoint over HTTP:
+//!
+//! - `GET /health`: per tenant, the snapshot served, its age and the last refresh. The
+//!   status is 200 when every tenant serves a snapshot, 503 otherwise.
+//! - `GET /metrics`: Prometheus (OpenMetrics text). It covers refreshes by outcome, their
+//!   seconds, CRM answers by status and retries, rows per table of the served snapshot,
+//!   and snapshot age.
+//! - `POST /tenants/{name}/refresh`: refreshes the tenant now and answers with the outcome
+//!   (409 when a refresh is already running).
+//!
+//! With `[[users]]` configured, every request needs `Authorization: Basic …` or the bearer
+//! token of a Flight SQL handshake, and a user sees only their tenants.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{AuthError, Authenticator, Principal};
+use crate::catalog::Catalog;
+use crate::scheduler::{Outcome, RefreshRecord, Refresher};
+
+/// What the endpoint reads and drives.
+#[derive(Clone)]
+pub struct HttpState {
+    pub catalog: Arc<Catalog>,
+    pub refresher: Arc<Refresher>,
+    pub auth: Arc<Authenticator>,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState").field("catalog", &self.catalog).finish_non_exhaustive()
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` is cancelled.
+///
+/// # Errors
+/// The listener fails.
+pub async fn serve_http(listener: TcpListener, state: HttpState, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/tenants/{name}/refresh", post(refresh))
+        .with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn principal(state: &HttpState, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    state.auth.check_header(header)
+}
+
+/// 401 with what to send (the secret is never logged).
+fn refused(e: &AuthError) -> Response {
+    tracing::info!("HTTP request refused: {e}");
+    let mut response = json_response(StatusCode::UNAUTHORIZED, &json!({ "error": e.to_string() }));
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"salespulse\""));
+    response
+}
+
+fn record_json(r: &RefreshRecord) -> serde_json::Value {
+    json!({
+        "outcome": r.outcome.as_str(),
+        "trigger": r.trigger,
+        "started_at": r.started_at.to_rfc3339(),
+        "finished_at": r.finished_at.to_rfc3339(),
+        "seconds": (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0,
+        "error": r.error,
+        "snapshot_id": r.summary.as_ref().map(|s| s.snapshot_id.clone()),
+        "rows": r.summary.as_ref().map(|s| s.rows),
+    })
+}
+
+async fn health(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let who = match principal(&state, &headers) {
+        Ok(p) => p,
+        Err(e) => return refused(&e),
+    };
+    let now = Utc::now();
+    let log = state.catalog.refresh_log();
+    let mut all_serving = true;
+    let mut tenants = Vec::new();
+    for name in state.catalog.tenant_names().into_iter().filter(|n| who.may_read(n)) {
+        let Some(t) = state.catalog.tenant(&name) else { continue };
+        all_serving &= t.manifest.is_some();
+        tenants.push(json!({
+            "name": name,
+            "snapshot_id": t.manifest.as_ref().map(|m| m.snapshot_id.clone()),
+            "taken_at": t.manifest.as_ref().map(|m| m.taken_at.to_rfc3339()),
+            "age_seconds": t.manifest.as_ref().map(|m| (now - m.taken_at).num_seconds()),
+            "problem": t.problem,
+            "refreshing": state.refresher.is_running(&name),
+            "last_refresh": log.last(&name).as_ref().map(record_json),
+        }));
+    }
+    let status = if all_serving { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &json!({ "status": if all_serving { "ok" } else { "degraded" }, "tenants": tenants }))
+}
+
+type Labels = Vec<(String, String)>;
+
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let who = match principal(&state, &headers) {
+        Ok(p) => p,
+        Err(e) => return refused(&e),
+    };
+    let mut registry = Registry::with_prefix("salespulse");
+    let refreshes = Family::<Labels, Counter>::default();
+    let refresh_seconds = Family::<Labels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+    let crm_answers = Family::<Labels, Counter>::default();
+    let crm_retries = Family::<Labels, Counter>::default();
+    let rows = Family::<Labels, Gauge>::default();
+    let age = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let serving = Family::<Labels, Gauge>::default();
+    registry.register("refreshes", "Refresh attempts by outcome (ok, failed, skipped)", refreshes.clone());
+    registry.register("refresh_seconds", "Seconds spent in refreshes", refresh_seconds.clone());
+    registry.register("crm_answers", "CRM answers by HTTP status (timeout and connection for none)", crm_answers.clone());
+    registry.register("crm_retries", "CRM requests retried", crm_retries.clone());
+    registry.register("snapshot_rows", "Rows per table of the served snapshot", rows.clone());
+    registry.register("snapshot_age_seconds", "Seconds since the served snapshot was taken", age.clone());
+    registry.register("tenant_serving", "1 when the tenant serves a snapshot", serving.clone());
+    let tenant = |name: &str| vec![("tenant".to_string(), name.to_string())];
+    let with = |name: &str, key: &str, value: &str| vec![("tenant".to_string(), name.to_string()), (key.to_string(), value.to_string())];
+    for (name, totals) in state.catalog.refresh_log().totals().iter().filter(|(n, _)| who.may_read(n)) {
+        for outcome in [Outcome::Ok, Outcome::Failed, Outcome::Skipped] {
+            refreshes.get_or_create(&with(name, "outcome", outcome.as_str())).inc_by(totals.outcomes.get(outcome.as_str()).copied().unwrap_or(0));
+        }
+        refresh_seconds.get_or_create(&tenant(name)).inc_by(totals.seconds);
+        for (status, n) in &totals.answers {
+            crm_answers.get_or_create(&with(name, "status", status)).inc_by(*n);
+        }
+        crm_retries.get_or_create(&tenant(name)).inc_by(totals.retries);
+    }
+    let now = Utc::now();
+    for name in state.catalog.tenant_names().into_iter().filter(|n| who.may_read(n)) {
+        let Some(t) = state.catalog.tenant(&name) else { continue };
+        serving.get_or_create(&tenant(&name)).set(i64::from(t.manifest.is_some()));
+        if let Some(m) = &t.manifest {
+            age.get_or_create(&tenant(&name)).set((now - m.taken_at).num_milliseconds() as f64 / 1000.0);
+            for (table, entry) in &m.tables {
+                rows.get_or_create(&with(&name, "table", table)).set(i64::try_from(entry.rows).unwrap_or(i64::MAX));
+            }
+        }
+    }
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding the metrics failed: {e}")).into_response(),
+    }
+}
+
+async fn refresh(State(state): State<HttpState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let who = match principal(&state, &headers) {
+        Ok(p) => p,
+        Err(e) => return refused(&e),
+    };
+    // Another user's tenant looks like no tenant at all.
+    if !who.may_read(&name) || state.catalog.tenant(&name).is_none() {
+        return json_response(StatusCode::NOT_FOUND, &json!({ "error": format!("no tenant '{name}'") }));
+    }
+    let record = state.refresher.refresh(&name, "http").await;
+    let status = match record.outcome {
+        Outcome::Ok => StatusCode::OK,
+        Outcome::Skipped => StatusCode::CONFLICT,
+        Outcome::Failed => StatusCode::BAD_GATEWAY,
+    };
+    json_response(status, &record_json(&record))
+}

@@ -1,0 +1,110 @@
+"""The HTTP operations endpoint as an operator and Prometheus use it: /health, /metrics
+(parsed by Prometheus's own OpenMetrics parser), POST /tenants/{name}/refresh, authentication,
+a refresh at start for a tenant without a snapshot, and system.refreshes over Flight SQL."""
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+
+import adbc_driver_flightsql.dbapi as flightsql
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from conftest import ADMIN_PASSWORD, ANALYST_PASSWORD
+
+
+def call(server, path, method="GET", user=None, password=None):
+    request = urllib.request.Request(f"http://{server.http}{path}", method=method)
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def metrics(server, **auth):
+    status, content_type, text = call(server, "/metrics", **auth)
+    assert status == 200, text
+    assert content_type.startswith("application/openmetrics-text"), content_type
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_health_and_metrics_of_the_demo(demo):
+    status, _, body = call(demo, "/health")
+    assert status == 200, body
+    health = json.loads(body)
+    assert health["status"] == "ok"
+    [tenant] = health["tenants"]
+    assert tenant["name"] == "demo" and tenant["snapshot_id"] and tenant["age_seconds"] >= 0
+    assert tenant["last_refresh"] is None and tenant["refreshing"] is False
+
+    samples = metrics(demo)
+    assert samples[("salespulse_tenant_serving", (("tenant", "demo"),))] == 1
+    assert samples[("salespulse_snapshot_rows", (("table", "calls"), ("tenant", "demo")))] > 0
+    assert samples[("salespulse_snapshot_age_seconds", (("tenant", "demo"),))] > 0
+
+
+def wait_until_serving(server, tenant, limit_seconds=180):
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        status, _, body = call(server, "/health")
+        if status == 200:
+            return json.loads(body)
+        time.sleep(0.5)
+    raise AssertionError(f"{tenant} did not serve within {limit_seconds} s: {body}")
+
+
+def test_a_tenant_without_a_snapshot_is_refreshed_at_start_then_on_demand(fresh):
+    health = wait_until_serving(fresh, "ops")
+    [tenant] = health["tenants"]
+    assert tenant["last_refresh"]["outcome"] == "ok" and tenant["last_refresh"]["trigger"] == "start"
+    first = tenant["snapshot_id"]
+
+    status, _, body = call(fresh, "/tenants/ops/refresh", method="POST")
+    assert status == 200, body
+    refreshed = json.loads(body)
+    assert refreshed["outcome"] == "ok" and refreshed["snapshot_id"] != first and refreshed["rows"] > 0
+
+    # Queries see the new snapshot, and system.refreshes lists both attempts.
+    with flightsql.connect(fresh.grpc) as conn, conn.cursor() as cur:
+        cur.execute("SELECT snapshot_id FROM ops.system.snapshots WHERE is_current")
+        assert cur.fetchall() == [(refreshed["snapshot_id"],)]
+        cur.execute("SELECT outcome, triggered_by, error IS NULL, rows > 0 FROM ops.system.refreshes ORDER BY started_at")
+        assert cur.fetchall() == [("ok", "start", True, True), ("ok", "http", True, True)]
+
+    samples = metrics(fresh)
+    assert samples[("salespulse_refreshes_total", (("outcome", "ok"), ("tenant", "ops")))] == 2
+    assert samples[("salespulse_refreshes_total", (("outcome", "failed"), ("tenant", "ops")))] == 0
+
+    status, _, body = call(fresh, "/tenants/nope/refresh", method="POST")
+    assert status == 404 and "no tenant 'nope'" in body
+
+
+def test_operations_need_a_user_and_show_only_their_tenants(secured):
+    status, _, body = call(secured, "/health")
+    assert status == 401 and "authentication required" in body
+    status, _, body = call(secured, "/metrics", user="analyst", password="wrong")
+    assert status == 401 and "wrong user name or password" in body
+
+    status, _, body = call(secured, "/health", user="analyst", password=ANALYST_PASSWORD)
+    assert status == 200, body
+    assert [t["name"] for t in json.loads(body)["tenants"]] == ["acme"]
+    status, _, body = call(secured, "/health", user="admin", password=ADMIN_PASSWORD)
+    assert [t["name"] for t in json.loads(body)["tenants"]] == ["acme", "demo"]
+
+    samples = metrics(secured, user="analyst", password=ANALYST_PASSWORD)
+    assert all(dict(labels).get("tenant") == "acme" for (_, labels) in samples), samples
+
+    # Another user's tenant is refused as if it did not exist; nothing is refreshed.
+    status, _, body = call(secured, "/tenants/demo/refresh", method="POST", user="analyst", password=ANALYST_PASSWORD)
+    assert status == 404, body
+    status, _, body = call(secured, "/tenants/acme/refresh", method="POST")
+    assert status == 401, body
