@@ -23,6 +23,8 @@ use salespulse::refresh::{RefreshReport, refresh_tenant, serving_refresh, source
 use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, TenantSchedule, run_schedules};
 use salespulse::server::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
+use salespulse::server::cache::ResultCache;
+use salespulse::server::query_stats::QueryStats;
 use salespulse::server::{HttpState, PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_http, serve_postgres};
 use salespulse::snapshot::Store;
 
@@ -274,8 +276,20 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
     println!("  Operations:     curl http://{http}/health; curl http://{http}/metrics; curl -X POST http://{http}/tenants/demo/refresh");
     println!("Press Ctrl-C to stop.");
-    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, vec![tenant], 3).await?;
+    let operations = Operations { tenants: vec![tenant], keep_snapshots: 3, result_cache_bytes: DEMO_RESULT_CACHE_BYTES };
+    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, operations).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The demo server's result cache (the config default).
+const DEMO_RESULT_CACHE_BYTES: u64 = 256 << 20;
+
+/// What a server refreshes and caches besides serving.
+struct Operations {
+    /// The tenants, as configured (their sources and schedules).
+    tenants: Vec<TenantConfig>,
+    keep_snapshots: usize,
+    result_cache_bytes: u64,
 }
 
 /// Serves every protocol and runs the tenants' schedules until SIGINT or SIGTERM; then
@@ -287,9 +301,9 @@ async fn run_server(
     listeners: Listeners,
     limits: Limits,
     tls: Option<TlsIdentity>,
-    tenants: Vec<TenantConfig>,
-    keep_snapshots: usize,
+    operations: Operations,
 ) -> anyhow::Result<()> {
+    let Operations { tenants, keep_snapshots, result_cache_bytes } = operations;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -309,9 +323,13 @@ async fn run_server(
         })
         .collect();
     let scheduler = tokio::spawn(run_schedules(schedules, Arc::clone(&refresher), clock, SchedulePolicy::default(), shutdown.clone()));
-    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth) };
-    let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes).map_err(|s| anyhow::anyhow!("{}", s.message()))?;
-    let postgres = PostgresFrontend::new(catalog, auth, limits.max_sql_bytes);
+    let cache = Arc::new(ResultCache::new(result_cache_bytes));
+    let queries = Arc::new(QueryStats::default());
+    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth), cache: Arc::clone(&cache), queries: Arc::clone(&queries) };
+    let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .with_observers(cache, Arc::clone(&queries));
+    let postgres = PostgresFrontend::with_stats(catalog, auth, limits.max_sql_bytes, queries);
     let (flight, pg, http) = tokio::join!(
         serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
         serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
@@ -387,8 +405,8 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         config.server.token_secret.as_deref(),
         std::time::Duration::from_secs(config.limits.token_ttl_seconds),
     ));
-    let keep = config.storage.keep_snapshots;
-    run_server(catalog, auth, listeners, config.limits.clone(), tls, config.tenants, keep).await?;
+    let operations = Operations { tenants: config.tenants, keep_snapshots: config.storage.keep_snapshots, result_cache_bytes: config.server.result_cache_bytes };
+    run_server(catalog, auth, listeners, config.limits.clone(), tls, operations).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,6 +55,7 @@ struct RawServer {
     flight_sql: Option<String>,
     postgres: Option<String>,
     http: Option<String>,
+    result_cache: Option<String>,
     token_secret_env: Option<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -219,6 +220,8 @@ pub struct ServerConfig {
     pub postgres: SocketAddr,
     /// `/health`, `/metrics` and on-demand refresh.
     pub http: SocketAddr,
+    /// The Flight SQL result cache's size in bytes (0: off).
+    pub result_cache_bytes: u64,
     /// The key that signs bearer tokens and tickets, from `server.token_secret_env`; when
     /// absent a random key is drawn at start, and tokens end with the process.
     pub token_secret: Option<Vec<u8>>,
@@ -422,7 +425,11 @@ impl Config {
             (None, None) => None,
             _ => return Err(invalid("server.tls_cert", "set both tls_cert and tls_key (PEM files), or neither".into())),
         };
-        let server = ServerConfig { flight_sql, postgres, http, token_secret, tls };
+        let result_cache_bytes = match &raw.server.result_cache {
+            Some(s) => parse_bytes(s).ok_or_else(|| invalid("server.result_cache", format!("'{s}' is not a size such as 256MiB, or 0 to turn the cache off")))?,
+            None => 256 << 20,
+        };
+        let server = ServerConfig { flight_sql, postgres, http, result_cache_bytes, token_secret, tls };
         let limits = limits(&raw.limits).map_err(|(key, message)| invalid(key, message))?;
         let mut tenants: Vec<TenantConfig> = Vec::new();
         for (i, t) in raw.tenants.into_iter().enumerate() {

@@ -228,3 +228,33 @@ async fn a_missing_current_pointer_leaves_the_tenant_empty_with_a_reason() {
     assert_eq!(rows(&batches), 1, "still serving");
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn repeated_queries_are_answered_from_the_cache_until_a_refresh() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::spawn(&["acme"], &["acme"]).await;
+    let mut client = server.client().await;
+    let count = |batches: &[RecordBatch]| batches[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0);
+    let (_, first) = query(&mut client, "SELECT count(*) AS n FROM crm.deals").await.unwrap();
+    // The same query laid out differently is the same query.
+    let (_, second) = query(&mut client, "SELECT  count(*) AS n\n  FROM crm.deals ;").await.unwrap();
+    assert_eq!(count(&first), count(&second));
+    let stats = server.cache.stats();
+    assert_eq!((stats.hits.load(Ordering::Relaxed), stats.misses.load(Ordering::Relaxed)), (1, 1));
+    // Answers that change without a refresh are never kept.
+    query(&mut client, "SELECT count(*) FROM system.snapshots").await.unwrap();
+    assert_eq!(stats.uncacheable.load(Ordering::Relaxed), 1);
+
+    // A refresh brings other deals: the same query misses and returns the new count.
+    let store = server.catalog.store().clone();
+    let mut tenant = crate::common::tenant("acme");
+    tenant.source = salespulse::config::SourceConfig::Demo { scale: 0.01, seed: 4242 };
+    salespulse::refresh::refresh_tenant(&store, &tenant, salespulse::refresh::source_of(&tenant), 3).await.unwrap();
+    server.catalog.load_tenant("acme").await.unwrap();
+    let (_, third) = query(&mut client, "SELECT count(*) AS n FROM crm.deals").await.unwrap();
+    assert_eq!((stats.hits.load(Ordering::Relaxed), stats.misses.load(Ordering::Relaxed)), (1, 2));
+    let ctx = server.catalog.session(Some("acme"));
+    let fresh = ctx.sql("SELECT count(*) AS n FROM crm.deals").await.unwrap().collect().await.unwrap();
+    assert_eq!(count(&third), count(&fresh));
+    assert_ne!(count(&third), count(&first), "another seed, another number of deals");
+}

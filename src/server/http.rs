@@ -4,7 +4,7 @@
 //!   status is 200 when every tenant serves a snapshot, 503 otherwise.
 //! - `GET /metrics`: Prometheus (OpenMetrics text). It covers refreshes by outcome, their
 //!   seconds, CRM answers by status and retries, rows per table of the served snapshot,
-//!   and snapshot age.
+//!   snapshot age, query latency and errors by protocol, and result cache lookups.
 //! - `POST /tenants/{name}/refresh`: refreshes the tenant now and answers with the outcome
 //!   (409 when a refresh is already running).
 //!
@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{AuthError, Authenticator, Principal};
+use super::cache::ResultCache;
+use super::query_stats::QueryStats;
 use crate::catalog::Catalog;
 use crate::scheduler::{Outcome, RefreshRecord, Refresher};
 
@@ -37,6 +39,8 @@ pub struct HttpState {
     pub catalog: Arc<Catalog>,
     pub refresher: Arc<Refresher>,
     pub auth: Arc<Authenticator>,
+    pub cache: Arc<ResultCache>,
+    pub queries: Arc<QueryStats>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -136,6 +140,14 @@ async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response
     registry.register("snapshot_rows", "Rows per table of the served snapshot", rows.clone());
     registry.register("snapshot_age_seconds", "Seconds since the served snapshot was taken", age.clone());
     registry.register("tenant_serving", "1 when the tenant serves a snapshot", serving.clone());
+    registry.register("query_seconds", "Query latency by protocol, and whether the result cache answered", state.queries.latency.clone());
+    registry.register("query_errors", "Queries that failed, by protocol", state.queries.errors.clone());
+    let cache = Family::<Labels, Counter>::default();
+    registry.register("result_cache", "Flight SQL result cache lookups: hit, miss, or uncacheable (answers that change without a refresh)", cache.clone());
+    let stats = state.cache.stats();
+    for (result, n) in [("hit", &stats.hits), ("miss", &stats.misses), ("uncacheable", &stats.uncacheable)] {
+        cache.get_or_create(&vec![("result".to_string(), result.to_string())]).inc_by(n.load(std::sync::atomic::Ordering::Relaxed));
+    }
     let tenant = |name: &str| vec![("tenant".to_string(), name.to_string())];
     let with = |name: &str, key: &str, value: &str| vec![("tenant".to_string(), name.to_string()), (key.to_string(), value.to_string())];
     for (name, totals) in state.catalog.refresh_log().totals().iter().filter(|(n, _)| who.may_read(n)) {

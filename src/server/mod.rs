@@ -6,9 +6,11 @@
 //! and stop the server without sleeps.
 
 pub mod auth;
+pub mod cache;
 pub mod flight_sql;
 pub mod http;
 pub mod postgres;
+pub mod query_stats;
 pub mod tls;
 
 pub use flight_sql::{COMPAT_HEADER, SalesFlightSql};

@@ -20,6 +20,8 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+
+use crate::server::query_stats::QueryStats;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
@@ -71,6 +73,12 @@ impl Debug for PostgresFrontend {
 
 impl PostgresFrontend {
     pub fn new(catalog: Arc<Catalog>, auth: Arc<Authenticator>, max_sql_bytes: usize) -> PostgresFrontend {
+        Self::with_stats(catalog, auth, max_sql_bytes, Arc::new(QueryStats::default()))
+    }
+
+    /// A front end that records every query in `stats` (to the first response: rows stream
+    /// after).
+    pub fn with_stats(catalog: Arc<Catalog>, auth: Arc<Authenticator>, max_sql_bytes: usize, stats: Arc<QueryStats>) -> PostgresFrontend {
         let template = DfSessionService::new_with_hooks(Arc::new(SessionContext::new()), Vec::new()).query_parser();
         let startup = Arc::new(Startup { catalog: Arc::clone(&catalog), auth, parameters: DefaultServerParameterProvider::default() });
         // The parser parses against the connection's session, so it points back at the
@@ -78,6 +86,7 @@ impl PostgresFrontend {
         let queries = Arc::new_cyclic(|weak| Queries {
             catalog,
             max_sql_bytes,
+            stats,
             sessions: Mutex::new(HashMap::new()),
             parser: Arc::new(TenantParser { template, queries: weak.clone() }),
         });
@@ -190,6 +199,7 @@ type SessionCache = HashMap<(String, String), (Vec<Option<String>>, Arc<DfSessio
 struct Queries {
     catalog: Arc<Catalog>,
     max_sql_bytes: usize,
+    stats: Arc<QueryStats>,
     sessions: Mutex<SessionCache>,
     parser: Arc<TenantParser>,
 }
@@ -255,9 +265,12 @@ impl SimpleQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let started = std::time::Instant::now();
         self.check_length(query)?;
         let service = self.service(client)?;
-        <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query).await
+        let result = <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query).await;
+        self.stats.observe("postgres", started, result.is_ok(), false);
+        result
     }
 }
 
@@ -277,8 +290,11 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let started = std::time::Instant::now();
         let service = self.service(client)?;
-        <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows).await
+        let result = <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows).await;
+        self.stats.observe("postgres", started, result.is_ok(), false);
+        result
     }
 }
 

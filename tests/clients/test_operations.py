@@ -80,8 +80,17 @@ def test_a_tenant_without_a_snapshot_is_refreshed_at_start_then_on_demand(fresh)
         cur.execute("SELECT outcome, triggered_by, error IS NULL, rows > 0 FROM ops.system.refreshes ORDER BY started_at")
         assert cur.fetchall() == [("ok", "start", True, True), ("ok", "http", True, True)]
 
+    with flightsql.connect(fresh.grpc) as conn, conn.cursor() as cur:
+        for _ in range(2):
+            cur.execute("SELECT count(*) FROM ops.crm.calls")
+            cur.fetchall()
+
     samples = metrics(fresh)
     assert samples[("salespulse_refreshes_total", (("outcome", "ok"), ("tenant", "ops")))] == 2
+    assert samples[("salespulse_result_cache_total", (("result", "hit"),))] >= 1
+    assert samples[("salespulse_result_cache_total", (("result", "uncacheable"),))] >= 2  # system.* queries
+    assert samples[("salespulse_query_seconds_count", (("cached", "true"), ("protocol", "flight_sql")))] >= 1
+    assert samples[("salespulse_query_seconds_count", (("cached", "false"), ("protocol", "flight_sql")))] >= 3
     assert samples[("salespulse_refreshes_total", (("outcome", "failed"), ("tenant", "ops")))] == 0
 
     status, _, body = call(fresh, "/tenants/nope/refresh", method="POST")
@@ -101,7 +110,9 @@ def test_operations_need_a_user_and_show_only_their_tenants(secured):
     assert [t["name"] for t in json.loads(body)["tenants"]] == ["acme", "demo"]
 
     samples = metrics(secured, user="analyst", password=ANALYST_PASSWORD)
-    assert all(dict(labels).get("tenant") == "acme" for (_, labels) in samples), samples
+    # Per-tenant series are the user's tenants only (query and cache series are server-wide).
+    tenants = {dict(labels)["tenant"] for (_, labels) in samples if "tenant" in dict(labels)}
+    assert tenants == {"acme"}, samples
 
     # Another user's tenant is refused as if it did not exist; nothing is refreshed.
     status, _, body = call(secured, "/tenants/demo/refresh", method="POST", user="analyst", password=ANALYST_PASSWORD)

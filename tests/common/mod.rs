@@ -15,6 +15,8 @@ use salespulse::model::Dataset;
 use salespulse::refresh::refresh_tenant;
 use salespulse::config::UserConfig;
 use salespulse::server::auth::Authenticator;
+use salespulse::server::cache::ResultCache;
+use salespulse::server::query_stats::QueryStats;
 use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
 use salespulse::snapshot::Store;
 use tokio::net::TcpListener;
@@ -70,6 +72,8 @@ pub async fn write_demo(store: &Store, tenant_name: &str) -> salespulse::snapsho
 pub struct TestServer {
     pub addr: SocketAddr,
     pub catalog: Arc<Catalog>,
+    /// The Flight SQL result cache (64 MiB).
+    pub cache: Arc<ResultCache>,
     pub root: tempfile::TempDir,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<()>>,
@@ -97,7 +101,8 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
-        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), 1_000_000).unwrap();
+        let cache = Arc::new(ResultCache::new(64 << 20));
+        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), 1_000_000).unwrap().with_observers(Arc::clone(&cache), Arc::new(QueryStats::default()));
         let postgres = PostgresFrontend::new(Arc::clone(&catalog), auth, 1_000_000);
         let token = shutdown.clone();
         let handle = tokio::spawn(async move {
@@ -105,7 +110,7 @@ impl TestServer {
             flight.unwrap();
             pg.unwrap();
         });
-        TestServer { addr, catalog, root, shutdown, handle: Some(handle) }
+        TestServer { addr, catalog, cache, root, shutdown, handle: Some(handle) }
     }
 
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {

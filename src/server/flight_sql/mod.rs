@@ -43,6 +43,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
+use crate::server::cache::{CacheKey, Recorder, ResultCache};
+use crate::server::query_stats::QueryStats;
 use handle::{QueryHandle, parameter_schema};
 
 /// Largest FlightData message the encoder produces (batches are split to fit): half of the
@@ -60,6 +62,8 @@ pub struct SalesFlightSql {
     max_sql_bytes: usize,
     sql_info: Arc<SqlInfoData>,
     xdbc_info: Arc<XdbcTypeInfoData>,
+    cache: Arc<ResultCache>,
+    stats: Arc<QueryStats>,
 }
 
 impl std::fmt::Debug for SalesFlightSql {
@@ -77,7 +81,14 @@ impl SalesFlightSql {
         let ctx = catalog.session(None);
         let sql_info = Arc::new(sql_info::sql_info(&ctx).map_err(|e| Status::internal(e.to_string()))?);
         let xdbc_info = Arc::new(sql_info::xdbc_type_info().map_err(|e| Status::internal(e.to_string()))?);
-        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info })
+        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()) })
+    }
+
+    /// Answers repeated queries from `cache` and records every query in `stats`.
+    pub fn with_observers(mut self, cache: Arc<ResultCache>, stats: Arc<QueryStats>) -> Self {
+        self.cache = cache;
+        self.stats = stats;
+        self
     }
 
     /// Who sent this request. A bearer token is one HMAC, checked here; Basic credentials
@@ -170,9 +181,49 @@ impl SalesFlightSql {
                 tracing::debug!(%tenant, %planned, ?current, "ticket redeemed after a snapshot swap");
             }
         }
-        let df = self.plan(handle, principal, handle.parameters()?).await?;
+        let started = std::time::Instant::now();
+        let parameters = handle.parameters()?;
+        // The snapshot ids come first: a result planned on a newer snapshot may then be kept
+        // under an older key (never asked for again), never the other way round.
+        let snapshots: Vec<(String, Option<String>)> = self
+            .catalog
+            .tenant_names()
+            .into_iter()
+            .filter(|t| principal.may_read(t))
+            .map(|t| {
+                let id = self.catalog.tenant(&t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()));
+                (t, id)
+            })
+            .collect();
+        let key = self.cache.key(&CacheKey {
+            sql: &handle.sql,
+            parameters: &format!("{parameters:?}"),
+            profile: if handle.profile == OutputProfile::Grafana { "grafana" } else { "standard" },
+            tenants: principal.tenants.as_deref(),
+            snapshots: &snapshots,
+        });
+        let key = key.map(|k| format!("{}\u{1f}{k}", handle.tenant.as_deref().unwrap_or("")));
+        if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
+            self.stats.observe("flight_sql", started, true, true);
+            let batches = futures::stream::iter(hit.batches.clone().into_iter().map(Ok));
+            return Ok(Response::new(Box::pin(encode(Arc::clone(&hit.schema), batches))));
+        }
+        let stats = Arc::clone(&self.stats);
+        let df = match self.plan(handle, principal, parameters).await {
+            Ok(df) => df,
+            Err(e) => {
+                stats.observe("flight_sql", started, false, false);
+                return Err(e);
+            }
+        };
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.execute_stream().await.map_err(|e| query_status(&QueryError::from_datafusion(e, None)))?;
+        let batches = match df.execute_stream().await {
+            Ok(b) => b,
+            Err(e) => {
+                stats.observe("flight_sql", started, false, false);
+                return Err(query_status(&QueryError::from_datafusion(e, None)));
+            }
+        };
         let advertised = Arc::clone(&schema);
         let batches = AssertUnwindSafe(batches).catch_unwind().map(move |item| match item {
             Ok(Ok(batch)) => conform_batch(&advertised, &batch).map_err(|e| {
@@ -181,14 +232,32 @@ impl SalesFlightSql {
             Ok(Err(e)) => Err(FlightError::Tonic(Box::new(query_status(&QueryError::from_datafusion(e, None))))),
             Err(_) => Err(FlightError::Tonic(Box::new(Status::internal("the query engine failed while running this query")))),
         });
-        let stream = FlightDataEncoderBuilder::new()
-            .with_schema(schema)
-            .with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES)
-            .build(batches)
-            .map_err(Status::from);
-        Ok(Response::new(Box::pin(stream)))
+        // Keeps what streams by (while it fits), and caches it once the client has read it all.
+        let recorder = Arc::new(Recorder::new(Arc::clone(&self.cache), key, Arc::clone(&schema)));
+        let (seen, done_recorder) = (Arc::clone(&recorder), recorder);
+        let seen_stats = Arc::clone(&stats);
+        let batches = batches.map(move |item| {
+            if seen.record(item.as_ref().ok()) {
+                seen_stats.observe("flight_sql", started, false, false);
+            }
+            item
+        });
+        let done = futures::stream::once(async move {
+            if done_recorder.finish() {
+                stats.observe("flight_sql", started, true, false);
+            }
+        })
+        .filter_map(|()| async { None });
+        let batches = batches.chain(done);
+        Ok(Response::new(Box::pin(encode(schema, batches))))
     }
 }
+
+/// Flight data for a stream of result batches.
+fn encode(schema: SchemaRef, batches: impl futures::Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static) -> impl futures::Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static {
+    FlightDataEncoderBuilder::new().with_schema(schema).with_max_flight_data_size(MAX_FLIGHT_DATA_BYTES).build(batches).map_err(Status::from)
+}
+
 
 fn auth_status(e: &AuthError) -> Status {
     Status::unauthenticated(e.to_string())

@@ -1,0 +1,227 @@
+//! The result cache: dashboards re-run the same queries every few seconds, so a finished
+//! result is kept and sent again without executing the query.
+//!
+//! - **Key.** The normalized SQL (whitespace collapsed), the bound parameters and the output
+//!   profile. It also holds the user's tenant list and the snapshot id of **every** tenant
+//!   that user may read, as they were *before* the query was planned. A refresh changes the
+//!   snapshot id, so a result of an older snapshot can never match again. The ids are read
+//!   before planning, so a result planned on a newer snapshot can at worst be stored under
+//!   an older key, which is never asked for again.
+//! - **Bounded in bytes** (moka, weighed by the batches' memory). A result larger than an
+//!   eighth of the cache is sent and not kept.
+//! - **Left out:** queries whose answer changes without a new snapshot (`system.*`,
+//!   `information_schema`, `pg_catalog`, the clock, random numbers).
+//!
+//! Hits and misses go to `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+/// A cached result.
+#[derive(Debug, Clone)]
+pub struct CachedResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl CachedResult {
+    fn bytes(&self) -> usize {
+        self.batches.iter().map(RecordBatch::get_array_memory_size).sum()
+    }
+}
+
+/// Hits, misses and what was left out.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    /// Queries that are never cached (see the module docs).
+    pub uncacheable: AtomicU64,
+}
+
+/// Finished results by key, bounded in bytes.
+pub struct ResultCache {
+    entries: moka::sync::Cache<String, Arc<CachedResult>>,
+    max_entry_bytes: usize,
+    stats: CacheStats,
+}
+
+impl std::fmt::Debug for ResultCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultCache").field("entries", &self.entries.entry_count()).field("stats", &self.stats).finish()
+    }
+}
+
+/// What the key of a query is made of.
+#[derive(Debug)]
+pub struct CacheKey<'a> {
+    pub sql: &'a str,
+    /// The bound parameters, as text.
+    pub parameters: &'a str,
+    pub profile: &'a str,
+    /// The user's tenants (`None`: all).
+    pub tenants: Option<&'a [String]>,
+    /// (tenant, snapshot id) of every tenant the user may read, read before planning.
+    pub snapshots: &'a [(String, Option<String>)],
+}
+
+impl ResultCache {
+    /// A cache of up to `capacity_bytes`; 0 turns it off.
+    pub fn new(capacity_bytes: u64) -> ResultCache {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|_key: &String, value: &Arc<CachedResult>| u32::try_from(value.bytes()).unwrap_or(u32::MAX))
+            .build();
+        ResultCache { entries, max_entry_bytes: usize::try_from(capacity_bytes / 8).unwrap_or(usize::MAX), stats: CacheStats::default() }
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The key of a query, or `None` when its answer may change without a new snapshot (or
+    /// the cache is off).
+    pub fn key(&self, k: &CacheKey<'_>) -> Option<String> {
+        if self.max_entry_bytes == 0 {
+            return None;
+        }
+        let sql = normalize(k.sql);
+        let lower = sql.to_lowercase();
+        const VOLATILE: &[&str] = &["system.", "information_schema", "pg_catalog", "now(", "current_date", "current_time", "random(", "uuid(", "pg_", "version("];
+        if VOLATILE.iter().any(|v| lower.contains(v)) {
+            self.stats.uncacheable.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let snapshots: Vec<String> = k.snapshots.iter().map(|(t, s)| format!("{t}={}", s.as_deref().unwrap_or("-"))).collect();
+        let tenants = k.tenants.map_or_else(|| "*".to_string(), |t| t.join(","));
+        Some(format!("{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}", snapshots.join(","), tenants, k.profile, k.parameters, sql))
+    }
+
+    /// The result under `key`, counting the hit or miss.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedResult>> {
+        let found = self.entries.get(key);
+        let counter = if found.is_some() { &self.stats.hits } else { &self.stats.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Keeps a finished result, unless it is too large to be worth its room.
+    pub fn insert(&self, key: String, result: CachedResult) {
+        if result.bytes() <= self.max_entry_bytes {
+            self.entries.insert(key, Arc::new(result));
+        }
+    }
+
+    /// Whether a result of `bytes` so far may still be kept.
+    pub fn fits(&self, bytes: usize) -> bool {
+        bytes <= self.max_entry_bytes
+    }
+}
+
+/// Collects a result while it streams to the client, and keeps it once the client has read
+/// it all without an error (and while it fits).
+#[derive(Debug)]
+pub struct Recorder {
+    cache: Arc<ResultCache>,
+    key: Option<String>,
+    schema: SchemaRef,
+    kept: std::sync::Mutex<Option<(usize, Vec<RecordBatch>)>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl Recorder {
+    /// A recorder for the result of `key` (`None`: nothing is kept, errors are still seen).
+    pub fn new(cache: Arc<ResultCache>, key: Option<String>, schema: SchemaRef) -> Recorder {
+        let kept = std::sync::Mutex::new(key.is_some().then(|| (0, Vec::new())));
+        Recorder { cache, key, schema, kept, failed: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Sees one batch, or an error (`None`); returns true for the first error.
+    pub fn record(&self, batch: Option<&RecordBatch>) -> bool {
+        if let Ok(mut kept) = self.kept.lock() {
+            match (batch, kept.as_mut()) {
+                (Some(batch), Some((bytes, list))) => {
+                    *bytes += batch.get_array_memory_size();
+                    list.push(batch.clone());
+                    if !self.cache.fits(*bytes) {
+                        *kept = None;
+                    }
+                }
+                (None, _) => *kept = None,
+                (Some(_), None) => {}
+            }
+        }
+        batch.is_none() && !self.failed.swap(true, Ordering::Relaxed)
+    }
+
+    /// The stream ended: keeps the result unless it failed or outgrew the cache; returns
+    /// whether the query succeeded.
+    pub fn finish(&self) -> bool {
+        let kept = self.kept.lock().ok().and_then(|mut k| k.take());
+        if self.failed.load(Ordering::Relaxed) {
+            return false;
+        }
+        if let (Some(key), Some((_, batches))) = (self.key.clone(), kept) {
+            self.cache.insert(key, CachedResult { schema: Arc::clone(&self.schema), batches });
+        }
+        true
+    }
+}
+
+/// The SQL with runs of whitespace collapsed and a trailing `;` dropped. Text in quotes is
+/// left as it is.
+fn normalize(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<char> = None;
+    let mut space = false;
+    for c in sql.trim().trim_end_matches(';').trim_end().chars() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c.is_whitespace() => space = true,
+            None => {
+                if space && !out.is_empty() {
+                    out.push(' ');
+                }
+                space = false;
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key<'a>(sql: &'a str, snapshots: &'a [(String, Option<String>)]) -> CacheKey<'a> {
+        CacheKey { sql, parameters: "", profile: "standard", tenants: None, snapshots }
+    }
+
+    #[test]
+    fn keys_ignore_layout_but_not_quoted_text_snapshots_or_rights() {
+        let cache = ResultCache::new(1 << 20);
+        let s1 = [("acme".to_string(), Some("s1".to_string()))];
+        let s2 = [("acme".to_string(), Some("s2".to_string()))];
+        let a = cache.key(&key("SELECT  1\n FROM t ;", &s1)).unwrap();
+        assert_eq!(a, cache.key(&key("SELECT 1 FROM t", &s1)).unwrap());
+        assert_ne!(a, cache.key(&key("SELECT 1 FROM t", &s2)).unwrap(), "another snapshot, another key");
+        assert_ne!(cache.key(&key("SELECT 'a  b'", &s1)), cache.key(&key("SELECT 'a b'", &s1)), "quoted text is kept");
+        let mine = ["acme".to_string()];
+        assert_ne!(a, cache.key(&CacheKey { tenants: Some(&mine), ..key("SELECT 1 FROM t", &s1) }).unwrap());
+        assert_eq!(cache.key(&key("SELECT * FROM system.refreshes", &s1)), None);
+        assert_eq!(cache.key(&key("SELECT now()", &s1)), None);
+        assert_eq!(ResultCache::new(0).key(&key("SELECT 1", &s1)), None, "capacity 0: off");
+    }
+}
