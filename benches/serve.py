@@ -5,10 +5,11 @@ import re
 import subprocess
 
 
-def serve_demo(binary, data, timezone="Europe/Moscow"):
+def serve_demo(binary, data, timezone="Europe/Moscow", result_cache="256MiB"):
     config = os.path.join(data, "bench.toml")
     with open(config, "w") as f:
         f.write(f'[storage]\nroot = "{data}"\n[server]\nflight_sql = "127.0.0.1:0"\npostgres = "127.0.0.1:0"\n'
+                f'http = "127.0.0.1:0"\nresult_cache = "{result_cache}"\n'
                 f'[[tenants]]\nname = "demo"\ntimezone = "{timezone}"\n[tenants.source]\nkind = "demo"\n')
     proc = subprocess.Popen([binary, "serve", "--config", config], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})

@@ -5,6 +5,9 @@
 #        scripts/bench.sh kpi [SCALE]    kpi views vs DuckDB (default: 10)
 #        scripts/bench.sh bitrix24 [DEALS]  initial Bitrix24 sync against the mock portal at
 #                                        the vendor's limits (default: 20000 deals)
+#        scripts/bench.sh dashboard [SCALE] [ROUNDS]  the Grafana dashboard's queries in a loop,
+#                                        with and without the result cache, vs DuckDB
+#                                        (default: scale 10, 50 rounds)
 #        scripts/bench.sh amocrm [DEALS]    initial amoCRM sync against the mock account at
 #                                        the vendor's 7 requests/s (default: 10000 deals)
 set -euo pipefail
@@ -27,6 +30,9 @@ export SALESPULSE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/salespulse"
 if [ "${1:-}" = "kpi" ]; then
   shift
   .venv-bench/bin/python benches/kpi_vs_duckdb.py "$@"
+elif [ "${1:-}" = "dashboard" ]; then
+  shift
+  .venv-bench/bin/python benches/dashboard_loop.py "$@"
 else
   .venv-bench/bin/python benches/snapshot_vs_duckdb.py "$@"
 fi

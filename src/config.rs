@@ -426,6 +426,7 @@ impl Config {
             _ => return Err(invalid("server.tls_cert", "set both tls_cert and tls_key (PEM files), or neither".into())),
         };
         let result_cache_bytes = match &raw.server.result_cache {
+            Some(s) if s.trim() == "0" => 0,
             Some(s) => parse_bytes(s).ok_or_else(|| invalid("server.result_cache", format!("'{s}' is not a size such as 256MiB, or 0 to turn the cache off")))?,
             None => 256 << 20,
         };

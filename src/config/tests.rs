@@ -160,3 +160,13 @@ fn amocrm_sources_parse_with_defaults_and_name_mistakes() {
         assert!(err.contains(expected), "expected '{expected}' in: {err}");
     }
 }
+
+#[test]
+fn the_result_cache_takes_a_size_or_zero() {
+    let with = |v: &str| parse(&format!("[storage]\nroot = \"x\"\n[server]\nresult_cache = \"{v}\""));
+    assert_eq!(with("0").unwrap().server.result_cache_bytes, 0);
+    assert_eq!(with("64MiB").unwrap().server.result_cache_bytes, 64 << 20);
+    assert_eq!(parse("[storage]\nroot = \"x\"").unwrap().server.result_cache_bytes, 256 << 20);
+    let err = with("lots").unwrap_err().to_string();
+    assert!(err.contains("server.result_cache: 'lots' is not a size"), "{err}");
+}
