@@ -281,6 +281,9 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long requests in flight may run on after SIGINT or SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The demo server's result cache (the config default).
 const DEMO_RESULT_CACHE_BYTES: u64 = 256 << 20;
 
@@ -293,8 +296,9 @@ struct Operations {
 }
 
 /// Serves every protocol and runs the tenants' schedules until SIGINT or SIGTERM; then
-/// stops accepting, lets the requests in flight finish, and stops scheduled refreshes (a
-/// refresh cut short leaves no snapshot: `CURRENT` moves only after a complete write).
+/// stops accepting, lets the requests in flight finish (for up to `SHUTDOWN_GRACE`), and
+/// stops scheduled refreshes (a refresh cut short leaves no snapshot: `CURRENT` moves only
+/// after a complete write).
 async fn run_server(
     catalog: Arc<Catalog>,
     auth: Arc<Authenticator>,
@@ -330,11 +334,25 @@ async fn run_server(
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .with_observers(cache, Arc::clone(&queries));
     let postgres = PostgresFrontend::with_stats(catalog, auth, limits.max_sql_bytes, queries);
-    let (flight, pg, http) = tokio::join!(
-        serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
-        serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
-        serve_http(listeners.http, http, shutdown.clone()),
-    );
+    let servers = async {
+        tokio::join!(
+            serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
+            serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
+            serve_http(listeners.http, http, shutdown.clone()),
+        )
+    };
+    // Requests in flight get SHUTDOWN_GRACE to finish after the signal; then they are cut.
+    let grace = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let (flight, pg, http) = tokio::select! {
+        done = servers => done,
+        () = grace => {
+            tracing::warn!("requests still running {} s after the stop signal were cut off", SHUTDOWN_GRACE.as_secs());
+            return Ok(());
+        }
+    };
     let _ = scheduler.await;
     flight?;
     pg.context("PostgreSQL server")?;

@@ -19,6 +19,7 @@ pub use postgres::{PostgresFrontend, serve_postgres};
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
@@ -44,9 +45,18 @@ pub async fn serve_flight_sql(
     if let Some(identity) = tls {
         builder = builder.tls_config(identity.tonic_config())?;
     }
+    // Nagle's algorithm off: otherwise each small answer (a FlightInfo, the last frame of a
+    // result) waits for the client's delayed ACK, about 40 ms per round trip.
+    let incoming = TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|socket| {
+            if let Err(e) = socket.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY could not be set: {e}");
+            }
+        })
+    });
     builder
         .add_service(FlightServiceServer::new(service).max_decoding_message_size(16 << 20))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { shutdown.cancelled().await })
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.cancelled().await })
         .await?;
     Ok(())
 }

@@ -429,6 +429,10 @@ pub async fn serve_postgres(
         };
         match accepted {
             Ok((socket, addr)) => {
+                // Small protocol messages go out at once (no Nagle delay).
+                if let Err(e) = socket.set_nodelay(true) {
+                    tracing::debug!(%addr, "TCP_NODELAY could not be set: {e}");
+                }
                 let handlers = Arc::clone(&frontend);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {

@@ -119,3 +119,36 @@ def test_operations_need_a_user_and_show_only_their_tenants(secured):
     assert status == 404, body
     status, _, body = call(secured, "/tenants/acme/refresh", method="POST")
     assert status == 401, body
+
+
+def test_sigterm_stops_the_server_cleanly():
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    import textwrap
+    from conftest import BINARY, _start
+
+    folder = tempfile.mkdtemp(prefix="salespulse-stop-")
+    config = os.path.join(folder, "salespulse.toml")
+    with open(config, "w") as f:
+        f.write(textwrap.dedent("""
+            [storage]
+            root = "data"
+            [server]
+            flight_sql = "127.0.0.1:0"
+            postgres = "127.0.0.1:0"
+            http = "127.0.0.1:0"
+            [[tenants]]
+            name = "idle"
+            refresh_on_start = false
+            [tenants.source]
+            kind = "demo"
+            scale = 0.01
+        """))
+    env = dict(os.environ, RUST_LOG="info")
+    proc, _ = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), HTTP on (\S+), ", env)
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "shutting down" in rest, rest
