@@ -255,6 +255,7 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     let started = std::time::Instant::now();
     let state = catalog.load_tenant("demo").await?;
     report_kpi_tables("demo", &state, started);
+    let stop = stop_signal();
     let listeners = listen.bind(["--flight-sql", "--postgres", "--http"]).await?;
     let local = listeners.flight_sql.local_addr()?;
     let pg = listeners.postgres.local_addr()?;
@@ -277,7 +278,7 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     println!("  Operations:     curl http://{http}/health; curl http://{http}/metrics; curl -X POST http://{http}/tenants/demo/refresh");
     println!("Press Ctrl-C to stop.");
     let operations = Operations { tenants: vec![tenant], keep_snapshots: 3, result_cache_bytes: DEMO_RESULT_CACHE_BYTES };
-    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, operations).await?;
+    run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, operations, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -306,12 +307,13 @@ async fn run_server(
     limits: Limits,
     tls: Option<TlsIdentity>,
     operations: Operations,
+    stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> anyhow::Result<()> {
     let Operations { tenants, keep_snapshots, result_cache_bytes } = operations;
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        stop.await;
         tracing::info!("shutting down: no new connections; requests in flight finish");
         on_signal.cancel();
     });
@@ -360,20 +362,24 @@ async fn run_server(
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `docker stop` and systemd send).
-async fn wait_for_stop_signal() {
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM (what `docker stop` and systemd send). The handlers
+/// are installed when this is called, so call it before announcing that the server listens.
+fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            return Box::pin(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            });
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    Box::pin(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> anyhow::Result<ExitCode> {
@@ -409,6 +415,7 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         }
     }
     let tls = config.server.tls.as_ref().map(TlsIdentity::load).transpose()?;
+    let stop = stop_signal();
     let listeners = listen.bind(["server.flight_sql", "server.postgres", "server.http"]).await?;
     tracing::info!(
         "Flight SQL on {}, PostgreSQL on {}, HTTP on {}, {}, {}",
@@ -424,7 +431,7 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         std::time::Duration::from_secs(config.limits.token_ttl_seconds),
     ));
     let operations = Operations { tenants: config.tenants, keep_snapshots: config.storage.keep_snapshots, result_cache_bytes: config.server.result_cache_bytes };
-    run_server(catalog, auth, listeners, config.limits.clone(), tls, operations).await?;
+    run_server(catalog, auth, listeners, config.limits.clone(), tls, operations, stop).await?;
     Ok(ExitCode::SUCCESS)
 }
 
