@@ -10,6 +10,7 @@ use futures::stream;
 use crate::config::{SourceConfig, TenantConfig};
 use chrono::Utc;
 
+use crate::connectors::progress::{ProgressHandle, silent};
 use crate::connectors::sync::{Previous, SyncReport};
 use crate::connectors::{ConnectorError, Pull, Source, amocrm, bitrix24, merge_inputs};
 use crate::model::Table;
@@ -54,6 +55,14 @@ pub fn source_of(tenant: &TenantConfig) -> Source {
 /// # Errors
 /// See [`RefreshError`].
 pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source, keep_snapshots: usize) -> Result<RefreshReport, RefreshError> {
+    refresh_tenant_with_progress(store, tenant, source, keep_snapshots, silent()).await
+}
+
+/// [`refresh_tenant`], telling `progress` of every CRM list as it is read.
+///
+/// # Errors
+/// See [`RefreshError`].
+pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, source: Source, keep_snapshots: usize, progress: ProgressHandle) -> Result<RefreshReport, RefreshError> {
     let started = Instant::now();
     let name = tenant.name.clone();
     let timezone = tenant.timezone;
@@ -61,7 +70,7 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
     let (pull, inputs_replaced, sync) = match source {
         Source::Bitrix24(config) => {
             let previous = previous_snapshot(store, &name, bitrix24::PREVIOUS_TABLES).await;
-            let pulled = bitrix24::pull(&config, timezone, previous, Utc::now())
+            let pulled = bitrix24::pull(&config, timezone, previous, Utc::now(), progress)
                 .await
                 .map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
             let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at: Utc::now(), source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
@@ -70,7 +79,7 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
         Source::AmoCrm(config) => {
             let previous = previous_snapshot(store, &name, amocrm::PREVIOUS_TABLES).await;
             let taken_at = Utc::now();
-            let pulled = amocrm::pull(&config, previous, taken_at).await.map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
+            let pulled = amocrm::pull(&config, previous, taken_at, progress).await.map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
             let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at, source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
             (pull, replaced, Some(pulled.report))
         }

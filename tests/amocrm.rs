@@ -340,3 +340,23 @@ async fn bench_initial_sync_at_the_vendor_limits() {
     }
     assert_eq!(account.state.answered_429(), 0);
 }
+
+#[tokio::test]
+async fn progress_counts_each_lists_rows_and_requests() {
+    let data = MockData::generated(600);
+    let (leads, contacts) = (data.leads.len() as u64, data.contacts.len() as u64);
+    let account = MockAmoCrm::start(MockConfig::default(), data).await;
+    let (_root, store) = new_store();
+    let (_, progress) = crate::common::refresh_crm_recorded(&store, SourceConfig::AmoCrm(Box::new(config(&account.base_url)))).await;
+    // amoCRM's lists carry no count; every request is counted, the one read past the end too.
+    let requests_of = |path: &str| account.state.request_log().iter().filter(|(p, _)| p == path).count() as u64;
+    let seen = progress.list("leads");
+    assert_eq!((seen.expected, seen.rows, seen.requests, seen.finished), (None, leads, requests_of("/api/v4/leads"), 1), "{seen:?}");
+    assert_eq!(progress.list("contacts").rows, contacts);
+    assert_eq!(progress.list("contacts").requests, requests_of("/api/v4/contacts"));
+    assert!(progress.list("stage changes").rows > 0);
+    assert!(progress.list("leads/notes").requests >= 1);
+    for (name, seen) in progress.lists.lock().unwrap().iter() {
+        assert_eq!(seen.started, seen.finished, "{name}");
+    }
+}

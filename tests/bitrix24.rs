@@ -359,3 +359,62 @@ async fn an_oauth_app_refreshes_only_on_expiry_and_keeps_each_new_refresh_token(
     assert!(!e.contains("oauthSecret"));
     assert_eq!(store.current_manifest("acme").await.unwrap().snapshot_id, third.report.manifest.snapshot_id);
 }
+
+#[tokio::test]
+async fn progress_hears_every_list_with_the_portals_count_as_it_is_read() {
+    let data = MockData::generated(300);
+    let (deals, calls, rows_of_products) = (data.deals.len() as u64, data.calls.len() as u64, data.product_rows.len() as u64);
+    let portal = MockBitrix24::start(fast_portal(), data).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let (report, progress) = crate::common::refresh_crm_recorded(&store, SourceConfig::Bitrix24(Box::new(config(&portal.webhook_url)))).await;
+    let seen = progress.list("deals");
+    assert_eq!((seen.expected, seen.rows, seen.started, seen.finished), (Some(deals), deals, 1, 1), "{seen:?}");
+    // The first page came in the shared batch, then batches of chained pages: more than one.
+    assert!(seen.requests >= 2, "{seen:?}");
+    let seen = progress.list("calls");
+    assert_eq!((seen.expected, seen.rows), (Some(calls), calls));
+    assert_eq!(progress.list("product rows").rows, rows_of_products);
+    for (name, seen) in progress.lists.lock().unwrap().iter() {
+        assert_eq!(seen.started, seen.finished, "{name}");
+    }
+    // Every row a list read is a row of the snapshot (the reference lists too).
+    assert_eq!(report.report.manifest.tables["deals"].rows, deals);
+    assert!(progress.list("departments").rows > 0 && progress.list("users").rows > 0);
+}
+
+/// `salespulse refresh` outside a terminal writes plain progress lines per list to stderr,
+/// then the summary to stdout.
+#[tokio::test]
+async fn refresh_command_writes_progress_lines_when_not_a_terminal() {
+    let portal = MockBitrix24::start(fast_portal(), MockData::generated(300)).await;
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("salespulse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nroot = \"{}\"\n[[tenants]]\nname = \"acme\"\ntimezone = \"Europe/Moscow\"\n[tenants.source]\nkind = \"bitrix24\"\nwebhook_url_env = \"ACME_HOOK\"\nrequests_per_second = 9\nburst = 8\n",
+            root.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let hook = portal.webhook_url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_salespulse"))
+            .args(["refresh", "--config", &config.to_string_lossy()])
+            .env("ACME_HOOK", hook)
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("acme: deals: reading 300 rows"), "{stderr}");
+    let done = stderr.lines().find(|l| l.contains("acme: deals: done, 300 rows in ")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(done.contains(" requests, ") && done.ends_with(" rows/s"), "{done}");
+    assert!(stderr.contains("acme: tasks: done, "), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no terminal control codes outside a terminal: {stderr}");
+    assert!(stdout.contains("acme: snapshot ") && stdout.contains("full sync: "), "{stdout}");
+}

@@ -9,6 +9,7 @@ pub mod bitrix24;
 pub mod demo;
 pub mod files;
 pub mod http;
+pub mod progress;
 pub mod sync;
 
 use std::path::PathBuf;

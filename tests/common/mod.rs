@@ -152,3 +152,57 @@ pub async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> R
 pub fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
+
+/// What a sync told its progress receiver, per list.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ListSeen {
+    pub expected: Option<u64>,
+    pub rows: u64,
+    pub requests: u64,
+    pub started: u32,
+    pub finished: u32,
+}
+
+/// A progress receiver that keeps every call.
+#[derive(Debug, Default)]
+pub struct RecordedProgress {
+    pub lists: std::sync::Mutex<std::collections::BTreeMap<String, ListSeen>>,
+}
+
+impl RecordedProgress {
+    pub fn list(&self, name: &str) -> ListSeen {
+        self.lists.lock().unwrap().get(name).cloned().unwrap_or_else(|| panic!("no progress for list {name:?}: {:?}", self.lists.lock().unwrap().keys().collect::<Vec<_>>()))
+    }
+}
+
+impl salespulse::connectors::progress::Progress for RecordedProgress {
+    fn list_started(&self, list: &str, expected_rows: Option<u64>) {
+        let mut lists = self.lists.lock().unwrap();
+        let seen = lists.entry(list.to_string()).or_default();
+        assert_eq!(seen.started, seen.finished, "{list} started again before it finished");
+        seen.started += 1;
+        seen.expected = expected_rows;
+    }
+
+    fn page_read(&self, list: &str, rows: u64) {
+        let mut lists = self.lists.lock().unwrap();
+        let seen = lists.get_mut(list).unwrap_or_else(|| panic!("rows of {list} before it started"));
+        assert!(seen.started > seen.finished, "rows of {list} after it finished");
+        seen.rows += rows;
+        seen.requests += 1;
+    }
+
+    fn list_finished(&self, list: &str) {
+        let mut lists = self.lists.lock().unwrap();
+        let seen = lists.get_mut(list).unwrap_or_else(|| panic!("{list} finished before it started"));
+        seen.finished += 1;
+    }
+}
+
+/// [`refresh_crm`] with a progress receiver that records what the sync told it.
+pub async fn refresh_crm_recorded(store: &Store, source: SourceConfig) -> (salespulse::refresh::RefreshReport, Arc<RecordedProgress>) {
+    let t = TenantConfig { name: "acme".into(), source, ..tenant("acme") };
+    let progress = Arc::new(RecordedProgress::default());
+    let report = salespulse::refresh::refresh_tenant_with_progress(store, &t, salespulse::refresh::source_of(&t), 3, Arc::clone(&progress) as _).await.unwrap();
+    (report, progress)
+}

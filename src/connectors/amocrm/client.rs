@@ -13,6 +13,7 @@ use url::Url;
 use super::AmoCrmError;
 use super::oauth::{OAuthApp, Tokens};
 use crate::connectors::http::{Answer, HttpError, PoliteClient, Verdict};
+use crate::connectors::progress::{ProgressHandle, silent};
 
 /// How requests are signed.
 pub(super) enum Auth {
@@ -34,6 +35,8 @@ pub(super) struct Client {
     blocked: AtomicBool,
     /// The config key of `requests_per_second`, for messages.
     rate_key: String,
+    /// Who hears of each list's rows as they arrive.
+    progress: ProgressHandle,
 }
 
 /// What one answer meant.
@@ -68,6 +71,19 @@ impl ListSpec {
         self.query.push((key.to_string(), value.to_string()));
         self
     }
+
+    /// What the list holds, for progress (`leads`, `leads/notes`, `stage changes`).
+    fn name(&self) -> String {
+        let has = |key: &str, value: &str| self.query.iter().any(|(k, v)| k == key && v == value);
+        let entity = self.path.trim_start_matches("/api/v4/");
+        if has("with", "only_deleted") {
+            format!("{entity} in the trash")
+        } else if entity == "events" {
+            if self.query.iter().any(|(k, v)| k.starts_with("filter[type]") && v == "lead_status_changed") { "stage changes".into() } else { "deletion events".into() }
+        } else {
+            entity.to_string()
+        }
+    }
 }
 
 /// An account-wide refusal that no retry can fix; the sync stops.
@@ -75,7 +91,12 @@ const BLOCKED: &str = "amoCRM blocked this account's API access (HTTP 403 with t
 
 impl Client {
     pub(super) fn new(base: Url, auth: Auth, http: PoliteClient, max_429_in_a_row: u32, rate_key: String) -> Client {
-        Client { base, auth, http, too_many_in_a_row: AtomicU32::new(0), max_429_in_a_row, blocked: AtomicBool::new(false), rate_key }
+        Client { base, auth, http, too_many_in_a_row: AtomicU32::new(0), max_429_in_a_row, blocked: AtomicBool::new(false), rate_key, progress: silent() }
+    }
+
+    pub(super) fn with_progress(mut self, progress: ProgressHandle) -> Client {
+        self.progress = progress;
+        self
     }
 
     pub(super) fn http(&self) -> &PoliteClient {
@@ -213,6 +234,14 @@ impl Client {
     /// list ends at the first page that is empty (204), short, or has no `next` link; pages
     /// asked beyond it are dropped. A scan that stops at a cursor reads one page at a time.
     pub(super) async fn list(&self, spec: &ListSpec) -> Result<Vec<Value>, AmoCrmError> {
+        let name = spec.name();
+        self.progress.list_started(&name, None);
+        let rows = self.read_list(spec, &name).await?;
+        self.progress.list_finished(&name);
+        Ok(rows)
+    }
+
+    async fn read_list(&self, spec: &ListSpec, name: &str) -> Result<Vec<Value>, AmoCrmError> {
         let limit: usize = spec.query.iter().find(|(k, _)| k == "limit").and_then(|(_, v)| v.parse().ok()).unwrap_or(50);
         let ahead = if spec.stop_below.is_some() { 1 } else { READ_AHEAD };
         let mut rows = Vec::new();
@@ -220,15 +249,25 @@ impl Client {
         loop {
             let window = if page == 1 { 1 } else { ahead };
             let asked = futures::future::try_join_all((page..page + window).map(|p| self.page(spec, p))).await?;
-            for answer in asked {
-                let Some((items, has_next)) = answer else { return Ok(rows) };
+            let asked_pages = asked.len();
+            for (i, answer) in asked.into_iter().enumerate() {
+                // Pages asked past the end were requests too, with no rows.
+                let past_the_end = |progress: &dyn crate::connectors::progress::Progress| (i + 1..asked_pages).for_each(|_| progress.page_read(name, 0));
+                let Some((items, has_next)) = answer else {
+                    self.progress.page_read(name, 0);
+                    past_the_end(self.progress.as_ref());
+                    return Ok(rows);
+                };
+                let before = rows.len();
                 let full = items.len() >= limit;
                 let oldest = items.iter().filter_map(|r| r.get("updated_at").and_then(Value::as_i64)).min();
                 match spec.stop_below {
                     Some(floor) => rows.extend(items.into_iter().filter(|r| r.get("updated_at").and_then(Value::as_i64).is_none_or(|t| t >= floor))),
                     None => rows.extend(items),
                 }
+                self.progress.page_read(name, (rows.len() - before) as u64);
                 if !has_next || !full || spec.stop_below.is_some_and(|floor| oldest.is_none_or(|o| o < floor)) {
+                    past_the_end(self.progress.as_ref());
                     return Ok(rows);
                 }
             }

@@ -244,13 +244,15 @@ fn dedupe(rows: Vec<Value>) -> Vec<Value> {
 }
 
 /// Pulls the account: in full, or incrementally on top of `previous` when it is a snapshot
-/// of the same account and a full sync is not due.
+/// of the same account and a full sync is not due. `progress` hears of each list as it is
+/// read.
 ///
 /// # Errors
 /// See [`AmoCrmError`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<Utc>) -> Result<AmoCrmPull, AmoCrmError> {
+pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<AmoCrmPull, AmoCrmError> {
     let started = std::time::Instant::now();
     let (client, host) = client_for(cfg)?;
+    let client = client.with_progress(progress);
     let account = account(&client).await?;
     let account_id = mapping::id(&account, "id").ok_or_else(|| AmoCrmError::Shape { path: "/api/v4/account".into(), message: "no account id".into() })?;
     let label = describe(&account, &host);
@@ -349,7 +351,7 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         ("stage events", raw.status_events.len()),
         ("deletions", deleted_events.len() + trash.len()),
     ] {
-        tracing::info!(account = %label, entity, records = n, "read");
+        tracing::debug!(account = %label, entity, records = n, "read");
         records.insert(entity, n);
     }
 

@@ -14,6 +14,7 @@ use url::Url;
 use super::Bitrix24Error;
 use super::oauth::{OAuthApp, Tokens};
 use crate::connectors::http::{Answer, PoliteClient, Verdict};
+use crate::connectors::progress::{ProgressHandle, silent};
 
 /// Rows per list page: fixed by the portal.
 pub(super) const PAGE: usize = 50;
@@ -102,11 +103,18 @@ pub(super) struct Client {
     /// `operating_reset_at` per method, from the last envelopes: when a method blocked for
     /// its time budget may run again.
     reset_at: Mutex<HashMap<String, f64>>,
+    /// Who hears of each list's rows as they arrive.
+    progress: ProgressHandle,
 }
 
 impl Client {
     pub(super) fn new(endpoint: Endpoint, http: PoliteClient, credential_key: String) -> Client {
-        Client { endpoint, http, credential_key, reset_at: Mutex::new(HashMap::new()) }
+        Client { endpoint, http, credential_key, reset_at: Mutex::new(HashMap::new()), progress: silent() }
+    }
+
+    pub(super) fn with_progress(mut self, progress: ProgressHandle) -> Client {
+        self.progress = progress;
+        self
     }
 
     pub(super) fn http(&self) -> &PoliteClient {
@@ -273,6 +281,7 @@ impl Client {
     /// pipelines, currencies).
     pub(super) async fn list_paged(&self, method: &'static str, root: Option<&'static str>, params: Value) -> Result<Vec<Value>, Bitrix24Error> {
         let spec = ListSpec { method, root, id_field: "ID", keyset_key: "", filter_param: "", filter: Map::new(), params: Map::new(), start_after: None };
+        let list = list_name(&spec);
         let mut rows = Vec::new();
         let mut start = 0u64;
         loop {
@@ -281,11 +290,18 @@ impl Client {
                 obj.insert("start".into(), json!(start));
             }
             let page = self.call(method, &body).await?;
+            if start == 0 {
+                self.progress.list_started(&list, page.total);
+            }
             let got = spec.rows(&page.result).ok_or_else(|| shape(method, "the result is not a list"))?;
             rows.extend(got.iter().cloned());
+            self.progress.page_read(&list, got.len() as u64);
             match page.next {
                 Some(next) if next > start && !got.is_empty() => start = next,
-                _ => return Ok(rows),
+                _ => {
+                    self.progress.list_finished(&list);
+                    return Ok(rows);
+                }
             }
         }
     }
@@ -337,7 +353,16 @@ impl Client {
     }
 
     /// The rest of a list after its first page (`rows`, and the count when it had one).
-    pub(super) async fn list_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
+    pub(super) async fn list_rest(&self, spec: &ListSpec, rows: Vec<Value>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
+        let list = list_name(spec);
+        self.progress.list_started(&list, total.filter(|_| spec.start_after.is_none()));
+        self.progress.page_read(&list, rows.len() as u64);
+        let rows = self.read_rest(spec, rows, total, &list).await?;
+        self.progress.list_finished(&list);
+        Ok(rows)
+    }
+
+    async fn read_rest(&self, spec: &ListSpec, mut rows: Vec<Value>, total: Option<u64>, list: &str) -> Result<Vec<Value>, Bitrix24Error> {
         // The count sizes the batches (a pull after a cursor has none: batches then grow
         // while every page is full).
         if rows.len() < PAGE {
@@ -350,6 +375,7 @@ impl Client {
         loop {
             let commands = pages_left.clamp(1, BATCH);
             let (pages, errors) = self.batch(spec, &last, commands).await?;
+            let before = rows.len();
             let mut finished = false;
             let mut read = 0;
             for page in pages {
@@ -371,6 +397,7 @@ impl Client {
                     break;
                 }
             }
+            self.progress.page_read(list, (rows.len() - before) as u64);
             // The count is reached: rows added since are the next incremental pull's.
             if finished || (counted && rows.len() as u64 >= total.unwrap_or(u64::MAX)) {
                 return Ok(rows);
@@ -549,6 +576,29 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// What a list holds, for progress: the entity, not the method.
+fn list_name(spec: &ListSpec) -> String {
+    let entity = match spec.method {
+        "crm.deal.list" => "deals",
+        "crm.lead.list" => "leads",
+        "crm.contact.list" => "contacts",
+        "crm.company.list" => "companies",
+        "crm.activity.list" => "activities",
+        "tasks.task.list" => "tasks",
+        "crm.stagehistory.list" => "deal stage history",
+        "voximplant.statistic.get" => "calls",
+        "user.get" => "users",
+        "crm.item.productrow.list" => "product rows",
+        "department.get" => "departments",
+        "crm.category.list" => "pipelines",
+        "crm.status.list" => "stages and sources",
+        "crm.currency.list" => "currencies",
+        other => other,
+    };
+    let ids_only = spec.params.get("select").and_then(Value::as_array).is_some_and(|s| s.len() == 1 && s[0] == "ID");
+    if ids_only { format!("{entity} (ids, for deletions)") } else { entity.to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,3 +619,4 @@ mod tests {
         assert_eq!(scope_of("voximplant.statistic.get"), "telephony");
     }
 }
+

@@ -29,6 +29,7 @@ use mapping::{Links, Mapping, Raw};
 
 use crate::config::SecretSource;
 use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
+use crate::connectors::progress::ProgressHandle;
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{Dataset, RowError, Table};
 
@@ -227,13 +228,14 @@ const ACTIVITIES: Changed = Changed { entity: "activities", filter: ">=LAST_UPDA
 const TASKS: Changed = Changed { entity: "tasks", filter: ">=CHANGED_DATE", field: "changedDate" };
 
 /// Pulls the portal: in full, or incrementally on top of `previous` when it is a snapshot of
-/// the same portal.
+/// the same portal. `progress` hears of each list as it is read.
 ///
 /// # Errors
 /// See [`Bitrix24Error`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>) -> Result<Bitrix24Pull, Bitrix24Error> {
+pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Bitrix24Pull, Bitrix24Error> {
     let started = std::time::Instant::now();
     let (client, portal) = client_for(cfg)?;
+    let client = client.with_progress(progress);
     let previous = previous.filter(|p| p.cursors.get(CURSOR_PORTAL) == Some(&portal));
     let incremental = previous.is_some();
     let mut cursors = previous.as_ref().map(|p| p.cursors.clone()).unwrap_or_default();
@@ -249,7 +251,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let mut raw = Raw::default();
     let mut records = BTreeMap::new();
     let log = |entity: &'static str, n: usize, records: &mut BTreeMap<&'static str, usize>| {
-        tracing::info!(portal = %portal, entity, records = n, requests = client.http().stats().requests(), "read");
+        tracing::debug!(portal = %portal, entity, records = n, requests = client.http().stats().requests(), "read");
         records.insert(entity, n);
     };
 

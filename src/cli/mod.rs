@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+pub(crate) mod progress;
+
 use anyhow::{Context, bail};
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
@@ -19,7 +21,7 @@ use salespulse::catalog::{Catalog, TenantInfo, plan_query};
 use salespulse_udfs::CalendarRegistry;
 use salespulse::config::{Config, Limits, SourceConfig, TenantConfig, default_settings, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
-use salespulse::refresh::{RefreshReport, refresh_tenant, serving_refresh, source_of};
+use salespulse::refresh::{RefreshReport, refresh_tenant, refresh_tenant_with_progress, serving_refresh, source_of};
 use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, TenantSchedule, run_schedules};
 use salespulse::server::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
@@ -448,7 +450,10 @@ async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::Result<ExitC
     let mut failed = 0;
     for t in tenants {
         println!("{}: refreshing from {} ...", t.name, t.source.kind());
-        match refresh_tenant(&store, t, source_of(t), config.storage.keep_snapshots).await {
+        let progress = Arc::new(progress::RefreshProgress::for_stderr(&t.name));
+        let refreshed = refresh_tenant_with_progress(&store, t, source_of(t), config.storage.keep_snapshots, Arc::clone(&progress) as _).await;
+        progress.finish();
+        match refreshed {
             Ok(report) => {
                 print_refresh(&t.name, &report);
                 // Materialise the KPI tables now, so a server start or reload finds them.
