@@ -77,9 +77,13 @@ struct RawLimits {
     query_memory: Option<String>,
     query_timeout_seconds: Option<u64>,
     max_concurrent_queries: Option<usize>,
+    max_concurrent_queries_per_user: Option<usize>,
+    queue_seconds: Option<u64>,
     max_result_rows: Option<u64>,
+    max_result_bytes: Option<String>,
     max_sql_bytes: Option<usize>,
     token_ttl_seconds: Option<u64>,
+    failed_logins_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,12 +243,23 @@ pub struct TlsFiles {
 /// Query limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Memory one query may hold (its own DataFusion memory pool); over it the query fails.
     pub query_memory_bytes: u64,
+    /// From the start of execution to the last row sent.
     pub query_timeout: std::time::Duration,
+    /// Queries running at once, over all users.
     pub max_concurrent_queries: usize,
+    /// Queries one user runs at once.
+    pub max_concurrent_queries_per_user: usize,
+    /// How long a query waits for a free slot before it is refused.
+    pub queue_wait: std::time::Duration,
     pub max_result_rows: u64,
+    /// Bytes of a result (Arrow memory of its batches).
+    pub max_result_bytes: u64,
     pub max_sql_bytes: usize,
     pub token_ttl_seconds: u64,
+    /// Failed logins one client address may make in a minute before it is refused.
+    pub failed_logins_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -253,9 +268,13 @@ impl Default for Limits {
             query_memory_bytes: 1 << 30,
             query_timeout: std::time::Duration::from_secs(60),
             max_concurrent_queries: 16,
+            max_concurrent_queries_per_user: 8,
+            queue_wait: std::time::Duration::from_secs(10),
             max_result_rows: 1_000_000,
+            max_result_bytes: 1 << 30,
             max_sql_bytes: 1_000_000,
             token_ttl_seconds: 86_400,
+            failed_logins_per_minute: 10,
         }
     }
 }
@@ -744,9 +763,21 @@ fn limits(raw: &RawLimits) -> Result<Limits, (&'static str, String)> {
         },
         query_timeout: std::time::Duration::from_secs(positive("limits.query_timeout_seconds", raw.query_timeout_seconds, 60)?),
         max_concurrent_queries: positive("limits.max_concurrent_queries", raw.max_concurrent_queries.map(|v| v as u64), 16)? as usize,
+        max_concurrent_queries_per_user: positive(
+            "limits.max_concurrent_queries_per_user",
+            raw.max_concurrent_queries_per_user.map(|v| v as u64),
+            d.max_concurrent_queries_per_user as u64,
+        )? as usize,
+        queue_wait: std::time::Duration::from_secs(raw.queue_seconds.unwrap_or(d.queue_wait.as_secs())),
         max_result_rows: positive("limits.max_result_rows", raw.max_result_rows, d.max_result_rows)?,
+        max_result_bytes: match &raw.max_result_bytes {
+            Some(s) => parse_bytes(s).ok_or(("limits.max_result_bytes", format!("'{s}' is not a size such as 512MiB or 2GiB")))?,
+            None => d.max_result_bytes,
+        },
         max_sql_bytes: positive("limits.max_sql_bytes", raw.max_sql_bytes.map(|v| v as u64), d.max_sql_bytes as u64)? as usize,
         token_ttl_seconds: positive("limits.token_ttl_seconds", raw.token_ttl_seconds, d.token_ttl_seconds)?,
+        failed_logins_per_minute: positive("limits.failed_logins_per_minute", raw.failed_logins_per_minute.map(u64::from), u64::from(d.failed_logins_per_minute))?
+            .min(u64::from(u32::MAX)) as u32,
     })
 }
 

@@ -18,6 +18,7 @@
 //! `refresh` drives connectors → snapshot → catalog swap; `scheduler` runs it on each
 //! tenant's schedule while serving; `config` reads the TOML file.
 
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod connectors;

@@ -13,6 +13,7 @@ mod flight_sql;
 mod flight_sql_clients;
 mod kpi;
 mod kpi_fixture;
+mod limits;
 mod model;
 mod scheduler;
 mod snapshot;

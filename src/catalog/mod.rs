@@ -11,6 +11,7 @@
 
 pub mod kpi;
 mod query;
+mod query_memory;
 mod system;
 
 pub use query::{OutputProfile, QueryError, client_type, conform_batch, grafana_type, parameter_types, plan_query, plan_query_with};
@@ -29,6 +30,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use salespulse_udfs::{Absence, CalendarRegistry, SalesOptions};
 
 use crate::model::Table;
+use crate::audit::QueryLog;
 use crate::scheduler::RefreshLog;
 use crate::snapshot::{Manifest, SnapshotError, Store};
 
@@ -71,13 +73,21 @@ pub struct TenantState {
 #[derive(Debug)]
 pub struct Catalog {
     store: Store,
-    runtime: Arc<RuntimeEnv>,
+    runtimes: query_memory::QueryRuntimes,
     tenants: BTreeMap<String, ArcSwap<TenantState>>,
     /// Calendars for sessions without a tenant (functions only).
     fallback_calendars: Arc<CalendarRegistry>,
     materialise: kpi::Materialise,
-    /// The refresh attempts of this process, for `system.refreshes`.
-    refreshes: Arc<RefreshLog>,
+    /// The refresh attempts and queries of this process, for `system.refreshes` and
+    /// `system.queries`.
+    logs: Logs,
+}
+
+/// What the `system` schema reads at query time.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Logs {
+    pub(crate) refreshes: Arc<RefreshLog>,
+    pub(crate) queries: Arc<QueryLog>,
 }
 
 impl Catalog {
@@ -85,13 +95,13 @@ impl Catalog {
     pub fn new(store: Store, tenants: Vec<TenantInfo>) -> Catalog {
         let runtime = Arc::new(RuntimeEnv::default());
         runtime.register_object_store(store.base_url(), store.object_store());
-        let refreshes = Arc::new(RefreshLog::default());
+        let logs = Logs::default();
         let tenants = tenants
             .into_iter()
             .map(|info| {
                 let state = TenantState {
                     problem: Some(format!("tenant {} has not been loaded yet", info.name)),
-                    catalog: empty_catalog(&info, &[], None, &refreshes),
+                    catalog: empty_catalog(&info, &[], None, &logs),
                     manifest: None,
                     calendars: Arc::new(CalendarRegistry::builtin()),
                     info,
@@ -99,7 +109,26 @@ impl Catalog {
                 (state.info.name.clone(), ArcSwap::from_pointee(state))
             })
             .collect();
-        Catalog { store, runtime, tenants, fallback_calendars: Arc::new(CalendarRegistry::builtin()), materialise: kpi::Materialise::Build, refreshes }
+        Catalog {
+            store,
+            runtimes: query_memory::QueryRuntimes::new(runtime),
+            tenants,
+            fallback_calendars: Arc::new(CalendarRegistry::builtin()),
+            materialise: kpi::Materialise::Build,
+            logs,
+        }
+    }
+
+    /// Gives every served session its own memory pool of `bytes` (`limits.query_memory`),
+    /// without spill files; `None` shares one unbounded pool.
+    pub fn with_query_memory(mut self, bytes: Option<usize>) -> Catalog {
+        self.runtimes = self.runtimes.with_limit(bytes);
+        self
+    }
+
+    /// The queries of this process, for the audit and `system.queries`.
+    pub fn query_log(&self) -> &Arc<QueryLog> {
+        &self.logs.queries
     }
 
     /// Whether loading a tenant computes its missing KPI tables (the default) or only uses
@@ -117,7 +146,7 @@ impl Catalog {
 
     /// The log every refresh of this process goes to (`system.refreshes`, `/health`).
     pub fn refresh_log(&self) -> &Arc<RefreshLog> {
-        &self.refreshes
+        &self.logs.refreshes
     }
 
     pub fn store(&self) -> &Store {
@@ -175,7 +204,7 @@ impl Catalog {
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
-        let catalog = empty_catalog(&info, &snapshots, None, &self.refreshes);
+        let catalog = empty_catalog(&info, &snapshots, None, &self.logs);
         let (calendars, _) = tenant_calendars(&info, &catalog).await;
         TenantState { catalog, info, manifest: None, problem: Some(current), calendars }
     }
@@ -193,19 +222,20 @@ impl Catalog {
             let provider = ListingTable::try_new(config).map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
-        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.refreshes))
+        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs))
     }
 
     /// A session that sees every tenant's current catalog, with the UDFs registered.
     /// `default_tenant` becomes the default catalog (with `crm` as default schema), so
     /// `SELECT * FROM calls` and `FROM crm.calls` both work.
     pub fn session(&self, default_tenant: Option<&str>) -> SessionContext {
-        self.session_for(default_tenant, None)
+        self.session_for(default_tenant, None, "")
     }
 
-    /// A session holding only the tenants in `allowed` (all when `None`): another tenant's
-    /// tables cannot be named, listed or reached through `information_schema`.
-    pub fn session_for(&self, default_tenant: Option<&str>, allowed: Option<&[String]>) -> SessionContext {
+    /// A session of `user` holding only the tenants in `allowed` (all when `None`): another
+    /// tenant's tables cannot be named, listed or reached through `information_schema`, and
+    /// `system.queries` shows `user`'s queries.
+    pub fn session_for(&self, default_tenant: Option<&str>, allowed: Option<&[String]>, user: &str) -> SessionContext {
         let visible = |name: &str| allowed.is_none_or(|list| list.iter().any(|t| t == name));
         let default = default_tenant
             .filter(|d| visible(d))
@@ -226,8 +256,8 @@ impl Catalog {
             .and_then(|d| self.tenants.get(d))
             .and_then(|s| s.load().info.settings.get("calls.success_threshold_seconds").and_then(|v| v.parse::<u64>().ok()))
             .unwrap_or(60);
-        let config = config.with_option_extension(SalesOptions::with_call_threshold(threshold));
-        let ctx = SessionContext::new_with_config_rt(config, Arc::clone(&self.runtime));
+        let config = config.with_option_extension(SalesOptions::with_call_threshold(threshold)).with_option_extension(system::SessionUser::named(user));
+        let ctx = SessionContext::new_with_config_rt(config, self.runtimes.for_session());
         let mut calendars = Arc::clone(&self.fallback_calendars);
         for (name, slot) in self.tenants.iter().filter(|(n, _)| visible(n)) {
             let state = slot.load();
@@ -260,7 +290,7 @@ impl Catalog {
             calendar: calendars.default_calendar().to_string(),
             settings: info.settings.clone(),
         };
-        let ctx = kpi::tenant_session(catalog, Arc::clone(calendars), &params, Arc::clone(&self.runtime));
+        let ctx = kpi::tenant_session(catalog, Arc::clone(calendars), &params, Arc::clone(self.runtimes.shared()));
         if let Err(e) = kpi::register_views(&ctx, &params).await {
             tracing::error!(tenant = %info.name, "{e}");
             return Some(format!("the KPI views could not be built: {e}"));
@@ -292,13 +322,13 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
-fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, refreshes: &Arc<RefreshLog>) -> Arc<dyn CatalogProvider> {
+fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs) -> Arc<dyn CatalogProvider> {
     let catalog = MemoryCatalogProvider::new();
     let (manifest, crm) = match served {
         Some((m, crm)) => (Some(m), crm),
         None => (None, Arc::new(MemorySchemaProvider::new())),
     };
-    let system = system::schema(info, snapshots, manifest, refreshes);
+    let system = system::schema(info, snapshots, manifest, logs);
     // Registering a schema in a fresh in-memory catalog cannot fail.
     let _ = catalog.register_schema("crm", crm);
     let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));

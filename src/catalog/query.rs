@@ -25,6 +25,9 @@ pub enum QueryError {
     ReadOnly { what: String },
     #[error("{0}")]
     Plan(String),
+    /// Over the per-query memory pool (`limits.query_memory`).
+    #[error("{0}")]
+    Memory(String),
     #[error("{0}")]
     Execution(String),
 }
@@ -39,6 +42,9 @@ impl QueryError {
             && let Some(h) = hint
         {
             text = format!("{text} ({h})");
+        }
+        if let DataFusionError::ResourcesExhausted(why) = e.find_root() {
+            return QueryError::Memory(why.clone());
         }
         match e.find_root() {
             DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {

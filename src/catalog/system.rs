@@ -1,5 +1,5 @@
-//! The `system` schema of a tenant: what is loaded, how the tenant is set up, and its
-//! refresh attempts.
+//! The `system` schema of a tenant: what is loaded, how the tenant is set up, its refresh
+//! attempts, and the queries of the user who asks (`system.queries`).
 
 use std::sync::Arc;
 
@@ -10,13 +10,35 @@ use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::TenantInfo;
+use super::{Logs, TenantInfo};
+use crate::audit::QueryLog;
 use crate::scheduler::RefreshLog;
 use crate::snapshot::Manifest;
 
-pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, refreshes: &Arc<RefreshLog>) -> Arc<MemorySchemaProvider> {
+datafusion::common::extensions_options! {
+    /// Who a session belongs to, set by the server when it builds the session (`SET` of it
+    /// is refused like every engine option).
+    pub struct SessionUser {
+        /// The user name; empty for sessions without users (no `[[users]]`, the CLI).
+        pub name: String, default = String::new()
+    }
+}
+
+impl datafusion::common::config::ConfigExtension for SessionUser {
+    const PREFIX: &'static str = "salespulse_session";
+}
+
+impl SessionUser {
+    pub(super) fn named(user: &str) -> SessionUser {
+        SessionUser { name: user.to_string() }
+    }
+}
+
+pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, logs: &Logs) -> Arc<MemorySchemaProvider> {
     let schema = MemorySchemaProvider::new();
+    let refreshes: &Arc<RefreshLog> = &logs.refreshes;
     let _ = schema.register_table("refreshes".to_string(), Arc::new(RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes) }));
+    let _ = schema.register_table("queries".to_string(), Arc::new(QueriesTable { log: Arc::clone(&logs.queries) }));
     let tables: [(&str, Option<RecordBatch>); 3] = [
         ("snapshots", snapshots_batch(snapshots, served)),
         ("tables", tables_batch(served)),
@@ -137,6 +159,64 @@ impl TableProvider for RefreshesTable {
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let table = MemTable::try_new(refreshes_schema(), vec![vec![self.batch()?]])?;
+        table.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `system.queries`: the asking user's queries in this process (every tenant), read at query
+/// time. Another user's queries are never in it.
+#[derive(Debug)]
+struct QueriesTable {
+    log: Arc<QueryLog>,
+}
+
+fn queries_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("user_name", DataType::Utf8, false),
+        Field::new("protocol", DataType::Utf8, false),
+        Field::new("tenant", DataType::Utf8, true),
+        Field::new("sql", DataType::Utf8, false),
+        Field::new("seconds", DataType::Float64, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("cached", DataType::Boolean, false),
+    ]))
+}
+
+impl QueriesTable {
+    fn batch(&self, user: &str) -> datafusion::error::Result<RecordBatch> {
+        let records = self.log.records_of(user);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.started_at.timestamp_micros())).with_timezone("UTC")),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.user.as_str()))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.protocol))),
+            Arc::new(StringArray::from_iter(records.iter().map(|r| r.tenant.as_deref()))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.sql.as_str()))),
+            Arc::new(arrow::array::Float64Array::from_iter_values(records.iter().map(|r| r.seconds))),
+            Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.rows as i64))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.outcome.as_str()))),
+            Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
+            Arc::new(BooleanArray::from_iter(records.iter().map(|r| Some(r.cached)))),
+        ];
+        Ok(RecordBatch::try_new(queries_schema(), columns)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for QueriesTable {
+    fn schema(&self) -> SchemaRef {
+        queries_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let user = state.config().options().extensions.get::<SessionUser>().map(|u| u.name.clone()).unwrap_or_default();
+        let table = MemTable::try_new(queries_schema(), vec![vec![self.batch(&user)?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }

@@ -26,6 +26,7 @@ use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, Tenan
 use salespulse::server::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
 use salespulse::server::cache::ResultCache;
+use salespulse::server::limits::QueryGate;
 use salespulse::server::query_stats::QueryStats;
 use salespulse::server::{HttpState, PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_http, serve_postgres};
 use salespulse::snapshot::Store;
@@ -253,7 +254,7 @@ async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, 
     if no_serve {
         return Ok(ExitCode::SUCCESS);
     }
-    let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]));
+    let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]).with_query_memory(Some(Limits::default().query_memory_bytes as usize)));
     let started = std::time::Instant::now();
     let state = catalog.load_tenant("demo").await?;
     report_kpi_tables("demo", &state, started);
@@ -334,10 +335,13 @@ async fn run_server(
     let cache = Arc::new(ResultCache::new(result_cache_bytes));
     let queries = Arc::new(QueryStats::default());
     let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth), cache: Arc::clone(&cache), queries: Arc::clone(&queries) };
+    // One set of query slots and limits for both protocols.
+    let gate = Arc::new(QueryGate::new(limits.clone()));
     let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .with_observers(cache, Arc::clone(&queries));
-    let postgres = PostgresFrontend::with_stats(catalog, auth, limits.max_sql_bytes, queries);
+        .with_observers(cache, Arc::clone(&queries))
+        .with_gate(Arc::clone(&gate));
+    let postgres = PostgresFrontend::with_gate(catalog, auth, queries, gate);
     let servers = async {
         tokio::join!(
             serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
@@ -395,7 +399,7 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         }
     }
     let store = Store::open(&config.storage.root)?;
-    let catalog = Arc::new(Catalog::new(store, config.tenants.iter().map(info_of).collect()));
+    let catalog = Arc::new(Catalog::new(store, config.tenants.iter().map(info_of).collect()).with_query_memory(Some(config.limits.query_memory_bytes as usize)));
     for t in &config.tenants {
         let state = catalog.load_tenant(&t.name).await?;
         match (&state.manifest, &state.problem) {

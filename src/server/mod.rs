@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cache;
 pub mod flight_sql;
 pub mod http;
+pub mod limits;
 pub mod postgres;
 pub mod query_stats;
 pub mod tls;

@@ -46,8 +46,10 @@ use futures::{Sink, SinkExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::catalog::Catalog;
 use crate::server::auth::{Authenticator, Principal};
+use crate::server::limits::{Admission, LimitError, Limited, QueryGate, StreamEnd};
 
 /// Connection metadata keys where the startup handler leaves the resolved identity.
 const TENANT_KEY: &str = "salespulse.tenant";
@@ -79,6 +81,14 @@ impl PostgresFrontend {
     /// A front end that records every query in `stats` (to the first response: rows stream
     /// after).
     pub fn with_stats(catalog: Arc<Catalog>, auth: Arc<Authenticator>, max_sql_bytes: usize, stats: Arc<QueryStats>) -> PostgresFrontend {
+        let gate = Arc::new(QueryGate::new(crate::config::Limits { max_sql_bytes, ..Default::default() }));
+        Self::with_gate(catalog, auth, stats, gate)
+    }
+
+    /// A front end whose queries run under `gate`'s slots and limits (shared with Flight
+    /// SQL), recorded in `stats` and the audit log.
+    pub fn with_gate(catalog: Arc<Catalog>, auth: Arc<Authenticator>, stats: Arc<QueryStats>, gate: Arc<QueryGate>) -> PostgresFrontend {
+        let max_sql_bytes = gate.limits().max_sql_bytes;
         let template = DfSessionService::new_with_hooks(Arc::new(SessionContext::new()), Vec::new()).query_parser();
         let startup = Arc::new(Startup { catalog: Arc::clone(&catalog), auth, parameters: DefaultServerParameterProvider::default() });
         // The parser parses against the connection's session, so it points back at the
@@ -87,6 +97,7 @@ impl PostgresFrontend {
             catalog,
             max_sql_bytes,
             stats,
+            gate,
             sessions: Mutex::new(HashMap::new()),
             parser: Arc::new(TenantParser { template, queries: weak.clone() }),
         });
@@ -193,13 +204,14 @@ impl StartupHandler for Startup {
 }
 
 /// Sessions by (tenant, allowed tenants); each remembers the snapshots it was built on.
-type SessionCache = HashMap<(String, String), (Vec<Option<String>>, Arc<DfSessionService>)>;
+type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, Arc<DfSessionService>)>;
 
 /// Query handling: picks the connection's session and delegates to `datafusion-postgres`.
 struct Queries {
     catalog: Arc<Catalog>,
     max_sql_bytes: usize,
     stats: Arc<QueryStats>,
+    gate: Arc<QueryGate>,
     sessions: Mutex<SessionCache>,
     parser: Arc<TenantParser>,
 }
@@ -220,14 +232,15 @@ impl Queries {
             .iter()
             .map(|t| self.catalog.tenant(t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone())))
             .collect();
-        let key = (tenant.clone(), allowed_text);
+        let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+        let key = (tenant.clone(), allowed_text, user.clone());
         let mut sessions = self.sessions.lock().map_err(|_| user_error("ERROR", "XX000", "the session cache is unavailable".into()))?;
         if let Some((built_on, service)) = sessions.get(&key)
             && *built_on == snapshots
         {
             return Ok(Arc::clone(service));
         }
-        let ctx = self.catalog.session_for(Some(&tenant), allowed.as_deref());
+        let ctx = self.catalog.session_for(Some(&tenant), allowed.as_deref(), &user);
         setup_pg_catalog(&ctx, &tenant, EmptyContextProvider)
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(ReadOnly)];
@@ -250,6 +263,103 @@ impl Queries {
     }
 }
 
+impl Queries {
+    /// A slot for the connection's user.
+    async fn admit<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Admission> {
+        let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+        self.gate.admit(&user).await.map_err(|e| limit_error(&e))
+    }
+
+    fn audit_of<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgAudit {
+        PgAudit {
+            log: Arc::clone(self.catalog.query_log()),
+            user: client.metadata().get(METADATA_USER).cloned().unwrap_or_default(),
+            tenant: client.metadata().get(TENANT_KEY).cloned(),
+            sql: sql.to_string(),
+            started_at: chrono::Utc::now(),
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+/// One PostgreSQL query, for the audit log.
+#[derive(Debug, Clone)]
+struct PgAudit {
+    log: Arc<QueryLog>,
+    user: String,
+    tenant: Option<String>,
+    sql: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
+}
+
+impl PgAudit {
+    fn record(&self, end: StreamEnd) {
+        let outcome = match (&end.error, end.cancelled) {
+            (Some(_), _) => QueryOutcome::Failed,
+            (None, true) => QueryOutcome::Cancelled,
+            (None, false) => QueryOutcome::Ok,
+        };
+        self.log.record(QueryRecord {
+            started_at: self.started_at,
+            user: self.user.clone(),
+            protocol: "postgres",
+            tenant: self.tenant.clone(),
+            sql: self.sql.clone(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            rows: end.rows,
+            outcome,
+            error: end.error,
+            cached: false,
+        });
+    }
+
+    fn finished(&self, rows: u64) {
+        self.record(StreamEnd { rows, error: None, cancelled: false });
+    }
+
+    fn failed(&self, e: &PgWireError) {
+        self.failed_with(&pg_message(e));
+    }
+
+    fn failed_with(&self, message: &str) {
+        self.record(StreamEnd { rows: 0, error: Some(message.to_string()), cancelled: false });
+    }
+}
+
+/// What a client is told of an error.
+fn pg_message(e: &PgWireError) -> String {
+    match e {
+        PgWireError::UserError(info) => info.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A limit's refusal as a PostgreSQL error: `53000`-class for slots and size, `57014`
+/// (query_canceled) for the timeout, as PostgreSQL's `statement_timeout` does.
+fn limit_error(e: &LimitError) -> PgWireError {
+    let code = match e {
+        LimitError::Busy { .. } | LimitError::UserBusy { .. } => "53300",
+        LimitError::Timeout { .. } => "57014",
+        LimitError::TooManyRows { .. } | LimitError::TooManyBytes { .. } => "54000",
+    };
+    user_error("ERROR", code, e.to_string())
+}
+
+/// Puts a result's rows under the query's slot, deadline and size limits.
+fn limit_rows(response: &mut datafusion_postgres::pgwire::api::results::QueryResponse, admission: Admission, audit: PgAudit) {
+    let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+    let limited = Limited::new(
+        rows,
+        admission,
+        |row: &datafusion_postgres::pgwire::messages::data::DataRow| (1, row.data.len() as u64),
+        |e| limit_error(&e),
+        pg_message,
+        move |end| audit.record(end),
+    );
+    *response.data_rows() = Box::pin(limited);
+}
+
 /// The hooks `datafusion-postgres` installs by default (cursors, SET/SHOW, transactions).
 fn default_hooks() -> Vec<Arc<dyn QueryHook>> {
     use datafusion_postgres::hooks::{cursor::CursorStatementHook, set_show::SetShowHook, transactions::TransactionStatementHook};
@@ -266,11 +376,49 @@ impl SimpleQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let started = std::time::Instant::now();
-        self.check_length(query)?;
-        let service = self.service(client)?;
+        let audit = self.audit_of(client, query);
+        let admitted = async {
+            self.check_length(query)?;
+            let service = self.service(client)?;
+            let admission = self.admit(client).await?;
+            Ok::<_, PgWireError>((service, admission))
+        };
+        let (service, admission) = match admitted.await {
+            Ok(ready) => ready,
+            Err(e) => {
+                self.stats.observe("postgres", started, false, false);
+                audit.failed(&e);
+                return Err(e);
+            }
+        };
         let result = <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query).await;
         self.stats.observe("postgres", started, result.is_ok(), false);
-        result
+        match result {
+            Ok(mut responses) => {
+                // The first result (a simple query usually has one) streams under the
+                // query's slot and limits; the slot is given back when it ends.
+                let mut admission = Some(admission);
+                for response in &mut responses {
+                    match response {
+                        Response::Query(rows) => {
+                            if let Some(admission) = admission.take() {
+                                limit_rows(rows, admission, audit.clone());
+                            }
+                        }
+                        Response::Error(info) => audit.failed_with(&info.message),
+                        _ => {}
+                    }
+                }
+                if admission.is_some() {
+                    audit.finished(0);
+                }
+                Ok(responses)
+            }
+            Err(e) => {
+                audit.failed(&e);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -291,10 +439,40 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let started = std::time::Instant::now();
-        let service = self.service(client)?;
+        let audit = self.audit_of(client, &portal.statement.statement.0);
+        let admitted = async {
+            let service = self.service(client)?;
+            let admission = self.admit(client).await?;
+            Ok::<_, PgWireError>((service, admission))
+        };
+        let (service, admission) = match admitted.await {
+            Ok(ready) => ready,
+            Err(e) => {
+                self.stats.observe("postgres", started, false, false);
+                audit.failed(&e);
+                return Err(e);
+            }
+        };
         let result = <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows).await;
         self.stats.observe("postgres", started, result.is_ok(), false);
-        result
+        match result {
+            Ok(Response::Query(mut rows)) => {
+                limit_rows(&mut rows, admission, audit);
+                Ok(Response::Query(rows))
+            }
+            Ok(Response::Error(info)) => {
+                audit.failed_with(&info.message);
+                Ok(Response::Error(info))
+            }
+            Ok(other) => {
+                audit.finished(0);
+                Ok(other)
+            }
+            Err(e) => {
+                audit.failed(&e);
+                Err(e)
+            }
+        }
     }
 }
 
@@ -373,11 +551,11 @@ fn sets_engine_option(set: &Set) -> bool {
     match set {
         Set::SingleAssignment { variable, .. } => {
             let name = variable.to_string().to_ascii_lowercase();
-            name.starts_with("datafusion.") || name.starts_with("salespulse.")
+            name.starts_with("datafusion.") || name.starts_with("salespulse")
         }
         Set::MultipleAssignments { assignments } => assignments.iter().any(|a| {
             let name = a.name.to_string().to_ascii_lowercase();
-            name.starts_with("datafusion.") || name.starts_with("salespulse.")
+            name.starts_with("datafusion.") || name.starts_with("salespulse")
         }),
         _ => false,
     }

@@ -16,7 +16,9 @@ use salespulse::refresh::refresh_tenant;
 use salespulse::config::UserConfig;
 use salespulse::server::auth::Authenticator;
 use salespulse::server::cache::ResultCache;
+use salespulse::server::limits::QueryGate;
 use salespulse::server::query_stats::QueryStats;
+use salespulse::config::Limits;
 use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
 use salespulse::snapshot::Store;
 use tokio::net::TcpListener;
@@ -72,6 +74,8 @@ pub async fn write_demo(store: &Store, tenant_name: &str) -> salespulse::snapsho
 pub struct TestServer {
     pub addr: SocketAddr,
     pub catalog: Arc<Catalog>,
+    /// The query slots and limits of both protocols.
+    pub gate: Arc<QueryGate>,
     /// The Flight SQL result cache (64 MiB).
     pub cache: Arc<ResultCache>,
     pub root: tempfile::TempDir,
@@ -87,30 +91,40 @@ impl TestServer {
 
     /// As [`TestServer::spawn`], with these `[[users]]` (authentication on when not empty).
     pub async fn spawn_with_users(tenants: &[&str], with_data: &[&str], users: Vec<UserConfig>) -> TestServer {
+        Self::spawn_limited(tenants, with_data, users, Limits::default()).await
+    }
+
+    /// As [`TestServer::spawn_with_users`], under these `[limits]` (both protocols share them).
+    pub async fn spawn_limited(tenants: &[&str], with_data: &[&str], users: Vec<UserConfig>, limits: Limits) -> TestServer {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path().to_str().unwrap()).unwrap();
         for t in with_data {
             write_demo(&store, t).await;
         }
-        let catalog = Arc::new(Catalog::new(store, tenants.iter().map(|t| info(t)).collect()));
+        let catalog = Arc::new(Catalog::new(store, tenants.iter().map(|t| info(t)).collect()).with_query_memory(Some(limits.query_memory_bytes as usize)));
         for t in tenants {
             catalog.load_tenant(t).await.unwrap();
         }
-        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(3600)));
+        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(limits.token_ttl_seconds)));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
         let cache = Arc::new(ResultCache::new(64 << 20));
-        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), 1_000_000).unwrap().with_observers(Arc::clone(&cache), Arc::new(QueryStats::default()));
-        let postgres = PostgresFrontend::new(Arc::clone(&catalog), auth, 1_000_000);
+        let gate = Arc::new(QueryGate::new(limits.clone()));
+        let stats = Arc::new(QueryStats::default());
+        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)
+            .unwrap()
+            .with_observers(Arc::clone(&cache), Arc::clone(&stats))
+            .with_gate(Arc::clone(&gate));
+        let postgres = PostgresFrontend::with_gate(Arc::clone(&catalog), auth, stats, Arc::clone(&gate));
         let token = shutdown.clone();
         let handle = tokio::spawn(async move {
             let (flight, pg) = tokio::join!(serve_flight_sql(listener, service, None, token.clone()), serve_postgres(pg_listener, postgres, None, token));
             flight.unwrap();
             pg.unwrap();
         });
-        TestServer { addr, catalog, cache, root, shutdown, handle: Some(handle) }
+        TestServer { addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
     }
 
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {

@@ -41,6 +41,9 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
+use crate::config::Limits;
+use crate::server::limits::{LimitError, Limited, QueryGate, StreamEnd};
 use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
@@ -64,6 +67,7 @@ pub struct SalesFlightSql {
     xdbc_info: Arc<XdbcTypeInfoData>,
     cache: Arc<ResultCache>,
     stats: Arc<QueryStats>,
+    gate: Arc<QueryGate>,
 }
 
 impl std::fmt::Debug for SalesFlightSql {
@@ -81,7 +85,19 @@ impl SalesFlightSql {
         let ctx = catalog.session(None);
         let sql_info = Arc::new(sql_info::sql_info(&ctx).map_err(|e| Status::internal(e.to_string()))?);
         let xdbc_info = Arc::new(sql_info::xdbc_type_info().map_err(|e| Status::internal(e.to_string()))?);
-        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()) })
+        let gate = Arc::new(QueryGate::new(Limits { max_sql_bytes, ..Limits::default() }));
+        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()), gate })
+    }
+
+    /// Runs queries under `gate`'s slots and limits (shared with the PostgreSQL front end).
+    pub fn with_gate(mut self, gate: Arc<QueryGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// Writes one query to the audit log and `system.queries`.
+    fn audit(&self, handle: &QueryHandle, started: (chrono::DateTime<chrono::Utc>, std::time::Instant), rows: u64, outcome: QueryOutcome, error: Option<String>, cached: bool) {
+        audit_record(self.catalog.query_log(), handle, started, StreamEnd { rows, error, cancelled: outcome == QueryOutcome::Cancelled }, cached);
     }
 
     /// Answers repeated queries from `cache` and records every query in `stats`.
@@ -125,7 +141,7 @@ impl SalesFlightSql {
     }
 
     fn session(&self, tenant: Option<&str>, principal: &Principal) -> datafusion::prelude::SessionContext {
-        self.catalog.session_for(tenant, principal.tenants.as_deref())
+        self.catalog.session_for(tenant, principal.tenants.as_deref(), &principal.user)
     }
 
     /// A new handle for `sql` from this request's principal, tenant and profile.
@@ -161,7 +177,14 @@ impl SalesFlightSql {
     /// FlightInfo for a handle: the planned schema and one endpoint whose ticket is the
     /// sealed handle.
     async fn handle_info(&self, handle: &QueryHandle, principal: &Principal, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
-        let df = self.plan(handle, principal, handle.parameters()?).await?;
+        let started = (chrono::Utc::now(), std::time::Instant::now());
+        let df = match self.plan(handle, principal, handle.parameters()?).await {
+            Ok(df) => df,
+            Err(status) => {
+                self.audit(handle, started, 0, QueryOutcome::Failed, Some(status.message().to_string()), false);
+                return Err(status);
+            }
+        };
         let schema = df.schema().as_arrow().clone();
         let ticket = TicketStatementQuery { statement_handle: handle.seal(&self.auth)?.into() };
         let info = schema_info(&schema)?
@@ -182,6 +205,7 @@ impl SalesFlightSql {
             }
         }
         let started = std::time::Instant::now();
+        let started_at = (chrono::Utc::now(), started);
         let parameters = handle.parameters()?;
         // The snapshot ids come first: a result planned on a newer snapshot may then be kept
         // under an older key (never asked for again), never the other way round.
@@ -205,25 +229,21 @@ impl SalesFlightSql {
         let key = key.map(|k| format!("{}\u{1f}{k}", handle.tenant.as_deref().unwrap_or("")));
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
             self.stats.observe("flight_sql", started, true, true);
+            let rows = hit.batches.iter().map(|b| b.num_rows() as u64).sum();
+            self.audit(handle, started_at, rows, QueryOutcome::Ok, None, true);
             let batches = futures::stream::iter(hit.batches.clone().into_iter().map(Ok));
             return Ok(Response::new(Box::pin(encode(Arc::clone(&hit.schema), batches))));
         }
         let stats = Arc::clone(&self.stats);
-        let df = match self.plan(handle, principal, parameters).await {
-            Ok(df) => df,
-            Err(e) => {
-                stats.observe("flight_sql", started, false, false);
-                return Err(e);
-            }
+        let fail = |status: Status| {
+            stats.observe("flight_sql", started, false, false);
+            self.audit(handle, started_at, 0, QueryOutcome::Failed, Some(status.message().to_string()), false);
+            status
         };
+        let admission = self.gate.admit(&principal.user).await.map_err(|e| fail(limit_status(&e)))?;
+        let df = self.plan(handle, principal, parameters).await.map_err(fail)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = match df.execute_stream().await {
-            Ok(b) => b,
-            Err(e) => {
-                stats.observe("flight_sql", started, false, false);
-                return Err(query_status(&QueryError::from_datafusion(e, None)));
-            }
-        };
+        let batches = df.execute_stream().await.map_err(|e| fail(query_status(&QueryError::from_datafusion(e, None))))?;
         let advertised = Arc::clone(&schema);
         let batches = AssertUnwindSafe(batches).catch_unwind().map(move |item| match item {
             Ok(Ok(batch)) => conform_batch(&advertised, &batch).map_err(|e| {
@@ -232,6 +252,18 @@ impl SalesFlightSql {
             Ok(Err(e)) => Err(FlightError::Tonic(Box::new(query_status(&QueryError::from_datafusion(e, None))))),
             Err(_) => Err(FlightError::Tonic(Box::new(Status::internal("the query engine failed while running this query")))),
         });
+        let (log, audited) = (Arc::clone(self.catalog.query_log()), handle.clone());
+        let batches = Limited::new(
+            batches,
+            admission,
+            |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64),
+            |e| FlightError::Tonic(Box::new(limit_status(&e))),
+            |e: &FlightError| match e {
+                FlightError::Tonic(status) => status.message().to_string(),
+                other => other.to_string(),
+            },
+            move |end| audit_record(&log, &audited, started_at, end, false),
+        );
         // Keeps what streams by (while it fits), and caches it once the client has read it all.
         let recorder = Arc::new(Recorder::new(Arc::clone(&self.cache), key, Arc::clone(&schema)));
         let (seen, done_recorder) = (Arc::clone(&recorder), recorder);
@@ -263,12 +295,44 @@ fn auth_status(e: &AuthError) -> Status {
     Status::unauthenticated(e.to_string())
 }
 
+/// A limit's refusal: the server is busy, or the query went past a limit.
+fn limit_status(e: &LimitError) -> Status {
+    match e {
+        LimitError::Busy { .. } | LimitError::UserBusy { .. } | LimitError::TooManyRows { .. } | LimitError::TooManyBytes { .. } => Status::resource_exhausted(e.to_string()),
+        LimitError::Timeout { .. } => Status::deadline_exceeded(e.to_string()),
+    }
+}
+
+/// One query into the audit log.
+fn audit_record(log: &QueryLog, handle: &QueryHandle, started: (chrono::DateTime<chrono::Utc>, std::time::Instant), end: StreamEnd, cached: bool) {
+    let outcome = if end.error.is_some() {
+        QueryOutcome::Failed
+    } else if end.cancelled {
+        QueryOutcome::Cancelled
+    } else {
+        QueryOutcome::Ok
+    };
+    log.record(QueryRecord {
+        started_at: started.0,
+        user: handle.user.clone(),
+        protocol: "flight_sql",
+        tenant: handle.tenant.clone(),
+        sql: handle.sql.clone(),
+        seconds: started.1.elapsed().as_secs_f64(),
+        rows: end.rows,
+        outcome,
+        error: end.error,
+        cached,
+    });
+}
+
 /// One mapping from query errors to gRPC statuses.
 fn query_status(e: &QueryError) -> Status {
     match e {
         QueryError::TooLong { .. } => Status::invalid_argument(e.to_string()),
         QueryError::ReadOnly { .. } => Status::permission_denied(e.to_string()),
         QueryError::Plan(_) => Status::invalid_argument(e.to_string()),
+        QueryError::Memory(_) => Status::resource_exhausted(e.to_string()),
         QueryError::Execution(_) => Status::internal(e.to_string()),
     }
 }
