@@ -43,12 +43,16 @@ fn demo_then_query_as_table_csv_and_json() {
 fn user_mistakes_exit_non_zero_with_one_clear_line() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
+    let config = data.path().join("open.toml").to_string_lossy().into_owned();
+    std::fs::write(&config, "[storage]\nroot = \"data\"\n[[tenants]]\nname = \"acme\"\n[tenants.source]\nkind = \"demo\"\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["query", "--data", "/no/such/folder", "SELECT 1"], "no such folder"),
         (vec!["query", "--data", dir, "--tenant", "acme", "SELECT 1"], "--tenant acme: no such tenant"),
         (vec!["query", "DROP TABLE x"], "read-only"),
         (vec!["refresh", "--config", "/no/such.toml"], "cannot read config file /no/such.toml"),
         (vec!["demo", "--scale", "0", "--data", dir], "--scale must be above 0"),
+        (vec!["demo", "--scale", "0.01", "--data", dir, "--flight-sql", "0.0.0.0:0"], "refusing to serve 0.0.0.0:0 (--flight-sql) without authentication"),
+        (vec!["serve", "--config", &config, "--postgres", "0.0.0.0:0"], "refusing to serve 0.0.0.0:0 (server.postgres) without authentication"),
     ];
     for (args, expected) in cases {
         let out = salespulse(&args);

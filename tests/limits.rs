@@ -181,3 +181,17 @@ async fn the_audit_shows_each_user_only_their_own_queries() {
     assert!(sql.iter().any(|s| s.contains("boris was here")) && !sql.iter().any(|s| s.contains("anna")), "{sql:?}");
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_failed_logins_locks_the_address_out_for_a_while() {
+    let limits = Limits { failed_logins_per_minute: 5, ..limits() };
+    let server = TestServer::spawn_limited(&["demo"], &["demo"], users(), limits).await;
+    for _ in 0..5 {
+        let err = server.client().await.handshake("anna", "guess").await.unwrap_err().to_string();
+        assert!(err.contains("wrong user name or password"), "{err}");
+    }
+    // The right password from the same address is now refused too, with the wait named.
+    let err = server.client().await.handshake("anna", "anna-pass").await.unwrap_err().to_string();
+    assert!(err.contains("too many failed logins") && err.contains("try again in"), "{err}");
+    server.shutdown_and_wait().await;
+}

@@ -63,6 +63,10 @@ enum Command {
         /// Write the snapshot and exit without serving.
         #[arg(long)]
         no_serve: bool,
+        /// Serve on a non-loopback address although the demo has no users (anyone who can
+        /// reach it reads the data).
+        #[arg(long)]
+        insecure: bool,
     },
     /// Serve every tenant of a config file.
     Serve {
@@ -77,6 +81,10 @@ enum Command {
         /// Overrides [server].http.
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Serve on a non-loopback address without [[users]] (anyone who can reach it reads
+        /// every tenant); without it such a config is refused.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Pull each tenant's source now and write a snapshot.
     Refresh {
@@ -135,10 +143,10 @@ enum Format {
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Demo { scale, seed, data, as_of, flight_sql, postgres, http, no_serve } => {
-            demo(scale, seed, &data, as_of, Listen { flight_sql, postgres, http }, no_serve).await
+        Command::Demo { scale, seed, data, as_of, flight_sql, postgres, http, no_serve, insecure } => {
+            demo(scale, seed, &data, as_of, Listen { flight_sql, postgres, http }, no_serve, insecure).await
         }
-        Command::Serve { config, flight_sql, postgres, http } => serve(&config, Listen { flight_sql, postgres, http }).await,
+        Command::Serve { config, flight_sql, postgres, http, insecure } => serve(&config, Listen { flight_sql, postgres, http }, insecure).await,
         Command::Refresh { config, tenant } => refresh(&config, tenant.as_deref()).await,
         Command::Query { config, data, tenant, calendars, format, sql } => {
             query(config.as_deref(), data.as_deref(), tenant.as_deref(), calendars.as_deref(), format, &sql).await
@@ -230,6 +238,25 @@ struct Listeners {
 }
 
 impl Listen {
+    /// Without users, every address must be loopback unless `insecure`: otherwise anyone
+    /// who can reach the port reads every tenant.
+    fn refuse_exposure(&self, no_users: bool, insecure: bool, keys: [&str; 3], fix: &str) -> anyhow::Result<()> {
+        if !no_users {
+            return Ok(());
+        }
+        for (addr, key) in [self.flight_sql, self.postgres, self.http].into_iter().zip(keys) {
+            if addr.ip().is_loopback() {
+                continue;
+            }
+            if insecure {
+                tracing::warn!("{addr} ({key}) is reachable from other machines and there is no authentication (--insecure): anyone who reaches it can read every tenant");
+            } else {
+                bail!("refusing to serve {addr} ({key}) without authentication: it is reachable from other machines, and anyone there could read every tenant; {fix}, or pass --insecure if a firewall or proxy guards the port");
+            }
+        }
+        Ok(())
+    }
+
     /// Binds the three addresses; `keys` name the option or config key of each, for messages.
     async fn bind(&self, keys: [&str; 3]) -> anyhow::Result<Listeners> {
         let bind = |addr: SocketAddr, key: &str| {
@@ -240,9 +267,12 @@ impl Listen {
     }
 }
 
-async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, listen: Listen, no_serve: bool) -> anyhow::Result<ExitCode> {
+async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateTime<Utc>>, listen: Listen, no_serve: bool, insecure: bool) -> anyhow::Result<ExitCode> {
     if !(scale > 0.0 && scale <= 100.0) {
         bail!("--scale must be above 0 and at most 100, got {scale}");
+    }
+    if !no_serve {
+        listen.refuse_exposure(true, insecure, ["--flight-sql", "--postgres", "--http"], "the demo has no users: use 127.0.0.1, or `serve` with [[users]]")?;
     }
     let root = resolve_root(Path::new("."), &data.to_string_lossy());
     let store = Store::open(&root)?;
@@ -388,7 +418,7 @@ fn stop_signal() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Sen
     })
 }
 
-async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> anyhow::Result<ExitCode> {
+async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>, insecure: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     if config.tenants.is_empty() {
         bail!("{}: no [[tenants]] configured; add one (see README)", config_path.display());
@@ -413,13 +443,7 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         postgres: overrides.postgres.unwrap_or(config.server.postgres),
         http: overrides.http.unwrap_or(config.server.http),
     };
-    if config.users.is_empty() {
-        for addr in [listen.flight_sql, listen.postgres, listen.http] {
-            if !addr.ip().is_loopback() {
-                tracing::warn!("{addr} is not a loopback address and no [[users]] are configured: anyone who reaches it can read every tenant");
-            }
-        }
-    }
+    listen.refuse_exposure(config.users.is_empty(), insecure, ["server.flight_sql", "server.postgres", "server.http"], "add [[users]] to the config")?;
     let tls = config.server.tls.as_ref().map(TlsIdentity::load).transpose()?;
     let stop = stop_signal();
     let listeners = listen.bind(["server.flight_sql", "server.postgres", "server.http"]).await?;
@@ -435,7 +459,8 @@ async fn serve(config_path: &Path, overrides: Listen<Option<SocketAddr>>) -> any
         &config.users,
         config.server.token_secret.as_deref(),
         std::time::Duration::from_secs(config.limits.token_ttl_seconds),
-    ));
+    )
+    .with_failed_login_limit(config.limits.failed_logins_per_minute));
     let operations = Operations { tenants: config.tenants, keep_snapshots: config.storage.keep_snapshots, result_cache_bytes: config.server.result_cache_bytes };
     run_server(catalog, auth, listeners, config.limits.clone(), tls, operations, stop).await?;
     Ok(ExitCode::SUCCESS)

@@ -9,8 +9,9 @@
 //! The same key signs statement tickets and prepared-statement handles, so a ticket is
 //! self-contained (any replica with the key can redeem it) and bound to its user.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use base64::Engine;
@@ -40,6 +41,8 @@ pub enum AuthError {
     BadToken,
     #[error("the bearer token expired; log in again with user name and password")]
     Expired,
+    #[error("too many failed logins from this address; try again in {seconds} s")]
+    Throttled { seconds: u64 },
 }
 
 /// The identity a request runs as.
@@ -71,6 +74,48 @@ pub struct Authenticator {
     accounts: HashMap<String, Account>,
     key: Vec<u8>,
     token_ttl: Duration,
+    failed: FailedLogins,
+}
+
+/// Failed password checks per client address over the last minute. An address with
+/// `per_minute` of them is refused without a check until the oldest is a minute old, so a
+/// password cannot be guessed at argon2's speed. (governor, the rate limiter the CRM
+/// clients use, has no way to look at a key without spending from it; a login that
+/// succeeds must not count.)
+#[derive(Debug)]
+struct FailedLogins {
+    per_minute: u32,
+    recent: std::sync::Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+impl FailedLogins {
+    /// How long `peer` must still wait, if it is refused now.
+    fn wait(&self, peer: IpAddr) -> Option<Duration> {
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failures = recent.get_mut(&peer)?;
+        while failures.front().is_some_and(|t| t.elapsed() >= FAILURE_WINDOW) {
+            failures.pop_front();
+        }
+        if failures.len() < self.per_minute as usize {
+            return None;
+        }
+        failures.front().map(|oldest| FAILURE_WINDOW.saturating_sub(oldest.elapsed()))
+    }
+
+    fn record(&self, peer: IpAddr) {
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Addresses whose failures have all aged out are forgotten, so the map stays small.
+        if recent.len() > 10_000 {
+            recent.retain(|_, failures| failures.back().is_some_and(|t| t.elapsed() < FAILURE_WINDOW));
+        }
+        let failures = recent.entry(peer).or_default();
+        failures.push_back(Instant::now());
+        if failures.len() > self.per_minute as usize {
+            failures.pop_front();
+        }
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -103,7 +148,15 @@ impl Authenticator {
             .iter()
             .map(|u| (u.name.clone(), Account { password: u.password.clone(), tenants: u.tenants.clone() }))
             .collect();
-        Authenticator { accounts, key, token_ttl }
+        let failed = FailedLogins { per_minute: crate::config::Limits::default().failed_logins_per_minute, recent: Default::default() };
+        Authenticator { accounts, key, token_ttl, failed }
+    }
+
+    /// Refuses an address after `per_minute` failed logins in a minute
+    /// (`limits.failed_logins_per_minute`).
+    pub fn with_failed_login_limit(mut self, per_minute: u32) -> Authenticator {
+        self.failed.per_minute = per_minute.max(1);
+        self
     }
 
     /// No accounts: every request is anonymous.
@@ -115,15 +168,32 @@ impl Authenticator {
         !self.accounts.is_empty()
     }
 
-    /// Checks a user name and password. Argon2 is deliberately slow: call this from a
-    /// blocking-friendly context.
+    /// Checks a user name and password sent from `peer`. Argon2 is deliberately slow: call
+    /// this from a blocking-friendly context. A failure is logged (user and address, never
+    /// the password) and counted against the address.
     ///
     /// # Errors
-    /// [`AuthError::WrongPassword`] for an unknown user or a wrong password alike.
-    pub fn check_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
+    /// [`AuthError::WrongPassword`] for an unknown user or a wrong password alike;
+    /// [`AuthError::Throttled`] when the address failed too often in the last minute.
+    pub fn check_password(&self, user: &str, password: &str, peer: Option<IpAddr>) -> Result<Principal, AuthError> {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
+        if let Some(wait) = peer.and_then(|p| self.failed.wait(p)) {
+            tracing::warn!(user, peer = ?peer, "login refused without a check: too many failed logins from this address");
+            return Err(AuthError::Throttled { seconds: wait.as_secs().max(1) });
+        }
+        let checked = self.verify_password(user, password);
+        if checked.is_err() {
+            tracing::warn!(user, peer = ?peer, "failed login: wrong user name or password");
+            if let Some(p) = peer {
+                self.failed.record(p);
+            }
+        }
+        checked
+    }
+
+    fn verify_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
         let Some(account) = self.accounts.get(user) else {
             // Spend the same work as a real check so user names cannot be probed by timing.
             let _ = self.equal_secrets(password.as_bytes(), b"no such user");
@@ -185,16 +255,16 @@ impl Authenticator {
         Ok(Principal { user, tenants: account.tenants.clone() })
     }
 
-    /// The principal of a request with this `authorization` header value.
+    /// The principal of a request with this `authorization` header value, from `peer`.
     ///
     /// # Errors
     /// See [`AuthError`]; never when authentication is off.
-    pub fn check_header(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+    pub fn check_header(&self, header: Option<&str>, peer: Option<IpAddr>) -> Result<Principal, AuthError> {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
         match parse_authorization(header.ok_or(AuthError::Missing)?)? {
-            Credentials::Basic { user, password } => self.check_password(&user, &password),
+            Credentials::Basic { user, password } => self.check_password(&user, &password, peer),
             Credentials::Bearer(token) => self.check_token(&token),
         }
     }
@@ -291,37 +361,59 @@ mod tests {
     #[test]
     fn passwords_plain_and_argon2() {
         let auth = Authenticator::new(&users(), Some(b"0123456789abcdef"), Duration::from_secs(60));
-        assert_eq!(auth.check_password("grafana", "s3cret-pass").map(|p| p.tenants), Ok(Some(vec!["acme".into()])));
-        assert_eq!(auth.check_password("grafana", "wrong"), Err(AuthError::WrongPassword));
-        assert_eq!(auth.check_password("nobody", "s3cret-pass"), Err(AuthError::WrongPassword));
-        assert!(auth.check_password("admin", "admin-pass").is_ok());
-        assert_eq!(auth.check_password("admin", "admin-pass!"), Err(AuthError::WrongPassword));
+        assert_eq!(auth.check_password("grafana", "s3cret-pass", None).map(|p| p.tenants), Ok(Some(vec!["acme".into()])));
+        assert_eq!(auth.check_password("grafana", "wrong", None), Err(AuthError::WrongPassword));
+        assert_eq!(auth.check_password("nobody", "s3cret-pass", None), Err(AuthError::WrongPassword));
+        assert!(auth.check_password("admin", "admin-pass", None).is_ok());
+        assert_eq!(auth.check_password("admin", "admin-pass!", None), Err(AuthError::WrongPassword));
     }
 
     #[test]
     fn tokens_round_trip_and_refuse_forgery() {
         let auth = Authenticator::new(&users(), Some(b"0123456789abcdef"), Duration::from_secs(60));
-        let principal = auth.check_password("grafana", "s3cret-pass").unwrap();
+        let principal = auth.check_password("grafana", "s3cret-pass", None).unwrap();
         let token = auth.issue_token(&principal);
-        assert_eq!(auth.check_header(Some(&format!("Bearer {token}"))), Ok(principal.clone()));
+        assert_eq!(auth.check_header(Some(&format!("Bearer {token}")), None), Ok(principal.clone()));
         // Another key (another server, or a restart without token_secret_env) refuses it.
         let other = Authenticator::new(&users(), Some(b"another key 12345"), Duration::from_secs(60));
-        assert_eq!(other.check_header(Some(&format!("Bearer {token}"))), Err(AuthError::BadToken));
+        assert_eq!(other.check_header(Some(&format!("Bearer {token}")), None), Err(AuthError::BadToken));
         // Changing the user inside the token breaks the signature.
         let forged = token.replacen(&URL_BASE64.encode("grafana"), &URL_BASE64.encode("admin"), 1);
-        assert_eq!(auth.check_header(Some(&format!("Bearer {forged}"))), Err(AuthError::BadToken));
+        assert_eq!(auth.check_header(Some(&format!("Bearer {forged}")), None), Err(AuthError::BadToken));
         let expired = Authenticator::new(&users(), Some(b"0123456789abcdef"), Duration::ZERO);
         let old = expired.issue_token(&principal);
-        assert_eq!(expired.check_header(Some(&format!("Bearer {old}"))), Err(AuthError::Expired));
-        assert_eq!(auth.check_header(None), Err(AuthError::Missing));
-        assert_eq!(auth.check_header(Some("Bearer None")), Err(AuthError::BadToken));
+        assert_eq!(expired.check_header(Some(&format!("Bearer {old}")), None), Err(AuthError::Expired));
+        assert_eq!(auth.check_header(None, None), Err(AuthError::Missing));
+        assert_eq!(auth.check_header(Some("Bearer None"), None), Err(AuthError::BadToken));
+    }
+
+    #[test]
+    fn an_address_with_too_many_failed_logins_is_refused_without_a_check() {
+        let auth = Authenticator::new(&users(), Some(b"k"), Duration::from_secs(60)).with_failed_login_limit(3);
+        let (attacker, other) = (Some(IpAddr::from([10, 0, 0, 1])), Some(IpAddr::from([10, 0, 0, 2])));
+        // Successes do not count.
+        for _ in 0..5 {
+            assert!(auth.check_password("grafana", "s3cret-pass", attacker).is_ok());
+        }
+        for _ in 0..3 {
+            assert_eq!(auth.check_password("grafana", "guess", attacker), Err(AuthError::WrongPassword));
+        }
+        // Now even the right password is refused from that address, with the wait named...
+        let refused = auth.check_password("grafana", "s3cret-pass", attacker);
+        assert!(matches!(refused, Err(AuthError::Throttled { seconds }) if (1..=60).contains(&seconds)), "{refused:?}");
+        assert!(refused.unwrap_err().to_string().contains("too many failed logins"));
+        assert!(matches!(auth.check_header(Some(&format!("Basic {}", LENIENT_BASE64.encode("grafana:s3cret-pass"))), attacker), Err(AuthError::Throttled { .. })));
+        // ...while other addresses and bearer tokens go on.
+        assert!(auth.check_password("grafana", "s3cret-pass", other).is_ok());
+        let token = auth.issue_token(&Principal { user: "grafana".into(), tenants: Some(vec!["acme".into()]) });
+        assert!(auth.check_header(Some(&format!("Bearer {token}")), attacker).is_ok());
     }
 
     #[test]
     fn disabled_ignores_whatever_is_sent() {
         let auth = Authenticator::disabled();
-        assert_eq!(auth.check_header(Some("Bearer None")), Ok(Principal::anonymous()));
-        assert_eq!(auth.check_header(None), Ok(Principal::anonymous()));
+        assert_eq!(auth.check_header(Some("Bearer None"), None), Ok(Principal::anonymous()));
+        assert_eq!(auth.check_header(None, None), Ok(Principal::anonymous()));
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! With `[[users]]` configured, every request needs `Authorization: Basic …` or the bearer
 //! token of a Flight SQL handshake, and a user sees only their tenants.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,22 +60,25 @@ pub async fn serve_http(listener: TcpListener, state: HttpState, shutdown: Cance
         .route("/metrics", get(metrics))
         .route("/tenants/{name}/refresh", post(refresh))
         .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-fn principal(state: &HttpState, headers: &HeaderMap) -> Result<Principal, AuthError> {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    state.auth.check_header(header)
+/// The caller, checked off the async threads (Basic credentials cost an argon2 check).
+async fn principal(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, AuthError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let auth = Arc::clone(&state.auth);
+    tokio::task::spawn_blocking(move || auth.check_header(header.as_deref(), Some(peer.ip()))).await.unwrap_or(Err(AuthError::Malformed))
 }
 
 /// 401 with what to send (the secret is never logged).
 fn refused(e: &AuthError) -> Response {
     tracing::info!("HTTP request refused: {e}");
-    let mut response = json_response(StatusCode::UNAUTHORIZED, &json!({ "error": e.to_string() }));
+    let status = if matches!(e, AuthError::Throttled { .. }) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+    let mut response = json_response(status, &json!({ "error": e.to_string() }));
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"salespulse\""));
     response
 }
@@ -92,8 +96,8 @@ fn record_json(r: &RefreshRecord) -> serde_json::Value {
     })
 }
 
-async fn health(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    let who = match principal(&state, &headers) {
+async fn health(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),
     };
@@ -120,8 +124,8 @@ async fn health(State(state): State<HttpState>, headers: HeaderMap) -> Response 
 
 type Labels = Vec<(String, String)>;
 
-async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    let who = match principal(&state, &headers) {
+async fn metrics(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),
     };
@@ -178,8 +182,8 @@ async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response
     }
 }
 
-async fn refresh(State(state): State<HttpState>, headers: HeaderMap, Path(name): Path<String>) -> Response {
-    let who = match principal(&state, &headers) {
+async fn refresh(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+    let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),
     };

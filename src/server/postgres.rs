@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::catalog::Catalog;
-use crate::server::auth::{Authenticator, Principal};
+use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::limits::{Admission, LimitError, Limited, QueryGate, StreamEnd};
 
 /// Connection metadata keys where the startup handler leaves the resolved identity.
@@ -181,17 +181,20 @@ impl StartupHandler for Startup {
                 let password = message.into_password()?.password;
                 let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
                 let auth = Arc::clone(&self.auth);
+                let peer = client.socket_addr().ip();
                 let checked = {
                     let user = user.clone();
-                    tokio::task::spawn_blocking(move || auth.check_password(&user, &password)).await
+                    tokio::task::spawn_blocking(move || auth.check_password(&user, &password, Some(peer))).await
                 };
                 match checked {
                     Ok(Ok(principal)) => {
                         self.accept(client, &principal)?;
                         finish_authentication(client, &self.parameters).await?;
                     }
+                    Ok(Err(AuthError::Throttled { seconds })) => {
+                        return Err(user_error("FATAL", "28P01", format!("too many failed logins from this address; try again in {seconds} s")));
+                    }
                     Ok(Err(_)) => {
-                        tracing::warn!(%user, client = %client.socket_addr(), "PostgreSQL login refused: wrong user name or password");
                         return Err(user_error("FATAL", "28P01", format!("password authentication failed for user \"{user}\"")));
                     }
                     Err(e) => return Err(user_error("FATAL", "XX000", format!("checking the password failed: {e}"))),

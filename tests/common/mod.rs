@@ -105,7 +105,7 @@ impl TestServer {
         for t in tenants {
             catalog.load_tenant(t).await.unwrap();
         }
-        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(limits.token_ttl_seconds)));
+        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(limits.token_ttl_seconds)).with_failed_login_limit(limits.failed_logins_per_minute));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -109,17 +109,18 @@ impl SalesFlightSql {
 
     /// Who sent this request. A bearer token is one HMAC, checked here; Basic credentials
     /// cost an argon2 check, so they are checked off the async threads.
-    async fn principal(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+    async fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         if !self.auth.enabled() {
             return Ok(Principal::anonymous());
         }
-        let header = metadata.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let peer = request.remote_addr().map(|a| a.ip());
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
         let is_basic = header.as_deref().is_some_and(|h| h.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")));
         if !is_basic {
-            return self.auth.check_header(header.as_deref()).map_err(|e| auth_status(&e));
+            return self.auth.check_header(header.as_deref(), peer).map_err(|e| auth_status(&e));
         }
         let auth = Arc::clone(&self.auth);
-        tokio::task::spawn_blocking(move || auth.check_header(header.as_deref()))
+        tokio::task::spawn_blocking(move || auth.check_header(header.as_deref(), peer))
             .await
             .map_err(|e| Status::internal(format!("checking credentials failed: {e}")))?
             .map_err(|e| auth_status(&e))
@@ -145,8 +146,9 @@ impl SalesFlightSql {
     }
 
     /// A new handle for `sql` from this request's principal, tenant and profile.
-    async fn new_handle(&self, sql: String, metadata: &MetadataMap) -> Result<(QueryHandle, Principal), Status> {
-        let principal = self.principal(metadata).await?;
+    async fn new_handle<T>(&self, sql: String, request: &Request<T>) -> Result<(QueryHandle, Principal), Status> {
+        let principal = self.principal(request).await?;
+        let metadata = request.metadata();
         let tenant = self.tenant_of(metadata, &principal)?;
         let snapshot_id = tenant
             .as_deref()
@@ -292,7 +294,10 @@ fn encode(schema: SchemaRef, batches: impl futures::Stream<Item = Result<RecordB
 
 
 fn auth_status(e: &AuthError) -> Status {
-    Status::unauthenticated(e.to_string())
+    match e {
+        AuthError::Throttled { .. } => Status::resource_exhausted(e.to_string()),
+        _ => Status::unauthenticated(e.to_string()),
+    }
 }
 
 /// A limit's refusal: the server is busy, or the query went past a limit.
@@ -431,7 +436,7 @@ impl FlightSqlService for SalesFlightSql {
     /// Basic (padded or not) or Bearer credentials in the `authorization` header, 0..n
     /// request messages; the answer carries `authorization: Bearer <token>` in its headers.
     async fn do_handshake(&self, request: Request<Streaming<HandshakeRequest>>) -> Result<Response<HandshakeStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let token = if self.auth.enabled() { self.auth.issue_token(&principal) } else { "anonymous".to_string() };
         let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into_bytes().into() };
         let mut response: Response<HandshakeStream> = Response::new(Box::pin(stream::iter([Ok(reply)])));
@@ -441,12 +446,12 @@ impl FlightSqlService for SalesFlightSql {
     }
 
     async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        let (handle, principal) = self.new_handle(query.query, request.metadata()).await?;
+        let (handle, principal) = self.new_handle(query.query, &request).await?;
         self.handle_info(&handle, &principal, request.into_inner()).await
     }
 
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let handle = QueryHandle::open(&ticket.statement_handle, &self.auth, &principal)?;
         self.stream_handle(&handle, &principal).await
     }
@@ -456,7 +461,7 @@ impl FlightSqlService for SalesFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let (handle, principal) = self.new_handle(query.query, request.metadata()).await?;
+        let (handle, principal) = self.new_handle(query.query, &request).await?;
         let df = self.plan(&handle, &principal, Vec::new()).await?;
         let types = parameter_types(&df).map_err(|e| query_status(&e))?;
         Ok(ActionCreatePreparedStatementResult {
@@ -471,7 +476,7 @@ impl FlightSqlService for SalesFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let mut handle = QueryHandle::open(&query.prepared_statement_handle, &self.auth, &principal)?;
         let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(FlightError::from))
             .try_collect()
@@ -488,31 +493,31 @@ impl FlightSqlService for SalesFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let handle = QueryHandle::open(&query.prepared_statement_handle, &self.auth, &principal)?;
         self.handle_info(&handle, &principal, request.into_inner()).await
     }
 
     async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let handle = QueryHandle::open(&query.prepared_statement_handle, &self.auth, &principal)?;
         self.stream_handle(&handle, &principal).await
     }
 
     /// Handles are stateless: there is nothing to free.
     async fn do_action_close_prepared_statement(&self, _query: ActionClosePreparedStatementRequest, request: Request<Action>) -> Result<(), Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         Ok(())
     }
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.into_builder().schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let mut builder = query.into_builder();
         for name in self.catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)) {
             builder.append(name);
@@ -521,13 +526,13 @@ impl FlightSqlService for SalesFlightSql {
     }
 
     async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder().schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_schemas(&self, query: CommandGetDbSchemas, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         let ctx = self.session(None, &principal);
         let mut builder = query.into_builder();
         for name in ctx.catalog_names() {
@@ -541,13 +546,13 @@ impl FlightSqlService for SalesFlightSql {
     }
 
     async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder().schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_tables(&self, mut query: CommandGetTables, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let principal = self.principal(request.metadata()).await?;
+        let principal = self.principal(&request).await?;
         // JDBC and ODBC tools ask for "TABLE"; Grafana for "BASE TABLE" and "table".
         let mut types = Vec::new();
         for t in &query.table_types {
@@ -583,13 +588,13 @@ impl FlightSqlService for SalesFlightSql {
     }
 
     async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.into_builder().schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_table_types(&self, query: CommandGetTableTypes, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let mut builder = query.into_builder();
         builder.append("BASE TABLE");
         builder.append("VIEW");
@@ -597,64 +602,64 @@ impl FlightSqlService for SalesFlightSql {
     }
 
     async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         batch_stream(query.into_builder(&self.sql_info).build())
     }
 
     async fn get_flight_info_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         let schema = query.into_builder(&self.xdbc_info).schema();
         metadata_info(query, &schema, request.into_inner())
     }
 
     async fn do_get_xdbc_type_info(&self, query: CommandGetXdbcTypeInfo, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         batch_stream(query.into_builder(&self.xdbc_info).build())
     }
 
     async fn get_flight_info_primary_keys(&self, query: CommandGetPrimaryKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         metadata_info(query, &primary_keys_schema(), request.into_inner())
     }
 
     async fn do_get_primary_keys(&self, _query: CommandGetPrimaryKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         empty_stream(primary_keys_schema())
     }
 
     async fn get_flight_info_imported_keys(&self, query: CommandGetImportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         metadata_info(query, &foreign_keys_schema(), request.into_inner())
     }
 
     async fn do_get_imported_keys(&self, _query: CommandGetImportedKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         empty_stream(foreign_keys_schema())
     }
 
     async fn get_flight_info_exported_keys(&self, query: CommandGetExportedKeys, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         metadata_info(query, &foreign_keys_schema(), request.into_inner())
     }
 
     async fn do_get_exported_keys(&self, _query: CommandGetExportedKeys, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         empty_stream(foreign_keys_schema())
     }
 
     async fn get_flight_info_cross_reference(&self, query: CommandGetCrossReference, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         metadata_info(query, &foreign_keys_schema(), request.into_inner())
     }
 
     async fn do_get_cross_reference(&self, _query: CommandGetCrossReference, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        self.principal(request.metadata()).await?;
+        self.principal(&request).await?;
         empty_stream(foreign_keys_schema())
     }
 
