@@ -376,7 +376,7 @@ async fn run_server(
         tokio::join!(
             serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
             serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
-            serve_http(listeners.http, http, shutdown.clone()),
+            serve_http(listeners.http, http, tls.as_ref(), shutdown.clone()),
         )
     };
     // Requests in flight get SHUTDOWN_GRACE to finish after the signal; then they are cut.

@@ -25,12 +25,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{AuthError, Authenticator, Principal};
 use super::cache::ResultCache;
 use super::query_stats::QueryStats;
+use super::tls::{TlsAcceptor, TlsIdentity};
 use crate::catalog::Catalog;
 use crate::scheduler::{Outcome, RefreshRecord, Refresher};
 
@@ -50,17 +52,101 @@ impl std::fmt::Debug for HttpState {
     }
 }
 
-/// Serves the endpoint on `listener` until `shutdown` is cancelled.
+/// Serves the endpoint on `listener` (over TLS with `tls`) until `shutdown` is cancelled.
 ///
 /// # Errors
 /// The listener fails.
-pub async fn serve_http(listener: TcpListener, state: HttpState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve_http(listener: TcpListener, state: HttpState, tls: Option<&TlsIdentity>, shutdown: CancellationToken) -> std::io::Result<()> {
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/tenants/{name}/refresh", post(refresh))
         .with_state(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    let listener = HttpListener::start(listener, tls.map(TlsIdentity::http_acceptor), shutdown.clone())?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// A connection of either kind.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
+/// Accepted connections, TLS-wrapped when configured. Handshakes run in tasks of their own
+/// (10 s at most), so a slow or wrong client (plain HTTP on a TLS port) never holds up the
+/// others; a failed handshake is logged and dropped.
+struct HttpListener {
+    accepted: tokio::sync::mpsc::Receiver<(Box<dyn Connection>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl HttpListener {
+    fn start(listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) -> std::io::Result<HttpListener> {
+        let local = listener.local_addr()?;
+        let (sender, accepted) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let (socket, peer) = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!("accepting an HTTP connection failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let _ = socket.set_nodelay(true);
+                let sender = sender.clone();
+                match &tls {
+                    None => {
+                        if sender.send((Box::new(socket) as Box<dyn Connection>, peer)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(socket)).await {
+                                Ok(Ok(stream)) => {
+                                    let _ = sender.send((Box::new(stream) as Box<dyn Connection>, peer)).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(%peer, "HTTP TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "HTTP TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Ok(HttpListener { accepted, local })
+    }
+}
+
+impl axum::serve::Listener for HttpListener {
+    type Io = Box<dyn Connection>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(connection) => connection,
+            // The accept task ended (shutdown): no more connections.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+/// The client's address, for the failed-login count.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
@@ -96,7 +182,7 @@ fn record_json(r: &RefreshRecord) -> serde_json::Value {
     })
 }
 
-async fn health(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+async fn health(State(state): State<HttpState>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap) -> Response {
     let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),
@@ -124,7 +210,7 @@ async fn health(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<S
 
 type Labels = Vec<(String, String)>;
 
-async fn metrics(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+async fn metrics(State(state): State<HttpState>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap) -> Response {
     let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),
@@ -182,7 +268,7 @@ async fn metrics(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<
     }
 }
 
-async fn refresh(State(state): State<HttpState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+async fn refresh(State(state): State<HttpState>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, Path(name): Path<String>) -> Response {
     let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
         Err(e) => return refused(&e),

@@ -1,11 +1,11 @@
-//! TLS for the front ends, from the PEM files of `server.tls_cert` / `server.tls_key`.
+//! TLS for the front ends (Flight SQL, PostgreSQL, HTTP), from the PEM files of `server.tls_cert` / `server.tls_key`.
 //!
 //! Files are read and checked once at start, so a wrong path or a key that does not match
 //! the certificate stops `serve` with a message naming the key to fix.
 
 use std::sync::Arc;
 
-use datafusion_postgres::pgwire::tokio::TlsAcceptor;
+pub use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -29,6 +29,7 @@ pub struct TlsIdentity {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
     acceptor: TlsAcceptor,
+    http_acceptor: TlsAcceptor,
 }
 
 impl std::fmt::Debug for TlsIdentity {
@@ -62,13 +63,20 @@ impl TlsIdentity {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .map_err(|e| TlsError::Pair(e.to_string()))?;
+        let mut http = config.clone();
         config.alpn_protocols = vec![b"postgresql".to_vec()];
-        Ok(TlsIdentity { cert_pem, key_pem, acceptor: TlsAcceptor::from(Arc::new(config)) })
+        http.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsIdentity { cert_pem, key_pem, acceptor: TlsAcceptor::from(Arc::new(config)), http_acceptor: TlsAcceptor::from(Arc::new(http)) })
     }
 
     /// The acceptor for PostgreSQL connections (SSLRequest and direct TLS).
     pub fn postgres_acceptor(&self) -> TlsAcceptor {
         self.acceptor.clone()
+    }
+
+    /// The acceptor for the HTTP endpoint (HTTP/1.1).
+    pub fn http_acceptor(&self) -> TlsAcceptor {
+        self.http_acceptor.clone()
     }
 
     /// The tonic server configuration for Flight SQL.

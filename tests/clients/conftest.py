@@ -104,6 +104,11 @@ def secured():
             tls_cert = "cert.pem"
             tls_key = "key.pem"
 
+            [limits]
+            query_timeout_seconds = 3
+            max_result_rows = 200000
+            failed_logins_per_minute = 50
+
             [[users]]
             name = "analyst"
             password_env = "SALESPULSE_TEST_ANALYST_PASSWORD"

@@ -135,6 +135,14 @@ def test_tls_and_password_login(secured):
     with pytest.raises(Exception, match="wrong user name or password"):
         with flightsql.connect(secured.grpc, db_kwargs=bad) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
+    # A plaintext client on the TLS port is refused, and the server goes on serving.
+    with pytest.raises(Exception):
+        with flightsql.connect(f"grpc://{secured.flight}", db_kwargs={"username": "analyst", "password": ANALYST_PASSWORD,
+                                                                       "adbc.flight.sql.rpc.timeout_seconds.fetch": "10"}) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    with flightsql.connect(secured.grpc, db_kwargs=kwargs) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone()[0] == 1
 
 
 KPI_VIEWS = sorted(f[:-4] for f in os.listdir(os.path.join(ROOT, "src", "catalog", "kpi", "views")) if f.endswith(".sql"))

@@ -3,7 +3,9 @@
 a refresh at start for a tenant without a snapshot, and system.refreshes over Flight SQL."""
 
 import base64
+import http.client
 import json
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -14,13 +16,16 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from conftest import ADMIN_PASSWORD, ANALYST_PASSWORD
 
 
-def call(server, path, method="GET", user=None, password=None):
-    request = urllib.request.Request(f"http://{server.http}{path}", method=method)
+def call(server, path, method="GET", user=None, password=None, scheme=None):
+    scheme = scheme or ("https" if server.tls else "http")
+    request = urllib.request.Request(f"{scheme}://{server.http}{path}", method=method)
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    # The secured server's certificate is self-signed.
+    context = ssl._create_unverified_context() if scheme == "https" else None
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urllib.request.urlopen(request, timeout=120, context=context) as response:
             return response.status, response.headers.get("Content-Type", ""), response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read().decode()
@@ -98,6 +103,13 @@ def test_a_tenant_without_a_snapshot_is_refreshed_at_start_then_on_demand(fresh)
 
 
 def test_operations_need_a_user_and_show_only_their_tenants(secured):
+    # With tls_cert set the endpoint speaks HTTPS only; plain HTTP gets nowhere and the
+    # server goes on answering.
+    try:
+        call(secured, "/health", scheme="http")
+        assert False, "plain HTTP was answered on the TLS port"
+    except (urllib.error.URLError, http.client.HTTPException, OSError):
+        pass
     status, _, body = call(secured, "/health")
     assert status == 401 and "authentication required" in body
     status, _, body = call(secured, "/metrics", user="analyst", password="wrong")

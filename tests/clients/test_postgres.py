@@ -4,6 +4,7 @@ import datetime as dt
 import decimal
 import os
 import shutil
+import time
 import subprocess
 
 import psycopg
@@ -85,3 +86,34 @@ def test_psql_lists_describes_queries_and_refuses_a_bad_password(secured):
     refused = run("-c", "SELECT 1", e=dict(env, PGPASSWORD="wrong"))
     assert refused.returncode != 0
     assert "password authentication failed" in refused.stderr
+
+
+def test_limits_stop_one_query_and_the_connection_goes_on(secured):
+    with connect(secured, "acme", "analyst", ANALYST_PASSWORD) as conn:
+        endless = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+        started = time.monotonic()
+        with pytest.raises(psycopg.Error, match=r"limits\.query_timeout_seconds") as err:
+            conn.execute(endless).fetchall()
+        assert err.value.sqlstate == "57014", err.value.sqlstate
+        assert time.monotonic() - started < 30
+        conn.rollback()
+        with pytest.raises(psycopg.Error, match=r"limits\.max_result_rows"):
+            conn.execute("SELECT * FROM generate_series(1, 300000)").fetchall()
+        conn.rollback()
+        with pytest.raises(psycopg.Error, match="read-only"):
+            conn.execute("COPY (SELECT 1) TO '/tmp/salespulse-pg-leak.csv'")
+        conn.rollback()
+        with pytest.raises(psycopg.Error, match="read-only"):
+            conn.execute("SET salespulse_session.name = 'admin'")
+        conn.rollback()
+        assert conn.execute("SELECT count(*) FROM crm.deals").fetchone()[0] > 0
+        # The audit: this user's PostgreSQL queries, with how each ended.
+        rows = conn.execute(
+            "SELECT protocol, outcome, error, sql FROM system.queries WHERE protocol = 'postgres' ORDER BY started_at").fetchall()
+        outcomes = {(r[1], "query_timeout" in (r[2] or "")) for r in rows}
+        assert ("failed", True) in outcomes, rows
+        assert any(r[1] == "ok" and "count(*) FROM crm.deals" in r[3] for r in rows), rows
+    # Another user's audit does not show these.
+    with connect(secured, "demo", "admin", ADMIN_PASSWORD) as conn:
+        sql = [r[0] for r in conn.execute("SELECT sql FROM system.queries").fetchall()]
+        assert not any("generate_series(1, 300000)" in q for q in sql), sql
