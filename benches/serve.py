@@ -3,6 +3,7 @@ benchmarks; returns the process and the Flight SQL address it printed."""
 import os
 import re
 import subprocess
+import threading
 
 
 def serve_demo(binary, data, timezone="Europe/Moscow", result_cache="256MiB"):
@@ -16,9 +17,13 @@ def serve_demo(binary, data, timezone="Europe/Moscow", result_cache="256MiB"):
     seen = []
     for line in proc.stderr:
         seen.append(line)
-        m = re.search(r"Flight SQL on ([^\s,]+),", line)
+        m = re.search(r"Flight SQL on ([^\s,]+), PostgreSQL on ([^\s,]+),", line)
         if m:
             serve_demo.startup_log = seen
+            serve_demo.postgres = m.group(2)
+            # Keep reading: the server logs a line per query (the audit), and a full pipe
+            # would stall it.
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("salespulse serve did not start")

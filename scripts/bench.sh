@@ -10,6 +10,8 @@
 #                                        (default: scale 10, 50 rounds)
 #        scripts/bench.sh amocrm [DEALS]    initial amoCRM sync against the mock account at
 #                                        the vendor's 7 requests/s (default: 10000 deals)
+#        scripts/bench.sh load [CLIENTS] [SECONDS] [SCALE]  concurrent dashboard clients over
+#                                        both protocols, vs DuckDB threads (default: 100, 60 s, 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "bitrix24" ]; then
@@ -33,6 +35,9 @@ if [ "${1:-}" = "kpi" ]; then
 elif [ "${1:-}" = "dashboard" ]; then
   shift
   .venv-bench/bin/python benches/dashboard_loop.py "$@"
+elif [ "${1:-}" = "load" ]; then
+  shift
+  .venv-bench/bin/python benches/load.py "$@"
 else
   .venv-bench/bin/python benches/snapshot_vs_duckdb.py "$@"
 fi
