@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use arrow_flight::Ticket;
+use arrow_flight::sql::{CommandPreparedStatementQuery, ProstMessageExt, TicketStatementQuery};
+use prost::Message;
 use salespulse::config::{Limits, PasswordSecret, UserConfig};
 
 use crate::common::{TestServer, query, rows};
@@ -73,6 +76,17 @@ async fn bad_input_gets_one_clear_error_and_the_server_answers_the_next_query() 
         still_serving(&mut client, case).await;
     }
     assert!(!std::path::Path::new("/tmp/salespulse-leak.csv").exists());
+    // Malformed and forged tickets and prepared-statement handles.
+    let forged: Vec<(&str, Vec<u8>)> = vec![
+        ("a forged prepared handle", CommandPreparedStatementQuery { prepared_statement_handle: b"{\"sql\":\"SELECT 1\"}".to_vec().into() }.as_any().encode_to_vec()),
+        ("a forged statement ticket", TicketStatementQuery { statement_handle: vec![0xff; 64].into() }.as_any().encode_to_vec()),
+        ("bytes that are no ticket at all", b"\x0a\x03abc".to_vec()),
+    ];
+    for (case, ticket) in forged {
+        let err = client.do_get(Ticket::new(ticket)).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("not issued by this server") || err.contains("not a Flight SQL ticket") || err.contains("ticket"), "{case}: {err}");
+        still_serving(&mut client, case).await;
+    }
     // Every query left its slot.
     assert_eq!(server.gate.running(), 0);
     server.shutdown_and_wait().await;

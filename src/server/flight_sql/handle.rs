@@ -21,6 +21,19 @@ use tonic::Status;
 use crate::catalog::OutputProfile;
 use crate::server::auth::{Authenticator, Principal};
 
+/// Redeems `bytes` as the Flight SQL server redeems a ticket or prepared-statement handle
+/// from a client (signature, JSON, owner, bound parameters), for the fuzz targets in `fuzz/`:
+/// whatever the bytes, an error and never a panic. Returns the number of parameters.
+///
+/// # Errors
+/// The bytes are not a handle this `auth` sealed for `principal`, or its parameters do not
+/// decode.
+#[doc(hidden)]
+pub fn redeem_for_fuzzing(bytes: &[u8], auth: &Authenticator, principal: &Principal) -> Result<usize, Status> {
+    let handle = QueryHandle::open(bytes, auth, principal)?;
+    handle.parameters().map(|p| p.len())
+}
+
 /// What a ticket or prepared-statement handle holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct QueryHandle {

@@ -12,6 +12,9 @@
 //! one; the header `x-salespulse-compat: grafana` selects the Grafana output profile.
 
 mod handle;
+
+#[doc(hidden)]
+pub use handle::redeem_for_fuzzing;
 mod sql_info;
 
 use std::panic::AssertUnwindSafe;
