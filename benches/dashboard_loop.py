@@ -46,6 +46,24 @@ def panel_queries():
     return out
 
 
+def duckdb_on_snapshot(data):
+    """DuckDB over the demo tenant's current snapshot under `data`: its tables as `crm.*` and
+    its stored KPI tables as `kpi.*`. Returns the connection and the manifest."""
+    tenant = os.path.join(data, "demo")
+    snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
+    folder = os.path.join(tenant, "snapshots", snapshot)
+    manifest = json.load(open(os.path.join(folder, "manifest.json")))
+    duck = duckdb.connect()
+    duck.execute("CREATE SCHEMA crm; CREATE SCHEMA kpi")
+    for name, entry in manifest["tables"].items():
+        duck.execute(f"CREATE VIEW crm.{name} AS SELECT * FROM read_parquet('{os.path.join(folder, entry['files'][0])}')")
+    builds = [os.path.dirname(m) for m in glob.glob(os.path.join(folder, "kpi", "*", "*", "materialised.json"))]
+    for view_dir in glob.glob(os.path.join(builds[0], "*", "")):
+        view = os.path.basename(os.path.dirname(view_dir))
+        duck.execute(f"CREATE VIEW kpi.{view} AS SELECT * FROM read_parquet('{view_dir}*.parquet')")
+    return duck, manifest
+
+
 def percentile(values, p):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -88,18 +106,7 @@ def main():
     without = salespulse(data, queries, rounds, "0")
     cached = salespulse(data, queries, rounds, "256MiB")
 
-    tenant = os.path.join(data, "demo")
-    snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
-    folder = os.path.join(tenant, "snapshots", snapshot)
-    manifest = json.load(open(os.path.join(folder, "manifest.json")))
-    duck = duckdb.connect()
-    duck.execute("CREATE SCHEMA crm; CREATE SCHEMA kpi")
-    for name, entry in manifest["tables"].items():
-        duck.execute(f"CREATE VIEW crm.{name} AS SELECT * FROM read_parquet('{os.path.join(folder, entry['files'][0])}')")
-    builds = [os.path.dirname(m) for m in glob.glob(os.path.join(folder, "kpi", "*", "*", "materialised.json"))]
-    for view_dir in glob.glob(os.path.join(builds[0], "*", "")):
-        view = os.path.basename(os.path.dirname(view_dir))
-        duck.execute(f"CREATE VIEW kpi.{view} AS SELECT * FROM read_parquet('{view_dir}*.parquet')")
+    duck, manifest = duckdb_on_snapshot(data)
     runnable, refused = [], []
     for title, sql in queries:
         try:

@@ -9,8 +9,6 @@ many threads each running the same loop.
 Run through `scripts/bench.sh load [CLIENTS] [SECONDS] [SCALE]` (default 100 clients, 60 s,
 scale 1). Clients run in 4 worker processes of threads, so Python is not the bottleneck.
 """
-import glob
-import json
 import multiprocessing
 import os
 import subprocess
@@ -23,7 +21,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
 import psycopg
 
-from dashboard_loop import panel_queries, percentile
+from dashboard_loop import duckdb_on_snapshot, panel_queries, percentile
 from serve import serve_demo
 
 BINARY = os.environ["SALESPULSE_BIN"]
@@ -82,15 +80,8 @@ def peak_rss_mib(pid):
     return float("nan")
 
 
-def duckdb_load(folder, manifest, queries, clients, seconds):
-    duck = duckdb.connect()
-    duck.execute("CREATE SCHEMA crm; CREATE SCHEMA kpi")
-    for name, entry in manifest["tables"].items():
-        duck.execute(f"CREATE VIEW crm.{name} AS SELECT * FROM read_parquet('{os.path.join(folder, entry['files'][0])}')")
-    builds = [os.path.dirname(m) for m in glob.glob(os.path.join(folder, "kpi", "*", "*", "materialised.json"))]
-    for view_dir in glob.glob(os.path.join(builds[0], "*", "")):
-        view = os.path.basename(os.path.dirname(view_dir))
-        duck.execute(f"CREATE VIEW kpi.{view} AS SELECT * FROM read_parquet('{view_dir}*.parquet')")
+def duckdb_load(data, queries, clients, seconds):
+    duck, _ = duckdb_on_snapshot(data)
     runnable = []
     for title, sql in queries:
         try:
@@ -143,10 +134,7 @@ def main():
         proc.terminate()
         proc.wait()
 
-    tenant = os.path.join(data, "demo")
-    folder = os.path.join(tenant, "snapshots", open(os.path.join(tenant, "CURRENT")).read().strip())
-    manifest = json.load(open(os.path.join(folder, "manifest.json")))
-    runnable, duck_latencies = duckdb_load(folder, manifest, queries, clients, seconds)
+    runnable, duck_latencies = duckdb_load(data, queries, clients, seconds)
 
     print(f"scale {scale:g}, {clients} clients ({clients - clients // 2} Flight SQL, {clients // 2} PostgreSQL), {seconds:g} s, "
           f"{len(queries)} panel queries in a loop; server peak RSS {rss:,.0f} MiB")
