@@ -267,6 +267,18 @@ impl Queries {
 }
 
 impl Queries {
+    /// The connection's session and a slot for its user; a refusal is counted and audited.
+    async fn ready<C: ClientInfo + ?Sized>(&self, client: &C, started: std::time::Instant, audit: &PgAudit) -> PgWireResult<(Arc<DfSessionService>, Admission)> {
+        let ready = async { Ok::<_, PgWireError>((self.service(client)?, self.admit(client).await?)) };
+        ready.await.inspect_err(|e| self.refused(started, audit, e))
+    }
+
+    /// A query refused before it ran.
+    fn refused(&self, started: std::time::Instant, audit: &PgAudit, e: &PgWireError) {
+        self.stats.observe("postgres", started, false, false);
+        audit.failed(e);
+    }
+
     /// A slot for the connection's user.
     async fn admit<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Admission> {
         let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
@@ -380,20 +392,8 @@ impl SimpleQueryHandler for Queries {
     {
         let started = std::time::Instant::now();
         let audit = self.audit_of(client, query);
-        let admitted = async {
-            self.check_length(query)?;
-            let service = self.service(client)?;
-            let admission = self.admit(client).await?;
-            Ok::<_, PgWireError>((service, admission))
-        };
-        let (service, admission) = match admitted.await {
-            Ok(ready) => ready,
-            Err(e) => {
-                self.stats.observe("postgres", started, false, false);
-                audit.failed(&e);
-                return Err(e);
-            }
-        };
+        self.check_length(query).inspect_err(|e| self.refused(started, &audit, e))?;
+        let (service, admission) = self.ready(client, started, &audit).await?;
         let result = <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query).await;
         self.stats.observe("postgres", started, result.is_ok(), false);
         match result {
@@ -443,19 +443,7 @@ impl ExtendedQueryHandler for Queries {
     {
         let started = std::time::Instant::now();
         let audit = self.audit_of(client, &portal.statement.statement.0);
-        let admitted = async {
-            let service = self.service(client)?;
-            let admission = self.admit(client).await?;
-            Ok::<_, PgWireError>((service, admission))
-        };
-        let (service, admission) = match admitted.await {
-            Ok(ready) => ready,
-            Err(e) => {
-                self.stats.observe("postgres", started, false, false);
-                audit.failed(&e);
-                return Err(e);
-            }
-        };
+        let (service, admission) = self.ready(client, started, &audit).await?;
         let result = <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows).await;
         self.stats.observe("postgres", started, result.is_ok(), false);
         match result {
