@@ -20,3 +20,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 SALESPULSE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/salespulse" .venv/bin/python -m pytest tests/clients -q -p no:cacheprovider
+
+# The fuzz targets (tickets and handles, credentials, the config file), 20 s each.
+bash scripts/fuzz.sh 20

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use salespulse::config::{PasswordSecret, UserConfig};
-use salespulse::server::auth::{Authenticator, Principal};
-use salespulse::server::flight_sql::redeem_for_fuzzing;
+use salespulse_input::auth::Authenticator;
+use salespulse_input::config::{PasswordSecret, UserConfig};
+use salespulse_input::handle::QueryHandle;
 
 fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();
@@ -20,8 +20,14 @@ fn auth() -> &'static Authenticator {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let principal = Principal { user: "grafana".into(), tenants: Some(vec!["acme".into()]) };
     let Some((mode, rest)) = data.split_first() else { return };
+    // Even first bytes: the bytes as a client sent them. Odd: the rest, signed.
     let bytes = if mode % 2 == 0 { rest.to_vec() } else { auth().seal(rest) };
-    let _ = redeem_for_fuzzing(&bytes, auth(), &principal);
+    if let Ok(handle) = QueryHandle::open_sealed(&bytes, auth(), "grafana") {
+        if let Ok(Some(batch)) = handle.parameter_batch() {
+            // What the server does next with a decoded row: re-encode it into a handle.
+            let mut again = handle.clone();
+            let _ = again.set_parameter_batch(Some(&batch));
+        }
+    }
 });

@@ -55,16 +55,7 @@ impl QueryError {
     }
 }
 
-/// Which output types a client can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputProfile {
-    /// Utf8, Binary, Int64, Float64, Decimal128, Boolean, Date32, `Timestamp(µs, UTC)`.
-    #[default]
-    Standard,
-    /// The Grafana Flight SQL plugin: `Timestamp(ns, UTC)`, numbers, booleans and `Utf8` only.
-    Grafana,
-}
+pub use salespulse_input::handle::OutputProfile;
 
 /// Plans a read-only query with client-safe output types.
 ///

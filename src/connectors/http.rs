@@ -25,14 +25,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
-/// How fast a connector may call its CRM.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Sustained requests per second.
-    pub requests_per_second: f64,
-    /// Requests that may go at once after a quiet spell.
-    pub burst: u32,
-}
+pub use salespulse_input::config::sources::RateLimit;
 
 /// How hard a connector insists.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,7 +5,7 @@
 //! The caller binds the listener and holds the cancellation token, so tests run on port 0
 //! and stop the server without sleeps.
 
-pub mod auth;
+pub use salespulse_input::auth;
 pub mod cache;
 pub mod flight_sql;
 pub mod http;

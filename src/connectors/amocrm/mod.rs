@@ -20,7 +20,6 @@ mod oauth;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
@@ -29,57 +28,11 @@ use url::Url;
 use client::{Auth, Client, ListSpec};
 use mapping::{Context, Raw, Step};
 
-use crate::config::SecretSource;
-use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
+use crate::connectors::http::{HttpError, PoliteClient, RetryPolicy};
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{Dataset, RowError, Table};
 
-/// How salespulse signs in to the account.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AmoCrmAuth {
-    /// A long-lived token of a private integration.
-    LongLived(SecretSource),
-    /// An OAuth integration.
-    OAuth(OAuthConfig),
-}
-
-/// An OAuth integration's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OAuthConfig {
-    pub client_id: String,
-    pub client_secret: SecretSource,
-    /// The redirect URI registered with the integration (the token endpoint checks it).
-    pub redirect_uri: String,
-    /// The file holding the current token pair; salespulse replaces it atomically with every
-    /// refresh.
-    pub token_file: PathBuf,
-    /// The config key of the integration, for messages.
-    pub key: String,
-}
-
-/// A tenant's `[tenants.source]` with `kind = "amocrm"`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AmoCrmConfig {
-    /// `https://SUBDOMAIN.amocrm.ru` (or `.amocrm.com`, `.kommo.com`, or a proxy's address).
-    pub base_url: String,
-    /// The config key of the address, for messages.
-    pub base_key: String,
-    pub auth: AmoCrmAuth,
-    pub rate: RateLimit,
-    /// The config key of `requests_per_second`, for messages.
-    pub rate_key: String,
-    /// How far before the cursor an incremental pull starts reading again.
-    pub overlap: Duration,
-    /// How often a pull is a full one (finds what incremental reads cannot: deleted tasks,
-    /// contacts unlinked from deals).
-    pub full_sync_every: Duration,
-    /// One request's timeout.
-    pub timeout: Duration,
-    /// 429 answers in a row after which the sync stops (before amoCRM blocks the account).
-    pub max_429_in_a_row: u32,
-    /// The account's currency, when the account does not say (ISO 4217).
-    pub currency: String,
-}
+pub use salespulse_input::config::sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
 
 /// An amoCRM failure, naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -444,6 +397,9 @@ fn account_currency(account: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SecretSource;
+    use crate::connectors::http::RateLimit;
+    use std::time::Duration;
 
     fn cfg(url: &str) -> AmoCrmConfig {
         AmoCrmConfig {

@@ -17,7 +17,6 @@ mod merge;
 mod oauth;
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -28,50 +27,12 @@ use client::{Client, ListSpec};
 use mapping::{Links, Mapping, Raw};
 
 use crate::config::SecretSource;
-use crate::connectors::http::{HttpError, PoliteClient, RateLimit, RetryPolicy};
+use crate::connectors::http::{HttpError, PoliteClient, RetryPolicy};
 use crate::connectors::progress::ProgressHandle;
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{Dataset, RowError, Table};
 
-/// How salespulse signs in to the portal.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bitrix24Auth {
-    /// An incoming webhook URL, `https://PORTAL/rest/USER/CODE/`.
-    Webhook(SecretSource),
-    /// A local or marketplace app.
-    OAuth(OAuthConfig),
-}
-
-/// An OAuth app's settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OAuthConfig {
-    /// `https://PORTAL` (the app's `client_endpoint` without `/rest/`).
-    pub portal_url: String,
-    pub client_id: String,
-    pub client_secret: SecretSource,
-    /// The file holding the current refresh token (and access token); salespulse replaces
-    /// it atomically with every refresh.
-    pub token_file: std::path::PathBuf,
-    /// The token server, `https://oauth.bitrix.info/oauth/token/` unless overridden.
-    pub token_url: String,
-    /// The config key of the app, for messages.
-    pub key: String,
-}
-
-/// A tenant's `[tenants.source]` with `kind = "bitrix24"`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bitrix24Config {
-    pub auth: Bitrix24Auth,
-    pub rate: RateLimit,
-    /// A deal field holding the loss reason; the failure stage when `None`.
-    pub loss_reason_field: Option<String>,
-    /// How far before a cursor an incremental pull starts reading again.
-    pub overlap: Duration,
-    /// How often an incremental pull also scans ids to find deleted records.
-    pub reconcile_every: Duration,
-    /// One request's timeout.
-    pub timeout: Duration,
-}
+pub use salespulse_input::config::sources::bitrix24::{Bitrix24Auth, Bitrix24Config, OAuthConfig};
 
 /// A Bitrix24 failure, naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -454,6 +415,8 @@ fn spec_is_camel(spec: &ListSpec) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::http::RateLimit;
+    use std::time::Duration;
 
     fn cfg(url: &str) -> Bitrix24Config {
         Bitrix24Config {

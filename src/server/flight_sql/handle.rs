@@ -1,103 +1,65 @@
-//! Statement tickets and prepared-statement handles: one self-contained, signed value.
-//!
-//! A handle carries the SQL, the tenant, the user it was issued to, the snapshot it was
-//! planned on, the output profile and, once a client has bound them through DoPut, the
-//! parameter values (one Arrow IPC row). The JSON payload is sealed with the server's HMAC
-//! key, so a handle cannot be altered or forged, any replica with the key can redeem it,
-//! and the server keeps no per-statement state (CLIENTS.md §6 items 13 and 14).
+//! Tickets and prepared-statement handles in the Flight SQL service. The input crate
+//! (`salespulse_input::handle`) seals, opens and carries them; here their errors become gRPC
+//! statuses and their parameter row becomes DataFusion values.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, UnionArray};
 use arrow::datatypes::{DataType, Schema};
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use datafusion::common::ScalarValue;
-use serde::{Deserialize, Serialize};
+use salespulse_input::handle::HandleError;
+pub(super) use salespulse_input::handle::QueryHandle;
 use tonic::Status;
 
-use crate::catalog::OutputProfile;
 use crate::server::auth::{Authenticator, Principal};
 
-/// Redeems `bytes` as the Flight SQL server redeems a ticket or prepared-statement handle
-/// from a client (signature, JSON, owner, bound parameters), for the fuzz targets in `fuzz/`:
-/// whatever the bytes, an error and never a panic. Returns the number of parameters.
-///
-/// # Errors
-/// The bytes are not a handle this `auth` sealed for `principal`, or its parameters do not
-/// decode.
-#[doc(hidden)]
-pub fn redeem_for_fuzzing(bytes: &[u8], auth: &Authenticator, principal: &Principal) -> Result<usize, Status> {
-    let handle = QueryHandle::open(bytes, auth, principal)?;
-    handle.parameters().map(|p| p.len())
-}
-
-/// What a ticket or prepared-statement handle holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct QueryHandle {
-    pub(super) sql: String,
-    pub(super) tenant: Option<String>,
-    pub(super) user: String,
-    pub(super) snapshot_id: Option<String>,
-    #[serde(default)]
-    pub(super) profile: OutputProfile,
-    /// Base64 of an Arrow IPC stream with one row of parameter values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) params: Option<String>,
-}
-
-const FOREIGN: &str = "the ticket or prepared statement handle was not issued by this server, or was altered; run the query again";
-
-impl QueryHandle {
-    pub(super) fn seal(&self, auth: &Authenticator) -> Result<Vec<u8>, Status> {
-        let json = serde_json::to_vec(self).map_err(|e| Status::internal(format!("encoding the ticket: {e}")))?;
-        Ok(auth.seal(&json))
-    }
-
-    /// Opens a sealed handle and checks that it belongs to `principal`.
-    pub(super) fn open(sealed: &[u8], auth: &Authenticator, principal: &Principal) -> Result<QueryHandle, Status> {
-        let json = auth.open(sealed).ok_or_else(|| Status::invalid_argument(FOREIGN))?;
-        let handle: QueryHandle = serde_json::from_slice(json).map_err(|_| Status::invalid_argument(FOREIGN))?;
-        if handle.user != principal.user {
-            return Err(Status::permission_denied("this ticket was issued to another user; run the query again"));
-        }
-        Ok(handle)
-    }
-
+/// A handle's operations with the errors a Flight SQL client receives.
+pub(super) trait HandleStatus: Sized {
+    /// The bytes a client receives.
+    fn seal(&self, auth: &Authenticator) -> Result<Vec<u8>, Status>;
+    /// Opens bytes a client sent back and checks that they were issued to `principal`.
+    fn open(sealed: &[u8], auth: &Authenticator, principal: &Principal) -> Result<Self, Status>;
     /// The bound parameter values, in order.
-    pub(super) fn parameters(&self) -> Result<Vec<ScalarValue>, Status> {
-        let Some(encoded) = &self.params else { return Ok(Vec::new()) };
-        let bytes = STANDARD.decode(encoded).map_err(|_| Status::invalid_argument(FOREIGN))?;
-        let mut reader = StreamReader::try_new(bytes.as_slice(), None).map_err(|_| Status::invalid_argument(FOREIGN))?;
-        match reader.next() {
-            Some(Ok(batch)) => row_values(&batch),
-            _ => Ok(Vec::new()),
+    fn parameters(&self) -> Result<Vec<ScalarValue>, Status>;
+    /// Binds `batches` (what a client sent through DoPut) as this statement's parameters.
+    fn bind(&mut self, batches: &[RecordBatch]) -> Result<(), Status>;
+}
+
+fn status(e: HandleError) -> Status {
+    match e {
+        HandleError::OtherUser => Status::permission_denied(e.to_string()),
+        HandleError::Foreign | HandleError::Parameters(_) => Status::invalid_argument(e.to_string()),
+    }
+}
+
+impl HandleStatus for QueryHandle {
+    fn seal(&self, auth: &Authenticator) -> Result<Vec<u8>, Status> {
+        Ok(self.seal_with(auth))
+    }
+
+    fn open(sealed: &[u8], auth: &Authenticator, principal: &Principal) -> Result<QueryHandle, Status> {
+        QueryHandle::open_sealed(sealed, auth, &principal.user).map_err(status)
+    }
+
+    fn parameters(&self) -> Result<Vec<ScalarValue>, Status> {
+        match self.parameter_batch().map_err(status)? {
+            Some(batch) => row_values(&batch),
+            None => Ok(Vec::new()),
         }
     }
 
-    /// Binds `batches` (what a client sent through DoPut) as this statement's parameters.
-    pub(super) fn bind(&mut self, batches: &[RecordBatch]) -> Result<(), Status> {
+    fn bind(&mut self, batches: &[RecordBatch]) -> Result<(), Status> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else {
-            self.params = None;
-            return Ok(());
-        };
+        let batch = batches.iter().find(|b| b.num_rows() > 0);
         if rows > 1 {
             return Err(Status::invalid_argument(format!(
                 "{rows} rows of parameters were bound; salespulse runs a query with one row of parameters at a time"
             )));
         }
-        row_values(batch)?;
-        let mut bytes = Vec::new();
-        let mut writer =
-            StreamWriter::try_new(&mut bytes, &batch.schema()).map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
-        writer.write(batch).map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
-        writer.finish().map_err(|e| Status::invalid_argument(format!("parameters: {e}")))?;
-        drop(writer);
-        self.params = Some(STANDARD.encode(bytes));
-        Ok(())
+        if let Some(batch) = batch {
+            row_values(batch)?;
+        }
+        self.set_parameter_batch(batch).map_err(status)
     }
 }
 
@@ -135,6 +97,7 @@ pub(super) fn parameter_schema(types: &[(String, Option<DataType>)]) -> Arc<Sche
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::OutputProfile;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::Field;
     use std::time::Duration;

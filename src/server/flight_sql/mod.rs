@@ -14,7 +14,6 @@
 mod handle;
 
 #[doc(hidden)]
-pub use handle::redeem_for_fuzzing;
 mod sql_info;
 
 use std::panic::AssertUnwindSafe;
@@ -51,7 +50,7 @@ use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, conform_ba
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
 use crate::server::query_stats::QueryStats;
-use handle::{QueryHandle, parameter_schema};
+use handle::{HandleStatus, QueryHandle, parameter_schema};
 
 /// Largest FlightData message the encoder produces (batches are split to fit): half of the
 /// 4 MiB that gRPC-Go clients (Grafana, ADBC) accept by default.

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
+pub mod sources;
+
 /// A configuration mistake, naming the file and the key to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -286,7 +288,7 @@ pub struct TenantConfig {
     pub timezone: Tz,
     pub calendars: Option<PathBuf>,
     /// When `serve` refreshes the tenant (cron, in the tenant's zone).
-    pub schedule: Option<crate::scheduler::Schedule>,
+    pub schedule: Option<crate::schedule::Schedule>,
     /// Whether `serve` refreshes a tenant that has no snapshot yet as it starts.
     pub refresh_on_start: bool,
     pub inputs: Option<PathBuf>,
@@ -299,8 +301,8 @@ pub struct TenantConfig {
 pub enum SourceConfig {
     Demo { scale: f64, seed: u64 },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
-    Bitrix24(Box<crate::connectors::bitrix24::Bitrix24Config>),
-    AmoCrm(Box<crate::connectors::amocrm::AmoCrmConfig>),
+    Bitrix24(Box<sources::bitrix24::Bitrix24Config>),
+    AmoCrm(Box<sources::amocrm::AmoCrmConfig>),
 }
 
 /// Where a secret (a webhook URL, a token) is read from when a refresh needs it; never
@@ -501,7 +503,7 @@ impl Config {
                     token_file,
                     oauth_token_url,
                 } => {
-                    use crate::connectors::bitrix24::{Bitrix24Auth, OAuthConfig};
+                    use sources::bitrix24::{Bitrix24Auth, OAuthConfig};
                     let oauth = portal_url.is_some() || client_id.is_some() || token_file.is_some();
                     let auth = match (webhook_url, webhook_url_env, webhook_url_file) {
                         (Some(value), None, None) if !oauth => Bitrix24Auth::Webhook(SecretSource::Inline { key: key("source.webhook_url"), value }),
@@ -532,7 +534,7 @@ impl Config {
                             ));
                         }
                     };
-                    let rate = crate::connectors::http::RateLimit { requests_per_second: requests_per_second.unwrap_or(2.0), burst: burst.unwrap_or(10) };
+                    let rate = sources::RateLimit { requests_per_second: requests_per_second.unwrap_or(2.0), burst: burst.unwrap_or(10) };
                     if !(rate.requests_per_second > 0.0 && rate.requests_per_second <= 50.0) {
                         return Err(invalid(&key("source.requests_per_second"), format!("must be above 0 and at most 50, got {}", rate.requests_per_second)));
                     }
@@ -548,7 +550,7 @@ impl Config {
                     if !(5..=600).contains(&timeout) {
                         return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
                     }
-                    SourceConfig::Bitrix24(Box::new(crate::connectors::bitrix24::Bitrix24Config {
+                    SourceConfig::Bitrix24(Box::new(sources::bitrix24::Bitrix24Config {
                         auth,
                         rate,
                         loss_reason_field,
@@ -575,7 +577,7 @@ impl Config {
                     max_429_in_a_row,
                     currency,
                 } => {
-                    use crate::connectors::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
+                    use sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
                     let (base_url, base_key) = match (account, base_url) {
                         (Some(account), None) => {
                             let host = account.trim().trim_start_matches("https://").trim_end_matches('/').to_lowercase();
@@ -638,7 +640,7 @@ impl Config {
                         base_url,
                         base_key,
                         auth,
-                        rate: crate::connectors::http::RateLimit { requests_per_second, burst: 1 },
+                        rate: sources::RateLimit { requests_per_second, burst: 1 },
                         rate_key: key("source.requests_per_second"),
                         overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
                         full_sync_every: std::time::Duration::from_secs(u64::from(full_sync_hours.unwrap_or(168)) * 3600),
@@ -675,7 +677,7 @@ impl Config {
             let schedule = t
                 .schedule
                 .as_deref()
-                .map(|pattern| crate::scheduler::Schedule::parse(pattern, timezone))
+                .map(|pattern| crate::schedule::Schedule::parse(pattern, timezone))
                 .transpose()
                 .map_err(|message| invalid(&key_of("schedule"), message))?;
             tenants.push(TenantConfig {

@@ -143,10 +143,10 @@ fn amocrm_sources_parse_with_defaults_and_name_mistakes() {
     assert_eq!(cfg.base_url, "https://acme.kommo.com");
     assert_eq!(cfg.rate.requests_per_second, 6.5);
     assert_eq!((cfg.rate.burst, cfg.max_429_in_a_row, cfg.currency.as_str()), (1, 3, "RUB"));
-    assert!(matches!(&cfg.auth, crate::connectors::amocrm::AmoCrmAuth::LongLived(SecretSource::Env { name, .. }) if name == "ACME_AMO"));
+    assert!(matches!(&cfg.auth, crate::config::sources::amocrm::AmoCrmAuth::LongLived(SecretSource::Env { name, .. }) if name == "ACME_AMO"));
     let c = amocrm("base_url = \"http://127.0.0.1:9000\"\nclient_id = \"id\"\nclient_secret_env = \"S\"\nredirect_uri = \"https://x/cb\"\noauth_token_file = \"t.json\"").unwrap();
     let SourceConfig::AmoCrm(cfg) = &c.tenants[0].source else { panic!() };
-    assert!(matches!(&cfg.auth, crate::connectors::amocrm::AmoCrmAuth::OAuth(o) if o.token_file == Path::new("/etc/salespulse/t.json")));
+    assert!(matches!(&cfg.auth, crate::config::sources::amocrm::AmoCrmAuth::OAuth(o) if o.token_file == Path::new("/etc/salespulse/t.json")));
     for (source, expected) in [
         ("account = \"www.amocrm.ru\"\ntoken_env = \"T\"", "tenants[0] (acme).source.account: 'www.amocrm.ru' is not an account address"),
         ("account = \"acme.example.com\"\ntoken_env = \"T\"", "is not an account address"),
