@@ -90,7 +90,8 @@ impl PostgresFrontend {
     pub fn with_gate(catalog: Arc<Catalog>, auth: Arc<Authenticator>, stats: Arc<QueryStats>, gate: Arc<QueryGate>) -> PostgresFrontend {
         let max_sql_bytes = gate.limits().max_sql_bytes;
         let template = DfSessionService::new_with_hooks(Arc::new(SessionContext::new()), Vec::new()).query_parser();
-        let startup = Arc::new(Startup { catalog: Arc::clone(&catalog), auth, parameters: DefaultServerParameterProvider::default() });
+        let startup =
+            Arc::new(Startup { catalog: Arc::clone(&catalog), auth, parameters: DefaultServerParameterProvider::default(), require_tls: false });
         // The parser parses against the connection's session, so it points back at the
         // session cache of the handler that hands it out.
         let queries = Arc::new_cyclic(|weak| Queries {
@@ -102,6 +103,20 @@ impl PostgresFrontend {
             parser: Arc::new(TenantParser { template, queries: weak.clone() }),
         });
         PostgresFrontend { startup, queries }
+    }
+
+    /// The same front end refusing every connection that did not negotiate TLS (what
+    /// [`serve_postgres`] makes of it when a certificate is configured): passwords and
+    /// results never travel in clear text, whatever `sslmode` a client picks.
+    #[must_use]
+    pub fn requiring_tls(self) -> PostgresFrontend {
+        let startup = Arc::new(Startup {
+            catalog: Arc::clone(&self.startup.catalog),
+            auth: Arc::clone(&self.startup.auth),
+            parameters: DefaultServerParameterProvider::default(),
+            require_tls: true,
+        });
+        PostgresFrontend { startup, queries: self.queries }
     }
 }
 
@@ -124,6 +139,8 @@ struct Startup {
     catalog: Arc<Catalog>,
     auth: Arc<Authenticator>,
     parameters: DefaultServerParameterProvider,
+    /// Refuse connections without TLS (a certificate is configured).
+    require_tls: bool,
 }
 
 impl Startup {
@@ -167,6 +184,14 @@ impl StartupHandler for Startup {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.require_tls && !client.is_secure() {
+                    tracing::info!(peer = %client.socket_addr(), "PostgreSQL connection without TLS refused");
+                    return Err(user_error(
+                        "FATAL",
+                        "28000",
+                        "this server accepts only TLS connections (server.tls_cert is set): connect with sslmode=require (or verify-full with the server's CA)".into(),
+                    ));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.auth.enabled() {
@@ -590,7 +615,7 @@ pub async fn serve_postgres(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(crate::server::tls::TlsIdentity::postgres_acceptor);
-    let frontend = Arc::new(frontend);
+    let frontend = Arc::new(if tls.is_some() { frontend.requiring_tls() } else { frontend });
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

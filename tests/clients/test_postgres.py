@@ -66,6 +66,18 @@ def test_passwords_and_tenant_scope(secured):
         assert conn.info.pgconn.ssl_in_use, "the secured server speaks TLS"
 
 
+def test_plaintext_is_refused_when_tls_is_configured(secured):
+    # The right password over a plaintext connection: refused before the password is asked.
+    with pytest.raises(psycopg.OperationalError, match="accepts only TLS connections.*sslmode=require"):
+        psycopg.connect(host=secured.pg_host, port=secured.pg_port, dbname="acme", user="analyst",
+                        password=ANALYST_PASSWORD, sslmode="disable", connect_timeout=10)
+    # libpq's default (prefer) negotiates TLS and gets in.
+    with psycopg.connect(host=secured.pg_host, port=secured.pg_port, dbname="acme", user="analyst",
+                         password=ANALYST_PASSWORD, sslmode="prefer", connect_timeout=10, autocommit=True) as conn:
+        assert conn.info.pgconn.ssl_in_use
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
 PSQL = shutil.which("psql")
 
 
