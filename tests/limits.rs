@@ -209,3 +209,28 @@ async fn a_burst_of_failed_logins_locks_the_address_out_for_a_while() {
     assert!(err.contains("too many failed logins") && err.contains("try again in"), "{err}");
     server.shutdown_and_wait().await;
 }
+
+/// A PostgreSQL connection's session is cached and outlives its queries; each query gets a
+/// pool of its own from it, so a query holding memory does not starve the next one.
+#[tokio::test]
+async fn each_query_of_a_cached_session_has_a_memory_pool_of_its_own() {
+    use datafusion::execution::memory_pool::MemoryConsumer;
+    let server = TestServer::spawn_limited(&["demo"], &["demo"], Vec::new(), limits()).await;
+    let session = server.catalog.session_for(Some("demo"), None, "anna");
+    let holding = server.catalog.with_own_memory(&session);
+    let next = server.catalog.with_own_memory(&session);
+    // A query of `holding` keeps nearly all of its pool (a sort waiting on a slow client).
+    let runtime = holding.runtime_env();
+    let held = MemoryConsumer::new("a running sort").register(&runtime.memory_pool);
+    held.try_grow((8 << 20) - 4096).unwrap();
+    let moderate = "SELECT manager_id, title, amount FROM crm.deals ORDER BY amount DESC, title";
+    let err = holding.sql(moderate).await.unwrap().collect().await.unwrap_err().to_string();
+    assert!(err.contains("limits.query_memory"), "{err}");
+    let rows: usize = next.sql(moderate).await.unwrap().collect().await.unwrap().iter().map(RecordBatch::num_rows).sum();
+    assert!(rows > 100, "the next query runs with its own budget: {rows} rows");
+    // Same catalogs, options and user as the session.
+    let user = next.sql("SELECT count(*) FROM system.queries").await.map(|_| ());
+    assert!(user.is_ok(), "{user:?}");
+    held.free();
+    server.shutdown_and_wait().await;
+}

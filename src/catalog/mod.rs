@@ -126,6 +126,19 @@ impl Catalog {
         self
     }
 
+    /// `ctx` with a memory pool of its own (`limits.query_memory`), for one query of a
+    /// session that outlives it (a PostgreSQL connection's cached session): the query's
+    /// catalogs, functions and options are the session's, its memory budget is not shared.
+    /// Without a limit, the shared runtime is kept.
+    pub fn with_own_memory(&self, ctx: &SessionContext) -> SessionContext {
+        let runtime = self.runtimes.for_session();
+        if Arc::ptr_eq(&runtime, self.runtimes.shared()) {
+            return ctx.clone();
+        }
+        let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(runtime).build();
+        SessionContext::new_with_state(state)
+    }
+
     /// The queries of this process, for the audit and `system.queries`.
     pub fn query_log(&self) -> &Arc<QueryLog> {
         &self.logs.queries

@@ -232,7 +232,14 @@ impl StartupHandler for Startup {
 }
 
 /// Sessions by (tenant, allowed tenants); each remembers the snapshots it was built on.
-type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, Arc<DfSessionService>)>;
+/// A connection's session: its context (with `pg_catalog`) and the service over it.
+#[derive(Clone)]
+struct PgSession {
+    ctx: Arc<SessionContext>,
+    service: Arc<DfSessionService>,
+}
+
+type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, PgSession)>;
 
 /// Query handling: picks the connection's session and delegates to `datafusion-postgres`.
 struct Queries {
@@ -245,8 +252,9 @@ struct Queries {
 }
 
 impl Queries {
-    /// The session service of a connection, rebuilt when any visible tenant's snapshot changed.
-    fn service<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<DfSessionService>> {
+    /// The session of a connection (its context and the service that parses its statements),
+    /// rebuilt when any visible tenant's snapshot changed.
+    fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<PgSession> {
         let tenant = client
             .metadata()
             .get(TENANT_KEY)
@@ -263,20 +271,26 @@ impl Queries {
         let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
         let key = (tenant.clone(), allowed_text, user.clone());
         let mut sessions = self.sessions.lock().map_err(|_| user_error("ERROR", "XX000", "the session cache is unavailable".into()))?;
-        if let Some((built_on, service)) = sessions.get(&key)
+        if let Some((built_on, session)) = sessions.get(&key)
             && *built_on == snapshots
         {
-            return Ok(Arc::clone(service));
+            return Ok(session.clone());
         }
         let ctx = self.catalog.session_for(Some(&tenant), allowed.as_deref(), &user);
         setup_pg_catalog(&ctx, &tenant, EmptyContextProvider)
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![Arc::new(ReadOnly)];
-        let mut all_hooks = hooks;
-        all_hooks.extend(default_hooks());
-        let service = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), all_hooks));
-        sessions.insert(key, (snapshots, Arc::clone(&service)));
-        Ok(service)
+        let ctx = Arc::new(ctx);
+        let session = PgSession { service: Arc::new(DfSessionService::new_with_hooks(Arc::clone(&ctx), query_hooks())), ctx };
+        sessions.insert(key, (snapshots, session.clone()));
+        Ok(session)
+    }
+
+    /// The service one query of the connection runs on: the connection's session with a
+    /// memory pool of the query's own (`limits.query_memory` is per query, as on Flight SQL).
+    fn query_service<C: ClientInfo + ?Sized>(&self, client: &C) -> PgWireResult<Arc<DfSessionService>> {
+        let session = self.session(client)?;
+        let ctx = self.catalog.with_own_memory(&session.ctx);
+        Ok(Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx), query_hooks())))
     }
 
     fn check_length(&self, sql: &str) -> PgWireResult<()> {
@@ -294,7 +308,7 @@ impl Queries {
 impl Queries {
     /// The connection's session and a slot for its user; a refusal is counted and audited.
     async fn ready<C: ClientInfo + ?Sized>(&self, client: &C, started: std::time::Instant, audit: &PgAudit) -> PgWireResult<(Arc<DfSessionService>, Admission)> {
-        let ready = async { Ok::<_, PgWireError>((self.service(client)?, self.admit(client).await?)) };
+        let ready = async { Ok::<_, PgWireError>((self.query_service(client)?, self.admit(client).await?)) };
         ready.await.inspect_err(|e| self.refused(started, audit, e))
     }
 
@@ -400,10 +414,11 @@ fn limit_rows(response: &mut datafusion_postgres::pgwire::api::results::QueryRes
     *response.data_rows() = Box::pin(limited);
 }
 
-/// The hooks `datafusion-postgres` installs by default (cursors, SET/SHOW, transactions).
-fn default_hooks() -> Vec<Arc<dyn QueryHook>> {
+/// The read-only check, then the hooks `datafusion-postgres` installs by default (cursors,
+/// SET/SHOW, transactions).
+fn query_hooks() -> Vec<Arc<dyn QueryHook>> {
     use datafusion_postgres::hooks::{cursor::CursorStatementHook, set_show::SetShowHook, transactions::TransactionStatementHook};
-    vec![Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
+    vec![Arc::new(ReadOnly), Arc::new(CursorStatementHook), Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
 
 #[async_trait]
@@ -510,8 +525,8 @@ impl QueryParser for TenantParser {
     {
         let queries = self.queries.upgrade().ok_or_else(|| user_error("FATAL", "57P01", "the server is shutting down".into()))?;
         queries.check_length(sql)?;
-        let service = queries.service(client)?;
-        service.query_parser().parse_sql(client, sql, types).await
+        let session = queries.session(client)?;
+        session.service.query_parser().parse_sql(client, sql, types).await
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
