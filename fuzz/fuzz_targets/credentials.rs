@@ -13,8 +13,8 @@ fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();
     AUTH.get_or_init(|| {
         let users = [
-            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("pass".into()), tenants: Some(vec!["acme".into()]) },
-            UserConfig { name: "admin".into(), password: PasswordSecret::Plain("admin-pass".into()), tenants: None },
+            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None },
+            UserConfig { name: "admin".into(), password: PasswordSecret::Plain("admin-pass".into()), tenants: None, api_token_sha256: None },
         ];
         // No throttling: every input must reach the checks.
         Authenticator::new(&users, Some(b"fuzzing-key-0123456789"), Duration::from_secs(3600)).with_failed_login_limit(u32::MAX)

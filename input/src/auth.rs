@@ -72,6 +72,8 @@ struct Account {
 /// Checks credentials and signs tokens.
 pub struct Authenticator {
     accounts: HashMap<String, Account>,
+    /// Static API tokens by their SHA-256, to their user.
+    api_tokens: HashMap<[u8; 32], String>,
     key: Vec<u8>,
     token_ttl: Duration,
     failed: FailedLogins,
@@ -148,8 +150,9 @@ impl Authenticator {
             .iter()
             .map(|u| (u.name.clone(), Account { password: u.password.clone(), tenants: u.tenants.clone() }))
             .collect();
+        let api_tokens = users.iter().filter_map(|u| u.api_token_sha256.map(|d| (d, u.name.clone()))).collect();
         let failed = FailedLogins { per_minute: crate::config::Limits::default().failed_logins_per_minute, recent: Default::default() };
-        Authenticator { accounts, key, token_ttl, failed }
+        Authenticator { accounts, api_tokens, key, token_ttl, failed }
     }
 
     /// Refuses an address after `per_minute` failed logins in a minute
@@ -205,6 +208,9 @@ impl Authenticator {
                 .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
                 .unwrap_or(false),
         };
+        // A user's API token also works as the password (Basic handshakes and PostgreSQL from
+        // tools that can only send a user and a password).
+        let ok = ok || self.api_tokens.get(&api_token_digest(password)).is_some_and(|owner| owner == user);
         if ok { Ok(Principal { user: user.to_string(), tenants: account.tenants.clone() }) } else { Err(AuthError::WrongPassword) }
     }
 
@@ -237,7 +243,7 @@ impl Authenticator {
     }
 
     fn check_token(&self, token: &str) -> Result<Principal, AuthError> {
-        let rest = token.strip_prefix("sp1.").ok_or(AuthError::BadToken)?;
+        let Some(rest) = token.strip_prefix("sp1.") else { return self.check_api_token(token) };
         let (body, signature) = rest.rsplit_once('.').ok_or(AuthError::BadToken)?;
         let signature = URL_BASE64.decode(signature).map_err(|_| AuthError::BadToken)?;
         let mut mac = self.hmac();
@@ -253,6 +259,14 @@ impl Authenticator {
         // A token outlives neither its account nor the account's tenant list.
         let account = self.accounts.get(&user).ok_or(AuthError::BadToken)?;
         Ok(Principal { user, tenants: account.tenants.clone() })
+    }
+
+    /// The owner of a static API token. The token is looked up by its SHA-256, so the lookup's
+    /// timing tells nothing about the stored tokens.
+    fn check_api_token(&self, token: &str) -> Result<Principal, AuthError> {
+        let user = self.api_tokens.get(&api_token_digest(token)).ok_or(AuthError::BadToken)?;
+        let account = self.accounts.get(user).ok_or(AuthError::BadToken)?;
+        Ok(Principal { user: user.clone(), tenants: account.tenants.clone() })
     }
 
     /// The principal of a request with this `authorization` header value, from `peer`.
@@ -285,6 +299,24 @@ impl Authenticator {
         mac.verify_slice(signature).ok()?;
         Some(payload)
     }
+}
+
+/// The SHA-256 of a static API token, as `api_token_sha256` holds it.
+pub fn api_token_digest(token: &str) -> [u8; 32] {
+    <Sha256 as sha2::Digest>::digest(token.as_bytes()).into()
+}
+
+/// A new random static API token (`spk_` and 43 URL-safe characters: 256 bits) and its
+/// SHA-256 in hexadecimal, for `api_token_sha256`.
+///
+/// # Errors
+/// The OS has no randomness.
+pub fn new_api_token() -> Result<(String, String), String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the token: {e}"))?;
+    let token = format!("spk_{}", URL_BASE64.encode(bytes));
+    let hex = api_token_digest(&token).iter().map(|b| format!("{b:02x}")).collect();
+    Ok((token, hex))
 }
 
 /// An argon2id PHC string for `password` with a random salt, for `password_hash`.
@@ -333,13 +365,32 @@ mod tests {
 
     fn users() -> Vec<UserConfig> {
         vec![
-            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("s3cret-pass".into()), tenants: Some(vec!["acme".into()]) },
+            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("s3cret-pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None },
             UserConfig {
                 name: "admin".into(),
                 password: PasswordSecret::Hash(hash_password("admin-pass").unwrap()),
                 tenants: None,
+                api_token_sha256: None,
             },
         ]
+    }
+
+    #[test]
+    fn static_api_tokens_work_as_bearer_and_as_the_password_of_their_user_only() {
+        let (token, hex) = new_api_token().unwrap();
+        assert!(token.starts_with("spk_") && token.len() == 47, "{token}");
+        assert_eq!(hex.len(), 64);
+        let mut users = users();
+        users[0].api_token_sha256 = Some(api_token_digest(&token));
+        let auth = Authenticator::new(&users, Some(b"0123456789abcdef"), Duration::from_secs(60));
+        assert_eq!(auth.check_header(Some(&format!("Bearer {token}")), None).unwrap().user, "grafana");
+        assert_eq!(auth.check_header(Some(&format!("Bearer {token}")), None).unwrap().tenants, Some(vec!["acme".to_string()]));
+        assert!(matches!(auth.check_header(Some(&format!("Bearer {token}x")), None), Err(AuthError::BadToken)));
+        assert!(matches!(auth.check_header(Some("Bearer spk_guess"), None), Err(AuthError::BadToken)));
+        assert_eq!(auth.check_password("grafana", &token, None).unwrap().user, "grafana");
+        assert!(matches!(auth.check_password("admin", &token, None), Err(AuthError::WrongPassword)), "another user's token is no password");
+        let (other, _) = new_api_token().unwrap();
+        assert_ne!(other, token);
     }
 
     #[test]

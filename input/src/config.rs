@@ -69,6 +69,8 @@ struct RawUser {
     name: String,
     password_env: Option<String>,
     password_hash: Option<String>,
+    api_token_env: Option<String>,
+    api_token_sha256: Option<String>,
     #[serde(default)]
     tenants: Vec<String>,
 }
@@ -185,6 +187,10 @@ pub struct UserConfig {
     pub password: PasswordSecret,
     /// The tenants this user may read; `None` for every tenant (`tenants = ["*"]`).
     pub tenants: Option<Vec<String>>,
+    /// The SHA-256 of the user's static API token (`api_token_sha256`, or the digest of
+    /// `api_token_env`'s value): a bearer token that does not expire, for clients that take
+    /// a token and never log in (Grafana's and flightsql-dbapi's `token`, HTTP).
+    pub api_token_sha256: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for UserConfig {
@@ -701,6 +707,19 @@ impl Config {
     }
 }
 
+/// 32 bytes from 64 hexadecimal digits.
+fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(digest)
+}
+
 fn users(raw: Vec<RawUser>, tenants: &[TenantConfig]) -> Result<Vec<UserConfig>, (String, String)> {
     let mut users: Vec<UserConfig> = Vec::new();
     for (i, u) in raw.into_iter().enumerate() {
@@ -724,6 +743,20 @@ fn users(raw: Vec<RawUser>, tenants: &[TenantConfig]) -> Result<Vec<UserConfig>,
             },
             _ => return Err((key("password_hash"), "give exactly one of password_hash and password_env".into())),
         };
+        let api_token_sha256 = match (u.api_token_sha256, u.api_token_env) {
+            (None, None) => None,
+            (Some(hex), None) => Some(parse_sha256(&hex).ok_or_else(|| {
+                (key("api_token_sha256"), "is not 64 hexadecimal digits; `salespulse api-token` prints a token and its digest".into())
+            })?),
+            (None, Some(var)) => match std::env::var(&var) {
+                Ok(t) if t.len() >= 16 => Some(crate::auth::api_token_digest(&t)),
+                Ok(t) if !t.is_empty() => {
+                    return Err((key("api_token_env"), format!("environment variable {var} holds a token of {} characters; an API token has 16 or more (`salespulse api-token` makes one)", t.len())));
+                }
+                _ => return Err((key("api_token_env"), format!("environment variable {var} is not set or empty"))),
+            },
+            (Some(_), Some(_)) => return Err((key("api_token_sha256"), "give at most one of api_token_sha256 and api_token_env".into())),
+        };
         let allowed = if u.tenants.iter().any(|t| t == "*") {
             None
         } else {
@@ -737,7 +770,7 @@ fn users(raw: Vec<RawUser>, tenants: &[TenantConfig]) -> Result<Vec<UserConfig>,
             }
             Some(u.tenants)
         };
-        users.push(UserConfig { name: u.name, password, tenants: allowed });
+        users.push(UserConfig { name: u.name, password, tenants: allowed, api_token_sha256 });
     }
     Ok(users)
 }

@@ -120,6 +120,10 @@ enum Command {
     /// Read a password from standard input and print its argon2id hash for
     /// `password_hash` in [[users]].
     HashPassword,
+    /// Make a new random API token: prints the token (give it to the client, e.g. Grafana's
+    /// or Superset's `token`; it is not stored) and its SHA-256 for `api_token_sha256` in
+    /// [[users]].
+    ApiToken,
     /// Exchange an amoCRM OAuth authorization code (from the integration's redirect, valid
     /// 20 minutes) for the tenant's first token pair, written to its oauth_token_file.
     AmocrmAuth {
@@ -153,6 +157,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => check(&config).await,
         Command::HashPassword => hash_password(),
+        Command::ApiToken => api_token(),
         Command::AmocrmAuth { config, tenant, code } => amocrm_auth(&config, tenant.as_deref(), &code).await,
     }
 }
@@ -707,6 +712,13 @@ async fn amocrm_auth(config_path: &Path, tenant: Option<&str>, code: &str) -> an
     let SourceConfig::AmoCrm(cfg) = &t.source else { anyhow::bail!("tenant {} is not an amoCRM tenant", t.name) };
     let file = salespulse::connectors::amocrm::authorize(cfg, code).await.map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.name))?;
     println!("{}: amoCRM tokens saved to {}; `salespulse refresh` can sync now", t.name, file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn api_token() -> anyhow::Result<ExitCode> {
+    let (token, digest) = salespulse::server::auth::new_api_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("token:            {token}");
+    println!("api_token_sha256 = \"{digest}\"");
     Ok(ExitCode::SUCCESS)
 }
 

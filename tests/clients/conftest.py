@@ -4,6 +4,7 @@ Two servers: `salespulse demo` (one tenant, no authentication, as a user first m
 and `salespulse serve --config` with two tenants and two users (authentication and tenant
 isolation). Each prints the addresses it bound; the fixtures read them instead of sleeping.
 """
+import hashlib
 import os
 import re
 import subprocess
@@ -18,6 +19,9 @@ BINARY = os.environ.get("SALESPULSE_BIN", os.path.join(ROOT, "target", "debug", 
 
 ANALYST_PASSWORD = "analyst-pass-1"
 ADMIN_PASSWORD = "admin-pass-2"
+# A static API token of the analyst (`salespulse api-token` makes real ones); the config
+# holds only its SHA-256.
+ANALYST_API_TOKEN = "spk_test-token-of-the-analyst-0123456789"
 
 
 @dataclass
@@ -112,6 +116,7 @@ def secured():
             [[users]]
             name = "analyst"
             password_env = "SALESPULSE_TEST_ANALYST_PASSWORD"
+            api_token_sha256 = "ANALYST_API_TOKEN_SHA256"
             tenants = ["acme"]
 
             [[users]]
@@ -134,7 +139,7 @@ def secured():
             kind = "demo"
             scale = 0.01
             seed = 42
-        """))
+        """).replace("ANALYST_API_TOKEN_SHA256", hashlib.sha256(ANALYST_API_TOKEN.encode()).hexdigest()))
     env = dict(os.environ)
     env["SALESPULSE_TEST_ANALYST_PASSWORD"] = ANALYST_PASSWORD
     env["SALESPULSE_TEST_ADMIN_PASSWORD"] = ADMIN_PASSWORD

@@ -4,7 +4,7 @@ import flightsql.sqlalchemy  # noqa: F401  registers the datafusion+flightsql di
 import sqlalchemy
 from sqlalchemy import inspect, text
 
-from conftest import ANALYST_PASSWORD
+from conftest import ANALYST_API_TOKEN, ANALYST_PASSWORD
 
 
 def engine_for(url):
@@ -46,4 +46,18 @@ def test_wrong_password_is_refused(secured):
     with pytest.raises(Exception, match="wrong user name or password"):
         engine = engine_for(f"datafusion+flightsql://analyst:wrong@{secured.flight}?disable_server_verification=true")
         with engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar()
+
+
+def test_a_static_api_token_logs_in_without_a_password(secured):
+    # Superset's "token" field: sent as `authorization: Bearer <token>` on every call.
+    engine = engine_for(f"datafusion+flightsql://{secured.flight}?token={ANALYST_API_TOKEN}&disable_server_verification=true")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM crm.deals")).scalar() > 0
+        # The token's user reads only its own tenants.
+        with pytest.raises(Exception, match="demo"):
+            connection.execute(text("SELECT count(*) FROM demo.crm.deals")).scalar()
+    with pytest.raises(Exception, match="token"):
+        wrong = engine_for(f"datafusion+flightsql://{secured.flight}?token={ANALYST_API_TOKEN}x&disable_server_verification=true")
+        with wrong.connect() as connection:
             connection.execute(text("SELECT 1")).scalar()

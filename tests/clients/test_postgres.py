@@ -10,7 +10,7 @@ import subprocess
 import psycopg
 import pytest
 
-from conftest import ADMIN_PASSWORD, ANALYST_PASSWORD
+from conftest import ADMIN_PASSWORD, ANALYST_API_TOKEN, ANALYST_PASSWORD
 
 
 def connect(server, dbname, user, password=None):
@@ -64,6 +64,11 @@ def test_passwords_and_tenant_scope(secured):
     with connect(secured, "demo", "admin", ADMIN_PASSWORD) as conn:
         assert conn.execute("SELECT count(*) FROM acme.crm.deals").fetchone()[0] > 0
         assert conn.info.pgconn.ssl_in_use, "the secured server speaks TLS"
+    # A user's static API token also works as its password, and only as its own.
+    with connect(secured, "acme", "analyst", ANALYST_API_TOKEN) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(secured, "demo", "admin", ANALYST_API_TOKEN)
 
 
 def test_plaintext_is_refused_when_tls_is_configured(secured):

@@ -109,6 +109,20 @@ name = "grafana"
 tenants = ["*"]"#, "give exactly one of password_hash and password_env"),
         (r#"[storage]
 root = "x"
+[[users]]
+name = "grafana"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$3Bxy9XW8KoEuyNVB4vT+7tgo5YFE6E4hhFdqrBXZfm0"
+api_token_sha256 = "not hex"
+tenants = ["*"]"#, "users[0] (grafana).api_token_sha256: is not 64 hexadecimal digits; `salespulse api-token`"),
+        (r#"[storage]
+root = "x"
+[[users]]
+name = "grafana"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$3Bxy9XW8KoEuyNVB4vT+7tgo5YFE6E4hhFdqrBXZfm0"
+api_token_env = "SALESPULSE_TEST_UNSET_VARIABLE"
+tenants = ["*"]"#, "users[0] (grafana).api_token_env: environment variable SALESPULSE_TEST_UNSET_VARIABLE is not set"),
+        (r#"[storage]
+root = "x"
 [server]
 tls_cert = "cert.pem""#, "server.tls_cert: set both tls_cert and tls_key"),
         (r#"[storage]
@@ -122,6 +136,23 @@ tls_key = "no-such-key.pem""#, "server.tls_cert: /etc/salespulse/no-such-cert.pe
         assert!(err.contains(expected), "expected '{expected}' in: {err}");
         assert!(err.starts_with("/etc/salespulse/salespulse.toml"), "the file is named: {err}");
     }
+}
+
+#[test]
+fn api_tokens_are_kept_as_their_digest() {
+    let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let cfg = parse(&format!(
+        r#"[storage]
+root = "x"
+[[users]]
+name = "grafana"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$3Bxy9XW8KoEuyNVB4vT+7tgo5YFE6E4hhFdqrBXZfm0"
+api_token_sha256 = "{}"
+tenants = ["*"]"#,
+        digest.to_uppercase()
+    ))
+    .unwrap();
+    assert_eq!(cfg.users[0].api_token_sha256, Some(crate::auth::api_token_digest("test")));
 }
 
 #[test]
