@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StringArray,
 };
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{
-    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -190,47 +190,31 @@ impl ScalarUDFImpl for WorkingTimeUdf {
         let fixed = self.kind.fixed();
         let calendars = Resolver::new(&self.registry, args.args.get(fixed), args.args.get(fixed + 1), n)?;
         let result: ArrayRef = match self.kind {
-            WorkingTimeKind::Seconds if calendars.fixed().is_some_and(|(_, r)| r.is_none()) => {
-                // The hottest case: one calendar, no employee: one fused pass over the buffers.
-                let Some((cal, _)) = calendars.fixed() else { unreachable!("checked above") };
-                fused_working_seconds(self, cal, &args.args[0].to_array(n)?, &args.args[1].to_array(n)?)?
+            WorkingTimeKind::Seconds | WorkingTimeKind::Hours if calendars.fixed().is_some() => {
+                // The hottest case: one calendar (and employee) for the whole batch: two
+                // passes over the Arrow buffers.
+                let Some((cal, removal)) = calendars.fixed() else { unreachable!("checked above") };
+                let (a, b) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
+                if self.kind == WorkingTimeKind::Seconds {
+                    fused_working_time::<Int64Type>(self, cal, removal.as_deref(), &a, &b, |ns| ns / NS_PER_S)?
+                } else {
+                    fused_working_time::<Float64Type>(self, cal, removal.as_deref(), &a, &b, |ns| ns as f64 / 3.6e12)?
+                }
             }
             WorkingTimeKind::Seconds | WorkingTimeKind::Hours => {
                 let (a, a_ok) = instants(&args.args[0], n)?;
                 let (b, b_ok) = instants(&args.args[1], n)?;
                 let mut valid = vec![false; n];
                 let mut ns = vec![0i64; n];
-                if let Some((cal, removal)) = calendars.fixed() {
-                    // The common case: one calendar and employee for the whole batch.
-                    cal.diffs(&a, &b, removal.as_deref(), &mut ns);
-                    match cal.coverage_ns() {
-                        None => {
-                            for i in 0..n {
-                                valid[i] = a_ok[i] & b_ok[i];
-                            }
-                        }
-                        Some((from, to)) => {
-                            for i in 0..n {
-                                let (lo, hi) = (a[i].min(b[i]), a[i].max(b[i]));
-                                let inside = lo >= hi || (lo >= from && hi <= to);
-                                valid[i] = a_ok[i] & b_ok[i] & inside;
-                                if a_ok[i] & b_ok[i] & !inside {
-                                    // Only the "error" policy makes this an error.
-                                    self.in_coverage(cal, lo, hi)?;
-                                }
-                            }
-                        }
+                // Calendars or employees from columns: resolved per row.
+                calendars.for_each(n, |i, cal, removal| {
+                    if !(a_ok[i] && b_ok[i]) || !self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
+                        return Ok(());
                     }
-                } else {
-                    calendars.for_each(n, |i, cal, removal| {
-                        if !(a_ok[i] && b_ok[i]) || !self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
-                            return Ok(());
-                        }
-                        ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
-                        valid[i] = true;
-                        Ok(())
-                    })?;
-                }
+                    ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
+                    valid[i] = true;
+                    Ok(())
+                })?;
                 let nulls = Some(NullBuffer::from(valid));
                 if self.kind == WorkingTimeKind::Seconds {
                     Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
@@ -304,9 +288,19 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
     exec_err!("{name}: the range touches dates outside the holiday data of calendar '{}' ({range})", cal.name())
 }
 
-/// `working_seconds` for a literal calendar without employee, in one pass over the Arrow
-/// buffers: range check, unit conversion, coverage and both lookups per row.
-fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: &ArrayRef) -> Result<ArrayRef> {
+/// `working_seconds` / `working_hours` for a literal calendar (and employee) in two passes
+/// over the Arrow buffers: the values (unit conversion and both lookups per row, with no
+/// branch: rows that will be NULL look up a clamped instant), then the validity (NULL
+/// inputs, range, coverage) 64 rows to a word. `finish` turns working nanoseconds into the
+/// result's unit.
+fn fused_working_time<T: ArrowPrimitiveType>(
+    udf: &WorkingTimeUdf,
+    cal: &Calendar,
+    removal: Option<&Removal>,
+    a: &ArrayRef,
+    b: &ArrayRef,
+    finish: impl Fn(i64) -> T::Native,
+) -> Result<ArrayRef> {
     fn raw(a: &ArrayRef) -> Result<(&[i64], i64)> {
         Ok(match a.data_type() {
             DataType::Timestamp(TimeUnit::Nanosecond, _) => (a.as_primitive::<TimestampNanosecondType>().values(), 1),
@@ -321,47 +315,62 @@ fn fused_working_seconds(udf: &WorkingTimeUdf, cal: &Calendar, a: &ArrayRef, b: 
     // The range in each input's unit, computed once: a division per row would dominate.
     let (a_lo, a_hi, b_lo, b_hi) = (MIN_NS / ap, MAX_NS / ap, MIN_NS / bp, MAX_NS / bp);
     let timeline = cal.timeline();
-    let coverage = cal.coverage_ns();
-    let mut out: Vec<i64> = Vec::with_capacity(av.len());
-    let mut valid = datafusion::arrow::array::BooleanBufferBuilder::new(av.len());
-    let mut outside = false;
-    // One loop body, instantiated per lookup width so the inner lookup unrolls.
-    macro_rules! run {
+    let removal = removal.filter(|r| !r.is_empty());
+    // Pass 1, the values. One loop body per lookup width, so the inner lookup unrolls.
+    macro_rules! values {
         ($w:expr) => {
-            for (x, y) in av.iter().zip(bv) {
-                let ok = *x >= a_lo && *x < a_hi && *y >= b_lo && *y < b_hi;
-                let (xn, yn) = if ok { (x * ap, y * bp) } else { (0, 0) };
-                let inside = match coverage {
-                    None => true,
-                    Some((from, to)) => {
-                        let (lo, hi) = (xn.min(yn), xn.max(yn));
-                        lo >= hi || (lo >= from && hi <= to)
-                    }
-                };
-                outside |= ok & !inside;
-                valid.append(ok & inside);
-                out.push(($w(yn) - $w(xn)) / NS_PER_S);
-            }
+            av.iter()
+                .zip(bv)
+                .map(|(x, y)| {
+                    let xn = (*x).clamp(a_lo, a_hi - 1) * ap;
+                    let yn = (*y).clamp(b_lo, b_hi - 1) * bp;
+                    finish($w(yn) - $w(xn))
+                })
+                .collect::<Vec<T::Native>>()
         };
     }
-    match timeline.width() {
-        1 => run!(|t| timeline.w_fixed::<1>(t)),
-        2 => run!(|t| timeline.w_fixed::<2>(t)),
-        3 => run!(|t| timeline.w_fixed::<3>(t)),
-        4 => run!(|t| timeline.w_fixed::<4>(t)),
-        _ => run!(|t| cal.w(t, None)),
-    }
-    let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid.finish())));
+    let values = match (timeline.width(), removal) {
+        (1, None) => values!(|t| timeline.w_fixed::<1>(t)),
+        (2, None) => values!(|t| timeline.w_fixed::<2>(t)),
+        (3, None) => values!(|t| timeline.w_fixed::<3>(t)),
+        (4, None) => values!(|t| timeline.w_fixed::<4>(t)),
+        (_, None) => values!(|t| timeline.w(t)),
+        (1, Some(r)) => values!(|t| timeline.w_fixed::<1>(t) - r.before(t)),
+        (2, Some(r)) => values!(|t| timeline.w_fixed::<2>(t) - r.before(t)),
+        (3, Some(r)) => values!(|t| timeline.w_fixed::<3>(t) - r.before(t)),
+        (4, Some(r)) => values!(|t| timeline.w_fixed::<4>(t) - r.before(t)),
+        (_, Some(r)) => values!(|t| timeline.w(t) - r.before(t)),
+    };
+    // Pass 2, the validity: in range and inside the holiday data.
+    let coverage = cal.coverage_ns();
+    let mut outside = false;
+    let in_range = |x: i64, y: i64| x >= a_lo && x < a_hi && y >= b_lo && y < b_hi;
+    let inside = |x: i64, y: i64| match coverage {
+        None => true,
+        Some((from, to)) => {
+            let (xn, yn) = (x.wrapping_mul(ap), y.wrapping_mul(bp));
+            let (lo, hi) = (xn.min(yn), xn.max(yn));
+            lo >= hi || (lo >= from && hi <= to)
+        }
+    };
+    let valid = BooleanBuffer::collect_bool(av.len(), |i| {
+        let (x, y) = (av[i], bv[i]);
+        let ok = in_range(x, y);
+        let inside = inside(x, y);
+        outside |= ok & !inside;
+        ok & inside
+    });
+    let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid)));
     if outside {
         // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
-        for (i, (x, y)) in av.iter().zip(bv).enumerate() {
-            let (xn, yn) = (x.saturating_mul(ap), y.saturating_mul(bp));
-            if a.is_valid(i) && b.is_valid(i) && nulls.as_ref().is_some_and(|n| n.is_null(i)) && xn >= MIN_NS && yn >= MIN_NS && xn < MAX_NS && yn < MAX_NS {
+        for (i, (&x, &y)) in av.iter().zip(bv).enumerate() {
+            if a.is_valid(i) && b.is_valid(i) && in_range(x, y) && !inside(x, y) {
+                let (xn, yn) = (x * ap, y * bp);
                 udf.in_coverage(cal, xn.min(yn), xn.max(yn))?;
             }
         }
     }
-    Ok(Arc::new(Int64Array::new(out.into(), nulls)))
+    Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls)))
 }
 
 /// Nanoseconds of a timestamp argument and whether each is usable (not NULL, in range).

@@ -265,3 +265,78 @@ mod properties {
         }
     }
 }
+
+/// The batch paths (literal calendar and employee: one fused pass per batch) give exactly
+/// what the per-row path (calendar and employee from columns) gives, NULLs, instants out of
+/// range and outside the holiday data included.
+#[tokio::test]
+async fn literal_and_column_calendars_agree_row_for_row() {
+    use datafusion::arrow::array::{RecordBatch, StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::datasource::MemTable;
+    use rand::{Rng, SeedableRng};
+
+    let d = |m, day| NaiveDate::from_ymd_opt(2025, m, day).unwrap();
+    let registry = Arc::new(CalendarRegistry::builtin().with_absences([
+        salespulse_udfs::Absence::Days { employee: "m-1".into(), from: d(7, 14), to: d(7, 25) },
+        salespulse_udfs::Absence::Timed { employee: "m-1".into(), start_ns: 1_760_511_600_000_000_000, end_ns: 1_760_520_600_000_000_000 },
+    ]));
+    let ctx = ctx_with(registry);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let us = |y: i32| chrono::Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap().timestamp_micros();
+    let rows = 5_000;
+    let mut a = Vec::with_capacity(rows);
+    let mut b = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let x = match rng.random_range(0..100) {
+            0 => None,
+            1 => Some(us(1900)),
+            2 => Some(us(2150)),
+            3..=10 => Some(rng.random_range(us(2015)..us(2035))),
+            _ => Some(rng.random_range(us(2025)..us(2027))),
+        };
+        let y = match rng.random_range(0..100) {
+            0 => None,
+            _ => x.map(|x| x + rng.random_range(-3 * 86_400_000_000i64..30 * 86_400_000_000)),
+        };
+        a.push(x);
+        b.push(y);
+    }
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("a", ts.clone(), true),
+        Field::new("b", ts, true),
+        Field::new("cal", DataType::Utf8, false),
+        Field::new("emp", DataType::Utf8, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(a).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(b).with_timezone("UTC")),
+            Arc::new(StringArray::from(vec!["ru_msk"; rows])),
+            Arc::new(StringArray::from(vec!["m-1"; rows])),
+        ],
+    )
+    .unwrap();
+    ctx.register_table("t", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+    let pairs = [
+        ("working_seconds(a, b, 'ru_msk')", "working_seconds(a, b, cal)"),
+        ("working_seconds(a, b, 'ru_msk', 'm-1')", "working_seconds(a, b, cal, emp)"),
+        ("working_hours(a, b, 'ru_msk', 'm-1')", "working_hours(a, b, cal, emp)"),
+    ];
+    for (literal, column) in pairs {
+        let sql = format!("SELECT {literal}, {column} FROM t");
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let (mut nulls, mut values) = (0, 0);
+        for batch in &batches {
+            let (x, y) = (batch.column(0), batch.column(1));
+            let show = |c: &datafusion::arrow::array::ArrayRef, i| c.is_valid(i).then(|| datafusion::arrow::util::display::array_value_to_string(c, i).unwrap());
+            for i in 0..batch.num_rows() {
+                assert_eq!(show(x, i), show(y, i), "{literal} vs {column}, row {i}");
+                if x.is_valid(i) { values += 1 } else { nulls += 1 }
+            }
+        }
+        assert!(nulls > 100 && values > 4_000, "{literal}: {nulls} NULLs, {values} values");
+    }
+}

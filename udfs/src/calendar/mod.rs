@@ -88,17 +88,6 @@ impl Calendar {
         }
     }
 
-    /// Working nanoseconds between `a[i]` and `b[i]` for every row (see `Timeline::diffs`),
-    /// minus the employee's absences.
-    pub(crate) fn diffs(&self, a: &[i64], b: &[i64], removal: Option<&Removal>, out: &mut [i64]) {
-        self.timeline().diffs(a, b, out);
-        if let Some(r) = removal.filter(|r| !r.is_empty()) {
-            for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                *o -= r.before(*y) - r.before(*x);
-            }
-        }
-    }
-
     /// The instants `[from, to)` outside which the coverage policy applies (`None`: never).
     #[inline]
     pub(crate) fn coverage_ns(&self) -> Option<(i64, i64)> {

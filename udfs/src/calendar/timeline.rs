@@ -120,6 +120,10 @@ pub(crate) struct Timeline {
     /// How many intervals a lookup scans from `first` (the arrays are padded by this many).
     k: usize,
     n: usize,
+    /// The hot path's copy of the above, one slot of `1 + 2k` values per UTC day:
+    /// `cum[first[d]]`, then `(start, len)` of intervals `first[d]..first[d] + k`. A lookup
+    /// reads one slot whose address it computes from `t` alone: no dependent load.
+    slots: Vec<i64>,
 }
 
 impl Timeline {
@@ -170,7 +174,16 @@ impl Timeline {
         }
         starts.extend(std::iter::repeat_n(SENTINEL, k_needed));
         lens.extend(std::iter::repeat_n(0, k_needed));
-        Timeline { starts, lens, cum, first, k: k_needed, n }
+        let mut slots = Vec::with_capacity(first.len() * (1 + 2 * k_needed));
+        for &f in &first {
+            let f = f as usize;
+            slots.push(cum[f]);
+            for j in 0..k_needed {
+                slots.push(starts[f + j]);
+                slots.push(lens[f + j]);
+            }
+        }
+        Timeline { starts, lens, cum, first, k: k_needed, n, slots }
     }
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
@@ -184,23 +197,6 @@ impl Timeline {
         sum
     }
 
-    /// `W(b[i]) - W(a[i])` for every row, with the lookup width fixed at compile time for
-    /// the usual widths so the inner loop unrolls. Every input must be in range (callers
-    /// put 0 in rows they will mask as NULL).
-    pub(crate) fn diffs(&self, a: &[i64], b: &[i64], out: &mut [i64]) {
-        match self.k {
-            1 => self.diffs_k::<1>(a, b, out),
-            2 => self.diffs_k::<2>(a, b, out),
-            3 => self.diffs_k::<3>(a, b, out),
-            4 => self.diffs_k::<4>(a, b, out),
-            _ => {
-                for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-                    *o = self.w(*y) - self.w(*x);
-                }
-            }
-        }
-    }
-
     /// The lookup width, for callers that monomorphise their own loops.
     pub(crate) fn width(&self) -> usize {
         self.k
@@ -212,20 +208,14 @@ impl Timeline {
         self.w_k::<K>(t)
     }
 
-    fn diffs_k<const K: usize>(&self, a: &[i64], b: &[i64], out: &mut [i64]) {
-        for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-            *o = self.w_k::<K>(*y) - self.w_k::<K>(*x);
-        }
-    }
-
     #[inline(always)]
     fn w_k<const K: usize>(&self, t: i64) -> i64 {
-        let i = self.first[(t / DAY_NS) as usize] as usize;
-        let starts = &self.starts[i..i + K];
-        let lens = &self.lens[i..i + K];
-        let mut sum = self.cum[i];
+        // `t` is in range, so the day is too; an out-of-range `t` panics on the slice.
+        let at = (t / DAY_NS) as usize * (1 + 2 * K);
+        let slot = &self.slots[at..at + 1 + 2 * K];
+        let mut sum = slot[0];
         for j in 0..K {
-            sum += (t - starts[j]).clamp(0, lens[j]);
+            sum += (t - slot[1 + 2 * j]).clamp(0, slot[2 + 2 * j]);
         }
         sum
     }
@@ -298,6 +288,8 @@ mod tests {
         for probe in (0..6 * DAY_NS).step_by(h as usize / 2) {
             let linear: i64 = intervals.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(t.w(probe), linear, "at {probe}");
+            assert_eq!(t.width(), 2);
+            assert_eq!(t.w_fixed::<2>(probe), linear, "the day slots at {probe}");
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
         }
