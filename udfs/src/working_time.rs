@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StringArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal};
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal, w_in};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -312,65 +312,76 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     }
     let (av, ap) = raw(a)?;
     let (bv, bp) = raw(b)?;
-    // The range in each input's unit, computed once: a division per row would dominate.
-    let (a_lo, a_hi, b_lo, b_hi) = (MIN_NS / ap, MAX_NS / ap, MIN_NS / bp, MAX_NS / bp);
     let timeline = cal.timeline();
     let removal = removal.filter(|r| !r.is_empty());
-    // Pass 1, the values. One loop body per lookup width, so the inner lookup unrolls.
-    macro_rules! values {
-        ($w:expr) => {
-            av.iter()
-                .zip(bv)
-                .map(|(x, y)| {
-                    let xn = (*x).clamp(a_lo, a_hi - 1) * ap;
-                    let yn = (*y).clamp(b_lo, b_hi - 1) * bp;
-                    finish($w(yn) - $w(xn))
-                })
-                .collect::<Vec<T::Native>>()
+    // Pass 1, the values. One loop body per slot size, so the lookup unrolls and runs
+    // without a branch. Rows that will be NULL (out of range) compute a meaningless value
+    // that pass 2 masks: the day-slot lookup clamps its index, the others clamp the instant.
+    let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
+    macro_rules! by_slot_size {
+        ($($n:literal),*) => {
+            'found: {
+                $(
+                    if let Some(slots) = timeline.day_slots::<$n>() {
+                        break 'found match removal {
+                            None => values(av, ap, bv, bp, move |t| w_in(slots, t), &finish),
+                            Some(r) => values(av, ap, bv, bp, move |t| w_in(slots, clamped(t)) - r.before(clamped(t)), &finish),
+                        };
+                    }
+                )*
+                match removal {
+                    None => values(av, ap, bv, bp, |t| timeline.w(clamped(t)), &finish),
+                    Some(r) => values(av, ap, bv, bp, |t| timeline.w(clamped(t)) - r.before(clamped(t)), &finish),
+                }
+            }
         };
     }
-    let values = match (timeline.width(), removal) {
-        (1, None) => values!(|t| timeline.w_fixed::<1>(t)),
-        (2, None) => values!(|t| timeline.w_fixed::<2>(t)),
-        (3, None) => values!(|t| timeline.w_fixed::<3>(t)),
-        (4, None) => values!(|t| timeline.w_fixed::<4>(t)),
-        (_, None) => values!(|t| timeline.w(t)),
-        (1, Some(r)) => values!(|t| timeline.w_fixed::<1>(t) - r.before(t)),
-        (2, Some(r)) => values!(|t| timeline.w_fixed::<2>(t) - r.before(t)),
-        (3, Some(r)) => values!(|t| timeline.w_fixed::<3>(t) - r.before(t)),
-        (4, Some(r)) => values!(|t| timeline.w_fixed::<4>(t) - r.before(t)),
-        (_, Some(r)) => values!(|t| timeline.w(t) - r.before(t)),
+    let values = by_slot_size!(3, 5, 7, 9);
+    // Pass 2, the validity, 64 rows to a word: both instants in range, and inside the
+    // holiday data (or an empty range). The bounds are inclusive and in each input's unit,
+    // computed once: a division per row would dominate.
+    let range = |per: i64| (MIN_NS.div_euclid(per), (MAX_NS - 1).div_euclid(per));
+    let (a_range, b_range) = (range(ap), range(bp));
+    let covered = |(lo, hi): (i64, i64), per: i64| match cal.coverage_ns() {
+        None => (lo, hi),
+        Some((from, to)) => (lo.max(-((-from).div_euclid(per))), hi.min(to.div_euclid(per))),
     };
-    // Pass 2, the validity: in range and inside the holiday data.
-    let coverage = cal.coverage_ns();
+    let (a_covered, b_covered) = (covered(a_range, ap), covered(b_range, bp));
+    let within = |(lo, hi): (i64, i64), x: i64| (x >= lo) & (x <= hi);
+    let mut words = Vec::with_capacity(av.len().div_ceil(64));
     let mut outside = false;
-    let in_range = |x: i64, y: i64| x >= a_lo && x < a_hi && y >= b_lo && y < b_hi;
-    let inside = |x: i64, y: i64| match coverage {
-        None => true,
-        Some((from, to)) => {
-            let (xn, yn) = (x.wrapping_mul(ap), y.wrapping_mul(bp));
-            let (lo, hi) = (xn.min(yn), xn.max(yn));
-            lo >= hi || (lo >= from && hi <= to)
+    for (a_chunk, b_chunk) in av.chunks(64).zip(bv.chunks(64)) {
+        let (mut valid_word, mut outside_word) = (0u64, 0u64);
+        for (bit, (&x, &y)) in a_chunk.iter().zip(b_chunk).enumerate() {
+            let in_range = within(a_range, x) & within(b_range, y);
+            let valid = (within(a_covered, x) & within(b_covered, y)) | (in_range & (x.wrapping_mul(ap) == y.wrapping_mul(bp)));
+            valid_word |= u64::from(valid) << bit;
+            outside_word |= u64::from(in_range & !valid) << bit;
         }
-    };
-    let valid = BooleanBuffer::collect_bool(av.len(), |i| {
-        let (x, y) = (av[i], bv[i]);
-        let ok = in_range(x, y);
-        let inside = inside(x, y);
-        outside |= ok & !inside;
-        ok & inside
-    });
+        words.push(valid_word);
+        outside |= outside_word != 0;
+    }
+    let valid = BooleanBuffer::new(Buffer::from_vec(words), 0, av.len());
     let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid)));
     if outside {
         // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
         for (i, (&x, &y)) in av.iter().zip(bv).enumerate() {
-            if a.is_valid(i) && b.is_valid(i) && in_range(x, y) && !inside(x, y) {
+            if a.is_valid(i) && b.is_valid(i) && within(a_range, x) && within(b_range, y) {
                 let (xn, yn) = (x * ap, y * bp);
                 udf.in_coverage(cal, xn.min(yn), xn.max(yn))?;
             }
         }
     }
     Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls)))
+}
+
+/// `finish(w(b) - w(a))` per row, for instants in units of `ap` and `bp` nanoseconds. An
+/// instant out of range wraps to a meaningless value; `w` must accept any `i64`.
+#[inline(always)]
+fn values<N>(av: &[i64], ap: i64, bv: &[i64], bp: i64, w: impl Fn(i64) -> i64, finish: impl Fn(i64) -> N) -> Vec<N> {
+    let mut out = Vec::with_capacity(av.len());
+    out.extend(av.iter().zip(bv).map(|(&x, &y)| finish(w(y.wrapping_mul(bp)).wrapping_sub(w(x.wrapping_mul(ap))))));
+    out
 }
 
 /// Nanoseconds of a timestamp argument and whether each is usable (not NULL, in range).

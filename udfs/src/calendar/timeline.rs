@@ -108,6 +108,31 @@ pub(crate) fn subtract(a: &[(i64, i64)], b: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out
 }
 
+/// `clamp(d, 0, len)` for `len >= 0`, without a branch. Random instants make the comparisons
+/// of `i64::clamp` unpredictable, and one mispredicted branch costs more than a whole lookup.
+#[inline(always)]
+pub(crate) fn clamp_to_len(d: i64, len: i64) -> i64 {
+    let d = d & !(d >> 63);
+    let over = d - len;
+    len + (over & (over >> 63))
+}
+
+/// `W(t)` from a timeline's [`Timeline::day_slots`]: one slot, addressed by `t` alone, and
+/// no branch. For `t` outside `[MIN_NS, MAX_NS)` the result is meaningless (the index is
+/// clamped to the last slot), never a panic: callers mask those rows.
+#[inline(always)]
+pub(crate) fn w_in<const N: usize>(slots: &[[i64; N]], t: i64) -> i64 {
+    let last = slots.len().saturating_sub(1);
+    let slot = &slots[((t as u64) / DAY_NS as u64).min(last as u64) as usize];
+    let mut sum = slot[0];
+    let mut j = 1;
+    while j + 1 < N {
+        sum += clamp_to_len(t.wrapping_sub(slot[j]), slot[j + 1]);
+        j += 2;
+    }
+    sum
+}
+
 /// The working set of one calendar, ready for O(1) lookups.
 #[derive(Debug)]
 pub(crate) struct Timeline {
@@ -192,32 +217,19 @@ impl Timeline {
         let i = self.first[(t / DAY_NS) as usize] as usize;
         let mut sum = self.cum[i];
         for j in 0..self.k {
-            sum += (t - self.starts[i + j]).clamp(0, self.lens[i + j]);
+            sum += clamp_to_len(t - self.starts[i + j], self.lens[i + j]);
         }
         sum
     }
 
-    /// The lookup width, for callers that monomorphise their own loops.
-    pub(crate) fn width(&self) -> usize {
-        self.k
-    }
-
-    /// `W(t)` with the lookup width fixed at compile time; `K` must equal [`Self::width`].
-    #[inline(always)]
-    pub(crate) fn w_fixed<const K: usize>(&self, t: i64) -> i64 {
-        self.w_k::<K>(t)
-    }
-
-    #[inline(always)]
-    fn w_k<const K: usize>(&self, t: i64) -> i64 {
-        // `t` is in range, so the day is too; an out-of-range `t` panics on the slice.
-        let at = (t / DAY_NS) as usize * (1 + 2 * K);
-        let slot = &self.slots[at..at + 1 + 2 * K];
-        let mut sum = slot[0];
-        for j in 0..K {
-            sum += (t - slot[1 + 2 * j]).clamp(0, slot[2 + 2 * j]);
+    /// The day slots as arrays of `N = 1 + 2 * width` values, for [`w_in`]; `None` when `N`
+    /// is not this timeline's slot size.
+    pub(crate) fn day_slots<const N: usize>(&self) -> Option<&[[i64; N]]> {
+        if N != 1 + 2 * self.k {
+            return None;
         }
-        sum
+        let (slots, rest) = self.slots.as_chunks::<N>();
+        rest.is_empty().then_some(slots)
     }
 
     /// Whether `t` lies in the working set.
@@ -239,7 +251,7 @@ impl Timeline {
 }
 
 /// Working time an employee's absences remove from a calendar's working set.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Removal {
     starts: Vec<i64>,
     ends: Vec<i64>,
@@ -247,21 +259,26 @@ pub(crate) struct Removal {
 }
 
 impl Removal {
+    /// A first, empty interval long before any supported instant, so that every lookup has
+    /// an interval before it and [`Removal::before`] needs no branch.
+    const FLOOR: i64 = -(1 << 62);
+
     pub(crate) fn new(intervals: &[(i64, i64)]) -> Removal {
+        let all = std::iter::once((Self::FLOOR, Self::FLOOR)).chain(intervals.iter().copied());
         let mut cum = vec![0];
-        for (s, e) in intervals {
-            cum.push(cum.last().copied().unwrap_or(0) + (e - s));
+        let mut total = 0;
+        for (s, e) in all.clone() {
+            total += e - s;
+            cum.push(total);
         }
-        Removal { starts: intervals.iter().map(|i| i.0).collect(), ends: intervals.iter().map(|i| i.1).collect(), cum }
+        Removal { starts: all.clone().map(|i| i.0).collect(), ends: all.map(|i| i.1).collect(), cum }
     }
 
-    /// Removed working nanoseconds before `t`.
+    /// Removed working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
     pub(crate) fn before(&self, t: i64) -> i64 {
-        let idx = self.starts.partition_point(|s| *s < t);
-        if idx == 0 {
-            return 0;
-        }
+        // At least 1: the floor interval starts before every supported `t`.
+        let idx = self.starts.partition_point(|s| *s < t).max(1);
         self.cum[idx] - (self.ends[idx - 1] - t).max(0)
     }
 
@@ -272,7 +289,7 @@ impl Removal {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.starts.len() <= 1
     }
 }
 
@@ -288,8 +305,9 @@ mod tests {
         for probe in (0..6 * DAY_NS).step_by(h as usize / 2) {
             let linear: i64 = intervals.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(t.w(probe), linear, "at {probe}");
-            assert_eq!(t.width(), 2);
-            assert_eq!(t.w_fixed::<2>(probe), linear, "the day slots at {probe}");
+            let slots = t.day_slots::<5>().expect("width 2 has slots of 5");
+            assert_eq!(w_in(slots, probe), linear, "the day slots at {probe}");
+            assert!(t.day_slots::<3>().is_none());
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
         }
@@ -298,6 +316,9 @@ mod tests {
     #[test]
     fn interval_algebra() {
         assert_eq!(union(vec![(5, 7), (1, 3), (3, 4), (6, 9)]), vec![(1, 4), (5, 9)]);
+        for d in [-5, 0, 1, 2, 3, 4, 1 << 40] {
+            assert_eq!(clamp_to_len(d, 3), d.clamp(0, 3), "clamp {d}");
+        }
         assert_eq!(subtract(&[(0, 10), (20, 30)], &[(2, 3), (8, 22)]), vec![(0, 2), (3, 8), (22, 30)]);
         let r = Removal::new(&[(10, 20), (30, 40)]);
         assert_eq!((r.before(5), r.before(15), r.before(25), r.before(35), r.before(50)), (0, 5, 10, 15, 20));
