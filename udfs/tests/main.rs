@@ -157,9 +157,11 @@ async fn columns_units_zones_and_employees() {
 
 #[tokio::test]
 async fn whole_years_hold_the_published_totals() {
-    for registry in [registry(), Arc::new(CalendarRegistry::builtin())] {
+    // The example calendars of the spec hold 2025-2026; the built-in ones 2022-2026.
+    let published = [(2022, 247, 1973), (2023, 247, 1973), (2024, 248, 1979), (2025, 247, 1972), (2026, 247, 1972)];
+    for (registry, years) in [(registry(), &published[3..]), (Arc::new(CalendarRegistry::builtin()), &published[..])] {
         let ctx = ctx_with(registry);
-        for year in [2025, 2026] {
+        for &(year, published_days, published_hours) in years {
             // Day by day, so the check also counts working days.
             let sql = format!(
                 "SELECT sum(working_seconds(d, d + INTERVAL '1 day', 'ru_msk')) AS s, count(*) FILTER (WHERE working_seconds(d, d + INTERVAL '1 day', 'ru_msk') > 0) AS days \
@@ -168,7 +170,7 @@ async fn whole_years_hold_the_published_totals() {
             let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
             let seconds = batches[0].column(0).as_primitive::<Int64Type>().value(0);
             let days = batches[0].column(1).as_primitive::<Int64Type>().value(0);
-            assert_eq!((days, seconds / 3600), (247, 1972), "RU {year}");
+            assert_eq!((days, seconds), (published_days, published_hours * 3600), "RU {year}");
         }
     }
 }
