@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal, w_in};
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -323,9 +323,10 @@ fn fused_working_time<T: ArrowPrimitiveType>(
             'found: {
                 $(
                     if let Some(slots) = timeline.day_slots::<$n>() {
-                        break 'found match removal {
-                            None => values(av, ap, bv, bp, move |t| w_in(slots, t), &finish),
-                            Some(r) => values(av, ap, bv, bp, move |t| w_in(slots, clamped(t)) - r.before(clamped(t)), &finish),
+                        break 'found match removal.map(|r| (r, r.day_slots::<$n>())) {
+                            None => values(av, ap, bv, bp, move |t| slots.before(t), &finish),
+                            Some((_, Some(removed))) => values(av, ap, bv, bp, move |t| slots.before(t) - removed.before(t), &finish),
+                            Some((r, None)) => values(av, ap, bv, bp, move |t| slots.before(t) - r.before(clamped(t)), &finish),
                         };
                     }
                 )*

@@ -18,7 +18,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use config::CalendarSpec;
-pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, Timeline, w_in};
+pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, Timeline};
 use timeline::{local_instant, owned_intervals, subtract, union};
 
 /// The built-in calendars: the Russian federal production calendar for every Russian zone.
@@ -142,7 +142,7 @@ impl Calendar {
         }
         let removed: Vec<(i64, i64)> =
             union(removed).into_iter().map(|(s, e)| (s.max(MIN_NS), e.min(MAX_NS))).filter(|(s, e)| e > s).collect();
-        Removal::new(&removed)
+        Removal::new(&removed, timeline.width())
     }
 
     /// Working nanoseconds before `t` for an employee's removal table.
@@ -348,9 +348,9 @@ mod width_tests {
         let r = CalendarRegistry::builtin();
         let timeline = r.calendar("ru_msk").map(|c| c.timeline());
         let slot_size = |n| timeline.is_some_and(|t| match n {
-            3 => t.day_slots::<3>().is_some(),
-            5 => t.day_slots::<5>().is_some(),
-            _ => t.day_slots::<7>().is_some(),
+            3 => t.day_slots::<3>().is_some() && t.width() == 1,
+            5 => t.day_slots::<5>().is_some() && t.width() == 2,
+            _ => t.day_slots::<7>().is_some() && t.width() == 3,
         });
         assert!([3, 5, 7].into_iter().any(slot_size), "ru_msk needs a lookup of width 1 to 3");
     }

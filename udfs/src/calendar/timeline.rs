@@ -108,47 +108,130 @@ pub(crate) fn subtract(a: &[(i64, i64)], b: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out
 }
 
-/// `clamp(d, 0, len)` for `len >= 0`, without a branch. Random instants make the comparisons
-/// of `i64::clamp` unpredictable, and one mispredicted branch costs more than a whole lookup.
+/// How much of `[start, end)` lies before `t`, without a branch: random instants make the
+/// comparisons unpredictable, and one mispredicted branch costs more than a whole lookup.
+/// Written as two selects on `t >= bound` (rather than `clamp(t - start, 0, len)`) because
+/// LLVM turns `max`/`min` patterns back into branches inside loops. Any `t` is accepted:
+/// the subtractions wrap, and an empty interval gives 0.
 #[inline(always)]
-pub(crate) fn clamp_to_len(d: i64, len: i64) -> i64 {
-    let d = d & !(d >> 63);
-    let over = d - len;
-    len + (over & (over >> 63))
+pub(crate) fn part_before(t: i64, start: i64, end: i64) -> i64 {
+    use std::hint::select_unpredictable as select;
+    select(t >= start, t.wrapping_sub(start), 0).wrapping_sub(select(t >= end, t.wrapping_sub(end), 0))
 }
 
-/// `W(t)` from a timeline's [`Timeline::day_slots`]: one slot, addressed by `t` alone, and
-/// no branch. For `t` outside `[MIN_NS, MAX_NS)` the result is meaningless (the index is
-/// clamped to the last slot), never a panic: callers mask those rows.
-#[inline(always)]
-pub(crate) fn w_in<const N: usize>(slots: &[[i64; N]], t: i64) -> i64 {
-    let last = slots.len().saturating_sub(1);
-    let slot = &slots[((t as u64) / DAY_NS as u64).min(last as u64) as usize];
-    let mut sum = slot[0];
-    let mut j = 1;
-    while j + 1 < N {
-        sum += clamp_to_len(t.wrapping_sub(slot[j]), slot[j + 1]);
-        j += 2;
+/// A per-UTC-day index over sorted disjoint intervals, for lookups with no dependent load
+/// and no branch: for each day of `first_day..first_day + days`, one slot of `1 + 2k`
+/// values, the summed length of the intervals that end before the day starts, then
+/// `(start, end)` of the `k` intervals from there (padded with empty ones). Instants before
+/// the first day or after the last read the nearest slot, which gives the right sum there
+/// too.
+#[derive(Debug)]
+pub(crate) struct DaySlots {
+    first_day: i64,
+    k: usize,
+    slots: Vec<i64>,
+}
+
+impl DaySlots {
+    /// Slots for the days from the first interval's to the last one's, at least `min_k`
+    /// wide (so that two tables can share a loop); `None` for no intervals.
+    fn new(intervals: &[(i64, i64)], min_k: usize) -> Option<DaySlots> {
+        let (first, last) = (intervals.first()?, intervals.last()?);
+        let first_day = first.0.div_euclid(DAY_NS);
+        let days = ((last.1 - 1).div_euclid(DAY_NS) - first_day + 1) as usize;
+        Some(Self::over(intervals, first_day, days, min_k))
     }
-    sum
+
+    fn over(intervals: &[(i64, i64)], first_day: i64, days: usize, min_k: usize) -> DaySlots {
+        let n = intervals.len();
+        let mut cum = Vec::with_capacity(n + 1);
+        cum.push(0);
+        for (s, e) in intervals {
+            cum.push(cum[cum.len() - 1] + (e - s));
+        }
+        let mut firsts = Vec::with_capacity(days);
+        let mut k = min_k.max(1);
+        let mut i = 0;
+        for d in 0..days as i64 {
+            let day_start = (first_day + d) * DAY_NS;
+            while i < n && intervals[i].1 <= day_start {
+                i += 1;
+            }
+            firsts.push(i);
+            let mut j = i;
+            while j < n && intervals[j].0 < day_start + DAY_NS {
+                j += 1;
+            }
+            k = k.max(j - i);
+        }
+        let mut slots = Vec::with_capacity(days * (1 + 2 * k));
+        for f in firsts {
+            slots.push(cum[f]);
+            for j in f..f + k {
+                let (start, end) = intervals.get(j).copied().unwrap_or((SENTINEL, SENTINEL));
+                slots.push(start);
+                slots.push(end);
+            }
+        }
+        DaySlots { first_day, k, slots }
+    }
+
+    /// The slots as arrays of `N = 1 + 2 * k` values; `None` for another `N`.
+    pub(crate) fn view<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        if N != 1 + 2 * self.k {
+            return None;
+        }
+        let (slots, rest) = self.slots.as_chunks::<N>();
+        (rest.is_empty() && !slots.is_empty()).then(|| SlotView { first_day: self.first_day, last: slots.len() as i64 - 1, slots })
+    }
+
+    /// The summed length before `t`, for any `k` (the loops that know `k` use [`SlotView`]).
+    pub(crate) fn before(&self, t: i64) -> i64 {
+        let stride = 1 + 2 * self.k;
+        let last = (self.slots.len() / stride) as i64 - 1;
+        let day = (t.div_euclid(DAY_NS) - self.first_day).max(0).min(last) as usize;
+        let slot = &self.slots[day * stride..(day + 1) * stride];
+        slot[0] + slot[1..].chunks_exact(2).map(|p| part_before(t, p[0], p[1])).sum::<i64>()
+    }
+}
+
+/// [`DaySlots`] with the slot size fixed at compile time, so a lookup unrolls.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotView<'a, const N: usize> {
+    first_day: i64,
+    last: i64,
+    slots: &'a [[i64; N]],
+}
+
+impl<const N: usize> SlotView<'_, N> {
+    /// The summed length of the intervals before `t`: one slot, addressed by `t` alone, and
+    /// no branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a meaningless
+    /// value (callers mask those rows), never a panic.
+    #[inline(always)]
+    pub(crate) fn before(self, t: i64) -> i64 {
+        let day = (t as u64 / DAY_NS as u64) as i64 - self.first_day;
+        // Outside the table only for instants far from the data or an absence: branches that
+        // cost less here than selects (measured).
+        let day = day.max(0).min(self.last);
+        let slot = &self.slots[day as usize];
+        let mut sum = slot[0];
+        let mut j = 1;
+        while j + 1 < N {
+            sum += part_before(t, slot[j], slot[j + 1]);
+            j += 2;
+        }
+        sum
+    }
 }
 
 /// The working set of one calendar, ready for O(1) lookups.
 #[derive(Debug)]
 pub(crate) struct Timeline {
+    /// The sorted disjoint intervals, as starts and lengths.
     starts: Vec<i64>,
     lens: Vec<i64>,
-    /// `cum[k]` = working time of intervals `0..k`.
-    cum: Vec<i64>,
-    /// Per UTC day since the epoch: the first interval that ends after the day starts.
-    first: Vec<u32>,
-    /// How many intervals a lookup scans from `first` (the arrays are padded by this many).
-    k: usize,
-    n: usize,
-    /// The hot path's copy of the above, one slot of `1 + 2k` values per UTC day:
-    /// `cum[first[d]]`, then `(start, len)` of intervals `first[d]..first[d] + k`. A lookup
-    /// reads one slot whose address it computes from `t` alone: no dependent load.
-    slots: Vec<i64>,
+    /// One slot per UTC day from the epoch to `MAX_NS` (see [`DaySlots`]).
+    days: DaySlots,
 }
 
 impl Timeline {
@@ -170,79 +253,40 @@ impl Timeline {
     }
 
     pub(crate) fn from_intervals(intervals: &[(i64, i64)]) -> Timeline {
-        let n = intervals.len();
-        let mut starts: Vec<i64> = intervals.iter().map(|i| i.0).collect();
-        let mut lens: Vec<i64> = intervals.iter().map(|i| i.1 - i.0).collect();
-        let mut cum = Vec::with_capacity(n + 1);
-        let mut total = 0;
-        cum.push(0);
-        for l in &lens {
-            total += l;
-            cum.push(total);
+        Timeline {
+            starts: intervals.iter().map(|i| i.0).collect(),
+            lens: intervals.iter().map(|i| i.1 - i.0).collect(),
+            days: DaySlots::over(intervals, 0, (MAX_NS / DAY_NS) as usize, 1),
         }
-        let buckets = (MAX_NS / DAY_NS) as usize;
-        let mut first = Vec::with_capacity(buckets);
-        let mut k_needed = 1;
-        let mut i = 0;
-        for b in 0..buckets as i64 {
-            let bucket_start = b * DAY_NS;
-            while i < n && intervals[i].1 <= bucket_start {
-                i += 1;
-            }
-            first.push(i as u32);
-            let bucket_end = bucket_start + DAY_NS;
-            let mut j = i;
-            while j < n && intervals[j].0 < bucket_end {
-                j += 1;
-            }
-            k_needed = k_needed.max(j - i);
-        }
-        starts.extend(std::iter::repeat_n(SENTINEL, k_needed));
-        lens.extend(std::iter::repeat_n(0, k_needed));
-        let mut slots = Vec::with_capacity(first.len() * (1 + 2 * k_needed));
-        for &f in &first {
-            let f = f as usize;
-            slots.push(cum[f]);
-            for j in 0..k_needed {
-                slots.push(starts[f + j]);
-                slots.push(lens[f + j]);
-            }
-        }
-        Timeline { starts, lens, cum, first, k: k_needed, n, slots }
     }
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
     pub(crate) fn w(&self, t: i64) -> i64 {
-        let i = self.first[(t / DAY_NS) as usize] as usize;
-        let mut sum = self.cum[i];
-        for j in 0..self.k {
-            sum += clamp_to_len(t - self.starts[i + j], self.lens[i + j]);
-        }
-        sum
+        self.days.before(t)
     }
 
-    /// The day slots as arrays of `N = 1 + 2 * width` values, for [`w_in`]; `None` when `N`
-    /// is not this timeline's slot size.
-    pub(crate) fn day_slots<const N: usize>(&self) -> Option<&[[i64; N]]> {
-        if N != 1 + 2 * self.k {
-            return None;
-        }
-        let (slots, rest) = self.slots.as_chunks::<N>();
-        rest.is_empty().then_some(slots)
+    /// The day slots with `N = 1 + 2 * width` values each; `None` for another `N`.
+    pub(crate) fn day_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        self.days.view::<N>()
+    }
+
+    /// The lookup width: how many intervals one day's slot holds.
+    pub(crate) fn width(&self) -> usize {
+        self.days.k
     }
 
     /// Whether `t` lies in the working set.
     #[inline]
     pub(crate) fn contains(&self, t: i64) -> bool {
-        let i = self.first[(t / DAY_NS) as usize] as usize;
-        (0..self.k).any(|j| self.starts[i + j] <= t && t < self.starts[i + j] + self.lens[i + j])
+        let i = self.starts.partition_point(|s| *s <= t);
+        i > 0 && t - self.starts[i - 1] < self.lens[i - 1]
     }
 
     /// The intervals of the working set that overlap `[s, e)`.
     pub(crate) fn overlapping(&self, s: i64, e: i64) -> Vec<(i64, i64)> {
-        let from = self.starts[..self.n].partition_point(|x| *x < s).saturating_sub(1);
-        (from..self.n)
+        let from = self.starts.partition_point(|x| *x < s).saturating_sub(1);
+        (from..self.starts.len())
             .take_while(|k| self.starts[*k] < e)
             .map(|k| (self.starts[k].max(s), (self.starts[k] + self.lens[k]).min(e)))
             .filter(|(a, b)| b > a)
@@ -255,31 +299,30 @@ impl Timeline {
 pub(crate) struct Removal {
     starts: Vec<i64>,
     ends: Vec<i64>,
-    cum: Vec<i64>,
+    /// Per UTC day from the first absence to the last; `None` when nothing is removed.
+    days: Option<DaySlots>,
 }
 
 impl Removal {
-    /// A first, empty interval long before any supported instant, so that every lookup has
-    /// an interval before it and [`Removal::before`] needs no branch.
-    const FLOOR: i64 = -(1 << 62);
-
-    pub(crate) fn new(intervals: &[(i64, i64)]) -> Removal {
-        let all = std::iter::once((Self::FLOOR, Self::FLOOR)).chain(intervals.iter().copied());
-        let mut cum = vec![0];
-        let mut total = 0;
-        for (s, e) in all.clone() {
-            total += e - s;
-            cum.push(total);
+    /// Sorted disjoint intervals; the day slots are at least `min_k` wide so that they can
+    /// share a loop with the calendar's.
+    pub(crate) fn new(intervals: &[(i64, i64)], min_k: usize) -> Removal {
+        Removal {
+            starts: intervals.iter().map(|i| i.0).collect(),
+            ends: intervals.iter().map(|i| i.1).collect(),
+            days: DaySlots::new(intervals, min_k),
         }
-        Removal { starts: all.clone().map(|i| i.0).collect(), ends: all.map(|i| i.1).collect(), cum }
     }
 
-    /// Removed working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
+    /// Removed working nanoseconds before `t`.
     #[inline]
     pub(crate) fn before(&self, t: i64) -> i64 {
-        // At least 1: the floor interval starts before every supported `t`.
-        let idx = self.starts.partition_point(|s| *s < t).max(1);
-        self.cum[idx] - (self.ends[idx - 1] - t).max(0)
+        self.days.as_ref().map_or(0, |d| d.before(t))
+    }
+
+    /// The day slots with `N` values each, for loops that know the width.
+    pub(crate) fn day_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        self.days.as_ref()?.view::<N>()
     }
 
     #[inline]
@@ -289,7 +332,7 @@ impl Removal {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.starts.len() <= 1
+        self.days.is_none()
     }
 }
 
@@ -306,7 +349,7 @@ mod tests {
             let linear: i64 = intervals.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(t.w(probe), linear, "at {probe}");
             let slots = t.day_slots::<5>().expect("width 2 has slots of 5");
-            assert_eq!(w_in(slots, probe), linear, "the day slots at {probe}");
+            assert_eq!(slots.before(probe), linear, "the day slots at {probe}");
             assert!(t.day_slots::<3>().is_none());
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
@@ -316,12 +359,24 @@ mod tests {
     #[test]
     fn interval_algebra() {
         assert_eq!(union(vec![(5, 7), (1, 3), (3, 4), (6, 9)]), vec![(1, 4), (5, 9)]);
-        for d in [-5, 0, 1, 2, 3, 4, 1 << 40] {
-            assert_eq!(clamp_to_len(d, 3), d.clamp(0, 3), "clamp {d}");
+        for t in [-5, 0, 9, 10, 11, 12, 13, 1 << 40] {
+            assert_eq!(part_before(t, 10, 13), (t - 10).clamp(0, 3), "part before {t}");
         }
+        assert_eq!((part_before(i64::MIN, 0, 5), part_before(i64::MAX, 0, 5), part_before(7, SENTINEL, SENTINEL)), (0, 5, 0));
         assert_eq!(subtract(&[(0, 10), (20, 30)], &[(2, 3), (8, 22)]), vec![(0, 2), (3, 8), (22, 30)]);
-        let r = Removal::new(&[(10, 20), (30, 40)]);
+        let r = Removal::new(&[(10, 20), (30, 40)], 1);
         assert_eq!((r.before(5), r.before(15), r.before(25), r.before(35), r.before(50)), (0, 5, 10, 15, 20));
         assert!(r.contains(10) && !r.contains(20) && r.contains(39));
+        assert!(Removal::new(&[], 2).is_empty() && Removal::new(&[], 2).before(7) == 0);
+        // Several days and a wider table: the day slots agree with a linear sum anywhere.
+        let h = 3_600_000_000_000i64;
+        let removed = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (2 * DAY_NS + 14 * h, 4 * DAY_NS), (9 * DAY_NS + h, 9 * DAY_NS + 2 * h)];
+        let r = Removal::new(&removed, 3);
+        let view = r.day_slots::<7>().expect("width 3");
+        assert!(r.day_slots::<5>().is_none());
+        for probe in (0..12 * DAY_NS).step_by(h as usize / 3) {
+            let linear: i64 = removed.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
+            assert_eq!((r.before(probe), view.before(probe)), (linear, linear), "at {probe}");
+        }
     }
 }
