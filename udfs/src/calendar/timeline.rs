@@ -134,12 +134,13 @@ pub(crate) struct DaySlots {
 
 impl DaySlots {
     /// Slots for the days from the first interval's to the last one's, at least `min_k`
-    /// wide (so that two tables can share a loop); `None` for no intervals.
-    fn new(intervals: &[(i64, i64)], min_k: usize) -> Option<DaySlots> {
+    /// wide (so that two tables can share a loop); `None` for no intervals or more than
+    /// `max_days` days.
+    fn new(intervals: &[(i64, i64)], min_k: usize, max_days: i64) -> Option<DaySlots> {
         let (first, last) = (intervals.first()?, intervals.last()?);
         let first_day = first.0.div_euclid(DAY_NS);
-        let days = ((last.1 - 1).div_euclid(DAY_NS) - first_day + 1) as usize;
-        Some(Self::over(intervals, first_day, days, min_k))
+        let days = (last.1 - 1).div_euclid(DAY_NS) - first_day + 1;
+        (days <= max_days).then(|| Self::over(intervals, first_day, days as usize, min_k))
     }
 
     fn over(intervals: &[(i64, i64)], first_day: i64, days: usize, min_k: usize) -> DaySlots {
@@ -299,25 +300,46 @@ impl Timeline {
 pub(crate) struct Removal {
     starts: Vec<i64>,
     ends: Vec<i64>,
-    /// Per UTC day from the first absence to the last; `None` when nothing is removed.
+    /// `cum[i]` = removed time of intervals `0..i`.
+    cum: Vec<i64>,
+    /// Per UTC day from the first absence to the last, when that is at most
+    /// [`Removal::MAX_SLOT_DAYS`] days; otherwise lookups search `starts`.
     days: Option<DaySlots>,
 }
 
 impl Removal {
+    /// A server caches one table per employee and calendar: day slots over ten years of HR
+    /// history for thousands of employees would take hundreds of MB, so a longer span
+    /// searches instead (about 40 KB per table at most).
+    const MAX_SLOT_DAYS: i64 = 1_000;
+
     /// Sorted disjoint intervals; the day slots are at least `min_k` wide so that they can
     /// share a loop with the calendar's.
     pub(crate) fn new(intervals: &[(i64, i64)], min_k: usize) -> Removal {
+        let mut cum = Vec::with_capacity(intervals.len() + 1);
+        cum.push(0);
+        for (s, e) in intervals {
+            cum.push(cum[cum.len() - 1] + (e - s));
+        }
         Removal {
             starts: intervals.iter().map(|i| i.0).collect(),
             ends: intervals.iter().map(|i| i.1).collect(),
-            days: DaySlots::new(intervals, min_k),
+            cum,
+            days: DaySlots::new(intervals, min_k, Self::MAX_SLOT_DAYS),
         }
     }
 
-    /// Removed working nanoseconds before `t`.
+    /// Removed working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
     pub(crate) fn before(&self, t: i64) -> i64 {
-        self.days.as_ref().map_or(0, |d| d.before(t))
+        if let Some(days) = &self.days {
+            return days.before(t);
+        }
+        let idx = self.starts.partition_point(|s| *s < t);
+        if idx == 0 {
+            return 0;
+        }
+        self.cum[idx] - (self.ends[idx - 1] - t).max(0)
     }
 
     /// The day slots with `N` values each, for loops that know the width.
@@ -332,7 +354,7 @@ impl Removal {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.days.is_none()
+        self.starts.is_empty()
     }
 }
 
@@ -377,6 +399,14 @@ mod tests {
         for probe in (0..12 * DAY_NS).step_by(h as usize / 3) {
             let linear: i64 = removed.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!((r.before(probe), view.before(probe)), (linear, linear), "at {probe}");
+        }
+        // Absences years apart keep no day slots, and search instead.
+        let far = [(DAY_NS + h, DAY_NS + 2 * h), (2_000 * DAY_NS, 2_000 * DAY_NS + 3 * h)];
+        let r = Removal::new(&far, 1);
+        assert!(r.day_slots::<3>().is_none() && !r.is_empty());
+        for probe in [0, DAY_NS + h, DAY_NS + 3 * h / 2, 5 * DAY_NS, 2_000 * DAY_NS + h, 3_000 * DAY_NS] {
+            let linear: i64 = far.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
+            assert_eq!(r.before(probe), linear, "at {probe}");
         }
     }
 }
