@@ -208,7 +208,7 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                 let mut ns = vec![0i64; n];
                 // Calendars or employees from columns: resolved per row.
                 calendars.for_each(n, |i, cal, removal| {
-                    if !(a_ok[i] && b_ok[i]) || !self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
+                    if !(a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))?) {
                         return Ok(());
                     }
                     ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
@@ -348,32 +348,53 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         Some((from, to)) => (lo.max(-((-from).div_euclid(per))), hi.min(to.div_euclid(per))),
     };
     let (a_covered, b_covered) = (covered(a_range, ap), covered(b_range, bp));
-    let within = |(lo, hi): (i64, i64), x: i64| (x >= lo) & (x <= hi);
-    let mut words = Vec::with_capacity(av.len().div_ceil(64));
-    let mut outside = false;
-    for (a_chunk, b_chunk) in av.chunks(64).zip(bv.chunks(64)) {
-        let (mut valid_word, mut outside_word) = (0u64, 0u64);
-        for (bit, (&x, &y)) in a_chunk.iter().zip(b_chunk).enumerate() {
-            let in_range = within(a_range, x) & within(b_range, y);
-            let valid = (within(a_covered, x) & within(b_covered, y)) | (in_range & (x.wrapping_mul(ap) == y.wrapping_mul(bp)));
-            valid_word |= u64::from(valid) << bit;
-            outside_word |= u64::from(in_range & !valid) << bit;
-        }
-        words.push(valid_word);
-        outside |= outside_word != 0;
-    }
+    let bounds = [a_range, b_range, a_covered, b_covered];
+    let (words, outside) = if ap == bp {
+        validity_words::<true>(av, bv, (ap, bp), bounds)
+    } else {
+        validity_words::<false>(av, bv, (ap, bp), bounds)
+    };
     let valid = BooleanBuffer::new(Buffer::from_vec(words), 0, av.len());
     let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid)));
     if outside {
         // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
         for (i, (&x, &y)) in av.iter().zip(bv).enumerate() {
-            if a.is_valid(i) && b.is_valid(i) && within(a_range, x) && within(b_range, y) {
+            if a.is_valid(i) && b.is_valid(i) && within(a_range, x) & within(b_range, y) {
                 let (xn, yn) = (x * ap, y * bp);
                 udf.in_coverage(cal, xn.min(yn), xn.max(yn))?;
             }
         }
     }
     Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls)))
+}
+
+/// Whether `x` lies in the inclusive bounds `(lo, hi)`, without a branch.
+#[inline(always)]
+fn within((lo, hi): (i64, i64), x: i64) -> bool {
+    (x >= lo) & (x <= hi)
+}
+
+/// The validity of `working_seconds(a, b)` rows, 64 to a word: both instants in range
+/// (`bounds[0]`, `bounds[1]`) and inside the holiday data (`bounds[2]`, `bounds[3]`), or equal.
+/// Also whether any row in range lies outside the holiday data. `SAME_UNIT` (both inputs in
+/// one unit) compares instants without converting them.
+fn validity_words<const SAME_UNIT: bool>(av: &[i64], bv: &[i64], (ap, bp): (i64, i64), bounds: [(i64, i64); 4]) -> (Vec<u64>, bool) {
+    let [a_range, b_range, a_covered, b_covered] = bounds;
+    let mut words = Vec::with_capacity(av.len().div_ceil(64));
+    let mut outside = false;
+    for (a_chunk, b_chunk) in av.chunks(64).zip(bv.chunks(64)) {
+        let (mut valid_word, mut outside_word) = (0u64, 0u64);
+        for (bit, (&x, &y)) in a_chunk.iter().zip(b_chunk).enumerate() {
+            let in_range = within(a_range, x) & within(b_range, y);
+            let equal = if SAME_UNIT { x == y } else { x.wrapping_mul(ap) == y.wrapping_mul(bp) };
+            let valid = (within(a_covered, x) & within(b_covered, y)) | (in_range & equal);
+            valid_word |= u64::from(valid) << bit;
+            outside_word |= u64::from(in_range & !valid) << bit;
+        }
+        words.push(valid_word);
+        outside |= outside_word != 0;
+    }
+    (words, outside)
 }
 
 /// `finish(w(b) - w(a))` per row, for instants in units of `ap` and `bp` nanoseconds. An
