@@ -120,7 +120,7 @@ pub(crate) fn part_before(t: i64, start: i64, end: i64) -> i64 {
 }
 
 /// A per-UTC-day index over sorted disjoint intervals, for lookups with no dependent load
-/// and no branch: for each day of `first_day..first_day + days`, one slot of `1 + 2k`
+/// and no data-dependent branch: for each day of `first_day..first_day + days`, one slot of `1 + 2k`
 /// values, the summed length of the intervals that end before the day starts, then
 /// `(start, end)` of the `k` intervals from there (padded with empty ones). Instants before
 /// the first day or after the last read the nearest slot, which gives the right sum there
@@ -206,7 +206,7 @@ pub(crate) struct SlotView<'a, const N: usize> {
 
 impl<const N: usize> SlotView<'_, N> {
     /// The summed length of the intervals before `t`: one slot, addressed by `t` alone, and
-    /// no branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a meaningless
+    /// no data-dependent branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a meaningless
     /// value (callers mask those rows), never a panic.
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
