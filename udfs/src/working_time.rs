@@ -314,33 +314,8 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     let (bv, bp) = raw(b)?;
     let timeline = cal.timeline();
     let removal = removal.filter(|r| !r.is_empty());
-    // Pass 1, the values. One loop body per slot size, so the lookup unrolls and runs
-    // without a branch. Rows that will be NULL (out of range) compute a meaningless value
-    // that pass 2 masks: the day-slot lookup clamps its index, the others clamp the instant.
-    let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
-    macro_rules! by_slot_size {
-        ($($n:literal),*) => {
-            'found: {
-                $(
-                    if let Some(slots) = timeline.day_slots::<$n>() {
-                        break 'found match removal.map(|r| (r, r.day_slots::<$n>())) {
-                            None => values(av, ap, bv, bp, move |t| slots.before(t), &finish),
-                            Some((_, Some(removed))) => values(av, ap, bv, bp, move |t| slots.before(t) - removed.before(t), &finish),
-                            Some((r, None)) => values(av, ap, bv, bp, move |t| slots.before(t) - r.before(clamped(t)), &finish),
-                        };
-                    }
-                )*
-                match removal {
-                    None => values(av, ap, bv, bp, |t| timeline.w(clamped(t)), &finish),
-                    Some(r) => values(av, ap, bv, bp, |t| timeline.w(clamped(t)) - r.before(clamped(t)), &finish),
-                }
-            }
-        };
-    }
-    let values = by_slot_size!(3, 5, 7, 9);
-    // Pass 2, the validity, 64 rows to a word: both instants in range, and inside the
-    // holiday data (or an empty range). The bounds are inclusive and in each input's unit,
-    // computed once: a division per row would dominate.
+    // The bounds each input must lie in, inclusive and in the input's own unit (a division
+    // per row would dominate): the supported range, and within it the holiday data.
     let range = |per: i64| (MIN_NS.div_euclid(per), (MAX_NS - 1).div_euclid(per));
     let (a_range, b_range) = (range(ap), range(bp));
     let covered = |(lo, hi): (i64, i64), per: i64| match cal.coverage_ns() {
@@ -348,6 +323,40 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         Some((from, to)) => (lo.max(-((-from).div_euclid(per))), hi.min(to.div_euclid(per))),
     };
     let (a_covered, b_covered) = (covered(a_range, ap), covered(b_range, bp));
+    // Pass 1, the values. One loop body per slot size, so the lookup unrolls and runs
+    // without a branch. Rows that will be NULL (out of range) compute a meaningless value
+    // that pass 2 masks: the slot lookup clamps its index, the others clamp the instant.
+    // The pass also checks that every instant lies inside the holiday data.
+    let inputs = Inputs { av, ap, bv, bp, a_covered, b_covered };
+    let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
+    macro_rules! by_slot_size {
+        ($($n:literal),*) => {
+            'found: {
+                $(
+                    if let Some(slots) = timeline.day_slots::<$n>() {
+                        break 'found match removal.map(|r| (r, r.day_slots::<$n>())) {
+                            None => inputs.values(move |t| slots.before(t), &finish),
+                            Some((_, Some(removed))) => inputs.values(move |t| slots.before(t) - removed.before(t), &finish),
+                            Some((r, None)) => inputs.values(move |t| slots.before(t) - r.before(clamped(t)), &finish),
+                        };
+                    }
+                )*
+                match removal {
+                    None => inputs.values(|t| timeline.w(clamped(t)), &finish),
+                    Some(r) => inputs.values(|t| timeline.w(clamped(t)) - r.before(clamped(t)), &finish),
+                }
+            }
+        };
+    }
+    let (values, all_covered) = by_slot_size!(3, 5, 7, 9);
+    let input_nulls = NullBuffer::union(a.nulls(), b.nulls());
+    if all_covered {
+        // Every instant (NULL slots included) lies inside the holiday data, so every row
+        // with both inputs is valid: the common case, with no second pass.
+        return Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), input_nulls)));
+    }
+    // Pass 2, the validity, 64 rows to a word: both instants in range, and inside the
+    // holiday data (or an empty range).
     let bounds = [a_range, b_range, a_covered, b_covered];
     let (words, outside) = if ap == bp {
         validity_words::<true>(av, bv, (ap, bp), bounds)
@@ -355,7 +364,7 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         validity_words::<false>(av, bv, (ap, bp), bounds)
     };
     let valid = BooleanBuffer::new(Buffer::from_vec(words), 0, av.len());
-    let nulls = NullBuffer::union(NullBuffer::union(a.nulls(), b.nulls()).as_ref(), Some(&NullBuffer::new(valid)));
+    let nulls = NullBuffer::union(input_nulls.as_ref(), Some(&NullBuffer::new(valid)));
     if outside {
         // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
         for (i, (&x, &y)) in av.iter().zip(bv).enumerate() {
@@ -397,13 +406,33 @@ fn validity_words<const SAME_UNIT: bool>(av: &[i64], bv: &[i64], (ap, bp): (i64,
     (words, outside)
 }
 
-/// `finish(w(b) - w(a))` per row, for instants in units of `ap` and `bp` nanoseconds. An
-/// instant out of range wraps to a meaningless value; `w` must accept any `i64`.
-#[inline(always)]
-fn values<N>(av: &[i64], ap: i64, bv: &[i64], bp: i64, w: impl Fn(i64) -> i64, finish: impl Fn(i64) -> N) -> Vec<N> {
-    let mut out = Vec::with_capacity(av.len());
-    out.extend(av.iter().zip(bv).map(|(&x, &y)| finish(w(y.wrapping_mul(bp)).wrapping_sub(w(x.wrapping_mul(ap))))));
-    out
+/// The two instant columns of a fused call: raw values in units of `ap` and `bp`
+/// nanoseconds, and the inclusive bounds of the holiday data in those units.
+struct Inputs<'a> {
+    av: &'a [i64],
+    ap: i64,
+    bv: &'a [i64],
+    bp: i64,
+    a_covered: (i64, i64),
+    b_covered: (i64, i64),
+}
+
+impl Inputs<'_> {
+    /// `finish(w(b) - w(a))` per row, and whether every instant lies in its covered bounds.
+    /// An instant out of range wraps to a meaningless value; `w` must accept any `i64`.
+    #[inline(always)]
+    fn values<N>(&self, w: impl Fn(i64) -> i64, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
+        // `lo <= x <= hi` as one unsigned comparison; empty bounds fail every row.
+        let check = |(lo, hi): (i64, i64)| (lo, hi.wrapping_sub(lo) as u64, lo <= hi);
+        let ((alo, aspan, a_some), (blo, bspan, b_some)) = (check(self.a_covered), check(self.b_covered));
+        let mut inside = a_some & b_some;
+        let mut out = Vec::with_capacity(self.av.len());
+        out.extend(self.av.iter().zip(self.bv).map(|(&x, &y)| {
+            inside &= (x.wrapping_sub(alo) as u64 <= aspan) & (y.wrapping_sub(blo) as u64 <= bspan);
+            finish(w(y.wrapping_mul(self.bp)).wrapping_sub(w(x.wrapping_mul(self.ap))))
+        }));
+        (out, inside)
+    }
 }
 
 /// Nanoseconds of a timestamp argument and whether each is usable (not NULL, in range).
