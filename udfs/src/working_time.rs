@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal};
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal, SlotView};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -333,17 +333,17 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         ($($n:literal),*) => {
             'found: {
                 $(
-                    if let Some(slots) = timeline.day_slots::<$n>() {
-                        break 'found match removal.map(|r| (r, r.day_slots::<$n>())) {
-                            None => inputs.values(move |t| slots.before(t), &finish),
-                            Some((_, Some(removed))) => inputs.values(move |t| slots.before(t) - removed.before(t), &finish),
-                            Some((r, None)) => inputs.values(move |t| slots.before(t) - r.before(clamped(t)), &finish),
+                    if let Some(slots) = timeline.bucket_slots::<$n>() {
+                        break 'found match removal.map(|r| (r, r.bucket_slots::<$n>())) {
+                            None => inputs.values(slots, &finish),
+                            Some((_, Some(removed))) => inputs.values(LessAbsences(slots, removed), &finish),
+                            Some((r, None)) => inputs.values(PerRow(move |t| slots.before(t) - r.before(clamped(t))), &finish),
                         };
                     }
                 )*
                 match removal {
-                    None => inputs.values(|t| timeline.w(clamped(t)), &finish),
-                    Some(r) => inputs.values(|t| timeline.w(clamped(t)) - r.before(clamped(t)), &finish),
+                    None => inputs.values(PerRow(|t| timeline.w(clamped(t))), &finish),
+                    Some(r) => inputs.values(PerRow(|t| timeline.w(clamped(t)) - r.before(clamped(t))), &finish),
                 }
             }
         };
@@ -406,6 +406,42 @@ fn validity_words<const SAME_UNIT: bool>(av: &[i64], bv: &[i64], (ap, bp): (i64,
     (words, outside)
 }
 
+/// `W(t)` as the fused loop reads it. A trait rather than a closure so that the lookups
+/// are always inlined into the loop: LLVM left a closure with two lookups as a call per
+/// instant, which cost the employee path a third of its time.
+trait WorkingBefore: Copy {
+    fn at(self, t: i64) -> i64;
+}
+
+impl<const N: usize> WorkingBefore for SlotView<'_, N> {
+    #[inline(always)]
+    fn at(self, t: i64) -> i64 {
+        self.before(t)
+    }
+}
+
+/// A calendar's slots less an employee's removed time, both with slots of `N` values.
+#[derive(Clone, Copy)]
+struct LessAbsences<'a, const N: usize>(SlotView<'a, N>, SlotView<'a, N>);
+
+impl<const N: usize> WorkingBefore for LessAbsences<'_, N> {
+    #[inline(always)]
+    fn at(self, t: i64) -> i64 {
+        self.0.before(t) - self.1.before_unpredictable(t)
+    }
+}
+
+/// Any other lookup, as a closure (tables of other widths, absences searched by bisection).
+#[derive(Clone, Copy)]
+struct PerRow<F>(F);
+
+impl<F: Fn(i64) -> i64 + Copy> WorkingBefore for PerRow<F> {
+    #[inline(always)]
+    fn at(self, t: i64) -> i64 {
+        (self.0)(t)
+    }
+}
+
 /// The two instant columns of a fused call: raw values in units of `ap` and `bp`
 /// nanoseconds, and the inclusive bounds of the holiday data in those units.
 struct Inputs<'a> {
@@ -421,7 +457,7 @@ impl Inputs<'_> {
     /// `finish(w(b) - w(a))` per row, and whether every instant lies in its covered bounds.
     /// An instant out of range wraps to a meaningless value; `w` must accept any `i64`.
     #[inline(always)]
-    fn values<N>(&self, w: impl Fn(i64) -> i64, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
+    fn values<N>(&self, w: impl WorkingBefore, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
         // `lo <= x <= hi` as one unsigned comparison; empty bounds fail every row.
         let check = |(lo, hi): (i64, i64)| (lo, hi.wrapping_sub(lo) as u64, lo <= hi);
         let ((alo, aspan, a_some), (blo, bspan, b_some)) = (check(self.a_covered), check(self.b_covered));
@@ -429,7 +465,7 @@ impl Inputs<'_> {
         let mut out = Vec::with_capacity(self.av.len());
         out.extend(self.av.iter().zip(self.bv).map(|(&x, &y)| {
             inside &= (x.wrapping_sub(alo) as u64 <= aspan) & (y.wrapping_sub(blo) as u64 <= bspan);
-            finish(w(y.wrapping_mul(self.bp)).wrapping_sub(w(x.wrapping_mul(self.ap))))
+            finish(w.at(y.wrapping_mul(self.bp)).wrapping_sub(w.at(x.wrapping_mul(self.ap))))
         }));
         (out, inside)
     }

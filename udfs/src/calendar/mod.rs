@@ -18,7 +18,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use config::CalendarSpec;
-pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, Timeline};
+pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, SlotView, Timeline};
 use timeline::{local_instant, owned_intervals, subtract, union};
 
 /// The built-in calendars: the Russian federal production calendar for every Russian zone.
@@ -348,9 +348,9 @@ mod width_tests {
         let r = CalendarRegistry::builtin();
         let timeline = r.calendar("ru_msk").map(|c| c.timeline());
         let slot_size = |n| timeline.is_some_and(|t| match n {
-            3 => t.day_slots::<3>().is_some() && t.width() == 1,
-            5 => t.day_slots::<5>().is_some() && t.width() == 2,
-            _ => t.day_slots::<7>().is_some() && t.width() == 3,
+            3 => t.bucket_slots::<3>().is_some() && t.width() == 1,
+            5 => t.bucket_slots::<5>().is_some() && t.width() == 2,
+            _ => t.bucket_slots::<7>().is_some() && t.width() == 3,
         });
         assert!([3, 5, 7].into_iter().any(slot_size), "ru_msk needs a lookup of width 1 to 3");
     }

@@ -1,5 +1,5 @@
 //! The fast path of UDFS.md §4.1: a calendar's working set as sorted disjoint UTC intervals
-//! with prefix sums and a UTC-day bucket index, built once; evaluating `W(t)` (working
+//! with prefix sums and a bucket index (about 19.5 h buckets), built once; evaluating `W(t)` (working
 //! nanoseconds before `t`) is then O(1) and branch-free. All time-zone and DST work
 //! happens here, at build time.
 //!
@@ -123,53 +123,53 @@ pub(crate) fn part_before(t: i64, start: i64, end: i64) -> i64 {
     select(t >= start, t.wrapping_sub(start), 0).wrapping_sub(select(t >= end, t.wrapping_sub(end), 0))
 }
 
-/// A per-UTC-day index over sorted disjoint intervals, for lookups with no dependent load
-/// and no data-dependent branch: for each day of `first_day..first_day + days`, one slot of `1 + 2k`
-/// values, the summed length of the intervals that end before the day starts, then
-/// `(start, end)` of the `k` intervals from there (padded with empty ones). Instants before
-/// the first day or after the last read the nearest slot, which gives the right sum there
-/// too.
+/// A bucket index over sorted disjoint intervals, for lookups with no dependent load and no
+/// data-dependent branch. Buckets are `2^BUCKET_SHIFT` ns long, numbered by `t >> BUCKET_SHIFT`;
+/// each of `first_bucket..first_bucket + buckets` has one slot of `1 + 2k` values: the summed
+/// length of the intervals that end before the bucket starts, then `(start, end)` of the `k`
+/// intervals from there (padded with empty ones). Instants before the first bucket or after
+/// the last read the nearest slot, which gives the right sum there too.
 #[derive(Debug)]
-pub(crate) struct DaySlots {
-    first_day: i64,
+pub(crate) struct BucketSlots {
+    first_bucket: i64,
     k: usize,
     slots: Vec<i64>,
 }
 
-impl DaySlots {
-    /// Slots for the days from the first interval's to the last one's, at least `min_k`
+impl BucketSlots {
+    /// Slots for the buckets from the first interval's to the last one's, at least `min_k`
     /// wide (so that two tables can share a loop); `None` for no intervals or more than
-    /// `max_days` days.
-    fn new(intervals: &[(i64, i64)], min_k: usize, max_days: i64) -> Option<DaySlots> {
+    /// `max_buckets` buckets.
+    fn new(intervals: &[(i64, i64)], min_k: usize, max_buckets: i64) -> Option<BucketSlots> {
         let (first, last) = (intervals.first()?, intervals.last()?);
-        let first_day = first.0 >> BUCKET_SHIFT;
-        let days = ((last.1 - 1) >> BUCKET_SHIFT) - first_day + 1;
-        (days <= max_days).then(|| Self::over(intervals, first_day, days as usize, min_k))
+        let first_bucket = first.0 >> BUCKET_SHIFT;
+        let buckets = ((last.1 - 1) >> BUCKET_SHIFT) - first_bucket + 1;
+        (buckets <= max_buckets).then(|| Self::over(intervals, first_bucket, buckets as usize, min_k))
     }
 
-    fn over(intervals: &[(i64, i64)], first_day: i64, days: usize, min_k: usize) -> DaySlots {
+    fn over(intervals: &[(i64, i64)], first_bucket: i64, buckets: usize, min_k: usize) -> BucketSlots {
         let n = intervals.len();
         let mut cum = Vec::with_capacity(n + 1);
         cum.push(0);
         for (s, e) in intervals {
             cum.push(cum[cum.len() - 1] + (e - s));
         }
-        let mut firsts = Vec::with_capacity(days);
+        let mut firsts = Vec::with_capacity(buckets);
         let mut k = min_k.max(1);
         let mut i = 0;
-        for d in 0..days as i64 {
-            let day_start = (first_day + d) << BUCKET_SHIFT;
-            while i < n && intervals[i].1 <= day_start {
+        for bucket in first_bucket..first_bucket + buckets as i64 {
+            let bucket_start = bucket << BUCKET_SHIFT;
+            while i < n && intervals[i].1 <= bucket_start {
                 i += 1;
             }
             firsts.push(i);
             let mut j = i;
-            while j < n && intervals[j].0 < day_start + BUCKET_NS {
+            while j < n && intervals[j].0 < bucket_start + BUCKET_NS {
                 j += 1;
             }
             k = k.max(j - i);
         }
-        let mut slots = Vec::with_capacity(days * (1 + 2 * k));
+        let mut slots = Vec::with_capacity(buckets * (1 + 2 * k));
         for f in firsts {
             slots.push(cum[f]);
             for j in f..f + k {
@@ -178,7 +178,7 @@ impl DaySlots {
                 slots.push(end);
             }
         }
-        DaySlots { first_day, k, slots }
+        BucketSlots { first_bucket, k, slots }
     }
 
     /// The slots as arrays of `N = 1 + 2 * k` values; `None` for another `N`.
@@ -187,38 +187,53 @@ impl DaySlots {
             return None;
         }
         let (slots, rest) = self.slots.as_chunks::<N>();
-        (rest.is_empty() && !slots.is_empty()).then(|| SlotView { first_day: self.first_day, last: slots.len() as i64 - 1, slots })
+        (rest.is_empty() && !slots.is_empty()).then(|| SlotView { first_bucket: self.first_bucket, last: slots.len() as i64 - 1, slots })
     }
 
     /// The summed length before `t`, for any `k` (the loops that know `k` use [`SlotView`]).
     pub(crate) fn before(&self, t: i64) -> i64 {
         let stride = 1 + 2 * self.k;
         let last = (self.slots.len() / stride) as i64 - 1;
-        let day = ((t >> BUCKET_SHIFT) - self.first_day).max(0).min(last) as usize;
-        let slot = &self.slots[day * stride..(day + 1) * stride];
+        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(last) as usize;
+        let slot = &self.slots[bucket * stride..(bucket + 1) * stride];
         slot[0] + slot[1..].chunks_exact(2).map(|p| part_before(t, p[0], p[1])).sum::<i64>()
     }
 }
 
-/// [`DaySlots`] with the slot size fixed at compile time, so a lookup unrolls.
+/// [`BucketSlots`] with the slot size fixed at compile time, so a lookup unrolls.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SlotView<'a, const N: usize> {
-    first_day: i64,
+    first_bucket: i64,
     last: i64,
     slots: &'a [[i64; N]],
 }
 
 impl<const N: usize> SlotView<'_, N> {
     /// The summed length of the intervals before `t`: one slot, addressed by `t` alone, and
-    /// no data-dependent branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a meaningless
-    /// value (callers mask those rows), never a panic.
+    /// no data-dependent branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a
+    /// meaningless value (callers mask those rows), never a panic. For a table whose
+    /// lookups fall inside it (a calendar's, which spans every supported instant): the
+    /// index is clamped with branches that never mispredict there and cost less than selects.
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
-        let day = (t >> BUCKET_SHIFT) - self.first_day;
-        // Outside the table only for instants far from the data or an absence: branches that
-        // cost less here than selects (measured).
-        let day = day.max(0).min(self.last);
-        let slot = &self.slots[day as usize];
+        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(self.last);
+        self.sum(bucket, t)
+    }
+
+    /// [`SlotView::before`] for a table that lookups often fall outside of (an employee's
+    /// absences span a few months of the data's years): the index is clamped with selects,
+    /// since branches on it would mispredict.
+    #[inline(always)]
+    pub(crate) fn before_unpredictable(self, t: i64) -> i64 {
+        use std::hint::select_unpredictable as select;
+        let bucket = (t >> BUCKET_SHIFT) - self.first_bucket;
+        let bucket = select(bucket < 0, 0, bucket);
+        self.sum(select(bucket > self.last, self.last, bucket), t)
+    }
+
+    #[inline(always)]
+    fn sum(self, bucket: i64, t: i64) -> i64 {
+        let slot = &self.slots[bucket as usize];
         let mut sum = slot[0];
         let mut j = 1;
         while j + 1 < N {
@@ -235,8 +250,8 @@ pub(crate) struct Timeline {
     /// The sorted disjoint intervals, as starts and lengths.
     starts: Vec<i64>,
     lens: Vec<i64>,
-    /// One slot per UTC day from the epoch to `MAX_NS` (see [`DaySlots`]).
-    days: DaySlots,
+    /// One slot per bucket from the epoch to `MAX_NS` (see [`BucketSlots`]).
+    buckets: BucketSlots,
 }
 
 impl Timeline {
@@ -261,24 +276,24 @@ impl Timeline {
         Timeline {
             starts: intervals.iter().map(|i| i.0).collect(),
             lens: intervals.iter().map(|i| i.1 - i.0).collect(),
-            days: DaySlots::over(intervals, 0, (MAX_NS >> BUCKET_SHIFT) as usize + 1, 1),
+            buckets: BucketSlots::over(intervals, 0, (MAX_NS >> BUCKET_SHIFT) as usize + 1, 1),
         }
     }
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
     pub(crate) fn w(&self, t: i64) -> i64 {
-        self.days.before(t)
+        self.buckets.before(t)
     }
 
-    /// The day slots with `N = 1 + 2 * width` values each; `None` for another `N`.
-    pub(crate) fn day_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
-        self.days.view::<N>()
+    /// The bucket slots with `N = 1 + 2 * width` values each; `None` for another `N`.
+    pub(crate) fn bucket_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        self.buckets.view::<N>()
     }
 
-    /// The lookup width: how many intervals one day's slot holds.
+    /// The lookup width: how many intervals one bucket's slot holds.
     pub(crate) fn width(&self) -> usize {
-        self.days.k
+        self.buckets.k
     }
 
     /// Whether `t` lies in the working set.
@@ -306,18 +321,18 @@ pub(crate) struct Removal {
     ends: Vec<i64>,
     /// `cum[i]` = removed time of intervals `0..i`.
     cum: Vec<i64>,
-    /// Per UTC day from the first absence to the last, when that is at most
+    /// Bucket slots from the first absence to the last, when that is at most
     /// [`Removal::MAX_SLOT_DAYS`] days; otherwise lookups search `starts`.
-    days: Option<DaySlots>,
+    buckets: Option<BucketSlots>,
 }
 
 impl Removal {
-    /// A server caches one table per employee and calendar: day slots over ten years of HR
+    /// A server caches one table per employee and calendar: bucket slots over ten years of HR
     /// history for thousands of employees would take hundreds of MB, so a longer span
     /// searches instead (about 40 KB per table at most).
     const MAX_SLOT_DAYS: i64 = 1_000;
 
-    /// Sorted disjoint intervals; the day slots are at least `min_k` wide so that they can
+    /// Sorted disjoint intervals; the bucket slots are at least `min_k` wide so that they can
     /// share a loop with the calendar's.
     pub(crate) fn new(intervals: &[(i64, i64)], min_k: usize) -> Removal {
         let mut cum = Vec::with_capacity(intervals.len() + 1);
@@ -329,15 +344,15 @@ impl Removal {
             starts: intervals.iter().map(|i| i.0).collect(),
             ends: intervals.iter().map(|i| i.1).collect(),
             cum,
-            days: DaySlots::new(intervals, min_k, Self::MAX_SLOT_DAYS * DAY_NS / BUCKET_NS),
+            buckets: BucketSlots::new(intervals, min_k, Self::MAX_SLOT_DAYS * DAY_NS / BUCKET_NS),
         }
     }
 
     /// Removed working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
     pub(crate) fn before(&self, t: i64) -> i64 {
-        if let Some(days) = &self.days {
-            return days.before(t);
+        if let Some(buckets) = &self.buckets {
+            return buckets.before(t);
         }
         let idx = self.starts.partition_point(|s| *s < t);
         if idx == 0 {
@@ -346,9 +361,9 @@ impl Removal {
         self.cum[idx] - (self.ends[idx - 1] - t).max(0)
     }
 
-    /// The day slots with `N` values each, for loops that know the width.
-    pub(crate) fn day_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
-        self.days.as_ref()?.view::<N>()
+    /// The bucket slots with `N` values each, for loops that know the width.
+    pub(crate) fn bucket_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        self.buckets.as_ref()?.view::<N>()
     }
 
     #[inline]
@@ -374,9 +389,9 @@ mod tests {
         for probe in (0..6 * DAY_NS).step_by(h as usize / 2) {
             let linear: i64 = intervals.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(t.w(probe), linear, "at {probe}");
-            let slots = t.day_slots::<5>().expect("width 2 has slots of 5");
-            assert_eq!(slots.before(probe), linear, "the day slots at {probe}");
-            assert!(t.day_slots::<3>().is_none());
+            let slots = t.bucket_slots::<5>().expect("width 2 has slots of 5");
+            assert_eq!(slots.before(probe), linear, "the bucket slots at {probe}");
+            assert!(t.bucket_slots::<3>().is_none());
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
         }
@@ -394,20 +409,20 @@ mod tests {
         assert_eq!((r.before(5), r.before(15), r.before(25), r.before(35), r.before(50)), (0, 5, 10, 15, 20));
         assert!(r.contains(10) && !r.contains(20) && r.contains(39));
         assert!(Removal::new(&[], 2).is_empty() && Removal::new(&[], 2).before(7) == 0);
-        // Several days and a wider table: the day slots agree with a linear sum anywhere.
+        // Several days and a wider table: the bucket slots agree with a linear sum anywhere.
         let h = 3_600_000_000_000i64;
         let removed = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (2 * DAY_NS + 14 * h, 4 * DAY_NS), (9 * DAY_NS + h, 9 * DAY_NS + 2 * h)];
         let r = Removal::new(&removed, 3);
-        let view = r.day_slots::<7>().expect("width 3");
-        assert!(r.day_slots::<5>().is_none());
+        let view = r.bucket_slots::<7>().expect("width 3");
+        assert!(r.bucket_slots::<5>().is_none());
         for probe in (0..12 * DAY_NS).step_by(h as usize / 3) {
             let linear: i64 = removed.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!((r.before(probe), view.before(probe)), (linear, linear), "at {probe}");
         }
-        // Absences years apart keep no day slots, and search instead.
+        // Absences years apart keep no bucket slots, and search instead.
         let far = [(DAY_NS + h, DAY_NS + 2 * h), (2_000 * DAY_NS, 2_000 * DAY_NS + 3 * h)];
         let r = Removal::new(&far, 1);
-        assert!(r.day_slots::<3>().is_none() && !r.is_empty());
+        assert!(r.bucket_slots::<3>().is_none() && !r.is_empty());
         for probe in [0, DAY_NS + h, DAY_NS + 3 * h / 2, 5 * DAY_NS, 2_000 * DAY_NS + h, 3_000 * DAY_NS] {
             let linear: i64 = far.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(r.before(probe), linear, "at {probe}");
