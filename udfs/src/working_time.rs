@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, Outside, Removal, SlotView};
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, NetView, Outside, Removal, SlotView};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -329,21 +329,24 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     // The pass also checks that every instant lies inside the holiday data.
     let inputs = Inputs { av, ap, bv, bp, a_covered, b_covered };
     let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
+    // An employee's table may need wider slots than the calendar's (a timed absence splits
+    // a window); the calendar's are then padded to match.
+    let width = removal.and_then(Removal::net_width).unwrap_or(0).max(timeline.width());
     macro_rules! by_slot_size {
         ($($n:literal),*) => {
             'found: {
                 $(
-                    if let Some(slots) = timeline.bucket_slots::<$n>() {
-                        break 'found match removal.map(|r| (r, r.bucket_slots::<$n>())) {
-                            None => inputs.values(slots, &finish),
-                            Some((_, Some(removed))) => inputs.values(LessAbsences(slots, removed), &finish),
-                            Some((r, None)) => inputs.values(PerRow(move |t| slots.before(t) - r.before(clamped(t))), &finish),
-                        };
+                    if let Some(slots) = timeline.padded_slots::<$n>().filter(|_| 1 + 2 * width == $n) {
+                        match removal.map(|r| r.net_view(slots)) {
+                            None => break 'found inputs.values(slots, &finish),
+                            Some(Some(employee)) => break 'found inputs.values(employee, &finish),
+                            Some(None) => {}
+                        }
                     }
                 )*
                 match removal {
                     None => inputs.values(PerRow(|t| timeline.w(clamped(t))), &finish),
-                    Some(r) => inputs.values(PerRow(|t| timeline.w(clamped(t)) - r.before(clamped(t))), &finish),
+                    Some(r) => inputs.values(PerRow(|t| r.working_before(timeline, clamped(t))), &finish),
                 }
             }
         };
@@ -420,14 +423,10 @@ impl<const N: usize> WorkingBefore for SlotView<'_, N> {
     }
 }
 
-/// A calendar's slots less an employee's removed time, both with slots of `N` values.
-#[derive(Clone, Copy)]
-struct LessAbsences<'a, const N: usize>(SlotView<'a, N>, SlotView<'a, N>);
-
-impl<const N: usize> WorkingBefore for LessAbsences<'_, N> {
+impl<const N: usize> WorkingBefore for NetView<'_, N> {
     #[inline(always)]
     fn at(self, t: i64) -> i64 {
-        self.0.before(t) - self.1.before_unpredictable(t)
+        self.before(t)
     }
 }
 

@@ -18,7 +18,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use config::CalendarSpec;
-pub(crate) use timeline::{MAX_NS, MIN_NS, Removal, SlotView, Timeline};
+pub(crate) use timeline::{MAX_NS, MIN_NS, NetView, Removal, SlotView, Timeline};
 use timeline::{local_instant, owned_intervals, subtract, union};
 
 /// The built-in calendars: the Russian federal production calendar for every Russian zone.
@@ -142,16 +142,15 @@ impl Calendar {
         }
         let removed: Vec<(i64, i64)> =
             union(removed).into_iter().map(|(s, e)| (s.max(MIN_NS), e.min(MAX_NS))).filter(|(s, e)| e > s).collect();
-        Removal::new(&removed, timeline.width())
+        Removal::new(&removed, timeline)
     }
 
     /// Working nanoseconds before `t` for an employee's removal table.
     #[inline]
     pub(crate) fn w(&self, t: i64, removal: Option<&Removal>) -> i64 {
-        let w = self.timeline().w(t);
         match removal {
-            Some(r) if !r.is_empty() => w - r.before(t),
-            _ => w,
+            Some(r) if !r.is_empty() => r.working_before(self.timeline(), t),
+            _ => self.timeline().w(t),
         }
     }
 
@@ -348,9 +347,9 @@ mod width_tests {
         let r = CalendarRegistry::builtin();
         let timeline = r.calendar("ru_msk").map(|c| c.timeline());
         let slot_size = |n| timeline.is_some_and(|t| match n {
-            3 => t.bucket_slots::<3>().is_some() && t.width() == 1,
-            5 => t.bucket_slots::<5>().is_some() && t.width() == 2,
-            _ => t.bucket_slots::<7>().is_some() && t.width() == 3,
+            3 => t.padded_slots::<3>().is_some() && t.width() == 1,
+            5 => t.padded_slots::<5>().is_some() && t.width() == 2,
+            _ => t.padded_slots::<7>().is_some() && t.width() == 3,
         });
         assert!([3, 5, 7].into_iter().any(slot_size), "ru_msk needs a lookup of width 1 to 3");
     }

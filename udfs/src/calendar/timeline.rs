@@ -6,6 +6,8 @@
 //! Employees with absences get a small table of removed working time, `A_e(t)`, so that
 //! `W_e(t) = W(t) - A_e(t)`.
 
+use std::sync::OnceLock;
+
 use chrono::{Datelike, Duration, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
@@ -137,20 +139,20 @@ pub(crate) struct BucketSlots {
 }
 
 impl BucketSlots {
-    /// Slots for the buckets from the first interval's to the last one's, at least `min_k`
-    /// wide (so that two tables can share a loop); `None` for no intervals or more than
-    /// `max_buckets` buckets.
-    fn new(intervals: &[(i64, i64)], min_k: usize, max_buckets: i64) -> Option<BucketSlots> {
+    /// The first bucket and the number of buckets from the first interval's to the last
+    /// one's; `None` for no intervals.
+    fn span(intervals: &[(i64, i64)]) -> Option<(i64, i64)> {
         let (first, last) = (intervals.first()?, intervals.last()?);
         let first_bucket = first.0 >> BUCKET_SHIFT;
-        let buckets = ((last.1 - 1) >> BUCKET_SHIFT) - first_bucket + 1;
-        (buckets <= max_buckets).then(|| Self::over(intervals, first_bucket, buckets as usize, min_k))
+        Some((first_bucket, ((last.1 - 1) >> BUCKET_SHIFT) - first_bucket + 1))
     }
 
-    fn over(intervals: &[(i64, i64)], first_bucket: i64, buckets: usize, min_k: usize) -> BucketSlots {
+    /// Slots over `buckets` buckets from `first_bucket`, at least `min_k` wide (so that two
+    /// tables can share a loop), for intervals with `base` of length before the first one.
+    fn over(intervals: &[(i64, i64)], first_bucket: i64, buckets: usize, min_k: usize, base: i64) -> BucketSlots {
         let n = intervals.len();
         let mut cum = Vec::with_capacity(n + 1);
-        cum.push(0);
+        cum.push(base);
         for (s, e) in intervals {
             cum.push(cum[cum.len() - 1] + (e - s));
         }
@@ -190,11 +192,14 @@ impl BucketSlots {
         (rest.is_empty() && !slots.is_empty()).then(|| SlotView { first_bucket: self.first_bucket, last: slots.len() as i64 - 1, slots })
     }
 
+    fn buckets(&self) -> i64 {
+        (self.slots.len() / (1 + 2 * self.k)) as i64
+    }
+
     /// The summed length before `t`, for any `k` (the loops that know `k` use [`SlotView`]).
     pub(crate) fn before(&self, t: i64) -> i64 {
         let stride = 1 + 2 * self.k;
-        let last = (self.slots.len() / stride) as i64 - 1;
-        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(last) as usize;
+        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(self.buckets() - 1) as usize;
         let slot = &self.slots[bucket * stride..(bucket + 1) * stride];
         slot[0] + slot[1..].chunks_exact(2).map(|p| part_before(t, p[0], p[1])).sum::<i64>()
     }
@@ -217,31 +222,20 @@ impl<const N: usize> SlotView<'_, N> {
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
         let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(self.last);
-        self.sum(bucket, t)
+        sum_slot(&self.slots[bucket as usize], t)
     }
+}
 
-    /// [`SlotView::before`] for a table that lookups often fall outside of (an employee's
-    /// absences span a few months of the data's years): the index is clamped with selects,
-    /// since branches on it would mispredict.
-    #[inline(always)]
-    pub(crate) fn before_unpredictable(self, t: i64) -> i64 {
-        use std::hint::select_unpredictable as select;
-        let bucket = (t >> BUCKET_SHIFT) - self.first_bucket;
-        let bucket = select(bucket < 0, 0, bucket);
-        self.sum(select(bucket > self.last, self.last, bucket), t)
+/// The summed length before `t` of one slot: its prefix sum and its `(start, end)` pairs.
+#[inline(always)]
+fn sum_slot<const N: usize>(slot: &[i64; N], t: i64) -> i64 {
+    let mut sum = slot[0];
+    let mut j = 1;
+    while j + 1 < N {
+        sum += part_before(t, slot[j], slot[j + 1]);
+        j += 2;
     }
-
-    #[inline(always)]
-    fn sum(self, bucket: i64, t: i64) -> i64 {
-        let slot = &self.slots[bucket as usize];
-        let mut sum = slot[0];
-        let mut j = 1;
-        while j + 1 < N {
-            sum += part_before(t, slot[j], slot[j + 1]);
-            j += 2;
-        }
-        sum
-    }
+    sum
 }
 
 /// The working set of one calendar, ready for O(1) lookups.
@@ -252,6 +246,10 @@ pub(crate) struct Timeline {
     lens: Vec<i64>,
     /// One slot per bucket from the epoch to `MAX_NS` (see [`BucketSlots`]).
     buckets: BucketSlots,
+    /// The same slots padded to widths 2 to 4 (index `width - 2`), built when an employee's
+    /// table needs a wider slot than the calendar's own: a timed absence inside a window
+    /// splits it in two, and both tables must share one slot size.
+    wider: [OnceLock<BucketSlots>; 3],
 }
 
 impl Timeline {
@@ -276,9 +274,12 @@ impl Timeline {
         Timeline {
             starts: intervals.iter().map(|i| i.0).collect(),
             lens: intervals.iter().map(|i| i.1 - i.0).collect(),
-            buckets: BucketSlots::over(intervals, 0, (MAX_NS >> BUCKET_SHIFT) as usize + 1, 1),
+            buckets: BucketSlots::over(intervals, 0, Self::BUCKETS, 1, 0),
+            wider: Default::default(),
         }
     }
+
+    const BUCKETS: usize = (MAX_NS >> BUCKET_SHIFT) as usize + 1;
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
@@ -286,9 +287,21 @@ impl Timeline {
         self.buckets.before(t)
     }
 
-    /// The bucket slots with `N = 1 + 2 * width` values each; `None` for another `N`.
-    pub(crate) fn bucket_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
-        self.buckets.view::<N>()
+    /// The bucket slots with `N = 1 + 2 * width` values each, padded when the calendar's own
+    /// are narrower (built on first use); `None` when they are wider, or beyond width 4.
+    pub(crate) fn padded_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
+        self.slots_of_width((N - 1) / 2)?.view::<N>()
+    }
+
+    fn slots_of_width(&self, width: usize) -> Option<&BucketSlots> {
+        if width <= self.buckets.k {
+            return Some(&self.buckets);
+        }
+        let wider = self.wider.get(width.checked_sub(2)?)?;
+        Some(wider.get_or_init(|| {
+            let intervals: Vec<(i64, i64)> = self.starts.iter().zip(&self.lens).map(|(s, l)| (*s, s + l)).collect();
+            BucketSlots::over(&intervals, 0, Self::BUCKETS, width, 0)
+        }))
     }
 
     /// The lookup width: how many intervals one bucket's slot holds.
@@ -314,16 +327,18 @@ impl Timeline {
     }
 }
 
-/// Working time an employee's absences remove from a calendar's working set.
+/// An employee's absences against one calendar: the working time they remove, and the
+/// employee's own working time `W_e(t) = W(t) - A_e(t)` in bucket slots over the buckets the
+/// absences span, so that the fused loop reads one slot per instant as for a calendar.
 #[derive(Debug)]
 pub(crate) struct Removal {
     starts: Vec<i64>,
     ends: Vec<i64>,
     /// `cum[i]` = removed time of intervals `0..i`.
     cum: Vec<i64>,
-    /// Bucket slots from the first absence to the last, when that is at most
-    /// [`Removal::MAX_SLOT_DAYS`] days; otherwise lookups search `starts`.
-    buckets: Option<BucketSlots>,
+    /// `W_e` over the absences' buckets, when they span at most [`Removal::MAX_SLOT_DAYS`]
+    /// days; otherwise lookups search `starts`.
+    net: Option<BucketSlots>,
 }
 
 impl Removal {
@@ -332,38 +347,48 @@ impl Removal {
     /// searches instead (about 40 KB per table at most).
     const MAX_SLOT_DAYS: i64 = 1_000;
 
-    /// Sorted disjoint intervals; the bucket slots are at least `min_k` wide so that they can
-    /// share a loop with the calendar's.
-    pub(crate) fn new(intervals: &[(i64, i64)], min_k: usize) -> Removal {
-        let mut cum = Vec::with_capacity(intervals.len() + 1);
+    /// `removed`: sorted disjoint intervals inside the calendar's working set.
+    pub(crate) fn new(removed: &[(i64, i64)], calendar: &Timeline) -> Removal {
+        let mut cum = Vec::with_capacity(removed.len() + 1);
         cum.push(0);
-        for (s, e) in intervals {
+        for (s, e) in removed {
             cum.push(cum[cum.len() - 1] + (e - s));
         }
-        Removal {
-            starts: intervals.iter().map(|i| i.0).collect(),
-            ends: intervals.iter().map(|i| i.1).collect(),
-            cum,
-            buckets: BucketSlots::new(intervals, min_k, Self::MAX_SLOT_DAYS * DAY_NS / BUCKET_NS),
-        }
+        let net = BucketSlots::span(removed)
+            .filter(|(_, buckets)| *buckets <= Self::MAX_SLOT_DAYS * DAY_NS / BUCKET_NS)
+            .map(|(first_bucket, buckets)| {
+                let (from, to) = (first_bucket << BUCKET_SHIFT, (first_bucket + buckets) << BUCKET_SHIFT);
+                let working = subtract(&calendar.overlapping(from, to), removed);
+                // Nothing is removed before the first absence's bucket.
+                BucketSlots::over(&working, first_bucket, buckets as usize, calendar.width(), calendar.w(from))
+            });
+        Removal { starts: removed.iter().map(|i| i.0).collect(), ends: removed.iter().map(|i| i.1).collect(), cum, net }
     }
 
-    /// Removed working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
+    /// The employee's working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
-    pub(crate) fn before(&self, t: i64) -> i64 {
-        if let Some(buckets) = &self.buckets {
-            return buckets.before(t);
-        }
-        let idx = self.starts.partition_point(|s| *s < t);
-        if idx == 0 {
-            return 0;
-        }
-        self.cum[idx] - (self.ends[idx - 1] - t).max(0)
+    pub(crate) fn working_before(&self, calendar: &Timeline, t: i64) -> i64 {
+        let removed = match &self.net {
+            Some(net) if (t >> BUCKET_SHIFT) < net.first_bucket => 0,
+            Some(net) if (t >> BUCKET_SHIFT) < net.first_bucket + net.buckets() => return net.before(t),
+            _ => {
+                let idx = self.starts.partition_point(|s| *s < t);
+                if idx == 0 { 0 } else { self.cum[idx] - (self.ends[idx - 1] - t).max(0) }
+            }
+        };
+        calendar.w(t) - removed
     }
 
-    /// The bucket slots with `N` values each, for loops that know the width.
-    pub(crate) fn bucket_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
-        self.buckets.as_ref()?.view::<N>()
+    /// The slot width of the employee's net table (at least the calendar's), if it has one.
+    pub(crate) fn net_width(&self) -> Option<usize> {
+        self.net.as_ref().map(|n| n.k)
+    }
+
+    /// The employee's lookup for a loop that knows the slot size `N`, with the calendar's
+    /// `slots` of that size; `None` when the net table has another size or none.
+    pub(crate) fn net_view<'a, const N: usize>(&'a self, calendar: SlotView<'a, N>) -> Option<NetView<'a, N>> {
+        let net = self.net.as_ref()?.view::<N>()?;
+        Some(NetView { calendar, net, removed: self.cum.last().copied().unwrap_or(0) })
     }
 
     #[inline]
@@ -374,6 +399,33 @@ impl Removal {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.starts.is_empty()
+    }
+}
+
+/// An employee's `W_e(t)` with the slot size fixed at compile time: the net table's slot
+/// inside the absences' buckets, else the calendar's less what the absences removed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NetView<'a, const N: usize> {
+    calendar: SlotView<'a, N>,
+    net: SlotView<'a, N>,
+    /// All the removed time, subtracted after the last absence.
+    removed: i64,
+}
+
+impl<const N: usize> NetView<'_, N> {
+    /// One slot read per instant, as for a calendar: which table it comes from is chosen with
+    /// selects, since instants fall in and out of the absences' span unpredictably. Any `t`
+    /// is accepted, as for [`SlotView::before`].
+    #[inline(always)]
+    pub(crate) fn before(self, t: i64) -> i64 {
+        use std::hint::select_unpredictable as select;
+        let bucket = t >> BUCKET_SHIFT;
+        let in_net = bucket.wrapping_sub(self.net.first_bucket);
+        let inside = (in_net as u64) <= self.net.last as u64;
+        let net_slot = &self.net.slots[select(inside, in_net, 0) as usize];
+        let calendar_slot = &self.calendar.slots[(bucket - self.calendar.first_bucket).max(0).min(self.calendar.last) as usize];
+        let removed = select(in_net > self.net.last, self.removed, 0);
+        sum_slot(select(inside, net_slot, calendar_slot), t) - removed
     }
 }
 
@@ -389,9 +441,9 @@ mod tests {
         for probe in (0..6 * DAY_NS).step_by(h as usize / 2) {
             let linear: i64 = intervals.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
             assert_eq!(t.w(probe), linear, "at {probe}");
-            let slots = t.bucket_slots::<5>().expect("width 2 has slots of 5");
+            let slots = t.padded_slots::<5>().expect("width 2 has slots of 5");
             assert_eq!(slots.before(probe), linear, "the bucket slots at {probe}");
-            assert!(t.bucket_slots::<3>().is_none());
+            assert!(t.padded_slots::<3>().is_none());
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
         }
@@ -405,27 +457,41 @@ mod tests {
         }
         assert_eq!((part_before(i64::MIN, 0, 5), part_before(i64::MAX, 0, 5), part_before(7, SENTINEL, SENTINEL)), (0, 5, 0));
         assert_eq!(subtract(&[(0, 10), (20, 30)], &[(2, 3), (8, 22)]), vec![(0, 2), (3, 8), (22, 30)]);
-        let r = Removal::new(&[(10, 20), (30, 40)], 1);
-        assert_eq!((r.before(5), r.before(15), r.before(25), r.before(35), r.before(50)), (0, 5, 10, 15, 20));
-        assert!(r.contains(10) && !r.contains(20) && r.contains(39));
-        assert!(Removal::new(&[], 2).is_empty() && Removal::new(&[], 2).before(7) == 0);
-        // Several days and a wider table: the bucket slots agree with a linear sum anywhere.
+        // An employee's working time is the calendar's less what their absences remove,
+        // from the net table (absences within 1,000 days) or by bisection (further apart), and
+        // the fused loop's lookup agrees with a linear sum for any width and any instant.
         let h = 3_600_000_000_000i64;
-        let removed = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (2 * DAY_NS + 14 * h, 4 * DAY_NS), (9 * DAY_NS + h, 9 * DAY_NS + 2 * h)];
-        let r = Removal::new(&removed, 3);
-        let view = r.bucket_slots::<7>().expect("width 3");
-        assert!(r.bucket_slots::<5>().is_none());
-        for probe in (0..12 * DAY_NS).step_by(h as usize / 3) {
-            let linear: i64 = removed.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
-            assert_eq!((r.before(probe), view.before(probe)), (linear, linear), "at {probe}");
+        let calendar: Vec<(i64, i64)> = (0..4_000).flat_map(|d| [(d * DAY_NS + 9 * h, d * DAY_NS + 13 * h), (d * DAY_NS + 14 * h, d * DAY_NS + 18 * h)]).collect();
+        let linear = |set: &[(i64, i64)], t: i64| set.iter().map(|(s, e)| (t - s).clamp(0, e - s)).sum::<i64>();
+        let timeline = Timeline::from_intervals(&calendar);
+        let (slots, wide) = (timeline.padded_slots::<5>().expect("width 2"), timeline.padded_slots::<7>().expect("padded to 3"));
+        let whole_windows = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (9 * DAY_NS + 14 * h, 9 * DAY_NS + 18 * h)];
+        // An hour inside a window splits it: the net table needs slots of width 3.
+        let split = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (3 * DAY_NS + 10 * h, 3 * DAY_NS + 11 * h), (9 * DAY_NS + 14 * h, 9 * DAY_NS + 18 * h)];
+        let far = [(DAY_NS + 9 * h, DAY_NS + 10 * h), (2_000 * DAY_NS + 14 * h, 2_000 * DAY_NS + 17 * h)];
+        for (removed, width) in [(&whole_windows[..], Some(2)), (&split[..], Some(3)), (&far[..], None)] {
+            let r = Removal::new(removed, &timeline);
+            assert_eq!(r.net_width(), width);
+            assert!(!r.is_empty() && r.contains(removed[0].0) && !r.contains(removed[0].1));
+            let probes = (0..12 * DAY_NS).step_by(h as usize / 3).chain((1_990 * DAY_NS..2_010 * DAY_NS).step_by(h as usize));
+            for probe in probes.chain([i64::MIN, -1, MAX_NS + DAY_NS, i64::MAX]) {
+                let expected = || linear(&calendar, probe) - linear(removed, probe);
+                if (MIN_NS..MAX_NS).contains(&probe) {
+                    assert_eq!(r.working_before(&timeline, probe), expected(), "at {probe}");
+                }
+                // Far outside the calendar's intervals the table clamps; only the range is meaningful.
+                let fused = match width {
+                    Some(2) => r.net_view(slots).map(|v| v.before(probe)),
+                    Some(_) => r.net_view(wide).map(|v| v.before(probe)),
+                    None => r.net_view(slots).map(|v| v.before(probe)),
+                };
+                assert_eq!(fused.is_some(), width.is_some());
+                if (0..4_000 * DAY_NS).contains(&probe) && fused.is_some() {
+                    assert_eq!(fused, Some(expected()), "the net view at {probe}");
+                }
+            }
         }
-        // Absences years apart keep no bucket slots, and search instead.
-        let far = [(DAY_NS + h, DAY_NS + 2 * h), (2_000 * DAY_NS, 2_000 * DAY_NS + 3 * h)];
-        let r = Removal::new(&far, 1);
-        assert!(r.bucket_slots::<3>().is_none() && !r.is_empty());
-        for probe in [0, DAY_NS + h, DAY_NS + 3 * h / 2, 5 * DAY_NS, 2_000 * DAY_NS + h, 3_000 * DAY_NS] {
-            let linear: i64 = far.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
-            assert_eq!(r.before(probe), linear, "at {probe}");
-        }
+        let none = Removal::new(&[], &timeline);
+        assert!(none.is_empty() && none.working_before(&timeline, 5 * DAY_NS) == timeline.w(5 * DAY_NS));
     }
 }
