@@ -456,16 +456,20 @@ impl Inputs<'_> {
     /// `finish(w(b) - w(a))` per row, and whether every instant lies in its covered bounds.
     /// An instant out of range wraps to a meaningless value; `w` must accept any `i64`.
     #[inline(always)]
-    fn values<N>(&self, w: impl WorkingBefore, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
+    fn values<N: Copy + Default>(&self, w: impl WorkingBefore, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
         // `lo <= x <= hi` as one unsigned comparison; empty bounds fail every row.
         let check = |(lo, hi): (i64, i64)| (lo, hi.wrapping_sub(lo) as u64, lo <= hi);
         let ((alo, aspan, a_some), (blo, bspan, b_some)) = (check(self.a_covered), check(self.b_covered));
+        let (ap, bp) = (self.ap, self.bp);
+        // Locals and a plain loop over a filled output: with the flag behind a closure's
+        // reference, LLVM stored it every row and then reloaded the tables' fields, since
+        // the store might have changed them.
         let mut inside = a_some & b_some;
-        let mut out = Vec::with_capacity(self.av.len());
-        out.extend(self.av.iter().zip(self.bv).map(|(&x, &y)| {
+        let mut out = vec![N::default(); self.av.len()];
+        for ((o, &x), &y) in out.iter_mut().zip(self.av).zip(self.bv) {
             inside &= (x.wrapping_sub(alo) as u64 <= aspan) & (y.wrapping_sub(blo) as u64 <= bspan);
-            finish(w.at(y.wrapping_mul(self.bp)).wrapping_sub(w.at(x.wrapping_mul(self.ap))))
-        }));
+            *o = finish(w.at(y.wrapping_mul(bp)).wrapping_sub(w.at(x.wrapping_mul(ap))));
+        }
         (out, inside)
     }
 }

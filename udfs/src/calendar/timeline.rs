@@ -16,11 +16,11 @@ use super::config::{CalendarSpec, Pattern, Window};
 /// Supported instants: `[1970-01-01Z, 2100-01-01Z)`, in nanoseconds.
 pub(crate) const MIN_NS: i64 = 0;
 pub(crate) const MAX_NS: i64 = 4_102_444_800 * 1_000_000_000;
-const DAY_NS: i64 = 86_400 * 1_000_000_000;
-/// Lookups bucket instants by `t >> BUCKET_SHIFT`: buckets of 2^46 ns (about 19.5 hours), so
-/// that finding an instant's bucket is a shift, not a division by a day.
-const BUCKET_SHIFT: u32 = 46;
-const BUCKET_NS: i64 = 1 << BUCKET_SHIFT;
+/// Lookups bucket instants by `t >> shift`, so that finding an instant's bucket is a shift,
+/// not a division by a day. Calendars use buckets of 2^46 ns (about 19.5 hours); an
+/// employee's table may use finer ones, down to 2^42 ns (about 73 minutes).
+const CALENDAR_SHIFT: u32 = 46;
+const FINEST_SHIFT: u32 = 42;
 const SENTINEL: i64 = i64::MAX / 4;
 
 /// The instant of local wall time `date 00:00 + seconds` by the "compatible" rule: a time in
@@ -126,13 +126,14 @@ pub(crate) fn part_before(t: i64, start: i64, end: i64) -> i64 {
 }
 
 /// A bucket index over sorted disjoint intervals, for lookups with no dependent load and no
-/// data-dependent branch. Buckets are `2^BUCKET_SHIFT` ns long, numbered by `t >> BUCKET_SHIFT`;
+/// data-dependent branch. Buckets are `2^shift` ns long, numbered by `t >> shift`;
 /// each of `first_bucket..first_bucket + buckets` has one slot of `1 + 2k` values: the summed
 /// length of the intervals that end before the bucket starts, then `(start, end)` of the `k`
 /// intervals from there (padded with empty ones). Instants before the first bucket or after
 /// the last read the nearest slot, which gives the right sum there too.
 #[derive(Debug)]
 pub(crate) struct BucketSlots {
+    shift: u32,
     first_bucket: i64,
     k: usize,
     slots: Vec<i64>,
@@ -141,15 +142,15 @@ pub(crate) struct BucketSlots {
 impl BucketSlots {
     /// The first bucket and the number of buckets from the first interval's to the last
     /// one's; `None` for no intervals.
-    fn span(intervals: &[(i64, i64)]) -> Option<(i64, i64)> {
+    fn span(intervals: &[(i64, i64)], shift: u32) -> Option<(i64, i64)> {
         let (first, last) = (intervals.first()?, intervals.last()?);
-        let first_bucket = first.0 >> BUCKET_SHIFT;
-        Some((first_bucket, ((last.1 - 1) >> BUCKET_SHIFT) - first_bucket + 1))
+        let first_bucket = first.0 >> shift;
+        Some((first_bucket, ((last.1 - 1) >> shift) - first_bucket + 1))
     }
 
     /// Slots over `buckets` buckets from `first_bucket`, at least `min_k` wide (so that two
     /// tables can share a loop), for intervals with `base` of length before the first one.
-    fn over(intervals: &[(i64, i64)], first_bucket: i64, buckets: usize, min_k: usize, base: i64) -> BucketSlots {
+    fn over(intervals: &[(i64, i64)], shift: u32, first_bucket: i64, buckets: usize, min_k: usize, base: i64) -> BucketSlots {
         let n = intervals.len();
         let mut cum = Vec::with_capacity(n + 1);
         cum.push(base);
@@ -160,13 +161,13 @@ impl BucketSlots {
         let mut k = min_k.max(1);
         let mut i = 0;
         for bucket in first_bucket..first_bucket + buckets as i64 {
-            let bucket_start = bucket << BUCKET_SHIFT;
+            let bucket_start = bucket << shift;
             while i < n && intervals[i].1 <= bucket_start {
                 i += 1;
             }
             firsts.push(i);
             let mut j = i;
-            while j < n && intervals[j].0 < bucket_start + BUCKET_NS {
+            while j < n && intervals[j].0 < bucket_start + (1 << shift) {
                 j += 1;
             }
             k = k.max(j - i);
@@ -180,7 +181,7 @@ impl BucketSlots {
                 slots.push(end);
             }
         }
-        BucketSlots { first_bucket, k, slots }
+        BucketSlots { shift, first_bucket, k, slots }
     }
 
     /// The slots as arrays of `N = 1 + 2 * k` values; `None` for another `N`.
@@ -189,7 +190,7 @@ impl BucketSlots {
             return None;
         }
         let (slots, rest) = self.slots.as_chunks::<N>();
-        (rest.is_empty() && !slots.is_empty()).then(|| SlotView { first_bucket: self.first_bucket, last: slots.len() as i64 - 1, slots })
+        (rest.is_empty() && !slots.is_empty()).then(|| SlotView { shift: self.shift, first_bucket: self.first_bucket, last: slots.len() as i64 - 1, slots })
     }
 
     fn buckets(&self) -> i64 {
@@ -199,7 +200,7 @@ impl BucketSlots {
     /// The summed length before `t`, for any `k` (the loops that know `k` use [`SlotView`]).
     pub(crate) fn before(&self, t: i64) -> i64 {
         let stride = 1 + 2 * self.k;
-        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(self.buckets() - 1) as usize;
+        let bucket = ((t >> self.shift) - self.first_bucket).max(0).min(self.buckets() - 1) as usize;
         let slot = &self.slots[bucket * stride..(bucket + 1) * stride];
         slot[0] + slot[1..].chunks_exact(2).map(|p| part_before(t, p[0], p[1])).sum::<i64>()
     }
@@ -208,6 +209,7 @@ impl BucketSlots {
 /// [`BucketSlots`] with the slot size fixed at compile time, so a lookup unrolls.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SlotView<'a, const N: usize> {
+    shift: u32,
     first_bucket: i64,
     last: i64,
     slots: &'a [[i64; N]],
@@ -221,7 +223,7 @@ impl<const N: usize> SlotView<'_, N> {
     /// index is clamped with branches that never mispredict there and cost less than selects.
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
-        let bucket = ((t >> BUCKET_SHIFT) - self.first_bucket).max(0).min(self.last);
+        let bucket = ((t >> self.shift) - self.first_bucket).max(0).min(self.last);
         sum_slot(&self.slots[bucket as usize], t)
     }
 }
@@ -274,12 +276,12 @@ impl Timeline {
         Timeline {
             starts: intervals.iter().map(|i| i.0).collect(),
             lens: intervals.iter().map(|i| i.1 - i.0).collect(),
-            buckets: BucketSlots::over(intervals, 0, Self::BUCKETS, 1, 0),
+            buckets: BucketSlots::over(intervals, CALENDAR_SHIFT, 0, Self::BUCKETS, 1, 0),
             wider: Default::default(),
         }
     }
 
-    const BUCKETS: usize = (MAX_NS >> BUCKET_SHIFT) as usize + 1;
+    const BUCKETS: usize = (MAX_NS >> CALENDAR_SHIFT) as usize + 1;
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
@@ -300,7 +302,7 @@ impl Timeline {
         let wider = self.wider.get(width.checked_sub(2)?)?;
         Some(wider.get_or_init(|| {
             let intervals: Vec<(i64, i64)> = self.starts.iter().zip(&self.lens).map(|(s, l)| (*s, s + l)).collect();
-            BucketSlots::over(&intervals, 0, Self::BUCKETS, width, 0)
+            BucketSlots::over(&intervals, CALENDAR_SHIFT, 0, Self::BUCKETS, width, 0)
         }))
     }
 
@@ -336,16 +338,17 @@ pub(crate) struct Removal {
     ends: Vec<i64>,
     /// `cum[i]` = removed time of intervals `0..i`.
     cum: Vec<i64>,
-    /// `W_e` over the absences' buckets, when they span at most [`Removal::MAX_SLOT_DAYS`]
-    /// days; otherwise lookups search `starts`.
+    /// `W_e` over the absences' buckets, when those are at most [`Removal::MAX_NET_BUCKETS`];
+    /// otherwise lookups search `starts`.
     net: Option<BucketSlots>,
 }
 
 impl Removal {
     /// A server caches one table per employee and calendar: bucket slots over ten years of HR
     /// history for thousands of employees would take hundreds of MB, so a longer span
-    /// searches instead (about 40 KB per table at most).
-    const MAX_SLOT_DAYS: i64 = 1_000;
+    /// searches instead. 1,280 buckets are 1,040 days of calendar-sized buckets, and about
+    /// 50 KB with slots of width 2.
+    const MAX_NET_BUCKETS: i64 = 1_280;
 
     /// `removed`: sorted disjoint intervals inside the calendar's working set.
     pub(crate) fn new(removed: &[(i64, i64)], calendar: &Timeline) -> Removal {
@@ -354,14 +357,21 @@ impl Removal {
         for (s, e) in removed {
             cum.push(cum[cum.len() - 1] + (e - s));
         }
-        let net = BucketSlots::span(removed)
-            .filter(|(_, buckets)| *buckets <= Self::MAX_SLOT_DAYS * DAY_NS / BUCKET_NS)
-            .map(|(first_bucket, buckets)| {
-                let (from, to) = (first_bucket << BUCKET_SHIFT, (first_bucket + buckets) << BUCKET_SHIFT);
-                let working = subtract(&calendar.overlapping(from, to), removed);
-                // Nothing is removed before the first absence's bucket.
-                BucketSlots::over(&working, first_bucket, buckets as usize, calendar.width(), calendar.w(from))
-            });
+        let net_table = |shift: u32| {
+            let (first_bucket, buckets) = BucketSlots::span(removed, shift).filter(|(_, n)| *n <= Self::MAX_NET_BUCKETS)?;
+            let (from, to) = (first_bucket << shift, (first_bucket + buckets) << shift);
+            let working = subtract(&calendar.overlapping(from, to), removed);
+            // Nothing is removed before the first absence's bucket.
+            Some(BucketSlots::over(&working, shift, first_bucket, buckets as usize, calendar.width(), calendar.w(from)))
+        };
+        // A timed absence inside a window splits it, and a bucket may then hold one interval
+        // more than the calendar's slots: finer buckets keep the calendar's width (the fused
+        // loop's cost grows with it) as long as they fit in the table's budget.
+        let net = (FINEST_SHIFT..=CALENDAR_SHIFT)
+            .rev()
+            .filter_map(net_table)
+            .find(|net| net.k == calendar.width())
+            .or_else(|| net_table(CALENDAR_SHIFT));
         Removal { starts: removed.iter().map(|i| i.0).collect(), ends: removed.iter().map(|i| i.1).collect(), cum, net }
     }
 
@@ -369,8 +379,8 @@ impl Removal {
     #[inline]
     pub(crate) fn working_before(&self, calendar: &Timeline, t: i64) -> i64 {
         let removed = match &self.net {
-            Some(net) if (t >> BUCKET_SHIFT) < net.first_bucket => 0,
-            Some(net) if (t >> BUCKET_SHIFT) < net.first_bucket + net.buckets() => return net.before(t),
+            Some(net) if (t >> net.shift) < net.first_bucket => 0,
+            Some(net) if (t >> net.shift) < net.first_bucket + net.buckets() => return net.before(t),
             _ => {
                 let idx = self.starts.partition_point(|s| *s < t);
                 if idx == 0 { 0 } else { self.cum[idx] - (self.ends[idx - 1] - t).max(0) }
@@ -419,11 +429,11 @@ impl<const N: usize> NetView<'_, N> {
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
         use std::hint::select_unpredictable as select;
-        let bucket = t >> BUCKET_SHIFT;
-        let in_net = bucket.wrapping_sub(self.net.first_bucket);
+        let in_net = (t >> self.net.shift).wrapping_sub(self.net.first_bucket);
         let inside = (in_net as u64) <= self.net.last as u64;
         let net_slot = &self.net.slots[select(inside, in_net, 0) as usize];
-        let calendar_slot = &self.calendar.slots[(bucket - self.calendar.first_bucket).max(0).min(self.calendar.last) as usize];
+        let bucket = ((t >> self.calendar.shift) - self.calendar.first_bucket).max(0).min(self.calendar.last);
+        let calendar_slot = &self.calendar.slots[bucket as usize];
         let removed = select(in_net > self.net.last, self.removed, 0);
         sum_slot(select(inside, net_slot, calendar_slot), t) - removed
     }
@@ -432,6 +442,8 @@ impl<const N: usize> NetView<'_, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
     #[test]
     fn lookups_match_a_linear_sum() {
@@ -466,14 +478,16 @@ mod tests {
         let timeline = Timeline::from_intervals(&calendar);
         let (slots, wide) = (timeline.padded_slots::<5>().expect("width 2"), timeline.padded_slots::<7>().expect("padded to 3"));
         let whole_windows = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (9 * DAY_NS + 14 * h, 9 * DAY_NS + 18 * h)];
-        // An hour inside a window splits it: the net table needs slots of width 3.
+        // An hour inside a window splits it: finer buckets keep the net table at width 2,
+        // unless the absences span too many of them; then its slots are 3 wide.
         let split = [(2 * DAY_NS + 9 * h, 2 * DAY_NS + 13 * h), (3 * DAY_NS + 10 * h, 3 * DAY_NS + 11 * h), (9 * DAY_NS + 14 * h, 9 * DAY_NS + 18 * h)];
+        let split_far = [split[0], split[1], split[2], (900 * DAY_NS + 14 * h, 900 * DAY_NS + 15 * h)];
         let far = [(DAY_NS + 9 * h, DAY_NS + 10 * h), (2_000 * DAY_NS + 14 * h, 2_000 * DAY_NS + 17 * h)];
-        for (removed, width) in [(&whole_windows[..], Some(2)), (&split[..], Some(3)), (&far[..], None)] {
+        for (removed, width) in [(&whole_windows[..], Some(2)), (&split[..], Some(2)), (&split_far[..], Some(3)), (&far[..], None)] {
             let r = Removal::new(removed, &timeline);
             assert_eq!(r.net_width(), width);
             assert!(!r.is_empty() && r.contains(removed[0].0) && !r.contains(removed[0].1));
-            let probes = (0..12 * DAY_NS).step_by(h as usize / 3).chain((1_990 * DAY_NS..2_010 * DAY_NS).step_by(h as usize));
+            let probes = (0..12 * DAY_NS).step_by(h as usize / 3).chain((890 * DAY_NS..910 * DAY_NS).step_by(h as usize)).chain((1_990 * DAY_NS..2_010 * DAY_NS).step_by(h as usize));
             for probe in probes.chain([i64::MIN, -1, MAX_NS + DAY_NS, i64::MAX]) {
                 let expected = || linear(&calendar, probe) - linear(removed, probe);
                 if (MIN_NS..MAX_NS).contains(&probe) {
