@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, NetView, Outside, Removal, SlotView};
+use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, CalendarView, NetView, Outside, Removal};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -416,7 +416,7 @@ trait WorkingBefore: Copy {
     fn at(self, t: i64) -> i64;
 }
 
-impl<const N: usize> WorkingBefore for SlotView<'_, N> {
+impl<const N: usize> WorkingBefore for CalendarView<'_, N> {
     #[inline(always)]
     fn at(self, t: i64) -> i64 {
         self.before(t)

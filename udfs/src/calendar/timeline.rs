@@ -215,16 +215,29 @@ pub(crate) struct SlotView<'a, const N: usize> {
     slots: &'a [[i64; N]],
 }
 
-impl<const N: usize> SlotView<'_, N> {
-    /// The summed length of the intervals before `t`: one slot, addressed by `t` alone, and
-    /// no data-dependent branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` gives a
-    /// meaningless value (callers mask those rows), never a panic. For a table whose
-    /// lookups fall inside it (a calendar's, which spans every supported instant): the
-    /// index is clamped with branches that never mispredict there and cost less than selects.
+/// A calendar's slots with the slot size fixed at compile time. Calendar tables start at
+/// bucket 0 (the epoch) with buckets of `2^CALENDAR_SHIFT` ns, so the bucket of `t` is one
+/// shift by a constant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CalendarView<'a, const N: usize> {
+    last: u64,
+    slots: &'a [[i64; N]],
+}
+
+impl<const N: usize> CalendarView<'_, N> {
+    /// Working time before `t`: one slot, addressed by `t` alone, and no data-dependent
+    /// branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` reads the last slot and
+    /// gives a meaningless value (callers mask those rows), never a panic.
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
-        let bucket = ((t >> self.shift) - self.first_bucket).max(0).min(self.last);
-        sum_slot(&self.slots[bucket as usize], t)
+        sum_slot(&self.slots[self.bucket(t)], t)
+    }
+
+    /// The slot index of `t`: instants before the epoch wrap to a huge index and clamp to
+    /// the last slot, like those after it.
+    #[inline(always)]
+    fn bucket(self, t: i64) -> usize {
+        ((t >> CALENDAR_SHIFT) as u64).min(self.last) as usize
     }
 }
 
@@ -291,8 +304,9 @@ impl Timeline {
 
     /// The bucket slots with `N = 1 + 2 * width` values each, padded when the calendar's own
     /// are narrower (built on first use); `None` when they are wider, or beyond width 4.
-    pub(crate) fn padded_slots<const N: usize>(&self) -> Option<SlotView<'_, N>> {
-        self.slots_of_width((N - 1) / 2)?.view::<N>()
+    pub(crate) fn padded_slots<const N: usize>(&self) -> Option<CalendarView<'_, N>> {
+        let view = self.slots_of_width((N - 1) / 2)?.view::<N>()?;
+        Some(CalendarView { last: view.last as u64, slots: view.slots })
     }
 
     fn slots_of_width(&self, width: usize) -> Option<&BucketSlots> {
@@ -396,7 +410,7 @@ impl Removal {
 
     /// The employee's lookup for a loop that knows the slot size `N`, with the calendar's
     /// `slots` of that size; `None` when the net table has another size or none.
-    pub(crate) fn net_view<'a, const N: usize>(&'a self, calendar: SlotView<'a, N>) -> Option<NetView<'a, N>> {
+    pub(crate) fn net_view<'a, const N: usize>(&'a self, calendar: CalendarView<'a, N>) -> Option<NetView<'a, N>> {
         let net = self.net.as_ref()?.view::<N>()?;
         Some(NetView { calendar, net, removed: self.cum.last().copied().unwrap_or(0) })
     }
@@ -416,7 +430,7 @@ impl Removal {
 /// inside the absences' buckets, else the calendar's less what the absences removed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct NetView<'a, const N: usize> {
-    calendar: SlotView<'a, N>,
+    calendar: CalendarView<'a, N>,
     net: SlotView<'a, N>,
     /// All the removed time, subtracted after the last absence.
     removed: i64,
@@ -425,15 +439,14 @@ pub(crate) struct NetView<'a, const N: usize> {
 impl<const N: usize> NetView<'_, N> {
     /// One slot read per instant, as for a calendar: which table it comes from is chosen with
     /// selects, since instants fall in and out of the absences' span unpredictably. Any `t`
-    /// is accepted, as for [`SlotView::before`].
+    /// is accepted, as for [`CalendarView::before`].
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
         use std::hint::select_unpredictable as select;
         let in_net = (t >> self.net.shift).wrapping_sub(self.net.first_bucket);
         let inside = (in_net as u64) <= self.net.last as u64;
         let net_slot = &self.net.slots[select(inside, in_net, 0) as usize];
-        let bucket = ((t >> self.calendar.shift) - self.calendar.first_bucket).max(0).min(self.calendar.last);
-        let calendar_slot = &self.calendar.slots[bucket as usize];
+        let calendar_slot = &self.calendar.slots[self.calendar.bucket(t)];
         let removed = select(in_net > self.net.last, self.removed, 0);
         sum_slot(select(inside, net_slot, calendar_slot), t) - removed
     }
