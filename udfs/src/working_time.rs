@@ -288,11 +288,12 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
     exec_err!("{name}: the range touches dates outside the holiday data of calendar '{}' ({range})", cal.name())
 }
 
-/// `working_seconds` / `working_hours` for a literal calendar (and employee) in two passes
-/// over the Arrow buffers: the values (unit conversion and both lookups per row, with no
-/// branch: rows that will be NULL look up a clamped instant), then the validity (NULL
-/// inputs, range, coverage) 64 rows to a word. `finish` turns working nanoseconds into the
-/// result's unit.
+/// `working_seconds` / `working_hours` for a literal calendar (and employee) over the Arrow
+/// buffers: one pass for the values (unit conversion and both lookups per row, with no
+/// branch: rows that will be NULL look up a clamped instant) that also checks coverage. A
+/// second pass builds the validity (NULL inputs, range, coverage) 64 rows to a word, only
+/// for a batch with a valid row outside the holiday data. `finish` turns working
+/// nanoseconds into the result's unit.
 fn fused_working_time<T: ArrowPrimitiveType>(
     udf: &WorkingTimeUdf,
     cal: &Calendar,
@@ -353,9 +354,10 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     }
     let (values, all_covered) = by_slot_size!(3, 5, 7, 9);
     let input_nulls = NullBuffer::union(a.nulls(), b.nulls());
-    if all_covered {
-        // Every instant (NULL slots included) lies inside the holiday data, so every row
-        // with both inputs is valid: the common case, with no second pass.
+    // Every instant (NULL slots included) lies inside the holiday data, so every row with
+    // both inputs is valid: the common case, with no second pass. A NULL's placeholder
+    // value (usually 0) is outside, so a batch with NULLs checks its other rows only.
+    if all_covered || input_nulls.as_ref().is_some_and(|nulls| inputs.covered_where_valid(nulls)) {
         return Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), input_nulls)));
     }
     // Pass 2, the validity, 64 rows to a word: both instants in range, and inside the
@@ -368,8 +370,9 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     };
     let valid = BooleanBuffer::new(Buffer::from_vec(words), 0, av.len());
     let nulls = NullBuffer::union(input_nulls.as_ref(), Some(&NullBuffer::new(valid)));
-    if outside {
-        // Rows outside the holiday data: NULL, or an error under outside_coverage = "error".
+    if outside && cal.errors_outside_coverage() {
+        // Rows outside the holiday data are NULL (in `valid`), or an error under
+        // outside_coverage = "error": find the first.
         for (i, (&x, &y)) in av.iter().zip(bv).enumerate() {
             if a.is_valid(i) && b.is_valid(i) && within(a_range, x) & within(b_range, y) {
                 let (xn, yn) = (x * ap, y * bp);
@@ -457,9 +460,7 @@ impl Inputs<'_> {
     /// An instant out of range wraps to a meaningless value; `w` must accept any `i64`.
     #[inline(always)]
     fn values<N: Copy + Default>(&self, w: impl WorkingBefore, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
-        // `lo <= x <= hi` as one unsigned comparison; empty bounds fail every row.
-        let check = |(lo, hi): (i64, i64)| (lo, hi.wrapping_sub(lo) as u64, lo <= hi);
-        let ((alo, aspan, a_some), (blo, bspan, b_some)) = (check(self.a_covered), check(self.b_covered));
+        let ((alo, aspan, a_some), (blo, bspan, b_some)) = self.coverage_checks();
         let (ap, bp) = (self.ap, self.bp);
         // Locals and a plain loop over a filled output: with the flag behind a closure's
         // reference, LLVM stored it every row and then reloaded the tables' fields, since
@@ -471,6 +472,31 @@ impl Inputs<'_> {
             *o = finish(w.at(y.wrapping_mul(bp)).wrapping_sub(w.at(x.wrapping_mul(ap))));
         }
         (out, inside)
+    }
+
+    /// The covered bounds of `a` and `b` as `(lo, hi - lo, nonempty)`, so that `lo <= x <= hi`
+    /// is one unsigned comparison; empty bounds fail every row.
+    #[inline(always)]
+    fn coverage_checks(&self) -> ((i64, u64, bool), (i64, u64, bool)) {
+        let check = |(lo, hi): (i64, i64)| (lo, hi.wrapping_sub(lo) as u64, lo <= hi);
+        (check(self.a_covered), check(self.b_covered))
+    }
+
+    /// Whether both instants of every row that `valid` marks lie inside the holiday data,
+    /// 64 rows to a word.
+    fn covered_where_valid(&self, valid: &NullBuffer) -> bool {
+        let ((alo, aspan, a_some), (blo, bspan, b_some)) = self.coverage_checks();
+        let rows = self.av.chunks(64).zip(self.bv.chunks(64));
+        let mut uncovered = 0u64;
+        for ((a_chunk, b_chunk), valid_word) in rows.zip(valid.inner().bit_chunks().iter_padded()) {
+            let mut covered = 0u64;
+            for (bit, (&x, &y)) in a_chunk.iter().zip(b_chunk).enumerate() {
+                covered |= u64::from((x.wrapping_sub(alo) as u64 <= aspan) & (y.wrapping_sub(blo) as u64 <= bspan)) << bit;
+            }
+            uncovered |= valid_word & !covered;
+        }
+        // With empty bounds nothing is covered; without valid rows nothing needs to be.
+        uncovered == 0 && (a_some & b_some || valid.null_count() == valid.len())
     }
 }
 

@@ -338,8 +338,13 @@ async fn literal_and_column_calendars_agree_row_for_row() {
             "working_seconds(a, arrow_cast(b, 'Timestamp(Millisecond, Some(\"UTC\"))'), cal)",
         ),
     ];
-    for (literal, column) in pairs {
-        let sql = format!("SELECT {literal}, {column} FROM t");
+    // Unfiltered, every batch has instants outside the holiday data; filtered to the data's
+    // years, the batches have NULLs (placeholder values outside it) and covered rows only.
+    let covered = "(a IS NULL OR a BETWEEN TIMESTAMP '2025-01-01T00:00:00Z' AND TIMESTAMP '2026-06-01T00:00:00Z') \
+                   AND (b IS NULL OR b BETWEEN TIMESTAMP '2025-01-01T00:00:00Z' AND TIMESTAMP '2026-06-01T00:00:00Z')";
+    let filters = [("TRUE", 100, 4_000), (covered, 20, 2_000)];
+    for ((literal, column), (filter, min_nulls, min_values)) in pairs.into_iter().flat_map(|p| filters.map(|f| (p, f))) {
+        let sql = format!("SELECT {literal}, {column} FROM t WHERE {filter}");
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
         let (mut nulls, mut values) = (0, 0);
         for batch in &batches {
@@ -350,6 +355,35 @@ async fn literal_and_column_calendars_agree_row_for_row() {
                 if x.is_valid(i) { values += 1 } else { nulls += 1 }
             }
         }
-        assert!(nulls > 100 && values > 4_000, "{literal}: {nulls} NULLs, {values} values");
+        assert!(nulls > min_nulls && values > min_values, "{literal} where {filter}: {nulls} NULLs, {values} values");
     }
+}
+
+#[tokio::test]
+async fn outside_coverage_error_names_the_calendar_and_spares_null_and_empty_rows() {
+    let toml = "format_version = 1\n\
+        [holiday_sets.h]\ncovers = [\"2025-01-01\", \"2025-12-31\"]\nsource = \"test\"\nholidays = [\"2025-05-01\"]\n\
+        [calendars.strict]\ntimezone = \"UTC\"\nholiday_sets = [\"h\"]\noutside_coverage = \"error\"\n\
+        [calendars.strict.week]\nmon = [\"09:00-17:00\"]\ntue = [\"09:00-17:00\"]\n";
+    let ctx = ctx_with(Arc::new(CalendarRegistry::from_toml("strict.toml", toml).unwrap()));
+    let rows = |extra: &str| {
+        format!(
+            "(VALUES (to_timestamp('2025-06-02T08:00:00Z'), to_timestamp('2025-06-03T10:00:00Z'), 'strict'), \
+                     (to_timestamp('2025-06-02T08:00:00Z'), NULL, 'strict'), \
+                     (to_timestamp('2030-01-07T10:00:00Z'), to_timestamp('2030-01-07T10:00:00Z'), 'strict'){extra}) AS t(a, b, cal)"
+        )
+    };
+    for calendar in ["'strict'", "cal"] {
+        // Inside the data, a NULL end, and an empty range outside it: no error.
+        let sql = format!("SELECT working_seconds(a, b, {calendar}) FROM {}", rows(""));
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let got: Vec<Option<i64>> = batches[0].column(0).as_primitive::<Int64Type>().iter().collect();
+        assert_eq!(got, vec![Some(9 * 3600), None, Some(0)], "{calendar}");
+        // One row reaching 2026: the query fails and says which calendar and which dates.
+        let sql = format!("SELECT working_seconds(a, b, {calendar}) FROM {}", rows(", (to_timestamp('2025-12-30T08:00:00Z'), to_timestamp('2026-01-02T10:00:00Z'), 'strict')"));
+        let err = ctx.sql(&sql).await.unwrap().collect().await.unwrap_err().to_string();
+        assert!(err.contains("outside the holiday data of calendar 'strict'") && err.contains("2025-01-01..2025-12-31"), "{calendar}: {err}");
+    }
+    let err = ctx.sql("SELECT is_working_time(to_timestamp('2026-03-02T10:00:00Z'), 'strict')").await.unwrap().collect().await.unwrap_err().to_string();
+    assert!(err.contains("calendar 'strict'"), "{err}");
 }

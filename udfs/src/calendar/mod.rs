@@ -88,6 +88,11 @@ impl Calendar {
         }
     }
 
+    /// Whether a range outside the holiday data is an error (rather than NULL).
+    pub(crate) fn errors_outside_coverage(&self) -> bool {
+        self.spec.outside_coverage == OutsideCoverage::Error
+    }
+
     /// The instants `[from, to)` outside which the coverage policy applies (`None`: never).
     #[inline]
     pub(crate) fn coverage_ns(&self) -> Option<(i64, i64)> {
