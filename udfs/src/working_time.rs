@@ -668,3 +668,25 @@ impl<'a> Resolver<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_of_valid_rows_reads_sliced_null_bits() {
+        // 300 rows inside (0, 10) but row 180; the NULL bits are sliced from row 37, as
+        // DataFusion slices batches, so row 180 is bit 143 of the slice.
+        let mut av = vec![5i64; 300];
+        av[180] = 100;
+        let bv = vec![5i64; 300];
+        let inputs = |from: usize| Inputs { av: &av[from..], ap: 1, bv: &bv[from..], bp: 1, a_covered: (0, 10), b_covered: (0, 10) };
+        let nulls = |null_row: usize| NullBuffer::from((0..300).map(|i| i != null_row).collect::<Vec<bool>>()).slice(37, 263);
+        assert!(inputs(37).covered_where_valid(&nulls(180)), "the row outside is NULL");
+        assert!(!inputs(37).covered_where_valid(&nulls(181)), "the row outside is valid");
+        // Empty bounds cover nothing, unless every row is NULL.
+        let empty = Inputs { a_covered: (10, 0), ..inputs(37) };
+        assert!(!empty.covered_where_valid(&nulls(180)));
+        assert!(empty.covered_where_valid(&NullBuffer::new_null(263)));
+    }
+}

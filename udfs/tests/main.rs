@@ -342,7 +342,9 @@ async fn literal_and_column_calendars_agree_row_for_row() {
     // years, the batches have NULLs (placeholder values outside it) and covered rows only.
     let covered = "(a IS NULL OR a BETWEEN TIMESTAMP '2025-01-01T00:00:00Z' AND TIMESTAMP '2026-06-01T00:00:00Z') \
                    AND (b IS NULL OR b BETWEEN TIMESTAMP '2025-01-01T00:00:00Z' AND TIMESTAMP '2026-06-01T00:00:00Z')";
-    let filters = [("TRUE", 100, 4_000), (covered, 20, 2_000)];
+    // OFFSET slices the batch: NULL bits and values start mid-word.
+    let sliced = format!("{covered} LIMIT 2500 OFFSET 37");
+    let filters = [("TRUE", 100, 4_000), (covered, 20, 2_000), (sliced.as_str(), 20, 2_000)];
     for ((literal, column), (filter, min_nulls, min_values)) in pairs.into_iter().flat_map(|p| filters.map(|f| (p, f))) {
         let sql = format!("SELECT {literal}, {column} FROM t WHERE {filter}");
         let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
