@@ -191,8 +191,8 @@ impl ScalarUDFImpl for WorkingTimeUdf {
         let calendars = Resolver::new(&self.registry, args.args.get(fixed), args.args.get(fixed + 1), n)?;
         let result: ArrayRef = match self.kind {
             WorkingTimeKind::Seconds | WorkingTimeKind::Hours if calendars.fixed().is_some() => {
-                // The hottest case: one calendar (and employee) for the whole batch: two
-                // passes over the Arrow buffers.
+                // The hottest case: one calendar (and employee) for the whole batch: one pass
+                // over the Arrow buffers, two for a batch with rows outside the holiday data.
                 let Some((cal, removal)) = calendars.fixed() else { unreachable!("checked above") };
                 let (a, b) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
                 if self.kind == WorkingTimeKind::Seconds {
@@ -326,8 +326,8 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     let (a_covered, b_covered) = (covered(a_range, ap), covered(b_range, bp));
     // Pass 1, the values. One loop body per slot size, so the lookup unrolls and runs
     // without a branch. Rows that will be NULL (out of range) compute a meaningless value
-    // that pass 2 masks: the slot lookup clamps its index, the others clamp the instant.
-    // The pass also checks that every instant lies inside the holiday data.
+    // that the NULL mask hides: the slot lookup clamps its index, the others clamp the
+    // instant. The pass also checks that every instant lies inside the holiday data.
     let inputs = Inputs { av, ap, bv, bp, a_covered, b_covered };
     let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
     // An employee's table may need wider slots than the calendar's (a timed absence splits
@@ -337,7 +337,7 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         ($($n:literal),*) => {
             'found: {
                 $(
-                    if let Some(slots) = timeline.padded_slots::<$n>().filter(|_| 1 + 2 * width == $n) {
+                    if 1 + 2 * width == $n && let Some(slots) = timeline.padded_slots::<$n>() {
                         match removal.map(|r| r.net_view(slots)) {
                             None => break 'found inputs.values(slots, &finish),
                             Some(Some(employee)) => break 'found inputs.values(employee, &finish),
