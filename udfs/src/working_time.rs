@@ -563,22 +563,14 @@ struct Resolver<'a> {
 
 enum Source<T> {
     Fixed(T),
-    Column(Vec<Option<String>>),
+    /// Text per row, read in place (integer employee ids are cast to their decimal text).
+    Column(StringArray),
 }
-
-fn text_column(value: &ColumnarValue, n: usize) -> Result<Vec<Option<String>>> {
+fn text_column(value: &ColumnarValue, n: usize) -> Result<StringArray> {
     let array = value.to_array(n)?;
-    Ok(match array.data_type() {
-        DataType::Int64 => array.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
-        DataType::Null => vec![None; n],
-        _ => {
-            let strings = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
-            let strings: &StringArray = strings.as_string::<i32>();
-            strings.iter().map(|s| s.map(str::to_string)).collect()
-        }
-    })
+    let strings = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+    Ok(strings.as_string::<i32>().clone())
 }
-
 fn scalar_text(value: &ScalarValue) -> Option<String> {
     match value {
         ScalarValue::Utf8(s) | ScalarValue::LargeUtf8(s) | ScalarValue::Utf8View(s) => s.clone(),
@@ -634,36 +626,55 @@ impl<'a> Resolver<'a> {
             }
             return Ok(());
         }
-        let mut calendars: HashMap<&str, Arc<Calendar>> = HashMap::new();
-        let mut removals: HashMap<(usize, &str), Option<Arc<Removal>>> = HashMap::new();
+        // Calendars and removal tables by index, resolved once per distinct name and pair;
+        // rows often repeat the previous row's pair, which skips the hashing.
+        let mut calendars: Vec<Arc<Calendar>> = Vec::new();
+        let mut calendar_ids: HashMap<&str, usize> = HashMap::new();
+        if let Source::Fixed(Some(c)) = &self.calendar {
+            calendars.push(Arc::clone(c));
+        }
+        let mut removals: Vec<Option<Arc<Removal>>> = Vec::new();
+        let mut removal_ids: HashMap<(usize, &str), usize> = HashMap::new();
+        let mut previous: Option<((Option<&str>, Option<&str>), (usize, Option<usize>))> = None;
         for i in 0..n {
-            let cal = match &self.calendar {
-                Source::Fixed(Some(c)) => Arc::clone(c),
+            let calendar_name = match &self.calendar {
+                Source::Fixed(Some(_)) => None,
                 Source::Fixed(None) => continue,
-                Source::Column(names) => match &names[i] {
-                    None => continue,
-                    Some(name) => match calendars.get(name.as_str()) {
-                        Some(c) => Arc::clone(c),
-                        None => {
-                            let c = Self::lookup(self.registry, name)?;
-                            calendars.insert(name.as_str(), Arc::clone(&c));
-                            c
-                        }
-                    },
-                },
+                Source::Column(names) if names.is_null(i) => continue,
+                Source::Column(names) => Some(names.value(i)),
             };
             let employee = match &self.employee {
                 Source::Fixed(e) => e.as_deref(),
-                Source::Column(ids) => ids[i].as_deref(),
+                Source::Column(ids) => (!ids.is_null(i)).then(|| ids.value(i)),
             };
-            let removal = match employee {
-                None => None,
-                Some(e) => removals
-                    .entry((Arc::as_ptr(&cal) as usize, e))
-                    .or_insert_with(|| cal.removal(self.registry, e))
-                    .clone(),
+            let key = (calendar_name, employee);
+            let (calendar_id, removal_id) = match previous {
+                Some((previous_key, ids)) if previous_key == key => ids,
+                _ => {
+                    let calendar_id = match calendar_name {
+                        None => 0,
+                        Some(name) => match calendar_ids.get(name) {
+                            Some(id) => *id,
+                            None => {
+                                calendars.push(Self::lookup(self.registry, name)?);
+                                calendar_ids.insert(name, calendars.len() - 1);
+                                calendars.len() - 1
+                            }
+                        },
+                    };
+                    let removal_id = employee.map(|e| match removal_ids.get(&(calendar_id, e)) {
+                        Some(id) => *id,
+                        None => {
+                            removals.push(calendars[calendar_id].removal(self.registry, e));
+                            removal_ids.insert((calendar_id, e), removals.len() - 1);
+                            removals.len() - 1
+                        }
+                    });
+                    previous = Some((key, (calendar_id, removal_id)));
+                    (calendar_id, removal_id)
+                }
             };
-            f(i, &cal, removal.as_deref())?;
+            f(i, &calendars[calendar_id], removal_id.and_then(|r| removals[r].as_deref()))?;
         }
         Ok(())
     }
