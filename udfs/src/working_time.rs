@@ -9,9 +9,10 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StringArray, UInt32Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer};
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
@@ -201,24 +202,35 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                 }
             }
             WorkingTimeKind::Seconds | WorkingTimeKind::Hours => {
-                let (a, a_ok) = instants(&args.args[0], n)?;
-                let (b, b_ok) = instants(&args.args[1], n)?;
-                let mut valid = vec![false; n];
-                let mut ns = vec![0i64; n];
-                // Calendars or employees from columns: resolved per row.
-                calendars.for_each(n, |i, cal, removal| {
-                    if !(a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))?) {
-                        return Ok(());
+                let resolved = calendars.resolve(n)?;
+                if resolved.few_tables(n) {
+                    // Calendars or employees from columns with few distinct pairs (the KPI
+                    // views' `manager_id`): each pair's rows are gathered and take the fused path.
+                    let (a, b) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
+                    if self.kind == WorkingTimeKind::Seconds {
+                        grouped_working_time::<Int64Type>(self, &resolved, &a, &b, |ns| ns / NS_PER_S)?
+                    } else {
+                        grouped_working_time::<Float64Type>(self, &resolved, &a, &b, |ns| ns as f64 / 3.6e12)?
                     }
-                    ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
-                    valid[i] = true;
-                    Ok(())
-                })?;
-                let nulls = Some(NullBuffer::from(valid));
-                if self.kind == WorkingTimeKind::Seconds {
-                    Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
                 } else {
-                    Arc::new(Float64Array::new(ns.into_iter().map(|v| v as f64 / 3.6e12).collect(), nulls))
+                    // Many distinct pairs (or a single row): row by row.
+                    let (a, a_ok) = instants(&args.args[0], n)?;
+                    let (b, b_ok) = instants(&args.args[1], n)?;
+                    let mut valid = vec![false; n];
+                    let mut ns = vec![0i64; n];
+                    for (i, table) in resolved.row_table.iter().enumerate() {
+                        let Some((cal, removal)) = resolved.tables.get(*table as usize) else { continue };
+                        if a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
+                            ns[i] = cal.w(b[i], removal.as_deref()) - cal.w(a[i], removal.as_deref());
+                            valid[i] = true;
+                        }
+                    }
+                    let nulls = Some(NullBuffer::from(valid));
+                    if self.kind == WorkingTimeKind::Seconds {
+                        Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
+                    } else {
+                        Arc::new(Float64Array::new(ns.into_iter().map(|v| v as f64 / 3.6e12).collect(), nulls))
+                    }
                 }
             }
             WorkingTimeKind::IsWorking => {
@@ -380,6 +392,40 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         }
     }
     Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), nulls)))
+}
+
+/// `working_seconds` / `working_hours` with calendars or employees from columns: the rows of
+/// each (calendar, employee) pair are gathered, computed by [`fused_working_time`], and
+/// scattered back; rows without a calendar are NULL.
+fn grouped_working_time<T: ArrowPrimitiveType>(
+    udf: &WorkingTimeUdf,
+    resolved: &Resolved,
+    a: &ArrayRef,
+    b: &ArrayRef,
+    finish: impl Fn(i64) -> T::Native + Copy,
+) -> Result<ArrayRef> {
+    let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); resolved.tables.len()];
+    for (row, table) in resolved.row_table.iter().enumerate() {
+        if let Some(rows) = rows_of.get_mut(*table as usize) {
+            rows.push(row as u32);
+        }
+    }
+    let mut values = vec![T::Native::default(); a.len()];
+    let mut valid = vec![false; a.len()];
+    for ((cal, removal), rows) in resolved.tables.iter().zip(rows_of) {
+        if rows.is_empty() {
+            continue;
+        }
+        let rows = UInt32Array::from(rows);
+        let (group_a, group_b) = (take(a, &rows, None)?, take(b, &rows, None)?);
+        let out = fused_working_time::<T>(udf, cal, removal.as_deref(), &group_a, &group_b, finish)?;
+        let out = out.as_primitive::<T>();
+        for (k, row) in rows.values().iter().enumerate() {
+            values[*row as usize] = out.value(k);
+            valid[*row as usize] = out.is_valid(k);
+        }
+    }
+    Ok(Arc::new(PrimitiveArray::<T>::new(values.into(), Some(NullBuffer::from(valid)))))
 }
 
 /// Whether `x` lies in the inclusive bounds `(lo, hi)`, without a branch.
@@ -625,22 +671,44 @@ impl<'a> Resolver<'a> {
             }
             return Ok(());
         }
-        // Calendars and removal tables by index, resolved once per distinct name and pair;
-        // rows often repeat the previous row's pair, which skips the hashing.
+        let resolved = self.resolve(n)?;
+        for (i, table) in resolved.row_table.iter().enumerate() {
+            if let Some((cal, removal)) = resolved.tables.get(*table as usize) {
+                f(i, cal, removal.as_deref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The distinct (calendar, removal table) pairs of the rows, and each row's pair
+    /// ([`Resolved::NO_CALENDAR`] for a NULL calendar). Each distinct name and pair is looked
+    /// up once; rows often repeat the previous row's pair, which skips the hashing.
+    fn resolve(&self, n: usize) -> Result<Resolved> {
         let mut calendars: Vec<Arc<Calendar>> = Vec::new();
         // DataFusion's HashMap (foldhash): SipHash was a third of this path's time.
         let mut calendar_ids: HashMap<&str, usize> = HashMap::default();
         if let Source::Fixed(Some(c)) = &self.calendar {
             calendars.push(Arc::clone(c));
         }
-        let mut removals: Vec<Option<Arc<Removal>>> = Vec::new();
-        let mut removal_ids: HashMap<(usize, &str), usize> = HashMap::default();
-        let mut previous: Option<((Option<&str>, Option<&str>), (usize, Option<usize>))> = None;
+        // A table per calendar without employee (`plain`), and per calendar and employee.
+        let mut tables: Vec<(Arc<Calendar>, Option<Arc<Removal>>)> = Vec::new();
+        let mut plain: HashMap<usize, u32> = HashMap::default();
+        let mut with_employee: HashMap<(usize, &str), u32> = HashMap::default();
+        let mut row_table = Vec::with_capacity(n);
+        // The previous row's (calendar name, employee id) and table.
+        type Previous<'s> = Option<((Option<&'s str>, Option<&'s str>), u32)>;
+        let mut previous: Previous<'_> = None;
         for i in 0..n {
             let calendar_name = match &self.calendar {
                 Source::Fixed(Some(_)) => None,
-                Source::Fixed(None) => continue,
-                Source::Column(names) if names.is_null(i) => continue,
+                Source::Fixed(None) => {
+                    row_table.push(Resolved::NO_CALENDAR);
+                    continue;
+                }
+                Source::Column(names) if names.is_null(i) => {
+                    row_table.push(Resolved::NO_CALENDAR);
+                    continue;
+                }
                 Source::Column(names) => Some(names.value(i)),
             };
             let employee = match &self.employee {
@@ -648,8 +716,8 @@ impl<'a> Resolver<'a> {
                 Source::Column(ids) => (!ids.is_null(i)).then(|| ids.value(i)),
             };
             let key = (calendar_name, employee);
-            let (calendar_id, removal_id) = match previous {
-                Some((previous_key, ids)) if previous_key == key => ids,
+            let table = match previous {
+                Some((previous_key, table)) if previous_key == key => table,
                 _ => {
                     let calendar_id = match calendar_name {
                         None => 0,
@@ -662,21 +730,38 @@ impl<'a> Resolver<'a> {
                             }
                         },
                     };
-                    let removal_id = employee.map(|e| match removal_ids.get(&(calendar_id, e)) {
-                        Some(id) => *id,
-                        None => {
-                            removals.push(calendars[calendar_id].removal(self.registry, e));
-                            removal_ids.insert((calendar_id, e), removals.len() - 1);
-                            removals.len() - 1
-                        }
-                    });
-                    previous = Some((key, (calendar_id, removal_id)));
-                    (calendar_id, removal_id)
+                    let cal = &calendars[calendar_id];
+                    let mut add = |removal: Option<Arc<Removal>>| {
+                        tables.push((Arc::clone(cal), removal));
+                        (tables.len() - 1) as u32
+                    };
+                    let table = match employee {
+                        None => *plain.entry(calendar_id).or_insert_with(|| add(None)),
+                        Some(e) => *with_employee.entry((calendar_id, e)).or_insert_with(|| add(cal.removal(self.registry, e))),
+                    };
+                    previous = Some((key, table));
+                    table
                 }
             };
-            f(i, &calendars[calendar_id], removal_id.and_then(|r| removals[r].as_deref()))?;
+            row_table.push(table);
         }
-        Ok(())
+        Ok(Resolved { tables, row_table })
+    }
+}
+
+/// The calendars and employees of a batch's rows, resolved: see [`Resolver::resolve`].
+struct Resolved {
+    tables: Vec<(Arc<Calendar>, Option<Arc<Removal>>)>,
+    row_table: Vec<u32>,
+}
+
+impl Resolved {
+    const NO_CALENDAR: u32 = u32::MAX;
+
+    /// Whether the rows share few enough pairs (16 rows or more each on average) for
+    /// gathering each pair's rows to pay off over resolving row by row.
+    fn few_tables(&self, n: usize) -> bool {
+        n > 0 && self.tables.len() * 16 <= n
     }
 }
 

@@ -332,6 +332,9 @@ async fn literal_and_column_calendars_agree_row_for_row() {
         ("working_seconds(a, b, 'ru_msk')", "working_seconds(a, b, cal)"),
         ("working_seconds(a, b, 'ru_msk', 'm-1')", "working_seconds(a, b, cal, emp)"),
         ("working_hours(a, b, 'ru_msk', 'm-1')", "working_hours(a, b, cal, emp)"),
+        // A distinct employee (without absences) per row: the column resolves row by row
+        // rather than gathering each employee's rows.
+        ("working_seconds(a, b, 'ru_msk')", "working_seconds(a, b, cal, concat('nobody-', CAST(a AS VARCHAR)))"),
         // Inputs in two units.
         (
             "working_seconds(a, arrow_cast(b, 'Timestamp(Millisecond, Some(\"UTC\"))'), 'ru_msk')",
