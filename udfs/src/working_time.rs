@@ -218,13 +218,13 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                     let (b, b_ok) = instants(&args.args[1], n)?;
                     let mut valid = vec![false; n];
                     let mut ns = vec![0i64; n];
-                    for (i, table) in resolved.row_table.iter().enumerate() {
-                        let Some((cal, removal)) = resolved.tables.get(*table as usize) else { continue };
+                    resolved.for_each(|i, cal, removal| {
                         if a_ok[i] && b_ok[i] && self.in_coverage(cal, a[i].min(b[i]), a[i].max(b[i]))? {
-                            ns[i] = cal.w(b[i], removal.as_deref()) - cal.w(a[i], removal.as_deref());
+                            ns[i] = cal.w(b[i], removal) - cal.w(a[i], removal);
                             valid[i] = true;
                         }
-                    }
+                        Ok(())
+                    })?;
                     let nulls = Some(NullBuffer::from(valid));
                     if self.kind == WorkingTimeKind::Seconds {
                         Arc::new(Int64Array::new(ns.into_iter().map(|v| v / NS_PER_S).collect(), nulls))
@@ -671,13 +671,7 @@ impl<'a> Resolver<'a> {
             }
             return Ok(());
         }
-        let resolved = self.resolve(n)?;
-        for (i, table) in resolved.row_table.iter().enumerate() {
-            if let Some((cal, removal)) = resolved.tables.get(*table as usize) {
-                f(i, cal, removal.as_deref())?;
-            }
-        }
-        Ok(())
+        self.resolve(n)?.for_each(f)
     }
 
     /// The distinct (calendar, removal table) pairs of the rows, and each row's pair
@@ -762,6 +756,16 @@ impl Resolved {
     /// gathering each pair's rows to pay off over resolving row by row.
     fn few_tables(&self, n: usize) -> bool {
         n > 0 && self.tables.len() * 16 <= n
+    }
+
+    /// Calls `f(row, calendar, removal)` for each row whose calendar is not NULL.
+    fn for_each(&self, mut f: impl FnMut(usize, &Calendar, Option<&Removal>) -> Result<()>) -> Result<()> {
+        for (i, table) in self.row_table.iter().enumerate() {
+            if let Some((cal, removal)) = self.tables.get(*table as usize) {
+                f(i, cal, removal.as_deref())?;
+            }
+        }
+        Ok(())
     }
 }
 
