@@ -22,6 +22,8 @@ pub(crate) const MAX_NS: i64 = 4_102_444_800 * 1_000_000_000;
 const CALENDAR_SHIFT: u32 = 46;
 const FINEST_SHIFT: u32 = 42;
 const SENTINEL: i64 = i64::MAX / 4;
+/// The slots of a calendar's table: a power of two, from the epoch to 2116, past `MAX_NS`.
+const CALENDAR_BUCKETS: usize = ((MAX_NS >> CALENDAR_SHIFT) as usize + 1).next_power_of_two();
 
 /// The instant of local wall time `date 00:00 + seconds` by the "compatible" rule: a time in
 /// a fold takes the earlier instant, a time in a gap moves forward by the gap's length.
@@ -114,22 +116,25 @@ pub(crate) fn subtract(a: &[(i64, i64)], b: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out
 }
 
-/// How much of `[start, end)` lies before `t`, without a branch: random instants make the
-/// comparisons unpredictable, and one mispredicted branch costs more than a whole lookup.
-/// Written as two selects on `t >= bound` (rather than `clamp(t - start, 0, len)`) because
-/// LLVM turns `max`/`min` patterns back into branches inside loops. Any `t` is accepted:
-/// the subtractions wrap, and an empty interval gives 0.
+/// `t` clamped to `[start, end]`, without a branch: random instants make the comparisons
+/// unpredictable, and one mispredicted branch costs more than a whole lookup. Written as two
+/// selects because LLVM turns `max`/`min` patterns back into branches inside loops. The
+/// length of `[start, end)` before `t` is `clamp_to(t, start, end) - start`; slots keep the
+/// `- start` in their constant, so each interval costs two compares and two selects.
 #[inline(always)]
-pub(crate) fn part_before(t: i64, start: i64, end: i64) -> i64 {
+pub(crate) fn clamp_to(t: i64, start: i64, end: i64) -> i64 {
     use std::hint::select_unpredictable as select;
-    select(t >= start, t.wrapping_sub(start), 0).wrapping_sub(select(t >= end, t.wrapping_sub(end), 0))
+    let above = select(t > start, t, start);
+    select(above < end, above, end)
 }
 
 /// A bucket index over sorted disjoint intervals, for lookups with no dependent load and no
 /// data-dependent branch. Buckets are `2^shift` ns long, numbered by `t >> shift`;
-/// each of `first_bucket..first_bucket + buckets` has one slot of `1 + 2k` values: the summed
-/// length of the intervals that end before the bucket starts, then `(start, end)` of the `k`
-/// intervals from there (padded with empty ones). For a calendar's table, which starts at
+/// each of `first_bucket..first_bucket + buckets` has one slot of `1 + 2k` values: a constant,
+/// then `(start, end)` of the `k` intervals from the first that ends after the bucket starts
+/// (padded with empty ones). The constant is the summed length of the intervals that end
+/// before the bucket, less the `k` starts, so that the length before `t` is the constant plus
+/// `t` clamped to each interval (see [`clamp_to`]). For a calendar's table, which starts at
 /// bucket 0 and ends after `MAX_NS`, every supported instant has its own slot; a table over
 /// part of the time line (an employee's) is read only inside its buckets.
 #[derive(Debug)]
@@ -175,9 +180,9 @@ impl BucketSlots {
         }
         let mut slots = Vec::with_capacity(buckets * (1 + 2 * k));
         for f in firsts {
-            slots.push(cum[f]);
-            for j in f..f + k {
-                let (start, end) = intervals.get(j).copied().unwrap_or((SENTINEL, SENTINEL));
+            let pairs = (f..f + k).map(|j| intervals.get(j).copied().unwrap_or((SENTINEL, SENTINEL)));
+            slots.push(pairs.clone().fold(cum[f], |constant, (start, _)| constant.wrapping_sub(start)));
+            for (start, end) in pairs {
                 slots.push(start);
                 slots.push(end);
             }
@@ -203,7 +208,7 @@ impl BucketSlots {
         let stride = 1 + 2 * self.k;
         let bucket = ((t >> self.shift) - self.first_bucket).max(0).min(self.buckets() - 1) as usize;
         let slot = &self.slots[bucket * stride..(bucket + 1) * stride];
-        slot[0] + slot[1..].chunks_exact(2).map(|p| part_before(t, p[0], p[1])).sum::<i64>()
+        slot[1..].chunks_exact(2).fold(slot[0], |sum, p| sum.wrapping_add(clamp_to(t, p[0], p[1])))
     }
 }
 
@@ -217,38 +222,36 @@ pub(crate) struct SlotView<'a, const N: usize> {
 }
 
 /// A calendar's slots with the slot size fixed at compile time. Calendar tables start at
-/// bucket 0 (the epoch) with buckets of `2^CALENDAR_SHIFT` ns, so the bucket of `t` is one
-/// shift by a constant.
+/// bucket 0 (the epoch) with buckets of `2^CALENDAR_SHIFT` ns and hold a power of two of
+/// slots, so the slot of `t` is one shift and one mask by constants, with no bounds check.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CalendarView<'a, const N: usize> {
-    last: u64,
-    slots: &'a [[i64; N]],
+    slots: &'a [[i64; N]; CALENDAR_BUCKETS],
 }
 
 impl<const N: usize> CalendarView<'_, N> {
     /// Working time before `t`: one slot, addressed by `t` alone, and no data-dependent
-    /// branch. Any `t` is accepted; one outside `[MIN_NS, MAX_NS)` reads the last slot and
-    /// gives a meaningless value (callers mask those rows), never a panic.
+    /// branch. Exact for `t` in `[0, 2^62)`, which holds `[MIN_NS, MAX_NS)`; any other `t`
+    /// reads some slot and gives a meaningless value (callers mask those rows), never a panic.
     #[inline(always)]
     pub(crate) fn before(self, t: i64) -> i64 {
         sum_slot(&self.slots[self.bucket(t)], t)
     }
 
-    /// The slot index of `t`: instants before the epoch wrap to a huge index and clamp to
-    /// the last slot, like those after it.
+    /// The slot index of `t`: instants outside `[0, 2^62)` wrap around the table.
     #[inline(always)]
     fn bucket(self, t: i64) -> usize {
-        ((t >> CALENDAR_SHIFT) as u64).min(self.last) as usize
+        (t >> CALENDAR_SHIFT) as usize & (CALENDAR_BUCKETS - 1)
     }
 }
 
-/// The summed length before `t` of one slot: its prefix sum and its `(start, end)` pairs.
+/// The summed length before `t` of one slot: its constant plus `t` clamped to each `(start, end)`.
 #[inline(always)]
 fn sum_slot<const N: usize>(slot: &[i64; N], t: i64) -> i64 {
     let mut sum = slot[0];
     let mut j = 1;
     while j + 1 < N {
-        sum += part_before(t, slot[j], slot[j + 1]);
+        sum = sum.wrapping_add(clamp_to(t, slot[j], slot[j + 1]));
         j += 2;
     }
     sum
@@ -260,7 +263,7 @@ pub(crate) struct Timeline {
     /// The sorted disjoint intervals, as starts and lengths.
     starts: Vec<i64>,
     lens: Vec<i64>,
-    /// One slot per bucket from the epoch to `MAX_NS` (see [`BucketSlots`]).
+    /// One slot per bucket from the epoch to past `MAX_NS` (see [`BucketSlots`], [`CalendarView`]).
     buckets: BucketSlots,
     /// The same slots padded to widths 2 to 4 (index `width - 2`), built when an employee's
     /// table needs a wider slot than the calendar's own: a timed absence inside a window
@@ -290,12 +293,10 @@ impl Timeline {
         Timeline {
             starts: intervals.iter().map(|i| i.0).collect(),
             lens: intervals.iter().map(|i| i.1 - i.0).collect(),
-            buckets: BucketSlots::over(intervals, CALENDAR_SHIFT, 0, Self::BUCKETS, 1, 0),
+            buckets: BucketSlots::over(intervals, CALENDAR_SHIFT, 0, CALENDAR_BUCKETS, 1, 0),
             wider: Default::default(),
         }
     }
-
-    const BUCKETS: usize = (MAX_NS >> CALENDAR_SHIFT) as usize + 1;
 
     /// Working nanoseconds before `t`; `t` must be in `[MIN_NS, MAX_NS)`.
     #[inline]
@@ -307,7 +308,7 @@ impl Timeline {
     /// are narrower (built on first use); `None` when they are wider, or beyond width 4.
     pub(crate) fn padded_slots<const N: usize>(&self) -> Option<CalendarView<'_, N>> {
         let view = self.slots_of_width((N - 1) / 2)?.view::<N>()?;
-        Some(CalendarView { last: view.last as u64, slots: view.slots })
+        Some(CalendarView { slots: view.slots.try_into().ok()? })
     }
 
     fn slots_of_width(&self, width: usize) -> Option<&BucketSlots> {
@@ -317,7 +318,7 @@ impl Timeline {
         let wider = self.wider.get(width.checked_sub(2)?)?;
         Some(wider.get_or_init(|| {
             let intervals: Vec<(i64, i64)> = self.starts.iter().zip(&self.lens).map(|(s, l)| (*s, s + l)).collect();
-            BucketSlots::over(&intervals, CALENDAR_SHIFT, 0, Self::BUCKETS, width, 0)
+            BucketSlots::over(&intervals, CALENDAR_SHIFT, 0, CALENDAR_BUCKETS, width, 0)
         }))
     }
 
@@ -482,9 +483,9 @@ mod tests {
     fn interval_algebra() {
         assert_eq!(union(vec![(5, 7), (1, 3), (3, 4), (6, 9)]), vec![(1, 4), (5, 9)]);
         for t in [-5, 0, 9, 10, 11, 12, 13, 1 << 40] {
-            assert_eq!(part_before(t, 10, 13), (t - 10).clamp(0, 3), "part before {t}");
+            assert_eq!(clamp_to(t, 10, 13), t.clamp(10, 13), "clamp {t}");
         }
-        assert_eq!((part_before(i64::MIN, 0, 5), part_before(i64::MAX, 0, 5), part_before(7, SENTINEL, SENTINEL)), (0, 5, 0));
+        assert_eq!((clamp_to(i64::MIN, 0, 5), clamp_to(i64::MAX, 0, 5), clamp_to(7, SENTINEL, SENTINEL)), (0, 5, SENTINEL));
         assert_eq!(subtract(&[(0, 10), (20, 30)], &[(2, 3), (8, 22)]), vec![(0, 2), (3, 8), (22, 30)]);
         // An employee's working time is the calendar's less what their absences remove,
         // from the net table (absences within 1,000 days) or by bisection (further apart), and
