@@ -11,7 +11,8 @@
 //!    compared with.
 //! 3. Through SQL from Parquet: `avg(working_seconds(a, b, 'ru_msk'))` against
 //!    `avg(b - a)` (a duration) and the same difference as Int64 over the same 10 M rows
-//!    (one partition), for the cost ratio.
+//!    (one partition), for the cost ratio; on a file with the Parquet writer's defaults
+//!    (uncompressed) and on one written as salespulse writes snapshots (zstd 3).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, Time
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampNanosecondType};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF};
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use rand::{Rng, SeedableRng};
 use salespulse_udfs::{Absence, CalendarRegistry, WorkingTimeKind, WorkingTimeUdf, register_all};
@@ -159,14 +162,26 @@ fn bench(c: &mut Criterion) {
     ]));
     let to_us = |x: &ArrayRef| datafusion::arrow::compute::cast(x, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))).unwrap();
     let batch = RecordBatch::try_new(Arc::clone(&schema), vec![to_us(&a), to_us(&b)]).unwrap();
-    let file = std::fs::File::create(&path).unwrap();
-    let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    // The same rows twice: with the Parquet writer's defaults (uncompressed), and as
+    // salespulse writes its snapshots (zstd level 3, row groups of 131,072 rows, page
+    // statistics; src/snapshot/writer.rs).
+    let snapshot_path = dir.path().join("pairs_snapshot.parquet");
+    let snapshot_props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build();
+    for (path, props) in [(&path, None), (&snapshot_path, Some(snapshot_props))] {
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = datafusion::parquet::arrow::ArrowWriter::try_new(file, Arc::clone(&schema), props).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     register_all(&ctx, registry());
     rt.block_on(ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())).unwrap();
+    rt.block_on(ctx.register_parquet("snapshot", snapshot_path.to_str().unwrap(), ParquetReadOptions::default())).unwrap();
     let run = |sql: &str| rt.block_on(async { ctx.sql(sql).await.unwrap().collect().await.unwrap() });
     run("SELECT avg(working_seconds(a, b, 'ru_msk')) FROM t");
     let mut group = c.benchmark_group("sql_10M_rows_parquet");
@@ -175,6 +190,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("avg_b_minus_a", |bench| bench.iter(|| run("SELECT avg(b - a) FROM t")));
     group.bench_function("avg_b_minus_a_int64", |bench| bench.iter(|| run("SELECT avg(arrow_cast(b, 'Int64') - arrow_cast(a, 'Int64')) FROM t")));
     group.bench_function("avg_working_seconds", |bench| bench.iter(|| run("SELECT avg(working_seconds(a, b, 'ru_msk')) FROM t")));
+    group.bench_function("snapshot_avg_b_minus_a", |bench| bench.iter(|| run("SELECT avg(b - a) FROM snapshot")));
+    group.bench_function("snapshot_avg_working_seconds", |bench| {
+        bench.iter(|| run("SELECT avg(working_seconds(a, b, 'ru_msk')) FROM snapshot"))
+    });
     group.finish();
 }
 
