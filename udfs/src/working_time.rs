@@ -301,7 +301,7 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
 
 /// `working_seconds` / `working_hours` for a literal calendar (and employee) over the Arrow
 /// buffers: one pass for the values (unit conversion and both lookups per row, with no
-/// branch: rows that will be NULL look up a clamped instant) that also checks coverage. A
+/// branch: rows that will be NULL compute a meaningless value) that also checks coverage. A
 /// second pass builds the validity (NULL inputs, range, coverage) 64 rows to a word, only
 /// for a batch with a valid row outside the holiday data. `finish` turns working
 /// nanoseconds into the result's unit.
@@ -337,8 +337,9 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     let (a_covered, b_covered) = (covered(a_range, ap), covered(b_range, bp));
     // Pass 1, the values. One loop body per slot size, so the lookup unrolls and runs
     // without a branch. Rows that will be NULL (out of range) compute a meaningless value
-    // that the NULL mask hides: the slot lookup clamps its index, the others clamp the
-    // instant. The pass also checks that every instant lies inside the holiday data.
+    // that the NULL mask hides: the table lookups wrap or clamp their index, the per-row
+    // lookups clamp the instant. The pass also checks that every instant lies inside the
+    // holiday data.
     let inputs = Inputs { av, ap, bv, bp, a_covered, b_covered };
     let clamped = |t: i64| t.clamp(MIN_NS, MAX_NS - 1);
     // An employee's table may need wider slots than the calendar's (a timed absence splits
@@ -521,6 +522,7 @@ impl Inputs<'_> {
     #[inline(always)]
     fn same_unit<const PER: i64, N: Copy + Default>(&self, w: impl WorkingBefore, finish: impl Fn(i64) -> N) -> (Vec<N>, bool) {
         use std::hint::select_unpredictable as select;
+        debug_assert_eq!(self.a_covered, self.b_covered, "one unit, one set of bounds");
         let ((lo, span, some), _) = self.coverage_checks();
         let mut furthest = 0u64;
         let mut out = vec![N::default(); self.av.len()];
@@ -815,7 +817,7 @@ mod tests {
         assert!(inputs(37).covered_where_valid(&nulls(180)), "the row outside is NULL");
         assert!(!inputs(37).covered_where_valid(&nulls(181)), "the row outside is valid");
         // Empty bounds cover nothing, unless every row is NULL.
-        let empty = Inputs { a_covered: (10, 0), ..inputs(37) };
+        let empty = Inputs { a_covered: (10, 0), b_covered: (10, 0), ..inputs(37) };
         assert!(!empty.covered_where_valid(&nulls(180)));
         assert!(empty.covered_where_valid(&NullBuffer::new_null(263)));
     }

@@ -121,6 +121,26 @@ async fn the_session_sets_the_default_call_threshold() {
 }
 
 #[tokio::test]
+async fn a_row_with_either_end_outside_the_holiday_data_is_null() {
+    // ru_msk's holiday data covers 2025-2026. Batches of same-unit columns in which only the
+    // start, or only the end, of one row lies outside it: the fused loop's coverage check
+    // must read both columns (one row outside in either sends the batch to the exact pass).
+    let ctx = ctx_with(registry());
+    for (a, b) in [("2024-12-30T06:00:00Z", "2025-06-02T10:00:00Z"), ("2025-06-02T06:00:00Z", "2027-01-11T10:00:00Z")] {
+        let sql = format!(
+            "SELECT working_seconds(a, b, 'ru_msk') FROM (VALUES \
+             (to_timestamp('2025-06-02T06:00:00Z'), to_timestamp('2025-06-02T10:00:00Z')), \
+             (to_timestamp('{a}'), to_timestamp('{b}')), \
+             (to_timestamp('2026-06-01T06:00:00Z'), to_timestamp('2026-06-01T07:00:00Z'))) AS t(a, b)"
+        );
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let got: Vec<Option<i64>> = batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter().collect::<Vec<_>>()).collect();
+        // 09:00-13:00 MSK is 4 h; 09:00-10:00 MSK is 1 h.
+        assert_eq!(got, vec![Some(4 * 3600), None, Some(3600)], "{a} .. {b}");
+    }
+}
+
+#[tokio::test]
 async fn columns_units_zones_and_employees() {
     let ctx = ctx_with(registry());
     // Calendar and employee as columns; microsecond and second units; a zone annotation.

@@ -477,6 +477,21 @@ mod tests {
             let inside = intervals.iter().any(|(s, e)| *s <= probe && probe < *e);
             assert_eq!(t.contains(probe), inside, "at {probe}");
         }
+        // Near 2100, three intervals in one bucket: each slot's constant (the time before it
+        // less three starts near 4.1e18) wraps, and the lookup must still be exact, up to the
+        // end of the supported range and past it to the end of the table (2^62 ns).
+        let late = MAX_NS - 10 * h;
+        let crowded = vec![(9 * h, 13 * h), (late, late + h), (late + 2 * h, late + 3 * h), (late + 4 * h, late + 5 * h)];
+        let t = Timeline::from_intervals(&crowded);
+        let slots = t.padded_slots::<7>().expect("three intervals in a bucket: slots of 7");
+        let last_probes = (late - 2 * h..MAX_NS).step_by(h as usize / 4).chain([MAX_NS - 1, MAX_NS, (1 << 62) - 1]);
+        for probe in (0..DAY_NS).step_by(h as usize).chain(last_probes) {
+            let linear: i64 = crowded.iter().map(|(s, e)| (probe - s).clamp(0, e - s)).sum();
+            assert_eq!(slots.before(probe), linear, "the bucket slots at {probe}");
+            if probe < MAX_NS {
+                assert_eq!(t.w(probe), linear, "at {probe}");
+            }
+        }
     }
 
     #[test]
