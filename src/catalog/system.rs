@@ -45,10 +45,10 @@ pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&
         ("settings", settings_batch(info)),
     ];
     for (name, batch) in tables {
-        if let Some(batch) = batch {
-            if let Ok(table) = MemTable::try_new(batch.schema(), vec![vec![batch]]) {
-                let _ = schema.register_table(name.to_string(), Arc::new(table));
-            }
+        if let Some(batch) = batch
+            && let Ok(table) = MemTable::try_new(batch.schema(), vec![vec![batch]])
+        {
+            let _ = schema.register_table(name.to_string(), Arc::new(table));
         }
     }
     Arc::new(schema)

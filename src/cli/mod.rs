@@ -532,11 +532,11 @@ async fn query(
         }
         (None, None) => (None, Vec::new(), Limits::default()),
     };
-    if let Some(t) = tenant {
-        if !infos.iter().any(|i| i.name == t) {
-            let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
-            bail!("--tenant {t}: no such tenant; available: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
-        }
+    if let Some(t) = tenant
+        && !infos.iter().any(|i| i.name == t)
+    {
+        let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
+        bail!("--tenant {t}: no such tenant; available: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
     }
     let store = match store {
         Some(s) => s,

@@ -723,7 +723,7 @@ impl Generator {
                     self.call(m, "outbound", at, Some(client), lead_id, Some(deal_id), false);
                 }
             }
-            self.deal_activities(deal_id, m, client, t, until, *id);
+            self.deal_activities(deal_id, m, client, t, until, id);
             self.deal_task(deal_id, m, t, until);
             if t + stay >= self.as_of_us {
                 break; // still in this stage
@@ -980,7 +980,9 @@ impl Generator {
         self.plans();
         let window_start = date_to_days(self.first_day - Duration::days(365));
         let mid = date_to_days(self.first_day + Duration::days(200));
-        let rows: [(Option<&str>, Option<&str>, i128, i128, i32); 6] = [
+        // (manager, department, base salary, commission rate in basis points, effective from)
+        type CompensationRow<'a> = (Option<&'a str>, Option<&'a str>, i128, i128, i32);
+        let rows: [CompensationRow; 6] = [
             (None, None, 50_000, 500, window_start),
             (None, None, 55_000, 500, mid),
             (None, Some("3"), 45_000, 700, window_start),
