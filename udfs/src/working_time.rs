@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::calendar::{Calendar, CalendarRegistry, MAX_NS, MIN_NS, CalendarView, NetView, Outside, Removal};
+use crate::calendar::{Calendar, CalendarRegistry, CalendarView, EmployeeView, MAX_NS, MIN_NS, NetView, Outside, Removal};
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -195,10 +195,11 @@ impl ScalarUDFImpl for WorkingTimeUdf {
                 // over the Arrow buffers, two for a batch with rows outside the holiday data.
                 let Some((cal, removal)) = calendars.fixed() else { unreachable!("checked above") };
                 let (a, b) = (args.args[0].to_array(n)?, args.args[1].to_array(n)?);
+                let employee = removal.as_deref().map(Employee::Literal);
                 if self.kind == WorkingTimeKind::Seconds {
-                    fused_working_time::<Int64Type>(self, cal, removal.as_deref(), &a, &b, |ns| ns / NS_PER_S)?
+                    fused_working_time::<Int64Type>(self, cal, employee, &a, &b, |ns| ns / NS_PER_S)?
                 } else {
-                    fused_working_time::<Float64Type>(self, cal, removal.as_deref(), &a, &b, |ns| ns as f64 / 3.6e12)?
+                    fused_working_time::<Float64Type>(self, cal, employee, &a, &b, |ns| ns as f64 / 3.6e12)?
                 }
             }
             WorkingTimeKind::Seconds | WorkingTimeKind::Hours => {
@@ -299,6 +300,23 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
     exec_err!("{name}: the range touches dates outside the holiday data of calendar '{}' ({range})", cal.name())
 }
 
+/// The employee of a fused call, and where it came from: a literal employee may get a table
+/// of its own (see `EmployeeTable`); employees from a column, possibly thousands, keep the
+/// smaller tables.
+#[derive(Clone, Copy)]
+enum Employee<'a> {
+    Literal(&'a Removal),
+    FromColumn(&'a Removal),
+}
+
+impl<'a> Employee<'a> {
+    fn removal(self) -> &'a Removal {
+        match self {
+            Employee::Literal(r) | Employee::FromColumn(r) => r,
+        }
+    }
+}
+
 /// `working_seconds` / `working_hours` for a literal calendar (and employee) over the Arrow
 /// buffers: one pass for the values (unit conversion and both lookups per row, with no
 /// branch: rows that will be NULL compute a meaningless value) that also checks coverage. A
@@ -308,7 +326,7 @@ fn coverage_error(name: &str, cal: &Calendar) -> Result<()> {
 fn fused_working_time<T: ArrowPrimitiveType>(
     udf: &WorkingTimeUdf,
     cal: &Calendar,
-    removal: Option<&Removal>,
+    employee: Option<Employee<'_>>,
     a: &ArrayRef,
     b: &ArrayRef,
     finish: impl Fn(i64) -> T::Native,
@@ -325,7 +343,8 @@ fn fused_working_time<T: ArrowPrimitiveType>(
     let (av, ap) = raw(a)?;
     let (bv, bp) = raw(b)?;
     let timeline = cal.timeline();
-    let removal = removal.filter(|r| !r.is_empty());
+    let removal = employee.map(Employee::removal).filter(|r| !r.is_empty());
+    let literal = matches!(employee, Some(Employee::Literal(_)));
     // The bounds each input must lie in, inclusive and in the input's own unit (a division
     // per row would dominate): the supported range, and within it the holiday data.
     let range = |per: i64| (MIN_NS.div_euclid(per), (MAX_NS - 1).div_euclid(per));
@@ -349,6 +368,12 @@ fn fused_working_time<T: ArrowPrimitiveType>(
         ($($n:literal),*) => {
             'found: {
                 $(
+                    // A literal employee reads a table of their own, at the calendar's width.
+                    if literal && 1 + 2 * timeline.width() == $n
+                        && let Some(employee) = removal.and_then(|r| r.own_view::<$n>(timeline, cal.coverage_ns()))
+                    {
+                        break 'found inputs.values(employee, &finish);
+                    }
                     if 1 + 2 * width == $n && let Some(slots) = timeline.padded_slots::<$n>() {
                         match removal.map(|r| r.net_view(slots)) {
                             None => break 'found inputs.values(slots, &finish),
@@ -419,7 +444,7 @@ fn grouped_working_time<T: ArrowPrimitiveType>(
         }
         let rows = UInt32Array::from(rows);
         let (group_a, group_b) = (take(a, &rows, None)?, take(b, &rows, None)?);
-        let out = fused_working_time::<T>(udf, cal, removal.as_deref(), &group_a, &group_b, finish)?;
+        let out = fused_working_time::<T>(udf, cal, removal.as_deref().map(Employee::FromColumn), &group_a, &group_b, finish)?;
         let out = out.as_primitive::<T>();
         for (k, row) in rows.values().iter().enumerate() {
             values[*row as usize] = out.value(k);
@@ -473,6 +498,13 @@ impl<const N: usize> WorkingBefore for CalendarView<'_, N> {
 }
 
 impl<const N: usize> WorkingBefore for NetView<'_, N> {
+    #[inline(always)]
+    fn at(self, t: i64) -> i64 {
+        self.before(t)
+    }
+}
+
+impl<const N: usize> WorkingBefore for EmployeeView<'_, N> {
     #[inline(always)]
     fn at(self, t: i64) -> i64 {
         self.before(t)

@@ -18,7 +18,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 
 use config::CalendarSpec;
-pub(crate) use timeline::{MAX_NS, MIN_NS, CalendarView, NetView, Removal, Timeline};
+pub(crate) use timeline::{CalendarView, EmployeeView, MAX_NS, MIN_NS, NetView, Removal, Timeline};
 use timeline::{local_instant, owned_intervals, subtract, union};
 
 /// The built-in calendars: the Russian federal production calendar for every Russian zone.
