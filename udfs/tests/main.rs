@@ -1,6 +1,8 @@
 //! Every vector of UDFS.md (`vectors.json`, copied from the spec with `calendars.toml`)
 //! through SQL, plus argument checks, whole-year totals and properties against a
 //! deliberately simple minute-by-minute reference evaluator.
+// Helpers unwrap the tests' own fixtures; a failure there is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 

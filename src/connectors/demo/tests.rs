@@ -254,7 +254,8 @@ fn tasks_include_overdue_and_never_started() {
     let never_started = (0..tasks.num_rows()).filter(|i| status[*i].as_deref() == Some("new") && started[*i].is_none()).count();
     assert!(overdue > 0 && never_started > 0, "overdue {overdue}, never started {never_started}");
     let completed = tasks.column_by_name("completed_at").unwrap();
-    for i in 0..tasks.num_rows() {
-        assert_eq!(status[i].as_deref() == Some("completed"), completed.is_valid(i), "task row {i}");
+    assert_eq!(status.len(), tasks.num_rows());
+    for (i, s) in status.iter().enumerate() {
+        assert_eq!(s.as_deref() == Some("completed"), completed.is_valid(i), "task row {i}");
     }
 }
