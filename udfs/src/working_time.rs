@@ -370,7 +370,7 @@ fn fused_working_time<T: ArrowPrimitiveType>(
                 $(
                     // A literal employee reads a table of their own, at the calendar's width.
                     if literal && 1 + 2 * timeline.width() == $n
-                        && let Some(employee) = removal.and_then(|r| r.own_view::<$n>(timeline, cal.coverage_ns()))
+                        && let Some(employee) = removal.and_then(|r| cal.employee_view::<$n>(r))
                     {
                         break 'found inputs.values(employee, &finish);
                     }

@@ -332,6 +332,14 @@ async fn literal_and_column_calendars_agree_row_for_row() {
         a.push(x);
         b.push(y);
     }
+    // Around m-1's timed absence (2025-10-15, 10:00-12:30 in Moscow), which splits a window:
+    // instants on both sides of it and inside it, for the literal employee's own table.
+    let absence_day = chrono::Utc.with_ymd_and_hms(2025, 10, 15, 4, 0, 0).unwrap().timestamp_micros();
+    for k in 0..120i64 {
+        a.push(Some(absence_day + k * 5 * 60_000_000));
+        b.push(Some(absence_day + k * 5 * 60_000_000 + (k % 13) * 17 * 60_000_000));
+    }
+    let rows = a.len();
     let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let schema = Arc::new(Schema::new(vec![
         Field::new("a", ts.clone(), true),
@@ -354,6 +362,11 @@ async fn literal_and_column_calendars_agree_row_for_row() {
         ("working_seconds(a, b, 'ru_msk')", "working_seconds(a, b, cal)"),
         ("working_seconds(a, b, 'ru_msk', 'm-1')", "working_seconds(a, b, cal, emp)"),
         ("working_hours(a, b, 'ru_msk', 'm-1')", "working_hours(a, b, cal, emp)"),
+        // The literal employee in whole seconds.
+        (
+            "working_seconds(arrow_cast(a, 'Timestamp(Second, Some(\"UTC\"))'), arrow_cast(b, 'Timestamp(Second, Some(\"UTC\"))'), 'ru_msk', 'm-1')",
+            "working_seconds(arrow_cast(a, 'Timestamp(Second, Some(\"UTC\"))'), arrow_cast(b, 'Timestamp(Second, Some(\"UTC\"))'), cal, emp)",
+        ),
         // A distinct employee (without absences) per row: the column resolves row by row
         // rather than gathering each employee's rows.
         ("working_seconds(a, b, 'ru_msk')", "working_seconds(a, b, cal, concat('nobody-', CAST(a AS VARCHAR)))"),

@@ -12,6 +12,7 @@ pub use config::{Absence, OutsideCoverage};
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::Duration;
@@ -50,6 +51,8 @@ pub struct Calendar {
     /// Coverage as instants `[from, to)`, when the policy is not "template".
     coverage_ns: Option<(i64, i64)>,
     removals: Mutex<HashMap<String, Arc<Removal>>>,
+    /// How many employees have a table of their own (see [`Calendar::employee_view`]).
+    own_tables: AtomicUsize,
 }
 
 impl Calendar {
@@ -61,7 +64,7 @@ impl Calendar {
                 local_instant(spec.timezone, to + Duration::days(1), 0),
             )),
         };
-        Calendar { spec, timeline: OnceLock::new(), coverage_ns, removals: Mutex::new(HashMap::new()) }
+        Calendar { spec, timeline: OnceLock::new(), coverage_ns, removals: Mutex::new(HashMap::new()), own_tables: AtomicUsize::new(0) }
     }
 
     pub fn name(&self) -> &str {
@@ -148,6 +151,20 @@ impl Calendar {
         let removed: Vec<(i64, i64)> =
             union(removed).into_iter().map(|(s, e)| (s.max(MIN_NS), e.min(MAX_NS))).filter(|(s, e)| e > s).collect();
         Removal::new(&removed, timeline)
+    }
+
+    /// At most this many employees of a calendar get a table of their own: 42 MB with two
+    /// windows a day. The tables are kept as long as the registry (as the removals are), and
+    /// a dashboard that filters by employee would otherwise build one for every employee it
+    /// ever shows; the rest read the smaller net tables, with the same results.
+    pub(crate) const MAX_OWN_TABLES: usize = 256;
+
+    /// A literal employee's own table with slot size `N` (see `EmployeeTable`), built on
+    /// first use while the calendar has fewer than [`Calendar::MAX_OWN_TABLES`]; `None` when
+    /// the calendar has no holiday data, more than 9.1 years of it, another slot size, or
+    /// no room left.
+    pub(crate) fn employee_view<'a, const N: usize>(&'a self, removal: &'a Removal) -> Option<EmployeeView<'a, N>> {
+        removal.own_view::<N>(self.timeline(), self.coverage_ns, &self.own_tables, Self::MAX_OWN_TABLES)
     }
 
     /// Working nanoseconds before `t` for an employee's removal table.
@@ -357,5 +374,17 @@ mod width_tests {
             _ => t.padded_slots::<7>().is_some() && t.width() == 3,
         });
         assert!([3, 5, 7].into_iter().any(slot_size), "ru_msk needs a lookup of width 1 to 3");
+    }
+
+    #[test]
+    fn a_literal_employee_of_a_builtin_calendar_gets_a_table_of_their_own() {
+        // ru_msk: two windows a day and five years of holiday data, so the SQL tests' literal
+        // employees take the own table (with a timed absence that splits a window).
+        let absence = Absence::Timed { employee: "m-1".into(), start_ns: 1_760_511_600_000_000_000, end_ns: 1_760_520_600_000_000_000 };
+        let registry = CalendarRegistry::builtin().with_absences([absence]);
+        let calendar = registry.calendar("ru_msk").expect("built in");
+        let removal = calendar.removal(&registry, "m-1").expect("m-1 has an absence");
+        assert_eq!(calendar.timeline().width(), 2);
+        assert!(calendar.employee_view::<5>(&removal).is_some());
     }
 }

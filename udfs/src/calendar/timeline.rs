@@ -7,6 +7,7 @@
 //! table over the buckets their absences span (`A_e` is the removed working time).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone};
 use chrono_tz::Tz;
@@ -404,10 +405,25 @@ impl Removal {
 
     /// The employee's own table over the holiday data `coverage` (see [`EmployeeTable`]), with
     /// the calendar's slot size `N`; `None` for another size, for no holiday data (the lookups
-    /// must then hold for any instant), or for holiday data longer than the table's ring.
-    /// Built on first use and kept with the removal.
-    pub(crate) fn own_view<'a, const N: usize>(&'a self, calendar: &'a Timeline, coverage: Option<(i64, i64)>) -> Option<EmployeeView<'a, N>> {
-        let table = self.own.get_or_init(|| EmployeeTable::build(self, calendar, coverage?)).as_ref()?;
+    /// must then hold for any instant), for holiday data longer than the table's ring, or
+    /// when `built` (the calendar's count of own tables) has reached `limit`. Built on first
+    /// use and kept with the removal; `calendar` and `coverage` must be the removal's own
+    /// calendar's, as the first call decides for good.
+    pub(crate) fn own_view<'a, const N: usize>(
+        &'a self,
+        calendar: &'a Timeline,
+        coverage: Option<(i64, i64)>,
+        built: &AtomicUsize,
+        limit: usize,
+    ) -> Option<EmployeeView<'a, N>> {
+        let table = self
+            .own
+            .get_or_init(|| {
+                let table = EmployeeTable::build(self, calendar, coverage?)?;
+                built.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < limit).then_some(n + 1)).ok()?;
+                Some(table)
+            })
+            .as_ref()?;
         let (slots, _) = table.slots.as_chunks::<N>();
         Some(EmployeeView { slots: slots.try_into().ok()?, removal: self, calendar })
     }
@@ -630,6 +646,7 @@ mod tests {
         // only cost memory, so this employee is searched by bisection.
         let crowded: Vec<(i64, i64)> = (0..30).map(|i| (4 * DAY_NS + 9 * h + i * 6 * 60_000_000_000, 4 * DAY_NS + 9 * h + (i * 6 + 1) * 60_000_000_000)).chain([(904 * DAY_NS + 14 * h, 904 * DAY_NS + 15 * h)]).collect();
         let cases = [(&whole_windows[..], Some(2)), (&split[..], Some(2)), (&split_far[..], Some(3)), (&far[..], None), (&crowded[..], None)];
+        let built = AtomicUsize::new(0);
         for (removed, width) in cases {
             let r = Removal::new(removed, &timeline);
             assert_eq!(r.net_width(), width);
@@ -652,7 +669,7 @@ mod tests {
                 }
                 // The employee's own table, over 3,000 days of holiday data (3,684 buckets):
                 // exact inside them, any value (and no panic) outside.
-                let own = r.own_view::<5>(&timeline, Some((0, 3_000 * DAY_NS))).expect("3,000 days fit the ring");
+                let own = r.own_view::<5>(&timeline, Some((0, 3_000 * DAY_NS)), &built, usize::MAX).expect("3,000 days fit the ring");
                 let value = own.before(probe);
                 if (0..=3_000 * DAY_NS).contains(&probe) {
                     assert_eq!(value, expected(), "the own table at {probe}");
@@ -666,12 +683,36 @@ mod tests {
         }
         // Holiday data longer than the ring, or none (the lookups must hold everywhere): no own
         // table, and a slot size other than the calendar's: none either.
-        let r = Removal::new(&split, &timeline);
-        assert!(r.own_view::<5>(&timeline, Some((0, 3_400 * DAY_NS))).is_none());
-        assert!(Removal::new(&split, &timeline).own_view::<5>(&timeline, None).is_none());
-        assert!(Removal::new(&split, &timeline).own_view::<7>(&timeline, Some((0, DAY_NS))).is_none());
-        let r = Removal::new(&split, &timeline);
-        assert!(r.own_view::<5>(&timeline, Some((0, 3_300 * DAY_NS))).is_some(), "4,052 buckets fit");
+        let own = |coverage, limit| Removal::new(&split, &timeline).own_view::<5>(&timeline, coverage, &AtomicUsize::new(0), limit).is_some();
+        assert!(!own(Some((0, 3_400 * DAY_NS)), 1) && !own(None, 1) && !own(Some((0, DAY_NS)), 0));
+        assert!(own(Some((0, 3_300 * DAY_NS)), 1), "4,052 buckets fit");
+        assert!(Removal::new(&split, &timeline).own_view::<7>(&timeline, Some((0, DAY_NS)), &built, usize::MAX).is_none());
+        // A calendar's tables stop at its limit; the next employee gets none.
+        let counted = AtomicUsize::new(0);
+        let (first, second) = (Removal::new(&split, &timeline), Removal::new(&far, &timeline));
+        assert!(first.own_view::<5>(&timeline, Some((0, DAY_NS)), &counted, 1).is_some());
+        assert!(second.own_view::<5>(&timeline, Some((0, DAY_NS)), &counted, 1).is_none());
+        assert!(first.own_view::<5>(&timeline, Some((0, DAY_NS)), &counted, 1).is_some(), "a built table stays");
+        // Holiday data from inside a window (so the ring starts mid-interval and wraps past
+        // slot 4,095), with a whole window and a split one inside it and one before it: exact
+        // from the first covered instant to the last, escapes included, and no panic for the
+        // instants outside (among them those that share the escaped slot, 4,096 buckets on).
+        let (from, to) = (1_000 * DAY_NS + 11 * h, 4_000 * DAY_NS);
+        let removed = [(3 * DAY_NS + 10 * h, 3 * DAY_NS + 11 * h), (1_500 * DAY_NS + 9 * h, 1_500 * DAY_NS + 13 * h), (2_004 * DAY_NS + 10 * h, 2_004 * DAY_NS + 11 * h)];
+        let r = Removal::new(&removed, &timeline);
+        let own = r.own_view::<5>(&timeline, Some((from, to)), &built, usize::MAX).expect("3,000 days fit the ring");
+        assert!((from >> CALENDAR_SHIFT) as usize % EMPLOYEE_BUCKETS + 3_684 > EMPLOYEE_BUCKETS, "the ring wraps");
+        let escapes = r.own.get().and_then(Option::as_ref).map(|t| t.slots.chunks_exact(5).filter(|s| s[1] == ESCAPE).count());
+        assert_eq!(escapes, Some(1), "the split window of day 2,004");
+        let ring = (EMPLOYEE_BUCKETS as i64) << CALENDAR_SHIFT;
+        let near = |day: i64| (day * DAY_NS..(day + 2) * DAY_NS).step_by(h as usize / 3);
+        let probes = near(1_000).chain(near(1_500)).chain(near(2_003)).chain(near(3_999)).chain([from - 1, from, to - 1, to, to + 1]);
+        for probe in probes.chain(near(2_003).map(|t| t + ring)) {
+            let value = own.before(probe);
+            if (from..=to).contains(&probe) {
+                assert_eq!(value, linear(&calendar, probe) - linear(&removed, probe), "the wrapped own table at {probe}");
+            }
+        }
         let none = Removal::new(&[], &timeline);
         assert!(none.is_empty() && none.working_before(&timeline, 5 * DAY_NS) == timeline.w(5 * DAY_NS));
     }
