@@ -164,36 +164,10 @@ impl BucketSlots {
     /// Slots over `buckets` buckets from `first_bucket`, at least `min_k` wide (so that two
     /// tables can share a loop), for intervals with `base` of length before the first one.
     fn over(intervals: &[(i64, i64)], shift: u32, first_bucket: i64, buckets: usize, min_k: usize, base: i64) -> BucketSlots {
-        let n = intervals.len();
-        let mut cum = Vec::with_capacity(n + 1);
-        cum.push(base);
-        for (s, e) in intervals {
-            cum.push(cum[cum.len() - 1] + (e - s));
-        }
-        let mut firsts = Vec::with_capacity(buckets);
-        let mut k = min_k.max(1);
-        let mut i = 0;
-        for bucket in first_bucket..first_bucket + buckets as i64 {
-            let bucket_start = bucket << shift;
-            while i < n && intervals[i].1 <= bucket_start {
-                i += 1;
-            }
-            firsts.push(i);
-            let mut j = i;
-            while j < n && intervals[j].0 < bucket_start + (1 << shift) {
-                j += 1;
-            }
-            k = k.max(j - i);
-        }
-        let mut slots = Vec::with_capacity(buckets * (1 + 2 * k));
-        for f in firsts {
-            let pairs = (f..f + k).map(|j| intervals.get(j).copied().unwrap_or((SENTINEL, SENTINEL)));
-            slots.push(pairs.clone().fold(cum[f], |constant, (start, _)| constant.wrapping_sub(start)));
-            for (start, end) in pairs {
-                slots.push(start);
-                slots.push(end);
-            }
-        }
+        let cum = prefix_sums(intervals, base);
+        let touching: Vec<(i64, usize, usize)> = touching(intervals, shift, first_bucket, buckets as i64).collect();
+        let k = touching.iter().map(|(_, i, j)| j - i).fold(min_k.max(1), usize::max);
+        let slots = touching.iter().flat_map(|&(_, i, _)| slot_values(intervals, &cum, i, k)).collect();
         BucketSlots { shift, first_bucket, k, slots }
     }
 
@@ -217,6 +191,43 @@ impl BucketSlots {
         let slot = &self.slots[bucket * stride..(bucket + 1) * stride];
         slot[1..].chunks_exact(2).fold(slot[0], |sum, p| sum.wrapping_add(clamp_to(t, p[0], p[1])))
     }
+}
+
+/// `base` followed by the running total of the intervals' lengths: `cum[i]` is the length
+/// before interval `i`.
+fn prefix_sums(intervals: &[(i64, i64)], base: i64) -> Vec<i64> {
+    let mut cum = Vec::with_capacity(intervals.len() + 1);
+    cum.push(base);
+    for (s, e) in intervals {
+        cum.push(cum[cum.len() - 1] + (e - s));
+    }
+    cum
+}
+
+/// Each bucket of `first_bucket..first_bucket + buckets` (`2^shift` ns long) with the range
+/// `i..j` of the sorted intervals that touch it: from the first that ends after the bucket
+/// starts to the last that starts before it ends.
+fn touching(intervals: &[(i64, i64)], shift: u32, first_bucket: i64, buckets: i64) -> impl Iterator<Item = (i64, usize, usize)> + '_ {
+    let mut i = 0;
+    (first_bucket..first_bucket + buckets).map(move |bucket| {
+        let bucket_start = bucket << shift;
+        while i < intervals.len() && intervals[i].1 <= bucket_start {
+            i += 1;
+        }
+        let mut j = i;
+        while j < intervals.len() && intervals[j].0 < bucket_start + (1 << shift) {
+            j += 1;
+        }
+        (bucket, i, j)
+    })
+}
+
+/// The `1 + 2k` values of a slot whose intervals start at `first` (see [`BucketSlots`]): the
+/// constant, then `k` (start, end) pairs, padded with empty ones.
+fn slot_values(intervals: &[(i64, i64)], cum: &[i64], first: usize, k: usize) -> impl Iterator<Item = i64> {
+    let pairs = (first..first + k).map(|j| intervals.get(j).copied().unwrap_or((SENTINEL, SENTINEL)));
+    let constant = pairs.clone().fold(cum[first], |constant, (start, _)| constant.wrapping_sub(start));
+    std::iter::once(constant).chain(pairs.flat_map(|(start, end)| [start, end]))
 }
 
 /// [`BucketSlots`] with the slot size fixed at compile time, so a lookup unrolls.
@@ -379,11 +390,7 @@ impl Removal {
 
     /// `removed`: sorted disjoint intervals inside the calendar's working set.
     pub(crate) fn new(removed: &[(i64, i64)], calendar: &Timeline) -> Removal {
-        let mut cum = Vec::with_capacity(removed.len() + 1);
-        cum.push(0);
-        for (s, e) in removed {
-            cum.push(cum[cum.len() - 1] + (e - s));
-        }
+        let cum = prefix_sums(removed, 0);
         let net_table = |shift: u32| {
             let (first_bucket, buckets) = BucketSlots::span(removed, shift).filter(|(_, n)| *n <= Self::MAX_NET_BUCKETS)?;
             let (from, to) = (first_bucket << shift, (first_bucket + buckets) << shift);
@@ -523,35 +530,17 @@ impl EmployeeTable {
         let (lo, hi) = (first_bucket << CALENDAR_SHIFT, (first_bucket + buckets) << CALENDAR_SHIFT);
         let removed: Vec<(i64, i64)> = removal.starts.iter().copied().zip(removal.ends.iter().copied()).collect();
         let working = subtract(&calendar.overlapping(lo, hi), &removed);
-        let mut cum = Vec::with_capacity(working.len() + 1);
-        cum.push(removal.working_before(calendar, lo));
-        for (s, e) in &working {
-            cum.push(cum[cum.len() - 1] + (e - s));
-        }
+        let cum = prefix_sums(&working, removal.working_before(calendar, lo));
         let k = calendar.width();
         let stride = 1 + 2 * k;
         let mut slots = vec![0; EMPLOYEE_BUCKETS * stride];
-        let mut i = 0;
-        for bucket in first_bucket..first_bucket + buckets {
-            let bucket_start = bucket << CALENDAR_SHIFT;
-            while i < working.len() && working[i].1 <= bucket_start {
-                i += 1;
-            }
-            let mut j = i;
-            while j < working.len() && working[j].0 < bucket_start + (1 << CALENDAR_SHIFT) {
-                j += 1;
-            }
+        for (bucket, i, j) in touching(&working, CALENDAR_SHIFT, first_bucket, buckets) {
             let at = (bucket as usize & (EMPLOYEE_BUCKETS - 1)) * stride;
             let slot = &mut slots[at..at + stride];
             if j - i > k {
                 slot[1] = ESCAPE;
-                continue;
-            }
-            let pairs = (i..i + k).map(|n| working.get(n).copied().unwrap_or((SENTINEL, SENTINEL)));
-            slot[0] = pairs.clone().fold(cum[i], |constant, (start, _)| constant.wrapping_sub(start));
-            for (n, (start, end)) in pairs.enumerate() {
-                slot[1 + 2 * n] = start;
-                slot[2 + 2 * n] = end;
+            } else {
+                slot.iter_mut().zip(slot_values(&working, &cum, i, k)).for_each(|(to, value)| *to = value);
             }
         }
         Some(EmployeeTable { slots })
