@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
@@ -77,6 +78,14 @@ pub struct Authenticator {
     key: Vec<u8>,
     token_ttl: Duration,
     failed: FailedLogins,
+    /// Password checks running now, at most `max_checks` (argon2 takes ~19 MiB each).
+    checks: (std::sync::Mutex<usize>, std::sync::Condvar),
+    max_checks: usize,
+    /// An argon2 hash of a random password, checked for unknown users so that a user name
+    /// cannot be probed by timing when accounts have argon2 hashes.
+    decoy_hash: Option<String>,
+    /// The clock tokens are issued and checked against (tests move it).
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
 /// Failed password checks per client address over the last minute. An address with
@@ -93,29 +102,34 @@ struct FailedLogins {
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl FailedLogins {
-    /// How long `peer` must still wait, if it is refused now.
-    fn wait(&self, peer: IpAddr) -> Option<Duration> {
+    /// Counts an attempt from `peer` as failed before it is checked, in one step with the
+    /// limit check, so concurrent attempts cannot all pass the limit; `Err` with the wait
+    /// when the address is over it. A check that succeeds gives its attempt back
+    /// ([`FailedLogins::forgive`]).
+    fn reserve(&self, peer: IpAddr) -> Result<Instant, Duration> {
         let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let failures = recent.get_mut(&peer)?;
-        while failures.front().is_some_and(|t| t.elapsed() >= FAILURE_WINDOW) {
-            failures.pop_front();
-        }
-        if failures.len() < self.per_minute as usize {
-            return None;
-        }
-        failures.front().map(|oldest| FAILURE_WINDOW.saturating_sub(oldest.elapsed()))
-    }
-
-    fn record(&self, peer: IpAddr) {
-        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Addresses whose failures have all aged out are forgotten, so the map stays small.
         if recent.len() > 10_000 {
             recent.retain(|_, failures| failures.back().is_some_and(|t| t.elapsed() < FAILURE_WINDOW));
         }
         let failures = recent.entry(peer).or_default();
-        failures.push_back(Instant::now());
-        if failures.len() > self.per_minute as usize {
+        while failures.front().is_some_and(|t| t.elapsed() >= FAILURE_WINDOW) {
             failures.pop_front();
+        }
+        if failures.len() >= self.per_minute as usize {
+            return Err(failures.front().map_or(FAILURE_WINDOW, |oldest| FAILURE_WINDOW.saturating_sub(oldest.elapsed())));
+        }
+        let now = Instant::now();
+        failures.push_back(now);
+        Ok(now)
+    }
+
+    /// Takes back the attempt [`FailedLogins::reserve`] counted at `at`.
+    fn forgive(&self, peer: IpAddr, at: Instant) {
+        let mut recent = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(failures) = recent.get_mut(&peer)
+            && let Some(i) = failures.iter().rposition(|t| *t == at)
+        {
+            failures.remove(i);
         }
     }
 }
@@ -152,7 +166,31 @@ impl Authenticator {
             .collect();
         let api_tokens = users.iter().filter_map(|u| u.api_token_sha256.map(|d| (d, u.name.clone()))).collect();
         let failed = FailedLogins { per_minute: crate::config::Limits::default().failed_logins_per_minute, recent: Default::default() };
-        Authenticator { accounts, api_tokens, key, token_ttl, failed }
+        let decoy_hash = users.iter().any(|u| matches!(u.password, PasswordSecret::Hash(_))).then(|| decoy_hash(&key)).flatten();
+        Authenticator {
+            accounts,
+            api_tokens,
+            key,
+            token_ttl,
+            failed,
+            checks: Default::default(),
+            max_checks: crate::config::Limits::default().max_concurrent_logins,
+            decoy_hash,
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// At most `max` password checks run at once (`limits.max_concurrent_logins`); more
+    /// wait their turn.
+    pub fn with_concurrent_checks(mut self, max: usize) -> Authenticator {
+        self.max_checks = max.max(1);
+        self
+    }
+
+    /// Issues and checks tokens against `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> SystemTime + Send + Sync>) -> Authenticator {
+        self.clock = clock;
+        self
     }
 
     /// Refuses an address after `per_minute` failed logins in a minute
@@ -182,24 +220,47 @@ impl Authenticator {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
-        if let Some(wait) = peer.and_then(|p| self.failed.wait(p)) {
-            tracing::warn!(user, peer = ?peer, "login refused without a check: too many failed logins from this address");
-            return Err(AuthError::Throttled { seconds: wait.as_secs().max(1) });
-        }
-        let checked = self.verify_password(user, password);
-        if checked.is_err() {
-            tracing::warn!(user, peer = ?peer, "failed login: wrong user name or password");
-            if let Some(p) = peer {
-                self.failed.record(p);
+        let reserved = match peer.map(|p| self.failed.reserve(p)) {
+            Some(Err(wait)) => {
+                tracing::warn!(user, peer = ?peer, "login refused without a check: too many failed logins from this address");
+                return Err(AuthError::Throttled { seconds: wait.as_secs().max(1) });
             }
+            Some(Ok(at)) => peer.map(|p| (p, at)),
+            None => None,
+        };
+        let checked = {
+            let _turn = self.check_turn();
+            self.verify_password(user, password)
+        };
+        match (&checked, reserved) {
+            (Ok(_), Some((p, at))) => self.failed.forgive(p, at),
+            (Err(_), _) => tracing::warn!(user, peer = ?peer, "failed login: wrong user name or password"),
+            _ => {}
         }
         checked
     }
 
+    /// Waits until fewer than `max_checks` password checks run, and holds a turn until the
+    /// guard is dropped.
+    fn check_turn(&self) -> CheckTurn<'_> {
+        let (count, freed) = &self.checks;
+        let mut running = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *running >= self.max_checks {
+            running = freed.wait(running).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *running += 1;
+        CheckTurn { checks: &self.checks }
+    }
+
     fn verify_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
         let Some(account) = self.accounts.get(user) else {
-            // Spend the same work as a real check so user names cannot be probed by timing.
+            // Spend the same work as a real check so user names cannot be probed by timing:
+            // an argon2 check when accounts have hashes, a MAC otherwise.
             let _ = self.equal_secrets(password.as_bytes(), b"no such user");
+            if let Some(decoy) = self.decoy_hash.as_deref().and_then(|phc| PasswordHash::new(phc).ok()) {
+                let _ = Argon2::default().verify_password(password.as_bytes(), &decoy);
+            }
+            let _ = self.api_tokens.get(&api_token_digest(password));
             return Err(AuthError::WrongPassword);
         };
         let ok = match &account.password {
@@ -235,7 +296,8 @@ impl Authenticator {
 
     /// A bearer token for `principal`, valid for the configured time.
     pub fn issue_token(&self, principal: &Principal) -> String {
-        let expires = SystemTime::now().checked_add(self.token_ttl).unwrap_or(SystemTime::now());
+        let now = (self.clock)();
+        let expires = now.checked_add(self.token_ttl).unwrap_or(now);
         let expires = expires.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let body = format!("{}.{expires}", URL_BASE64.encode(principal.user.as_bytes()));
         let signature = URL_BASE64.encode(self.mac(body.as_bytes()));
@@ -252,7 +314,7 @@ impl Authenticator {
         let (user, expires) = body.split_once('.').ok_or(AuthError::BadToken)?;
         let user = String::from_utf8(URL_BASE64.decode(user).map_err(|_| AuthError::BadToken)?).map_err(|_| AuthError::BadToken)?;
         let expires: u64 = expires.parse().map_err(|_| AuthError::BadToken)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(u64::MAX);
+        let now = (self.clock)().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(u64::MAX);
         if now >= expires {
             return Err(AuthError::Expired);
         }
@@ -299,6 +361,30 @@ impl Authenticator {
         mac.verify_slice(signature).ok()?;
         Some(payload)
     }
+}
+
+/// A turn at checking a password (see [`Authenticator::check_turn`]).
+struct CheckTurn<'a> {
+    checks: &'a (std::sync::Mutex<usize>, std::sync::Condvar),
+}
+
+impl Drop for CheckTurn<'_> {
+    fn drop(&mut self) {
+        let (count, freed) = self.checks;
+        let mut running = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *running = running.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
+/// An argon2 hash (default parameters, as `salespulse hash-password` writes) of a password
+/// derived from the server's key: nobody knows it, and checking it costs what a real check
+/// costs.
+fn decoy_hash(key: &[u8]) -> Option<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let digest = sha2::Digest::finalize(<Sha256 as sha2::Digest>::new_with_prefix(key));
+    let salt = SaltString::encode_b64(&digest[..16]).ok()?;
+    Argon2::default().hash_password(&digest[16..], &salt).ok().map(|h| h.to_string())
 }
 
 /// The SHA-256 of a static API token, as `api_token_sha256` holds it.

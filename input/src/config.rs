@@ -88,6 +88,13 @@ struct RawLimits {
     max_sql_bytes: Option<usize>,
     token_ttl_seconds: Option<u64>,
     failed_logins_per_minute: Option<u32>,
+    max_expression_depth: Option<usize>,
+    max_statements_per_query: Option<usize>,
+    login_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_connections_per_port: Option<usize>,
+    max_prepared_per_connection: Option<usize>,
+    max_concurrent_logins: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +255,10 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The deepest `limits.max_expression_depth` may be set: the depth the debug build's 2 MiB
+/// worker stacks were measured to survive with room to spare (see the security tests).
+pub const MAX_EXPRESSION_DEPTH: usize = 1000;
+
 /// Query limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -268,6 +279,21 @@ pub struct Limits {
     pub token_ttl_seconds: u64,
     /// Failed logins one client address may make in a minute before it is refused.
     pub failed_logins_per_minute: u32,
+    /// How deep a statement's expressions may nest (estimated from its tokens, before it is
+    /// parsed): deeper ones would overflow the engine's stack.
+    pub max_expression_depth: usize,
+    /// Statements in one PostgreSQL simple query (`SELECT 1; SELECT 2`).
+    pub max_statements_per_query: usize,
+    /// From a connection's first byte to a finished login.
+    pub login_timeout: std::time::Duration,
+    /// How long a logged-in connection may wait between requests before it is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Open connections per port (Flight SQL, PostgreSQL, HTTP each); more are refused.
+    pub max_connections_per_port: usize,
+    /// Prepared statements, portals and cursors one PostgreSQL connection may keep.
+    pub max_prepared_per_connection: usize,
+    /// Password checks (argon2, about 19 MiB each) running at once; more wait their turn.
+    pub max_concurrent_logins: usize,
 }
 
 impl Default for Limits {
@@ -283,6 +309,13 @@ impl Default for Limits {
             max_sql_bytes: 1_000_000,
             token_ttl_seconds: 86_400,
             failed_logins_per_minute: 10,
+            max_expression_depth: 500,
+            max_statements_per_query: 32,
+            login_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(900),
+            max_connections_per_port: 256,
+            max_prepared_per_connection: 256,
+            max_concurrent_logins: 4,
         }
     }
 }
@@ -813,6 +846,19 @@ fn limits(raw: &RawLimits) -> Result<Limits, (&'static str, String)> {
         token_ttl_seconds: positive("limits.token_ttl_seconds", raw.token_ttl_seconds, d.token_ttl_seconds)?,
         failed_logins_per_minute: positive("limits.failed_logins_per_minute", raw.failed_logins_per_minute.map(u64::from), u64::from(d.failed_logins_per_minute))?
             .min(u64::from(u32::MAX)) as u32,
+        max_expression_depth: match positive("limits.max_expression_depth", raw.max_expression_depth.map(|v| v as u64), d.max_expression_depth as u64)? {
+            v if v > MAX_EXPRESSION_DEPTH as u64 => {
+                return Err(("limits.max_expression_depth", format!("{v} is more than {MAX_EXPRESSION_DEPTH}, the deepest the engine's stack is known to survive")));
+            }
+            v => v as usize,
+        },
+        max_statements_per_query: positive("limits.max_statements_per_query", raw.max_statements_per_query.map(|v| v as u64), d.max_statements_per_query as u64)? as usize,
+        login_timeout: std::time::Duration::from_secs(positive("limits.login_timeout_seconds", raw.login_timeout_seconds, d.login_timeout.as_secs())?),
+        idle_timeout: std::time::Duration::from_secs(positive("limits.idle_timeout_seconds", raw.idle_timeout_seconds, d.idle_timeout.as_secs())?),
+        max_connections_per_port: positive("limits.max_connections_per_port", raw.max_connections_per_port.map(|v| v as u64), d.max_connections_per_port as u64)? as usize,
+        max_prepared_per_connection: positive("limits.max_prepared_per_connection", raw.max_prepared_per_connection.map(|v| v as u64), d.max_prepared_per_connection as u64)?
+            as usize,
+        max_concurrent_logins: positive("limits.max_concurrent_logins", raw.max_concurrent_logins.map(|v| v as u64), d.max_concurrent_logins as u64)? as usize,
     })
 }
 

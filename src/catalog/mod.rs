@@ -14,7 +14,7 @@ mod query;
 mod query_memory;
 mod system;
 
-pub use query::{OutputProfile, QueryError, client_type, conform_batch, grafana_type, parameter_types, plan_query, plan_query_with};
+pub use query::{OutputProfile, QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -274,7 +274,10 @@ impl Catalog {
         let mut calendars = Arc::clone(&self.fallback_calendars);
         for (name, slot) in self.tenants.iter().filter(|(n, _)| visible(n)) {
             let state = slot.load();
-            ctx.register_catalog(name, Arc::clone(&state.catalog));
+            // A layer of the session's own over the shared catalog: what a session registers
+            // (the PostgreSQL front end's `pg_catalog`, listing that user's tenants) stays in
+            // that session.
+            ctx.register_catalog(name, Arc::new(SessionCatalog::over(Arc::clone(&state.catalog))));
             if Some(name) == default.as_ref() {
                 calendars = Arc::clone(&state.calendars);
             }
@@ -285,10 +288,23 @@ impl Catalog {
         ctx
     }
 
-    /// A hint for an error about a missing table: which tenants serve no snapshot.
+    /// A hint for an error about a missing table: which tenants serve no snapshot. Only for
+    /// the operator (the CLI): it names every tenant and storage paths.
     pub fn missing_snapshot_hint(&self) -> Option<String> {
         let problems: Vec<String> =
             self.tenants.values().filter_map(|s| s.load().problem.clone()).collect();
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
+    /// The same hint for a user of the server: only the tenants `principal` may read, and
+    /// without storage paths (`tenant acme serves no snapshot yet`).
+    pub fn missing_snapshot_hint_for(&self, principal: &crate::server::auth::Principal) -> Option<String> {
+        let problems: Vec<String> = self
+            .tenants
+            .iter()
+            .filter(|(name, _)| principal.may_read(name))
+            .filter_map(|(name, s)| s.load().problem.is_some().then(|| format!("tenant {name} serves no snapshot yet; see GET /health for why")))
+            .collect();
         (!problems.is_empty()).then(|| problems.join("; "))
     }
 
@@ -398,4 +414,37 @@ async fn read_absences(catalog: &Arc<dyn CatalogProvider>) -> datafusion::error:
 
 fn days_to_date(days: i32) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+}
+
+/// A session's view of a shared tenant catalog: schemas registered in the session are kept
+/// here, in front of the shared ones, and never reach the shared catalog.
+#[derive(Debug)]
+struct SessionCatalog {
+    shared: Arc<dyn CatalogProvider>,
+    own: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn datafusion::catalog::SchemaProvider>>>,
+}
+
+impl SessionCatalog {
+    fn over(shared: Arc<dyn CatalogProvider>) -> SessionCatalog {
+        SessionCatalog { shared, own: Default::default() }
+    }
+}
+
+impl CatalogProvider for SessionCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.shared.schema_names();
+        let own = self.own.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        names.extend(own.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn datafusion::catalog::SchemaProvider>> {
+        let own = self.own.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        own.get(name).cloned().or_else(|| self.shared.schema(name))
+    }
+
+    fn register_schema(&self, name: &str, schema: Arc<dyn datafusion::catalog::SchemaProvider>) -> datafusion::error::Result<Option<Arc<dyn datafusion::catalog::SchemaProvider>>> {
+        let mut own = self.own.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(own.insert(name.to_string(), schema))
+    }
 }

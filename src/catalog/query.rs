@@ -21,6 +21,10 @@ use datafusion::prelude::{DataFrame, SessionContext};
 pub enum QueryError {
     #[error("the query is {bytes} bytes long; the limit is {max} bytes (limits.max_sql_bytes)")]
     TooLong { bytes: usize, max: usize },
+    #[error("the query's expressions nest about {depth} levels deep; the limit is {max} (limits.max_expression_depth): write long chains of + or AND/OR as IN lists, CASE or a join")]
+    TooDeep { depth: usize, max: usize },
+    #[error("the query holds {count} statements; the limit is {max} per query (limits.max_statements_per_query)")]
+    TooManyStatements { count: usize, max: usize },
     #[error("salespulse is read-only: {what} is not allowed; run SELECT queries only")]
     ReadOnly { what: String },
     #[error("{0}")]
@@ -57,12 +61,175 @@ impl QueryError {
 
 pub use salespulse_input::handle::OutputProfile;
 
+/// What a statement's text may be before it is parsed: its length and how deep its
+/// expressions nest. A left-deep chain such as `1+1+…+1` parses into a tree as deep as the
+/// chain is long, and the engine walks (and drops) such trees recursively, so a long one
+/// overflows a worker's stack and aborts the process; it is refused here, from its tokens,
+/// without building the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLimits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+}
+
+impl TextLimits {
+    /// The limits of `[limits]`.
+    pub fn of(limits: &crate::config::Limits) -> TextLimits {
+        TextLimits { max_bytes: limits.max_sql_bytes, max_depth: limits.max_expression_depth }
+    }
+
+    /// Refuses text over either limit.
+    ///
+    /// # Errors
+    /// [`QueryError::TooLong`] or [`QueryError::TooDeep`].
+    pub fn check(&self, sql: &str) -> Result<(), QueryError> {
+        if sql.len() > self.max_bytes {
+            return Err(QueryError::TooLong { bytes: sql.len(), max: self.max_bytes });
+        }
+        let depth = expression_depth(sql);
+        if depth > self.max_depth {
+            return Err(QueryError::TooDeep { depth, max: self.max_depth });
+        }
+        Ok(())
+    }
+}
+
+/// An upper estimate of how deep the expressions of `sql` nest once parsed: per level of
+/// brackets, one for the level and one per operator since the last comma or clause keyword,
+/// summed over the open levels. Text that does not tokenize counts its brackets only (the
+/// parser then refuses it anyway). Runs in one pass over the tokens, without recursion.
+pub fn expression_depth(sql: &str) -> usize {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        let (mut depth, mut max) = (0usize, 0usize);
+        for c in sql.chars() {
+            match c {
+                '(' | '[' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        return max;
+    };
+    // The operator chain of each open level; `total` is levels plus their chains.
+    let mut chains: Vec<usize> = vec![0];
+    let mut total = 1usize;
+    let mut max = 1usize;
+    for token in &tokens {
+        match token {
+            Token::LParen | Token::LBracket => {
+                chains.push(0);
+                total += 1;
+            }
+            Token::RParen | Token::RBracket => {
+                if chains.len() > 1 {
+                    total -= 1 + chains.pop().unwrap_or(0);
+                }
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(chain) = chains.last_mut() {
+                    total -= *chain;
+                    *chain = 0;
+                }
+            }
+            Token::Word(w)
+                if matches!(
+                    w.keyword,
+                    Keyword::SELECT
+                        | Keyword::FROM
+                        | Keyword::WHERE
+                        | Keyword::GROUP
+                        | Keyword::HAVING
+                        | Keyword::ORDER
+                        | Keyword::LIMIT
+                        | Keyword::OFFSET
+                        | Keyword::JOIN
+                        | Keyword::ON
+                        | Keyword::UNION
+                        | Keyword::EXCEPT
+                        | Keyword::INTERSECT
+                        | Keyword::WHEN
+                        | Keyword::THEN
+                        | Keyword::ELSE
+                        | Keyword::END
+                        | Keyword::WITH
+                        | Keyword::BY
+                ) =>
+            {
+                if let Some(chain) = chains.last_mut() {
+                    total -= *chain;
+                    *chain = 0;
+                }
+            }
+            t if is_operator(t) => {
+                if let Some(chain) = chains.last_mut() {
+                    *chain += 1;
+                    total += 1;
+                }
+            }
+            _ => {}
+        }
+        max = max.max(total);
+    }
+    max
+}
+
+fn is_operator(token: &datafusion::sql::sqlparser::tokenizer::Token) -> bool {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    match token {
+        Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS | Keyword::LIKE | Keyword::ILIKE | Keyword::IN | Keyword::BETWEEN | Keyword::COLLATE | Keyword::AT),
+        Token::Plus
+        | Token::Minus
+        | Token::Mul
+        | Token::Div
+        | Token::Mod
+        | Token::DuckIntDiv
+        | Token::StringConcat
+        | Token::Eq
+        | Token::DoubleEq
+        | Token::Neq
+        | Token::Lt
+        | Token::Gt
+        | Token::LtEq
+        | Token::GtEq
+        | Token::Spaceship
+        | Token::DoubleColon
+        | Token::Caret
+        | Token::Ampersand
+        | Token::Pipe
+        | Token::ShiftLeft
+        | Token::ShiftRight
+        | Token::Arrow
+        | Token::LongArrow
+        | Token::HashArrow
+        | Token::HashLongArrow
+        | Token::Tilde
+        | Token::TildeAsterisk
+        | Token::ExclamationMarkTilde
+        | Token::ExclamationMarkTildeAsterisk
+        | Token::DoubleTilde
+        | Token::DoubleTildeAsterisk
+        | Token::ExclamationMarkDoubleTilde
+        | Token::ExclamationMarkDoubleTildeAsterisk
+        | Token::AtArrow
+        | Token::ArrowAt
+        | Token::Period => true,
+        _ => false,
+    }
+}
+
 /// Plans a read-only query with client-safe output types.
 ///
 /// # Errors
 /// See [`QueryError`].
-pub async fn plan_query(ctx: &SessionContext, sql: &str, max_sql_bytes: usize, hint: impl Fn() -> Option<String>) -> Result<DataFrame, QueryError> {
-    plan_query_with(ctx, sql, max_sql_bytes, &[], OutputProfile::Standard, hint).await
+pub async fn plan_query(ctx: &SessionContext, sql: &str, limits: TextLimits, hint: impl Fn() -> Option<String>) -> Result<DataFrame, QueryError> {
+    plan_query_with(ctx, sql, limits, &[], OutputProfile::Standard, hint).await
 }
 
 /// [`plan_query`] with positional parameters (`$1`, `$2`, … or `?`) and an output profile.
@@ -72,29 +239,19 @@ pub async fn plan_query(ctx: &SessionContext, sql: &str, max_sql_bytes: usize, h
 pub async fn plan_query_with(
     ctx: &SessionContext,
     sql: &str,
-    max_sql_bytes: usize,
+    limits: TextLimits,
     params: &[ScalarValue],
     profile: OutputProfile,
     hint: impl Fn() -> Option<String>,
 ) -> Result<DataFrame, QueryError> {
-    if sql.len() > max_sql_bytes {
-        return Err(QueryError::TooLong { bytes: sql.len(), max: max_sql_bytes });
-    }
+    limits.check(sql)?;
     let sql = number_question_marks(sql);
     let plan = ctx
         .state()
         .create_logical_plan(&sql)
         .await
         .map_err(|e| read_only_or(e, &hint))?;
-    if let Some(what) = forbidden(&plan) {
-        return Err(QueryError::ReadOnly { what });
-    }
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
-        .verify_plan(&plan)
-        .map_err(|e| QueryError::ReadOnly { what: e.strip_backtrace() })?;
+    check_read_only(&plan)?;
     let mut df = ctx.execute_logical_plan(plan).await.map_err(|e| QueryError::from_datafusion(e, hint()))?;
     if !params.is_empty() {
         df = df
@@ -125,24 +282,39 @@ fn number_question_marks(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.contains('?') {
         return std::borrow::Cow::Borrowed(sql);
     }
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
         // Let the planner report the syntax error on the original text.
         return std::borrow::Cow::Borrowed(sql);
     };
-    if !tokens.iter().any(|t| matches!(t, Token::Placeholder(p) if p == "?")) {
-        return std::borrow::Cow::Borrowed(sql);
-    }
-    let mut n = 0;
-    let mut out = String::with_capacity(sql.len() + 8);
-    for token in tokens {
-        match token {
-            Token::Placeholder(p) if p == "?" => {
-                n += 1;
-                out.push_str(&format!("${n}"));
+    // Only the `?` tokens are replaced, in the original text: re-printing the other tokens
+    // would change them (`'O''Brien'` prints back as an unterminated `'O'Brien'`).
+    let line_starts: Vec<usize> = std::iter::once(0).chain(sql.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let offset = |line: u64, column: u64| -> Option<usize> {
+        // Locations are 1-based lines and 1-based columns counted in characters.
+        let start = *line_starts.get(usize::try_from(line).ok()?.checked_sub(1)?)?;
+        let column = usize::try_from(column).ok()?.checked_sub(1)?;
+        sql[start..].char_indices().nth(column).map(|(i, _)| start + i)
+    };
+    let mut marks = Vec::new();
+    for token in &tokens {
+        if matches!(&token.token, Token::Placeholder(p) if p == "?") {
+            match offset(token.span.start.line, token.span.start.column) {
+                Some(at) if sql[at..].starts_with('?') => marks.push(at),
+                _ => return std::borrow::Cow::Borrowed(sql),
             }
-            other => out.push_str(&other.to_string()),
         }
     }
+    if marks.is_empty() {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 4 * marks.len());
+    let mut from = 0;
+    for (n, at) in marks.into_iter().enumerate() {
+        out.push_str(&sql[from..at]);
+        out.push_str(&format!("${}", n + 1));
+        from = at + 1;
+    }
+    out.push_str(&sql[from..]);
     std::borrow::Cow::Owned(out)
 }
 
@@ -153,6 +325,34 @@ fn read_only_or(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> Query
         return QueryError::ReadOnly { what: text };
     }
     QueryError::from_datafusion(e, hint())
+}
+
+/// Refuses a plan that writes or changes anything anywhere in its tree: DDL, DML, `COPY`
+/// and statements (`SET`, transactions), also inside `EXPLAIN` and `EXPLAIN ANALYZE`
+/// (which run their statement) and subqueries. Every path that runs a plan calls this.
+///
+/// # Errors
+/// [`QueryError::ReadOnly`] naming what is not allowed.
+pub fn check_read_only(plan: &LogicalPlan) -> Result<(), QueryError> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found: Option<String> = None;
+    plan.apply_with_subqueries(|node| {
+        if let Some(what) = forbidden(node) {
+            found = Some(what);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|e| QueryError::Plan(e.strip_backtrace()))?;
+    if let Some(what) = found {
+        return Err(QueryError::ReadOnly { what });
+    }
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+        .map_err(|e| QueryError::ReadOnly { what: e.strip_backtrace() })
 }
 
 fn forbidden(plan: &LogicalPlan) -> Option<String> {
@@ -261,5 +461,24 @@ mod tests {
         assert_eq!(number_question_marks("SELECT a FROM t WHERE b > ? AND c = ?"), "SELECT a FROM t WHERE b > $1 AND c = $2");
         assert_eq!(number_question_marks("SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = ?"), "SELECT '?' AS q, \"x?\" FROM t -- why?\nWHERE a = $1");
         assert_eq!(number_question_marks("SELECT 1"), "SELECT 1");
+        // Escaped quotes, several lines and characters of several bytes stay as written.
+        assert_eq!(number_question_marks("SELECT 'O''Brien' AS n, ? AS p"), "SELECT 'O''Brien' AS n, $1 AS p");
+        assert_eq!(number_question_marks("SELECT 'Ёж''s'\n, ?,\n  'a?' || ?"), "SELECT 'Ёж''s'\n, $1,\n  'a?' || $2");
+    }
+
+    #[test]
+    fn expression_depth_counts_chains_and_brackets_not_lists() {
+        use super::expression_depth;
+        let chain = format!("SELECT {}", vec!["1"; 1000].join("+"));
+        assert!(expression_depth(&chain) >= 999, "{}", expression_depth(&chain));
+        let list = format!("SELECT * FROM t WHERE a IN ({})", vec!["1"; 5000].join(","));
+        assert!(expression_depth(&list) < 10, "{}", expression_depth(&list));
+        let nested = format!("SELECT {}1{}", "(".repeat(300), ")".repeat(300));
+        assert!(expression_depth(&nested) >= 300);
+        // A clause keyword starts a new expression.
+        assert!(expression_depth("SELECT a + b FROM t WHERE c = d AND e = f ORDER BY a") < 6);
+        // Unbalanced or untokenizable text does not panic.
+        assert!(expression_depth(&")".repeat(1000)) < 3);
+        assert!(expression_depth("SELECT 'unterminated ((((") >= 1);
     }
 }

@@ -559,7 +559,7 @@ async fn query(
         }
     }
     let ctx = catalog.session(tenant);
-    let df = plan_query(&ctx, sql, limits.max_sql_bytes, || catalog.missing_snapshot_hint()).await?;
+    let df = plan_query(&ctx, sql, salespulse::catalog::TextLimits::of(&limits), || catalog.missing_snapshot_hint()).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
     let stdout = std::io::stdout();

@@ -10,10 +10,16 @@
 //! - **Size.** A result of more than `max_result_rows` rows or `max_result_bytes` bytes
 //!   stops with an error rather than a silently cut table.
 //!
+//! - **Clients that stop reading.** The deadline holds whether or not the result is read:
+//!   an [`Admission`] still held a second past its deadline cancels the token given to
+//!   [`Admission::watch`], and the front end then drops the query (its slot, memory and
+//!   buffered batches) and ends the connection or stream with the timeout error.
+//!
 //! Memory per query is the catalog's (`query_memory`): each session has its own pool.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -21,6 +27,7 @@ use std::future::Future;
 
 use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
 
@@ -47,15 +54,67 @@ pub struct QueryGate {
     per_user: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// A query's slot: held while the query runs.
-#[derive(Debug)]
+/// A query's slot: held while the query runs. Clones share the slot, the deadline and the
+/// result caps (the statements of one PostgreSQL simple query count as one query); the slot
+/// is given back when the last clone is dropped.
+#[derive(Debug, Clone)]
 pub struct Admission {
+    slot: Arc<Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
     _user: OwnedSemaphorePermit,
     _total: OwnedSemaphorePermit,
     deadline: tokio::time::Instant,
     max_rows: u64,
     max_bytes: u64,
     timeout_seconds: u64,
+    /// Rows and bytes sent so far, over every stream of the admission.
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    /// Cancelled when the slot is given back.
+    released: CancellationToken,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.released.cancel();
+    }
+}
+
+/// How long past its deadline a query whose client stopped reading may hold its slot.
+pub const OVERRUN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Admission {
+    /// The instant the query must have sent its last row by.
+    pub fn deadline(&self) -> tokio::time::Instant {
+        self.slot.deadline
+    }
+
+    /// The timeout error of this admission.
+    pub fn timeout_error(&self) -> LimitError {
+        LimitError::Timeout { seconds: self.slot.timeout_seconds }
+    }
+
+    /// Cancels `overrun` if the slot is still held [`OVERRUN_GRACE`] after the deadline: the
+    /// result was not read to its end in time (a stalled client), so the front end must drop
+    /// it. Nothing happens once the slot is given back.
+    pub fn watch(&self, overrun: CancellationToken) {
+        let released = self.slot.released.clone();
+        let at = self.slot.deadline + OVERRUN_GRACE;
+        tokio::spawn(async move {
+            tokio::select! {
+                () = released.cancelled() => {}
+                () = tokio::time::sleep_until(at) => overrun.cancel(),
+            }
+        });
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        tokio::time::Instant::now() >= self.slot.deadline
+    }
 }
 
 impl QueryGate {
@@ -89,12 +148,17 @@ impl QueryGate {
             _ => return Err(LimitError::Busy { max: self.limits.max_concurrent_queries, waited_seconds }),
         };
         Ok(Admission {
-            _user: user_permit,
-            _total: total_permit,
-            deadline: tokio::time::Instant::now() + self.limits.query_timeout,
-            max_rows: self.limits.max_result_rows,
-            max_bytes: self.limits.max_result_bytes,
-            timeout_seconds: self.limits.query_timeout.as_secs(),
+            slot: Arc::new(Slot {
+                _user: user_permit,
+                _total: total_permit,
+                deadline: tokio::time::Instant::now() + self.limits.query_timeout,
+                max_rows: self.limits.max_result_rows,
+                max_bytes: self.limits.max_result_bytes,
+                timeout_seconds: self.limits.query_timeout.as_secs(),
+                rows: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                released: CancellationToken::new(),
+            }),
         })
     }
 
@@ -149,7 +213,7 @@ where
         describe: fn(&E) -> String,
         on_end: impl FnOnce(StreamEnd) + Send + 'static,
     ) -> Self {
-        let sleep = Box::pin(tokio::time::sleep_until(admission.deadline));
+        let sleep = Box::pin(tokio::time::sleep_until(admission.slot.deadline));
         Limited { inner: Box::pin(inner), admission: Some(admission), sleep, rows: 0, bytes: 0, measure, to_error, describe, on_end: Some(Box::new(on_end)), error: None }
     }
 }
@@ -180,7 +244,8 @@ where
         // Every field is Unpin (the inner stream and the timer are boxed).
         let this = Pin::into_inner(self);
         let Some(admission) = &this.admission else { return Poll::Ready(None) };
-        let (max_rows, max_bytes, timeout_seconds) = (admission.max_rows, admission.max_bytes, admission.timeout_seconds);
+        let slot = Arc::clone(&admission.slot);
+        let (max_rows, max_bytes, timeout_seconds) = (slot.max_rows, slot.max_bytes, slot.timeout_seconds);
         if this.sleep.as_mut().poll(cx).is_ready() {
             return this.fail(LimitError::Timeout { seconds: timeout_seconds });
         }
@@ -194,10 +259,12 @@ where
                 let (rows, bytes) = (this.measure)(&item);
                 this.rows += rows;
                 this.bytes += bytes;
-                if this.rows > max_rows {
+                let total_rows = slot.rows.fetch_add(rows, Ordering::Relaxed) + rows;
+                let total_bytes = slot.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                if total_rows > max_rows {
                     return this.fail(LimitError::TooManyRows { max: max_rows });
                 }
-                if this.bytes > max_bytes {
+                if total_bytes > max_bytes {
                     return this.fail(LimitError::TooManyBytes { max: max_bytes });
                 }
                 Poll::Ready(Some(Ok(item)))

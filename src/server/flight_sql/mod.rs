@@ -46,7 +46,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::config::Limits;
 use crate::server::limits::{LimitError, Limited, QueryGate, StreamEnd};
-use crate::catalog::{Catalog, OutputProfile, QueryError, client_type, conform_batch, parameter_types, plan_query_with};
+use crate::catalog::{Catalog, OutputProfile, QueryError, TextLimits, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
 use crate::server::query_stats::QueryStats;
@@ -168,11 +168,12 @@ impl SalesFlightSql {
         let ctx = self.session(handle.tenant.as_deref(), principal);
         let catalog = Arc::clone(&self.catalog);
         let sql = handle.sql.clone();
-        let max = self.max_sql_bytes;
+        let limits = TextLimits { max_bytes: self.max_sql_bytes, ..TextLimits::of(self.gate.limits()) };
         let profile = handle.profile;
+        let asking = principal.clone();
         // Planning runs in its own task so that a panic inside the engine becomes an error
         // for this request, not a dropped connection.
-        tokio::spawn(async move { plan_query_with(&ctx, &sql, max, &params, profile, || catalog.missing_snapshot_hint()).await })
+        tokio::spawn(async move { plan_query_with(&ctx, &sql, limits, &params, profile, || catalog.missing_snapshot_hint_for(&asking)).await })
             .await
             .map_err(|e| Status::internal(format!("the query planner failed: {e}")))?
             .map_err(|e| query_status(&e))
@@ -336,7 +337,7 @@ fn audit_record(log: &QueryLog, handle: &QueryHandle, started: (chrono::DateTime
 /// One mapping from query errors to gRPC statuses.
 fn query_status(e: &QueryError) -> Status {
     match e {
-        QueryError::TooLong { .. } => Status::invalid_argument(e.to_string()),
+        QueryError::TooLong { .. } | QueryError::TooDeep { .. } | QueryError::TooManyStatements { .. } => Status::invalid_argument(e.to_string()),
         QueryError::ReadOnly { .. } => Status::permission_denied(e.to_string()),
         QueryError::Plan(_) => Status::invalid_argument(e.to_string()),
         QueryError::Memory(_) => Status::resource_exhausted(e.to_string()),

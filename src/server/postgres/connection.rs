@@ -1,0 +1,233 @@
+//! Accepting PostgreSQL connections and running each one's message loop.
+//!
+//! pgwire's own loop (`process_socket`) answers a `FATAL` error and then goes on reading,
+//! with the connection marked ready for queries: a client that sent a wrong password and
+//! then a query got it run. It also has no idle timeout and no connection cap. This loop
+//! uses pgwire's message dispatch but decides itself when a connection ends:
+//!
+//! - over `limits.max_connections_per_port` open connections, a new one gets `FATAL 53300`
+//!   and is closed;
+//! - the login (TLS negotiation, startup, password) must finish within
+//!   `limits.login_timeout_seconds`;
+//! - a logged-in connection that sends nothing for `limits.idle_timeout_seconds` is closed
+//!   with `FATAL 57P05`;
+//! - after any `FATAL` answer the connection is closed and nothing more is read;
+//! - a query still holding its slot a second past its deadline (the client stopped reading
+//!   its rows) is dropped with everything it buffered, and the connection is closed with
+//!   `FATAL 57014`.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion_postgres::pgwire::api::{ClientInfo, NoopHandler, PgWireConnectionState};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::PostgresFrontend;
+use super::login::Startup;
+use super::statements::Queries;
+
+/// One connection's handlers.
+pub(super) struct Handlers {
+    pub(super) startup: Arc<Startup>,
+    pub(super) queries: Arc<Queries>,
+}
+
+/// Serves PostgreSQL on `listener` until `shutdown` is cancelled.
+///
+/// # Errors
+/// Never after binding: a failing connection is logged and closed, the server goes on.
+pub async fn serve_postgres(
+    listener: TcpListener,
+    frontend: PostgresFrontend,
+    tls: Option<&crate::server::tls::TlsIdentity>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let acceptor = tls.map(crate::server::tls::TlsIdentity::postgres_acceptor);
+    let frontend = Arc::new(if tls.is_some() { frontend.requiring_tls() } else { frontend });
+    let limits = frontend.shared.limits().clone();
+    let open = Arc::new(Semaphore::new(limits.max_connections_per_port));
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, say: wait a little instead of spinning.
+                tracing::warn!("accepting a PostgreSQL connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small protocol messages go out at once (no Nagle delay).
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%addr, "TCP_NODELAY could not be set: {e}");
+        }
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::warn!(%addr, max = limits.max_connections_per_port, "PostgreSQL connection refused: too many open connections");
+            tokio::spawn(refuse(socket, limits.max_connections_per_port));
+            continue;
+        };
+        let frontend = Arc::clone(&frontend);
+        let acceptor = acceptor.clone();
+        let (login_timeout, idle_timeout) = (limits.login_timeout, limits.idle_timeout);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let overrun = CancellationToken::new();
+            let handlers = frontend.connection(overrun.clone());
+            let run = run_connection(socket, acceptor, handlers, Timeouts { login: login_timeout, idle: idle_timeout }, overrun);
+            tokio::select! {
+                ended = run => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%addr, "PostgreSQL connection ended with an error: {e}");
+                    }
+                }
+                // Connections idle at shutdown are closed; queries in flight are cut by the
+                // caller's grace period.
+                () = shutdown.cancelled() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// `FATAL 53300` to a connection over the cap, written before any message is read (libpq
+/// shows it whether it sent a startup or an SSL request first), then closed.
+async fn refuse(mut socket: TcpStream, max: usize) {
+    let message = format!("too many connections: this server accepts {max} PostgreSQL connections at once (limits.max_connections_per_port); try again shortly");
+    let bytes = error_response_bytes("FATAL", "53300", &message);
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.write_all(&bytes)).await;
+    let _ = socket.shutdown().await;
+}
+
+/// An `ErrorResponse` message as bytes.
+pub(super) fn error_response_bytes(severity: &str, code: &str, message: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (field, value) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+        body.push(field);
+        body.extend_from_slice(value.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = vec![b'E'];
+    out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+struct Timeouts {
+    login: Duration,
+    idle: Duration,
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+}
+
+fn is_fatal(e: &PgWireError) -> bool {
+    match e {
+        PgWireError::UserError(info) => info.severity == "FATAL" || info.severity == "PANIC",
+        // Broken framing or I/O: nothing more can be trusted from this connection.
+        PgWireError::IoError(_) | PgWireError::InvalidStartupMessage | PgWireError::UnsupportedProtocolVersion(..) | PgWireError::MessageTooLarge(..) => true,
+        _ => false,
+    }
+}
+
+async fn run_connection(
+    socket: TcpStream,
+    acceptor: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
+    handlers: Handlers,
+    timeouts: Timeouts,
+    overrun: CancellationToken,
+) -> io::Result<()> {
+    let login_deadline = tokio::time::sleep(timeouts.login);
+    tokio::pin!(login_deadline);
+    let negotiated = tokio::select! {
+        () = &mut login_deadline => return Ok(()),
+        negotiated = negotiate_tls(socket, acceptor) => negotiated?,
+    };
+    // A direct TLS handshake without a certificate configured.
+    let Some(mut socket) = negotiated else { return Ok(()) };
+    let copy = Arc::new(NoopHandler);
+    let cancel = Arc::new(NoopHandler);
+    loop {
+        let logging_in = matches!(socket.state(), PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress);
+        let message = if logging_in {
+            tokio::select! {
+                () = &mut login_deadline => {
+                    let e = fatal("08006", format!("the login did not finish within {} s (limits.login_timeout_seconds)", timeouts.login.as_secs()));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                    return Ok(());
+                }
+                message = socket.next() => message,
+            }
+        } else {
+            tokio::select! {
+                () = tokio::time::sleep(timeouts.idle) => {
+                    let e = fatal("57P05", format!("closing the connection after {} s without a request (limits.idle_timeout_seconds)", timeouts.idle.as_secs()));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                    return Ok(());
+                }
+                message = socket.next() => message,
+            }
+        };
+        let message = match message {
+            Some(Ok(message)) => message,
+            Some(Err(e)) => {
+                // A message that does not decode: say so and close.
+                let e = fatal("08P01", format!("invalid message: {e}"));
+                let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                return Ok(());
+            }
+            None => return Ok(()),
+        };
+        if matches!(message, PgWireFrontendMessage::Terminate(_)) {
+            return Ok(());
+        }
+        let extended = match socket.state() {
+            PgWireConnectionState::CopyInProgress(extended) => extended,
+            _ => message.is_extended_query(),
+        };
+        let processed = tokio::select! {
+            processed = process_message(
+                message,
+                &mut socket,
+                Arc::clone(&handlers.startup),
+                Arc::clone(&handlers.queries),
+                Arc::clone(&handlers.queries),
+                Arc::clone(&copy),
+                Arc::clone(&cancel),
+            ) => processed,
+            () = overrun.cancelled() => {
+                // The query's future (its stream, slot and memory) is dropped here.
+                Err(handlers.queries.overrun_error())
+            }
+        };
+        if let Err(e) = processed {
+            let fatal = is_fatal(&e) || overrun.is_cancelled();
+            if fatal {
+                // The client may not be reading: one second to say why, then close.
+                let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, extended)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+                return Ok(());
+            }
+            process_error(&mut socket, e, extended).await?;
+        }
+        // A portal kept by a partial Execute can still hold a slot; its overrun is caught
+        // on the next message or here.
+        if overrun.is_cancelled() {
+            let e = handlers.queries.overrun_error();
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! Running a logged-in connection's statements, simple and extended, under the same rules as
+//! Flight SQL:
+//!
+//! 1. the text's length and expression depth ([`TextLimits`]) before it is parsed;
+//! 2. the statement filter and the client settings ([`super::settings`]);
+//! 3. one slot per query (a simple query's statements share it, and its deadline and result
+//!    caps), taken before planning; planning runs under the deadline in a task of its own;
+//! 4. the read-only check on the *planned* statement, `EXPLAIN` and subqueries included
+//!    ([`check_read_only`]), on the simple path, at Parse and again at Execute;
+//! 5. rows stream under the slot's deadline and caps; the slot is watched so that a client
+//!    that stops reading loses it ([`crate::server::limits::Admission::watch`]);
+//! 6. every statement is audited (`system.queries`) and counted in the metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::arrow_pg::datatypes::df;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::data::DataRow;
+use datafusion_postgres::pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
+};
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::{Sink, SinkExt};
+use tokio_util::sync::CancellationToken;
+
+use super::login::Login;
+use super::settings::{self, query_hooks};
+use super::{Shared, limit_error, pg_message, user_error};
+use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
+use crate::catalog::{QueryError, TextLimits, check_read_only};
+use crate::server::limits::{Admission, Limited, StreamEnd};
+
+pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// A connection's session: its context (with its own `pg_catalog`).
+#[derive(Clone)]
+pub(super) struct PgSession {
+    pub(super) ctx: Arc<SessionContext>,
+}
+
+pub(super) type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, PgSession)>;
+
+/// One connection's query handling.
+pub(super) struct Queries {
+    shared: Arc<Shared>,
+    login: Arc<OnceLock<Login>>,
+    parser: Arc<TenantParser>,
+    sql_parser: PostgresCompatibilityParser,
+    /// Cancelled when a query of this connection overran its deadline unread.
+    overrun: CancellationToken,
+    /// Names of the prepared statements and portals the connection keeps.
+    kept: Mutex<(HashSet<String>, HashSet<String>)>,
+    /// Names of the cursors open on the connection.
+    cursors: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Queries {
+    pub(super) fn new(shared: Arc<Shared>, login: Arc<OnceLock<Login>>, overrun: CancellationToken) -> Arc<Queries> {
+        let template = DfSessionService::new_with_hooks(Arc::new(SessionContext::new()), Vec::new()).query_parser();
+        Arc::new_cyclic(|weak| Queries {
+            shared,
+            login,
+            parser: Arc::new(TenantParser { template, queries: weak.clone() }),
+            sql_parser: PostgresCompatibilityParser::new(),
+            overrun,
+            kept: Mutex::new((HashSet::new(), HashSet::new())),
+            cursors: Arc::default(),
+        })
+    }
+
+    /// The error a connection is closed with when its query overran.
+    pub(super) fn overrun_error(&self) -> PgWireError {
+        let seconds = self.shared.limits().query_timeout.as_secs();
+        user_error(
+            "FATAL",
+            "57014",
+            format!("the query ran longer than {seconds} s, the limit (limits.query_timeout_seconds), without its result being read; the connection is closed"),
+        )
+    }
+
+    fn login(&self) -> PgWireResult<&Login> {
+        self.login.get().ok_or_else(|| user_error("FATAL", "28000", "the connection has not logged in".into()))
+    }
+
+    fn text_limits(&self) -> TextLimits {
+        TextLimits::of(self.shared.limits())
+    }
+
+    /// The connection's session, rebuilt when any visible tenant's snapshot changed.
+    pub(super) fn session(&self) -> PgWireResult<PgSession> {
+        let login = self.login()?;
+        let principal = &login.principal;
+        let catalog = &self.shared.catalog;
+        let visible: Vec<String> = catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)).collect();
+        let snapshots: Vec<Option<String>> =
+            visible.iter().map(|t| catalog.tenant(t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()))).collect();
+        let allowed_text = principal.tenants.as_ref().map_or_else(|| "*".to_string(), |t| t.join(","));
+        let key = (login.tenant.clone(), allowed_text, principal.user.clone());
+        let mut sessions = self.shared.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_on, session)) = sessions.get(&key)
+            && *built_on == snapshots
+        {
+            return Ok(session.clone());
+        }
+        let ctx = catalog.session_for(Some(&login.tenant), principal.tenants.as_deref(), &principal.user);
+        // The session's catalogs are its own layers over the shared ones, so this
+        // `pg_catalog` (which lists the session's tenants) is the session's alone.
+        setup_pg_catalog(&ctx, &login.tenant, EmptyContextProvider)
+            .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
+        let session = PgSession { ctx: Arc::new(ctx) };
+        sessions.insert(key, (snapshots, session.clone()));
+        Ok(session)
+    }
+
+    /// The context one query runs on: the connection's session with a memory pool of the
+    /// query's own (`limits.query_memory` is per query, as on Flight SQL).
+    fn query_context(&self) -> PgWireResult<Arc<SessionContext>> {
+        let session = self.session()?;
+        Ok(Arc::new(self.shared.catalog.with_own_memory(&session.ctx)))
+    }
+
+    /// The hooks of this connection's statements (settings, cursors, the statement filter).
+    fn hooks(&self) -> PgWireResult<Vec<Arc<dyn datafusion_postgres::QueryHook>>> {
+        let user = self.login()?.principal.user.clone();
+        Ok(query_hooks(settings::HookContext { shared: Arc::clone(&self.shared), user, overrun: self.overrun.clone(), cursors: Arc::clone(&self.cursors) }))
+    }
+
+    fn service(&self, ctx: Arc<SessionContext>) -> PgWireResult<DfSessionService> {
+        Ok(DfSessionService::new_with_hooks(ctx, self.hooks()?))
+    }
+
+    /// A slot for the connection's user, watched for overruns.
+    async fn admit(&self) -> PgWireResult<Admission> {
+        let user = self.login()?.principal.user.clone();
+        let admission = self.shared.gate.admit(&user).await.map_err(|e| limit_error(&e))?;
+        admission.watch(self.overrun.clone());
+        Ok(admission)
+    }
+
+    fn audit(&self, sql: &str) -> PgAudit {
+        let login = self.login.get();
+        PgAudit {
+            log: Arc::clone(self.shared.catalog.query_log()),
+            user: login.map(|l| l.principal.user.clone()).unwrap_or_default(),
+            tenant: login.map(|l| l.tenant.clone()),
+            sql: sql.to_string(),
+            started_at: chrono::Utc::now(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// A query refused or failed before it streamed.
+    fn refused(&self, audit: &PgAudit, e: &PgWireError) {
+        self.shared.stats.observe("postgres", audit.started, false, false);
+        audit.failed(e);
+    }
+
+    /// Plans `statement` under `admission`'s deadline in a task of its own (a panic in the
+    /// planner is an error for this query), then checks the plan is read-only.
+    async fn plan(&self, ctx: &Arc<SessionContext>, statement: Statement, admission: &Admission) -> PgWireResult<LogicalPlan> {
+        let state = ctx.state();
+        let planning = tokio::spawn(async move {
+            let plan = state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement))).await?;
+            state.optimize(&plan)
+        });
+        let planned = tokio::time::timeout_at(admission.deadline(), planning)
+            .await
+            .map_err(|_| limit_error(&admission.timeout_error()))?
+            .map_err(|e| user_error("ERROR", "XX000", format!("the query planner failed: {e}")))?
+            .map_err(|e| query_error(&QueryError::from_datafusion(e, self.missing_hint())))?;
+        check_read_only(&planned).map_err(|e| query_error(&e))?;
+        Ok(planned)
+    }
+
+    /// What a "table not found" error may add: only the asking user's tenants' problems.
+    fn missing_hint(&self) -> Option<String> {
+        let login = self.login.get()?;
+        self.shared.catalog.missing_snapshot_hint_for(&login.principal)
+    }
+
+    /// Runs one planned query statement: its rows under `admission`.
+    async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: PgAudit) -> PgWireResult<QueryResponse> {
+        let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+        let mut response = df::encode_dataframe(df, format, Some(options)).await?;
+        limit_rows(&mut response, admission, audit);
+        Ok(response)
+    }
+
+    /// Refuses a new prepared statement or portal name past the connection's limit.
+    fn keep(&self, statement: bool, name: &str) -> PgWireResult<()> {
+        let max = self.shared.limits().max_prepared_per_connection;
+        let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let set = if statement { &mut kept.0 } else { &mut kept.1 };
+        if !set.contains(name) && set.len() >= max {
+            return Err(user_error(
+                "ERROR",
+                "54000",
+                format!(
+                    "this connection keeps {max} prepared statements or portals, the limit (limits.max_prepared_per_connection); close ones it no longer needs (Close, DEALLOCATE)"
+                ),
+            ));
+        }
+        set.insert(name.to_string());
+        Ok(())
+    }
+}
+
+/// A query error as a PostgreSQL error with its SQLSTATE.
+pub(super) fn query_error(e: &QueryError) -> PgWireError {
+    let code = match e {
+        QueryError::TooLong { .. } | QueryError::TooDeep { .. } | QueryError::TooManyStatements { .. } => "54000",
+        QueryError::ReadOnly { .. } => "25006",
+        QueryError::Plan(_) => "42P01",
+        QueryError::Memory(_) => "53200",
+        QueryError::Execution(_) => "XX000",
+    };
+    let code = match e {
+        QueryError::Plan(text) if !(text.contains("not found") || text.contains("does not exist")) => "42601",
+        _ => code,
+    };
+    user_error("ERROR", code, e.to_string())
+}
+
+/// The statement keywords that write or change the server, for text that does not parse
+/// (`CREATE EXTERNAL TABLE …`, `COPY … STORED AS …`): refused as read-only, not as a syntax
+/// error.
+fn write_keyword(sql: &str) -> Option<String> {
+    let first: String = sql
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    const WRITES: [&str; 18] = [
+        "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "GRANT", "REVOKE", "VACUUM", "ANALYZE", "CLUSTER", "REINDEX", "COMMENT",
+        "LOAD", "CALL",
+    ];
+    let explain = first == "EXPLAIN";
+    let what = if explain {
+        sql.split_whitespace().map(str::to_ascii_uppercase).find(|w| WRITES.contains(&w.as_str()) && w != "ANALYZE")?
+    } else {
+        WRITES.contains(&first.as_str()).then_some(first)?
+    };
+    Some(what)
+}
+
+fn parse_error(sql: &str, e: impl std::fmt::Display) -> PgWireError {
+    match write_keyword(sql) {
+        Some(what) => query_error(&QueryError::ReadOnly { what }),
+        None => user_error("ERROR", "42601", format!("syntax error: {e}")),
+    }
+}
+
+/// One PostgreSQL statement, for the audit log.
+#[derive(Debug, Clone)]
+pub(super) struct PgAudit {
+    log: Arc<QueryLog>,
+    user: String,
+    tenant: Option<String>,
+    sql: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    started: std::time::Instant,
+}
+
+impl PgAudit {
+    fn record(&self, end: StreamEnd) {
+        let outcome = match (&end.error, end.cancelled) {
+            (Some(_), _) => QueryOutcome::Failed,
+            (None, true) => QueryOutcome::Cancelled,
+            (None, false) => QueryOutcome::Ok,
+        };
+        self.log.record(QueryRecord {
+            started_at: self.started_at,
+            user: self.user.clone(),
+            protocol: "postgres",
+            tenant: self.tenant.clone(),
+            sql: self.sql.clone(),
+            seconds: self.started.elapsed().as_secs_f64(),
+            rows: end.rows,
+            outcome,
+            error: end.error,
+            cached: false,
+        });
+    }
+
+    fn finished(&self) {
+        self.record(StreamEnd { rows: 0, error: None, cancelled: false });
+    }
+
+    fn failed(&self, e: &PgWireError) {
+        self.failed_with(&pg_message(e));
+    }
+
+    fn failed_with(&self, message: &str) {
+        self.record(StreamEnd { rows: 0, error: Some(message.to_string()), cancelled: false });
+    }
+}
+
+/// Puts a result's rows under the query's slot, deadline and size limits.
+fn limit_rows(response: &mut QueryResponse, admission: Admission, audit: PgAudit) {
+    let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
+    let limited = Limited::new(rows, admission, |row: &DataRow| (1, row.data.len() as u64), |e| limit_error(&e), pg_message, move |end| audit.record(end));
+    *response.data_rows() = Box::pin(limited);
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.login()?;
+        let audit = self.audit(query);
+        let statements = self
+            .text_limits()
+            .check(query)
+            .map_err(|e| query_error(&e))
+            .and_then(|()| self.sql_parser.parse(query).map_err(|e| parse_error(query, e)))
+            .and_then(|statements| {
+                let max = self.shared.limits().max_statements_per_query;
+                if statements.len() > max {
+                    return Err(query_error(&QueryError::TooManyStatements { count: statements.len(), max }));
+                }
+                Ok(statements)
+            })
+            .inspect_err(|e| self.refused(&audit, e))?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let ctx = self.query_context().inspect_err(|e| self.refused(&audit, e))?;
+        let hooks = self.hooks()?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        // One slot for the whole query, taken when a statement first needs to run.
+        let mut admission: Option<Admission> = None;
+        let mut responses = Vec::with_capacity(statements.len());
+        let single = statements.len() == 1;
+        'statements: for statement in statements {
+            let text = if single { query.to_string() } else { statement.to_string() };
+            let audit = if single { audit.clone() } else { self.audit(&text) };
+            for hook in &hooks {
+                if let Some(result) = hook.handle_simple_query(&statement, &ctx, client).await {
+                    match result {
+                        Ok(response) => {
+                            audit.finished();
+                            responses.push(response);
+                            continue 'statements;
+                        }
+                        Err(e) => {
+                            self.refused(&audit, &e);
+                            responses.push(Response::Error(Box::new(e.into())));
+                            break 'statements;
+                        }
+                    }
+                }
+            }
+            let ran = async {
+                let admitted = match &admission {
+                    Some(a) => a.clone(),
+                    None => admission.insert(self.admit().await?).clone(),
+                };
+                let plan = self.plan(&ctx, statement, &admitted).await?;
+                self.run(&ctx, plan, &Format::UnifiedText, Arc::clone(&options), admitted, audit.clone()).await
+            }
+            .await;
+            match ran {
+                Ok(response) => {
+                    self.shared.stats.observe("postgres", audit.started, true, false);
+                    responses.push(Response::Query(response));
+                }
+                Err(e) => {
+                    self.refused(&audit, &e);
+                    if single {
+                        return Err(e);
+                    }
+                    responses.push(Response::Error(Box::new(e.into())));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = DfStatement;
+    type QueryParser = TenantParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.login()?;
+        let name = message.name.clone().unwrap_or_default();
+        self.keep(true, &name)?;
+        let parser = self.query_parser();
+        match StoredStatement::parse(client, &message, parser).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client.portal_store().put_empty_statement(&name),
+        }
+        client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.login()?;
+        let statement_name = message.statement_name.clone().unwrap_or_default();
+        let portal_name = message.portal_name.clone().unwrap_or_default();
+        self.keep(false, &portal_name)?;
+        // pgwire's own Bind, which cannot be called from an override.
+        match client.portal_store().get_statement(&statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(user_error(
+                        "ERROR",
+                        "08P01",
+                        format!("bind message supplies {} parameters, but prepared statement {statement_name:?} requires 0", message.parameters.len()),
+                    ));
+                }
+                client.portal_store().put_empty_portal(&portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name)),
+        }
+        client.send(PgWireBackendMessage::BindComplete(BindComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        {
+            let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match message.target_type {
+                TARGET_TYPE_BYTE_STATEMENT => kept.0.remove(&name),
+                _ => kept.1.remove(&name),
+            };
+        }
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(&name),
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(&name),
+            _ => {}
+        }
+        client.send(PgWireBackendMessage::CloseComplete(CloseComplete::new())).await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Self::Statement>, max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.login()?;
+        let audit = self.audit(&portal.statement.statement.0);
+        // Checked at Parse already; checked again since this is what runs.
+        if let (_, Some((_, plan))) = &portal.statement.statement {
+            check_read_only(plan).map_err(|e| query_error(&e)).inspect_err(|e| self.refused(&audit, e))?;
+        }
+        let admission = self.admit().await.inspect_err(|e| self.refused(&audit, e))?;
+        let ctx = self.query_context().inspect_err(|e| self.refused(&audit, e))?;
+        let service = self.service(ctx)?;
+        let deadline = admission.deadline();
+        let result = match tokio::time::timeout_at(deadline, <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows)).await {
+            Ok(result) => result,
+            Err(_) => Err(limit_error(&admission.timeout_error())),
+        };
+        self.shared.stats.observe("postgres", audit.started, result.is_ok(), false);
+        match result {
+            Ok(Response::Query(mut rows)) => {
+                limit_rows(&mut rows, admission, audit);
+                Ok(Response::Query(rows))
+            }
+            Ok(Response::Error(info)) => {
+                audit.failed_with(&info.message);
+                Ok(Response::Error(info))
+            }
+            Ok(other) => {
+                audit.finished();
+                Ok(other)
+            }
+            Err(e) => {
+                audit.failed(&e);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Parses extended-protocol statements against the connection's own session, under the
+/// text limits and the read-only check.
+pub(super) struct TenantParser {
+    /// A parser over an empty session, for what does not depend on the session (parameter
+    /// and result types of an already planned statement).
+    template: Arc<Parser>,
+    queries: std::sync::Weak<Queries>,
+}
+
+#[async_trait]
+impl QueryParser for TenantParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let queries = self.queries.upgrade().ok_or_else(|| user_error("FATAL", "57P01", "the server is shutting down".into()))?;
+        queries.login()?;
+        let audit = queries.audit(sql);
+        let checked = async {
+            queries.text_limits().check(sql).map_err(|e| query_error(&e))?;
+            // One statement per Parse, as PostgreSQL requires.
+            let count = queries.sql_parser.parse(sql).map_err(|e| parse_error(sql, e))?.len();
+            if count > 1 {
+                return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement".into()));
+            }
+            let ctx = queries.session()?.ctx;
+            let service = queries.service(ctx)?;
+            let timeout = queries.shared.limits().query_timeout;
+            let parsed = tokio::time::timeout(timeout, service.query_parser().parse_sql(client, sql, types))
+                .await
+                .map_err(|_| user_error("ERROR", "57014", format!("planning took longer than {} s (limits.query_timeout_seconds)", timeout.as_secs())))?
+                .map_err(|e| match e {
+                    PgWireError::ApiError(inner) => query_error(&QueryError::Plan(inner.to_string())),
+                    other => other,
+                })?;
+            if let Some((_, Some((_, plan)))) = &parsed {
+                check_read_only(plan).map_err(|e| query_error(&e))?;
+            }
+            Ok(parsed)
+        }
+        .await;
+        checked.inspect_err(|e| queries.refused(&audit, e))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.template.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(&self, stmt: &Self::Statement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        self.template.get_result_schema(stmt, column_format)
+    }
+}
+
+/// A DECLARE'd cursor's query, planned and checked like any other, its rows under a slot of
+/// their own until the cursor is closed or read to its end.
+pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, user: &str, overrun: &CancellationToken, query: &str) -> PgWireResult<QueryResponse> {
+    TextLimits::of(shared.limits()).check(query).map_err(|e| query_error(&e))?;
+    let admission = shared.gate.admit(user).await.map_err(|e| limit_error(&e))?;
+    // A cursor left open past the deadline costs the connection, as an unread result does.
+    admission.watch(overrun.clone());
+    let plan = ctx.state().create_logical_plan(query).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+    check_read_only(&plan).map_err(|e| query_error(&e))?;
+    let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+    let mut response = df::encode_dataframe(df, &Format::UnifiedText, None).await?;
+    let log = Arc::clone(shared.catalog.query_log());
+    let audit = PgAudit {
+        log,
+        user: user.to_string(),
+        tenant: None,
+        sql: format!("DECLARE CURSOR FOR {query}"),
+        started_at: chrono::Utc::now(),
+        started: std::time::Instant::now(),
+    };
+    limit_rows(&mut response, admission, audit);
+    Ok(response)
+}
