@@ -16,5 +16,6 @@ mod kpi_fixture;
 mod limits;
 mod model;
 mod scheduler;
+mod security;
 mod snapshot;
 mod udfs;

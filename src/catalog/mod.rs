@@ -14,7 +14,7 @@ mod query;
 mod query_memory;
 mod system;
 
-pub use query::{OutputProfile, QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with};
+pub use query::{OutputProfile, QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with, planning_error};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -318,6 +318,12 @@ fn number_question_marks(sql: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A planning error: statements DataFusion cannot plan at all (`COPY` of sqlparser's kind,
+/// `CREATE … LOCATION`) are refused as read-only, the rest keep their message.
+pub fn planning_error(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> QueryError {
+    read_only_or(e, hint)
+}
+
 fn read_only_or(e: DataFusionError, hint: &impl Fn() -> Option<String>) -> QueryError {
     let text = e.to_string();
     // Statements DataFusion cannot even plan, such as CREATE TABLE with a location.

@@ -73,6 +73,8 @@ pub async fn write_demo(store: &Store, tenant_name: &str) -> salespulse::snapsho
 /// A server on 127.0.0.1:0 over a temporary storage root.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The PostgreSQL port.
+    pub pg_addr: SocketAddr,
     pub catalog: Arc<Catalog>,
     /// The query slots and limits of both protocols.
     pub gate: Arc<QueryGate>,
@@ -109,6 +111,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let pg_addr = pg_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let cache = Arc::new(ResultCache::new(64 << 20));
         let gate = Arc::new(QueryGate::new(limits.clone()));
@@ -124,7 +127,7 @@ impl TestServer {
             flight.unwrap();
             pg.unwrap();
         });
-        TestServer { addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
+        TestServer { addr, pg_addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
     }
 
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {

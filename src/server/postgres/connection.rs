@@ -165,7 +165,7 @@ async fn run_connection(
             tokio::select! {
                 () = &mut login_deadline => {
                     let e = fatal("08006", format!("the login did not finish within {} s (limits.login_timeout_seconds)", timeouts.login.as_secs()));
-                    let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                     return Ok(());
                 }
                 message = socket.next() => message,
@@ -174,7 +174,7 @@ async fn run_connection(
             tokio::select! {
                 () = tokio::time::sleep(timeouts.idle) => {
                     let e = fatal("57P05", format!("closing the connection after {} s without a request (limits.idle_timeout_seconds)", timeouts.idle.as_secs()));
-                    let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                     return Ok(());
                 }
                 message = socket.next() => message,
@@ -185,7 +185,7 @@ async fn run_connection(
             Some(Err(e)) => {
                 // A message that does not decode: say so and close.
                 let e = fatal("08P01", format!("invalid message: {e}"));
-                let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, false)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                 return Ok(());
             }
             None => return Ok(()),
@@ -215,8 +215,9 @@ async fn run_connection(
         if let Err(e) = processed {
             let fatal = is_fatal(&e) || overrun.is_cancelled();
             if fatal {
-                // The client may not be reading: one second to say why, then close.
-                let _ = tokio::time::timeout(Duration::from_secs(1), process_error(&mut socket, e, extended)).await;
+                // As PostgreSQL: the error and nothing after it (no ReadyForQuery). The client
+                // may not be reading: one second to say why, then close.
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                 let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
                 return Ok(());
             }

@@ -28,7 +28,7 @@ use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryH
 use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response};
 use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, Type};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
@@ -44,7 +44,7 @@ use super::login::Login;
 use super::settings::{self, query_hooks};
 use super::{Shared, limit_error, pg_message, user_error};
 use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
-use crate::catalog::{QueryError, TextLimits, check_read_only};
+use crate::catalog::{QueryError, TextLimits, check_read_only, planning_error};
 use crate::server::limits::{Admission, Limited, StreamEnd};
 
 pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
@@ -184,7 +184,7 @@ impl Queries {
             .await
             .map_err(|_| limit_error(&admission.timeout_error()))?
             .map_err(|e| user_error("ERROR", "XX000", format!("the query planner failed: {e}")))?
-            .map_err(|e| query_error(&QueryError::from_datafusion(e, self.missing_hint())))?;
+            .map_err(|e| query_error(&planning_error(e, &|| self.missing_hint())))?;
         check_read_only(&planned).map_err(|e| query_error(&e))?;
         Ok(planned)
     }
@@ -418,7 +418,7 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.login()?;
-        let name = message.name.clone().unwrap_or_default();
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
         self.keep(true, &name)?;
         let parser = self.query_parser();
         match StoredStatement::parse(client, &message, parser).await? {
@@ -437,8 +437,8 @@ impl ExtendedQueryHandler for Queries {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.login()?;
-        let statement_name = message.statement_name.clone().unwrap_or_default();
-        let portal_name = message.portal_name.clone().unwrap_or_default();
+        let statement_name = message.statement_name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
+        let portal_name = message.portal_name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
         self.keep(false, &portal_name)?;
         // pgwire's own Bind, which cannot be called from an override.
         match client.portal_store().get_statement(&statement_name) {
@@ -469,7 +469,7 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let name = message.name.clone().unwrap_or_default();
+        let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
         {
             let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match message.target_type {
@@ -563,7 +563,10 @@ impl QueryParser for TenantParser {
                 .await
                 .map_err(|_| user_error("ERROR", "57014", format!("planning took longer than {} s (limits.query_timeout_seconds)", timeout.as_secs())))?
                 .map_err(|e| match e {
-                    PgWireError::ApiError(inner) => query_error(&QueryError::Plan(inner.to_string())),
+                    PgWireError::ApiError(inner) => match inner.downcast::<datafusion::error::DataFusionError>() {
+                        Ok(df) => query_error(&planning_error(*df, &|| queries.missing_hint())),
+                        Err(other) => query_error(&QueryError::Plan(other.to_string())),
+                    },
                     other => other,
                 })?;
             if let Some((_, Some((_, plan)))) = &parsed {

@@ -1,0 +1,521 @@
+//! The attack suite: what an unauthenticated client, or a user of one tenant, tries against
+//! the PostgreSQL and Flight SQL ports. Each case asserts a clear refusal, that the server
+//! still answers afterwards, and that nothing on disk changed.
+//!
+//! The PostgreSQL client here is raw protocol bytes, so a test can send what no well-behaved
+//! driver would: a query after a refused password, reserved startup parameters, pipelined
+//! messages.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use salespulse::config::{Limits, PasswordSecret, UserConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{TestServer, query};
+
+/// What the server said, one backend message each.
+#[derive(Debug, Clone, PartialEq)]
+enum Msg {
+    Error { severity: String, code: String, message: String },
+    Row(Vec<Option<String>>),
+    Complete(String),
+    Ready,
+    Auth(i32),
+    Other(u8),
+}
+
+struct Pg {
+    stream: TcpStream,
+}
+
+fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![kind];
+    out.extend_from_slice(&(u32::try_from(body.len() + 4).unwrap()).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+impl Pg {
+    async fn connect(addr: SocketAddr) -> Pg {
+        Pg { stream: TcpStream::connect(addr).await.unwrap() }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        // The server may have closed already: a failed write is what the reads then show.
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    fn startup_bytes(params: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = 196_608u32.to_be_bytes().to_vec();
+        for (k, v) in params {
+            body.extend(cstr(k));
+            body.extend(cstr(v));
+        }
+        body.push(0);
+        let mut out = (u32::try_from(body.len() + 4).unwrap()).to_be_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+
+    async fn startup(&mut self, params: &[(&str, &str)]) {
+        self.send(&Self::startup_bytes(params)).await;
+    }
+
+    fn password_bytes(password: &str) -> Vec<u8> {
+        message(b'p', &cstr(password))
+    }
+
+    fn query_bytes(sql: &str) -> Vec<u8> {
+        message(b'Q', &cstr(sql))
+    }
+
+    /// Parse, Bind, Describe (portal), Execute and Sync of `sql` without parameters.
+    fn extended_bytes(sql: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut parse = cstr("");
+        parse.extend(cstr(sql));
+        parse.extend(0u16.to_be_bytes());
+        out.extend(message(b'P', &parse));
+        let mut bind = cstr("");
+        bind.extend(cstr(""));
+        bind.extend(0u16.to_be_bytes());
+        bind.extend(0u16.to_be_bytes());
+        bind.extend(0u16.to_be_bytes());
+        out.extend(message(b'B', &bind));
+        let mut describe = vec![b'P'];
+        describe.extend(cstr(""));
+        out.extend(message(b'D', &describe));
+        let mut execute = cstr("");
+        execute.extend(0u32.to_be_bytes());
+        out.extend(message(b'E', &execute));
+        out.extend(message(b'S', &[]));
+        out
+    }
+
+    /// One backend message, or `None` when the server closed the connection (or said
+    /// nothing for 20 s).
+    async fn read(&mut self) -> Option<Msg> {
+        let mut head = [0u8; 5];
+        match tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut head)).await {
+            Ok(Ok(_)) => {}
+            _ => return None,
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0u8; len.saturating_sub(4)];
+        if tokio::time::timeout(Duration::from_secs(20), self.stream.read_exact(&mut body)).await.ok()?.is_err() {
+            return None;
+        }
+        Some(match head[0] {
+            b'E' => {
+                let mut fields = BTreeMap::new();
+                let mut rest = &body[..];
+                while let Some((&kind, tail)) = rest.split_first() {
+                    if kind == 0 {
+                        break;
+                    }
+                    let end = tail.iter().position(|b| *b == 0).unwrap_or(tail.len());
+                    fields.insert(kind, String::from_utf8_lossy(&tail[..end]).into_owned());
+                    rest = &tail[(end + 1).min(tail.len())..];
+                }
+                Msg::Error {
+                    severity: fields.get(&b'S').cloned().unwrap_or_default(),
+                    code: fields.get(&b'C').cloned().unwrap_or_default(),
+                    message: fields.get(&b'M').cloned().unwrap_or_default(),
+                }
+            }
+            b'D' => {
+                let n = u16::from_be_bytes([body[0], body[1]]) as usize;
+                let mut at = 2;
+                let mut values = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = i32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
+                    at += 4;
+                    if len < 0 {
+                        values.push(None);
+                    } else {
+                        let len = len as usize;
+                        values.push(Some(String::from_utf8_lossy(&body[at..at + len]).into_owned()));
+                        at += len;
+                    }
+                }
+                Msg::Row(values)
+            }
+            b'C' => Msg::Complete(String::from_utf8_lossy(&body[..body.len().saturating_sub(1)]).into_owned()),
+            b'Z' => Msg::Ready,
+            b'R' => Msg::Auth(i32::from_be_bytes([body[0], body[1], body[2], body[3]])),
+            other => Msg::Other(other),
+        })
+    }
+
+    /// Messages up to and including ReadyForQuery, or up to the connection's end.
+    async fn until_ready(&mut self) -> (Vec<Msg>, bool) {
+        let mut seen = Vec::new();
+        while let Some(m) = self.read().await {
+            let ready = m == Msg::Ready;
+            seen.push(m);
+            if ready {
+                return (seen, true);
+            }
+        }
+        (seen, false)
+    }
+
+    /// Logs in; panics if the server refuses.
+    async fn login(addr: SocketAddr, user: &str, password: &str, database: &str) -> Pg {
+        let mut pg = Pg::connect(addr).await;
+        pg.startup(&[("user", user), ("database", database)]).await;
+        assert_eq!(pg.read().await, Some(Msg::Auth(3)), "cleartext password asked");
+        pg.send(&Self::password_bytes(password)).await;
+        let (seen, ready) = pg.until_ready().await;
+        assert!(ready, "login as {user} failed: {seen:?}");
+        pg
+    }
+
+    async fn simple(&mut self, sql: &str) -> Vec<Msg> {
+        self.send(&Self::query_bytes(sql)).await;
+        let (seen, ready) = self.until_ready().await;
+        assert!(ready, "the connection closed on {sql:.80}: {seen:?}");
+        seen
+    }
+
+    async fn extended(&mut self, sql: &str) -> Vec<Msg> {
+        self.send(&Self::extended_bytes(sql)).await;
+        let (seen, ready) = self.until_ready().await;
+        assert!(ready, "the connection closed on {sql:.80}: {seen:?}");
+        seen
+    }
+}
+
+fn error_of(seen: &[Msg]) -> Option<(String, String, String)> {
+    seen.iter().find_map(|m| match m {
+        Msg::Error { severity, code, message } => Some((severity.clone(), code.clone(), message.clone())),
+        _ => None,
+    })
+}
+
+fn rows_of(seen: &[Msg]) -> Vec<Vec<Option<String>>> {
+    seen.iter().filter_map(|m| if let Msg::Row(r) = m { Some(r.clone()) } else { None }).collect()
+}
+
+fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: PasswordSecret::Plain(format!("{name}-pass")),
+        tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        api_token_sha256: None,
+    }
+}
+
+/// Three tenants, four users: anna reads acme, boris reads beta, vera reads acme and beta,
+/// root reads everything.
+async fn three_tenants(limits: Limits) -> TestServer {
+    let users = vec![user("anna", Some(&["acme"])), user("boris", Some(&["beta"])), user("vera", Some(&["acme", "beta"])), user("root", None)];
+    TestServer::spawn_limited(&["acme", "beta", "gamma"], &["acme", "beta"], users, limits).await
+}
+
+/// Every file under `root` with its size: what "nothing on disk changed" compares.
+fn disk(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.insert(path.display().to_string(), entry.metadata().map(|m| m.len()).unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
+/// The server still logs a user in and answers.
+async fn still_answers(server: &TestServer) {
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    let seen = pg.simple("SELECT count(*) FROM crm.deals").await;
+    assert_eq!(rows_of(&seen).len(), 1, "{seen:?}");
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    query(&mut flight, "SELECT 1").await.unwrap();
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("salespulse-attack-{}-{name}", std::process::id()))
+}
+
+#[tokio::test]
+async fn a_refused_password_ends_the_connection_before_any_query_runs() {
+    let server = three_tenants(Limits::default()).await;
+    let before = disk(server.root.path());
+    let target = scratch("after-wrong-password.csv");
+    let attack = format!("EXPLAIN ANALYZE COPY (SELECT * FROM beta.crm.deals) TO '{}'", target.display());
+
+    // Reserved startup parameters are refused outright.
+    let mut pg = Pg::connect(server.pg_addr).await;
+    pg.startup(&[("user", "anna"), ("database", "acme"), ("salespulse.allowed", "*"), ("salespulse.tenant", "beta")]).await;
+    let (seen, ready) = pg.until_ready().await;
+    let (severity, code, message) = error_of(&seen).expect("refused");
+    assert_eq!((severity.as_str(), code.as_str()), ("FATAL", "42704"), "{message}");
+    assert!(message.contains("salespulse.allowed") && message.contains("reserved"), "{message}");
+    assert!(!ready, "the connection is closed after FATAL");
+
+    // A wrong password with the query pipelined right behind it: FATAL, closed, not run.
+    let mut pg = Pg::connect(server.pg_addr).await;
+    pg.startup(&[("user", "anna"), ("database", "acme")]).await;
+    assert_eq!(pg.read().await, Some(Msg::Auth(3)));
+    let mut pipelined = Pg::password_bytes("wrong");
+    pipelined.extend(Pg::query_bytes(&attack));
+    pipelined.extend(Pg::extended_bytes(&attack));
+    pg.send(&pipelined).await;
+    let mut seen = Vec::new();
+    while let Some(m) = pg.read().await {
+        seen.push(m);
+    }
+    let errors: Vec<_> = seen.iter().filter(|m| matches!(m, Msg::Error { .. })).collect();
+    assert_eq!(errors.len(), 1, "one FATAL, then nothing: {seen:?}");
+    assert!(matches!(errors[0], Msg::Error { severity, code, .. } if severity == "FATAL" && code == "28P01"), "{seen:?}");
+
+    // A query instead of the password: FATAL, closed.
+    let mut pg = Pg::connect(server.pg_addr).await;
+    pg.startup(&[("user", "anna"), ("database", "acme")]).await;
+    assert_eq!(pg.read().await, Some(Msg::Auth(3)));
+    pg.send(&Pg::query_bytes(&attack)).await;
+    let (seen, ready) = pg.until_ready().await;
+    assert!(!ready && matches!(error_of(&seen), Some((s, c, _)) if s == "FATAL" && c == "08P01"), "{seen:?}");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!target.exists(), "the COPY ran: {}", target.display());
+    assert_eq!(disk(server.root.path()), before);
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn explain_and_every_path_stay_read_only() {
+    let server = three_tenants(Limits::default()).await;
+    let before = disk(server.root.path());
+    let target = scratch("explain-copy.csv");
+    let attacks = [
+        format!("EXPLAIN ANALYZE COPY (SELECT * FROM crm.deals) TO '{}'", target.display()),
+        format!("EXPLAIN COPY (SELECT 1) TO '{}'", target.display()),
+        "EXPLAIN ANALYZE INSERT INTO crm.departments SELECT * FROM crm.departments".to_string(),
+        "EXPLAIN ANALYZE CREATE TABLE x AS SELECT 1".to_string(),
+        format!("COPY (SELECT 1) TO '{}' STORED AS CSV", target.display()),
+        format!("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '{}'", target.display()),
+        "INSERT INTO crm.departments SELECT * FROM crm.departments".to_string(),
+        "DROP TABLE crm.deals".to_string(),
+        "SELECT 1; INSERT INTO crm.departments SELECT * FROM crm.departments".to_string(),
+    ];
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    for sql in &attacks {
+        let seen = pg.simple(sql).await;
+        let (_, code, message) = error_of(&seen).unwrap_or_else(|| panic!("not refused over the simple protocol: {sql}: {seen:?}"));
+        assert!(message.contains("read-only") || code == "25006", "{sql}: {code} {message}");
+        if !sql.starts_with("SELECT 1;") {
+            let seen = pg.extended(sql).await;
+            let (_, code, message) = error_of(&seen).unwrap_or_else(|| panic!("not refused over the extended protocol: {sql}: {seen:?}"));
+            assert!(message.contains("read-only") || code == "25006", "{sql}: {code} {message}");
+        }
+    }
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    for sql in &attacks[..4] {
+        let e = query(&mut flight, sql).await.expect_err(sql);
+        assert!(e.contains("read-only"), "{sql}: {e}");
+    }
+    assert!(!target.exists());
+    assert_eq!(disk(server.root.path()), before);
+    // The simple query's first statement ran; the connection still works.
+    let seen = pg.simple("SELECT 2").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("2".to_string())]]);
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn only_client_settings_can_be_set_whatever_the_quoting() {
+    let server = three_tenants(Limits { max_result_rows: 100, ..Limits::default() }).await;
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    for sql in [
+        "SET \"salespulse_session\".name = 'admin'",
+        "SET \"datafusion\".runtime.memory_limit = '8G'",
+        "SET datafusion.execution.batch_size = 1",
+        "SET \"DataFusion\".\"execution\".time_zone = 'Asia/Tokyo'",
+        "SET salespulse.calls.success_threshold_seconds = 1",
+        "SET ROLE postgres",
+        "SET SESSION AUTHORIZATION root",
+        "RESET datafusion.execution.batch_size",
+    ] {
+        for seen in [pg.simple(sql).await, pg.extended(sql).await] {
+            let (_, code, message) = error_of(&seen).unwrap_or_else(|| panic!("accepted: {sql}"));
+            assert!(code == "42501" || code == "42704", "{sql}: {code} {message}: {seen:?}");
+            assert!(message.contains("session settings a client may change"), "{message}");
+        }
+    }
+    // What the real clients send is accepted and answered per connection.
+    for sql in [
+        "SET extra_float_digits = 3",
+        "SET application_name = 'PostgreSQL JDBC Driver'",
+        "set search_path = public, \"$user\"",
+        "SET SESSION TIMEZONE TO 'UTC'",
+        "SET TIME ZONE 'Europe/Moscow'",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+        "SET statement_timeout = 0",
+        "SET client_min_messages TO warning",
+        "RESET ALL",
+        "SET application_name = 'mine'",
+    ] {
+        let seen = pg.simple(sql).await;
+        assert!(error_of(&seen).is_none(), "{sql}: {seen:?}");
+    }
+    let seen = pg.simple("SHOW application_name").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("mine".to_string())]]);
+    // Nothing changed in the engine: the result cap and the session user are as before.
+    let seen = pg.simple("SELECT * FROM generate_series(1, 500)").await;
+    assert!(matches!(error_of(&seen), Some((_, c, m)) if c == "54000" && m.contains("limits.max_result_rows")), "{seen:?}");
+    let other = Pg::login(server.pg_addr, "vera", "vera-pass", "acme").await;
+    drop(other);
+    let seen = pg.simple("SELECT DISTINCT \"user\" FROM system.queries").await;
+    assert!(rows_of(&seen).iter().all(|r| r[0].as_deref() == Some("anna")), "{seen:?}");
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn deep_expressions_are_refused_before_planning_on_both_protocols() {
+    let server = three_tenants(Limits::default()).await;
+    let huge = format!("SELECT {}", vec!["1"; 50_000].join("+"));
+    let deep_and = format!("SELECT count(*) FROM crm.deals WHERE {}", vec!["amount > 0"; 5_000].join(" AND "));
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    for sql in [&huge, &deep_and] {
+        let seen = pg.simple(sql).await;
+        let (_, code, message) = error_of(&seen).expect("refused");
+        assert_eq!(code, "54000");
+        assert!(message.contains("limits.max_expression_depth"), "{message}");
+        let seen = pg.extended(sql).await;
+        assert!(error_of(&seen).is_some_and(|(_, _, m)| m.contains("limits.max_expression_depth")), "{seen:?}");
+        let e = query(&mut flight, sql).await.expect_err("refused");
+        assert!(e.contains("limits.max_expression_depth"), "{e}");
+    }
+    // Just under the default limit, the debug build's worker stacks hold (the limit is what
+    // keeps the process alive, so it is proven here, on the build the tests run).
+    let limit = Limits::default().max_expression_depth;
+    let terms = limit / 2 - 2;
+    let chain = format!("SELECT {} AS n", vec!["1"; terms].join("+"));
+    assert!(salespulse::catalog::expression_depth(&chain) <= limit);
+    let seen = pg.simple(&chain).await;
+    assert_eq!(rows_of(&seen), vec![vec![Some(terms.to_string())]], "{:?}", error_of(&seen));
+    let (_, batches) = query(&mut flight, &chain).await.unwrap();
+    assert_eq!(crate::common::rows(&batches), 1);
+    let ands = format!("SELECT count(*) AS n FROM crm.deals WHERE {}", vec!["amount >= 0"; limit / 2 - 4].join(" OR "));
+    let seen = pg.simple(&ands).await;
+    assert!(error_of(&seen).is_none(), "{seen:?}");
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn every_statement_of_a_simple_query_is_limited() {
+    let server = three_tenants(Limits { max_result_rows: 1_000, query_timeout: Duration::from_secs(2), ..Limits::default() }).await;
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    let seen = pg.simple("SELECT 1; SELECT * FROM generate_series(1, 5000)").await;
+    assert!(rows_of(&seen).len() <= 1_000, "{} rows", rows_of(&seen).len());
+    assert!(matches!(error_of(&seen), Some((_, c, m)) if c == "54000" && m.contains("limits.max_result_rows")), "{:?}", error_of(&seen));
+    // A recursive CTE after a first statement stops at the deadline, holding the slot.
+    let started = std::time::Instant::now();
+    let seen = pg.simple("SELECT 1; WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r").await;
+    assert!(matches!(error_of(&seen), Some((_, c, _)) if c == "57014" || c == "53200"), "{seen:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(server.gate.running(), 0);
+    // Too many statements in one query.
+    let many = vec!["SELECT 1"; 40].join("; ");
+    let seen = pg.simple(&many).await;
+    assert!(matches!(error_of(&seen), Some((_, _, m)) if m.contains("limits.max_statements_per_query")), "{seen:?}");
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_slot_at_the_deadline() {
+    let limits = Limits { query_timeout: Duration::from_secs(1), max_concurrent_queries: 2, queue_wait: Duration::from_millis(500), ..Limits::default() };
+    let server = three_tenants(limits).await;
+    // Two readers that never read a big result.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut pg = Pg::login(server.pg_addr, "vera", "vera-pass", "acme").await;
+        pg.send(&Pg::query_bytes("SELECT repeat('x', 1000) AS pad, a.value FROM generate_series(1, 200000) a")).await;
+        stalled.push(pg);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.gate.running(), 2, "both hold a slot while they run");
+    // Within the deadline plus the grace (1 s each), the slots are free although nobody read.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while server.gate.running() > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.gate.running(), 0, "stalled readers still hold their slots");
+    still_answers(&server).await;
+}
+
+#[tokio::test]
+async fn cursors_hold_a_slot_and_are_bounded() {
+    let server = three_tenants(Limits { max_prepared_per_connection: 3, ..Limits::default() }).await;
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    assert!(error_of(&pg.simple("BEGIN").await).is_none());
+    let seen = pg.simple("DECLARE c1 CURSOR FOR SELECT * FROM crm.calls ORDER BY started_at").await;
+    assert!(error_of(&seen).is_none(), "{seen:?}");
+    assert_eq!(server.gate.running(), 1, "an open cursor holds a slot");
+    let seen = pg.simple("FETCH 5 FROM c1").await;
+    assert_eq!(rows_of(&seen).len(), 5, "{seen:?}");
+    for name in ["c2", "c3"] {
+        assert!(error_of(&pg.simple(&format!("DECLARE {name} CURSOR FOR SELECT 1")).await).is_none());
+    }
+    let seen = pg.simple("DECLARE c4 CURSOR FOR SELECT 1").await;
+    assert!(matches!(error_of(&seen), Some((_, _, m)) if m.contains("limits.max_prepared_per_connection")), "{seen:?}");
+    let seen = pg.simple(&format!("DECLARE c5 CURSOR FOR SELECT {}", vec!["1"; 3000].join("+"))).await;
+    assert!(error_of(&seen).is_some());
+    assert!(error_of(&pg.simple("CLOSE c1").await).is_none());
+    assert!(error_of(&pg.simple("CLOSE ALL").await).is_none());
+    assert_eq!(server.gate.running(), 0, "closed cursors give their slots back");
+    assert!(error_of(&pg.simple("COMMIT").await).is_none());
+}
+
+#[tokio::test]
+async fn a_user_learns_nothing_of_other_tenants() {
+    let server = three_tenants(Limits::default()).await;
+    // boris (beta) connects first and last: anna's catalog must not follow his.
+    let mut boris = Pg::login(server.pg_addr, "boris", "boris-pass", "beta").await;
+    let mut anna = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    let _boris2 = Pg::login(server.pg_addr, "boris", "boris-pass", "beta").await;
+    for sql in ["SELECT datname FROM pg_catalog.pg_database", "SELECT DISTINCT table_catalog FROM information_schema.tables"] {
+        let seen = anna.simple(sql).await;
+        let names: Vec<String> = rows_of(&seen).into_iter().filter_map(|r| r[0].clone()).collect();
+        assert!(!names.is_empty(), "{sql}: {seen:?}");
+        assert!(names.iter().all(|n| n == "acme" || n == "postgres"), "{sql}: anna sees {names:?}");
+    }
+    let seen = boris.simple("SELECT datname FROM pg_catalog.pg_database").await;
+    assert!(rows_of(&seen).iter().all(|r| matches!(r[0].as_deref(), Some("beta" | "postgres"))), "{seen:?}");
+    // Fully qualified names of another tenant do not resolve, and errors name nothing of it.
+    for sql in ["SELECT * FROM beta.crm.deals", "SELECT * FROM gamma.crm.deals", "SELECT * FROM crm.no_such_table"] {
+        let seen = anna.simple(sql).await;
+        let (_, _, message) = error_of(&seen).expect("refused");
+        assert!(!message.contains("gamma") || sql.contains("gamma"), "{message}");
+        assert!(!message.contains(server.root.path().to_str().unwrap()), "a storage path leaked: {message}");
+    }
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    let e = query(&mut flight, "SELECT * FROM crm.no_such_table").await.unwrap_err();
+    assert!(!e.contains("gamma") && !e.contains(server.root.path().to_str().unwrap()), "{e}");
+    // pg_catalog is a PostgreSQL session's, not the tenant's: Flight SQL does not see it.
+    let e = query(&mut flight, "SELECT * FROM acme.pg_catalog.pg_class").await;
+    assert!(e.is_err(), "{e:?}");
+}
