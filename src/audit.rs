@@ -61,10 +61,13 @@ pub struct QueryLog {
 impl QueryLog {
     /// Logs `record` and keeps it.
     pub fn record(&self, mut record: QueryRecord) {
-        if record.sql.len() > SQL_KEPT {
-            let cut = (0..=SQL_KEPT).rev().find(|i| record.sql.is_char_boundary(*i)).unwrap_or(0);
-            record.sql = format!("{}… ({} bytes in all)", &record.sql[..cut], record.sql.len());
+        clip(&mut record.sql, SQL_KEPT);
+        // An error can quote what the client sent (a 900 KB identifier): kept as short as the
+        // SQL, so 10,000 records stay within a few tens of megabytes.
+        if let Some(error) = record.error.as_mut() {
+            clip(error, SQL_KEPT);
         }
+        clip(&mut record.user, 256);
         tracing::info!(
             target: "salespulse::audit",
             user = %record.user,
@@ -92,9 +95,28 @@ impl QueryLog {
     }
 }
 
+/// Cuts `text` to at most `max` bytes (on a character boundary), saying how long it was.
+fn clip(text: &mut String, max: usize) {
+    if text.len() > max {
+        let cut = (0..=max).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        *text = format!("{}… ({} bytes in all)", &text[..cut], text.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_kept_as_short_as_sql() {
+        let log = QueryLog::default();
+        let huge = format!("table '{}' not found", "x".repeat(900_000));
+        log.record(QueryRecord { error: Some(huge), outcome: QueryOutcome::Failed, ..record("anna", "SELECT 1") });
+        let kept = log.records_of("anna");
+        let error = kept[0].error.as_deref().unwrap_or_default();
+        assert!(error.len() < SQL_KEPT + 64, "{} bytes kept", error.len());
+        assert!(error.ends_with("(900021 bytes in all)"), "{}", &error[error.len() - 40..]);
+    }
 
     fn record(user: &str, sql: &str) -> QueryRecord {
         QueryRecord {

@@ -227,6 +227,10 @@ async fn incremental_equals_full(api_filter_enabled: bool) {
     let full = refresh(&store, config(&account.base_url)).await.unwrap();
     let full_requests = full.sync.unwrap().requests;
     change_the_account(&account);
+    // Each refresh paces itself with a limiter of its own, so a refresh started within a
+    // second of the last one's final requests can meet the account's rolling one-second
+    // window (a cron refresh never does). Noted for issue 22: share the limiter per account.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = account.state.requests();
     let incremental = refresh(&store, config(&account.base_url)).await.unwrap();
     let sync = incremental.sync.as_ref().unwrap();
@@ -239,6 +243,7 @@ async fn incremental_equals_full(api_filter_enabled: bool) {
     assert_eq!(filtered, api_filter_enabled, "the paid filter is used only where the account has it");
 
     let (_fresh_root, fresh_store) = new_store();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = refresh(&fresh_store, config(&account.base_url)).await.unwrap();
     for table in amocrm::PREVIOUS_TABLES {
         let a = rows(&store, &incremental.report.manifest, *table, &["phone_hash"]).await;

@@ -519,3 +519,22 @@ async fn a_user_learns_nothing_of_other_tenants() {
     let e = query(&mut flight, "SELECT * FROM acme.pg_catalog.pg_class").await;
     assert!(e.is_err(), "{e:?}");
 }
+
+#[tokio::test]
+async fn results_that_depend_on_the_user_are_never_shared() {
+    let server = three_tenants(Limits::default()).await;
+    let mut anna = server.client().await;
+    anna.handshake("anna", "anna-pass").await.unwrap();
+    let mut vera = server.client().await;
+    vera.handshake("vera", "vera-pass").await.unwrap();
+    query(&mut anna, "SELECT 1").await.unwrap();
+    for sql in ["SELECT DISTINCT user_name FROM \"system\".queries", "SELECT DISTINCT user_name FROM system.queries"] {
+        let (_, first) = query(&mut anna, sql).await.unwrap();
+        let (_, theirs) = query(&mut vera, sql).await.unwrap();
+        for (who, batches) in [("anna", &first), ("vera", &theirs)] {
+            let names = arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string();
+            let other = if who == "anna" { "vera" } else { "anna" };
+            assert!(!names.contains(other), "{who} got {other}'s rows for {sql}:\n{names}");
+        }
+    }
+}

@@ -89,7 +89,8 @@ impl ResultCache {
             return None;
         }
         let sql = normalize(k.sql);
-        let lower = sql.to_lowercase();
+        // Quoted names are the same names: `"system".queries` is `system.queries`.
+        let lower = sql.to_lowercase().replace('"', "");
         const VOLATILE: &[&str] = &["system.", "information_schema", "pg_catalog", "now(", "current_date", "current_time", "random(", "uuid(", "pg_", "version("];
         if VOLATILE.iter().any(|v| lower.contains(v)) {
             self.stats.uncacheable.fetch_add(1, Ordering::Relaxed);
@@ -224,4 +225,27 @@ mod tests {
         assert_eq!(cache.key(&key("SELECT now()", &s1)), None);
         assert_eq!(ResultCache::new(0).key(&key("SELECT 1", &s1)), None, "capacity 0: off");
     }
+}
+
+/// Whether a planned query's result depends only on the snapshots and the SQL: it reads no
+/// `system`, `information_schema` or `pg_catalog` table (their rows depend on the user and
+/// the moment) and calls no volatile function.
+pub fn plan_is_cacheable(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut cacheable = true;
+    let visited = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && scan.table_name.schema().is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog"))
+        {
+            cacheable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        if node.expressions().iter().any(datafusion::logical_expr::Expr::is_volatile) {
+            cacheable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    visited.is_ok() && cacheable
 }

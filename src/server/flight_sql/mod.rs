@@ -247,6 +247,10 @@ impl SalesFlightSql {
         };
         let admission = self.gate.admit(&principal.user).await.map_err(|e| fail(limit_status(&e)))?;
         let df = self.plan(handle, principal, parameters).await.map_err(fail)?;
+        // Whether a result may be shared is decided on the plan, not the text: a result that
+        // reads `system`, `information_schema` or `pg_catalog` (whatever the quoting) or calls
+        // a volatile function depends on who asks and when, and is never kept.
+        let key = key.filter(|_| crate::server::cache::plan_is_cacheable(df.logical_plan()));
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await.map_err(|e| fail(query_status(&QueryError::from_datafusion(e, None))))?;
         let advertised = Arc::clone(&schema);

@@ -5,7 +5,7 @@
 //!   and settings; everything else is refused as read-only. `EXPLAIN`'s statement is checked
 //!   once planned ([`crate::catalog::check_read_only`]), like every query.
 //! - **Client settings** are an allow-list ([`CLIENT_SETTINGS`]): the session settings the
-//!   real clients send (`docs/security.md` lists which client sends which). Names are compared
+//!   real clients send (`docs/client-settings.md` lists which client sends which). Names are compared
 //!   by value, so `"datafusion".x` and `datafusion.x` are the same name. A listed setting is
 //!   kept in the connection's metadata (so `SHOW` answers it) and never reaches the engine;
 //!   any other name is refused with the list.
