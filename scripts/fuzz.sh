@@ -15,7 +15,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
-for target in ticket credentials config; do
+for target in ticket credentials config pg_login; do
   work="$(mktemp -d)"
   cp -r "fuzz/corpus/$target/." "$work/"
   echo "fuzzing $target for ${SECONDS_PER_TARGET}s"

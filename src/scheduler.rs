@@ -181,7 +181,8 @@ impl Refresher {
             let _guard = Running { refresher: self, tenant };
             match (self.run)(tenant.to_string()).await {
                 Ok(summary) => (Outcome::Ok, None, Some(summary)),
-                Err(e) => (Outcome::Failed, Some(e), None),
+                // Shown in /health and system.refreshes: no webhook secret or token.
+                Err(e) => (Outcome::Failed, Some(salespulse_input::redact::redact_secrets(&e)), None),
             }
         } else {
             (Outcome::Skipped, Some("a refresh of this tenant was already running".to_string()), None)

@@ -128,8 +128,8 @@ async fn session_actions_are_unimplemented_not_invalid() {
 
 fn users() -> Vec<UserConfig> {
     vec![
-        UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("grafana-pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None },
-        UserConfig { name: "admin".into(), password: PasswordSecret::Plain("admin-pass".into()), tenants: None, api_token_sha256: None },
+        UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("grafana-pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None, may_refresh: false },
+        UserConfig { name: "admin".into(), password: PasswordSecret::Plain("admin-pass".into()), tenants: None, api_token_sha256: None, may_refresh: false },
     ]
 }
 

@@ -26,8 +26,8 @@ fn limits() -> Limits {
 
 fn users() -> Vec<UserConfig> {
     vec![
-        UserConfig { name: "anna".into(), password: PasswordSecret::Plain("anna-pass".into()), tenants: Some(vec!["demo".into()]), api_token_sha256: None },
-        UserConfig { name: "boris".into(), password: PasswordSecret::Plain("boris-pass".into()), tenants: Some(vec!["demo".into()]), api_token_sha256: None },
+        UserConfig { name: "anna".into(), password: PasswordSecret::Plain("anna-pass".into()), tenants: Some(vec!["demo".into()]), api_token_sha256: None, may_refresh: false },
+        UserConfig { name: "boris".into(), password: PasswordSecret::Plain("boris-pass".into()), tenants: Some(vec!["demo".into()]), api_token_sha256: None, may_refresh: false },
     ]
 }
 

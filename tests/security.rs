@@ -213,6 +213,7 @@ fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
         password: PasswordSecret::Plain(format!("{name}-pass")),
         tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
         api_token_sha256: None,
+        may_refresh: false,
     }
 }
 

@@ -14,7 +14,7 @@ use salespulse_input::handle::QueryHandle;
 fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();
     AUTH.get_or_init(|| {
-        let users = [UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None }];
+        let users = [UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None, may_refresh: false }];
         Authenticator::new(&users, Some(b"fuzzing-key-0123456789"), Duration::from_secs(3600))
     })
 }

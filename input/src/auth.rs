@@ -52,12 +52,15 @@ pub struct Principal {
     pub user: String,
     /// The tenants this principal may read; `None` for all.
     pub tenants: Option<Vec<String>>,
+    /// Whether the principal may start refreshes of the tenants it reads.
+    pub may_refresh: bool,
 }
 
 impl Principal {
     /// The principal of a server without `[[users]]`.
     pub fn anonymous() -> Principal {
-        Principal { user: "anonymous".into(), tenants: None }
+        // Without users the server is the operator's own (loopback unless --insecure).
+        Principal { user: "anonymous".into(), tenants: None, may_refresh: true }
     }
 
     pub fn may_read(&self, tenant: &str) -> bool {
@@ -68,6 +71,13 @@ impl Principal {
 struct Account {
     password: PasswordSecret,
     tenants: Option<Vec<String>>,
+    may_refresh: bool,
+}
+
+impl Account {
+    fn principal(&self, user: &str) -> Principal {
+        Principal { user: user.to_string(), tenants: self.tenants.clone(), may_refresh: self.may_refresh }
+    }
 }
 
 /// Checks credentials and signs tokens.
@@ -162,7 +172,7 @@ impl Authenticator {
         };
         let accounts = users
             .iter()
-            .map(|u| (u.name.clone(), Account { password: u.password.clone(), tenants: u.tenants.clone() }))
+            .map(|u| (u.name.clone(), Account { password: u.password.clone(), tenants: u.tenants.clone(), may_refresh: u.may_refresh }))
             .collect();
         let api_tokens = users.iter().filter_map(|u| u.api_token_sha256.map(|d| (d, u.name.clone()))).collect();
         let failed = FailedLogins { per_minute: crate::config::Limits::default().failed_logins_per_minute, recent: Default::default() };
@@ -272,7 +282,7 @@ impl Authenticator {
         // A user's API token also works as the password (Basic handshakes and PostgreSQL from
         // tools that can only send a user and a password).
         let ok = ok || self.api_tokens.get(&api_token_digest(password)).is_some_and(|owner| owner == user);
-        if ok { Ok(Principal { user: user.to_string(), tenants: account.tenants.clone() }) } else { Err(AuthError::WrongPassword) }
+        if ok { Ok(account.principal(user)) } else { Err(AuthError::WrongPassword) }
     }
 
     /// Constant-time equality of two secrets of any length: compares their MACs.
@@ -320,7 +330,7 @@ impl Authenticator {
         }
         // A token outlives neither its account nor the account's tenant list.
         let account = self.accounts.get(&user).ok_or(AuthError::BadToken)?;
-        Ok(Principal { user, tenants: account.tenants.clone() })
+        Ok(account.principal(&user))
     }
 
     /// The owner of a static API token. The token is looked up by its SHA-256, so the lookup's
@@ -328,7 +338,7 @@ impl Authenticator {
     fn check_api_token(&self, token: &str) -> Result<Principal, AuthError> {
         let user = self.api_tokens.get(&api_token_digest(token)).ok_or(AuthError::BadToken)?;
         let account = self.accounts.get(user).ok_or(AuthError::BadToken)?;
-        Ok(Principal { user: user.clone(), tenants: account.tenants.clone() })
+        Ok(account.principal(user))
     }
 
     /// The principal of a request with this `authorization` header value, from `peer`.
@@ -451,12 +461,13 @@ mod tests {
 
     fn users() -> Vec<UserConfig> {
         vec![
-            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("s3cret-pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None },
+            UserConfig { name: "grafana".into(), password: PasswordSecret::Plain("s3cret-pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None, may_refresh: false },
             UserConfig {
                 name: "admin".into(),
                 password: PasswordSecret::Hash(hash_password("admin-pass").unwrap()),
                 tenants: None,
                 api_token_sha256: None,
+                may_refresh: true,
             },
         ]
     }
@@ -542,7 +553,7 @@ mod tests {
         assert!(matches!(auth.check_header(Some(&format!("Basic {}", LENIENT_BASE64.encode("grafana:s3cret-pass"))), attacker), Err(AuthError::Throttled { .. })));
         // ...while other addresses and bearer tokens go on.
         assert!(auth.check_password("grafana", "s3cret-pass", other).is_ok());
-        let token = auth.issue_token(&Principal { user: "grafana".into(), tenants: Some(vec!["acme".into()]) });
+        let token = auth.issue_token(&Principal { user: "grafana".into(), tenants: Some(vec!["acme".into()]), may_refresh: false });
         assert!(auth.check_header(Some(&format!("Bearer {token}")), attacker).is_ok());
     }
 

@@ -73,6 +73,10 @@ struct RawUser {
     api_token_sha256: Option<String>,
     #[serde(default)]
     tenants: Vec<String>,
+    /// Whether the user may start refreshes (`POST /tenants/{name}/refresh`), which spend the
+    /// CRM's request quota; reading a tenant does not include it.
+    #[serde(default)]
+    refresh: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +202,8 @@ pub struct UserConfig {
     /// `api_token_env`'s value): a bearer token that does not expire, for clients that take
     /// a token and never log in (Grafana's and flightsql-dbapi's `token`, HTTP).
     pub api_token_sha256: Option<[u8; 32]>,
+    /// Whether the user may start refreshes of the tenants they read (`refresh = true`).
+    pub may_refresh: bool,
 }
 
 impl std::fmt::Debug for UserConfig {
@@ -806,7 +812,7 @@ fn users(raw: Vec<RawUser>, tenants: &[TenantConfig]) -> Result<Vec<UserConfig>,
             }
             Some(u.tenants)
         };
-        users.push(UserConfig { name: u.name, password, tenants: allowed, api_token_sha256 });
+        users.push(UserConfig { name: u.name, password, tenants: allowed, api_token_sha256, may_refresh: u.refresh });
     }
     Ok(users)
 }

@@ -277,6 +277,13 @@ async fn refresh(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connec
     if !who.may_read(&name) || state.catalog.tenant(&name).is_none() {
         return json_response(StatusCode::NOT_FOUND, &json!({ "error": format!("no tenant '{name}'") }));
     }
+    // A refresh spends the CRM's request quota: a permission of its own, not every reader's.
+    if !who.may_refresh {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &json!({ "error": format!("user '{}' may read tenant '{name}' but not start its refreshes; give the user `refresh = true` in [[users]]", who.user) }),
+        );
+    }
     let record = state.refresher.refresh(&name, "http").await;
     let status = match record.outcome {
         Outcome::Ok => StatusCode::OK,

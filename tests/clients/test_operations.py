@@ -131,6 +131,10 @@ def test_operations_need_a_user_and_show_only_their_tenants(secured):
     assert status == 404, body
     status, _, body = call(secured, "/tenants/acme/refresh", method="POST")
     assert status == 401, body
+    # Reading a tenant does not include starting its refreshes (they spend the CRM's quota).
+    status, _, body = call(secured, "/tenants/acme/refresh", method="POST", user="analyst", password=ANALYST_PASSWORD)
+    assert status == 403, body
+    assert "refresh = true" in json.loads(body)["error"], body
 
 
 def test_sigterm_stops_the_server_cleanly():

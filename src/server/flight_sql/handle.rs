@@ -103,7 +103,7 @@ mod tests {
     use std::time::Duration;
 
     fn principal(user: &str) -> Principal {
-        Principal { user: user.into(), tenants: None }
+        Principal { user: user.into(), tenants: None, may_refresh: false }
     }
 
     #[test]

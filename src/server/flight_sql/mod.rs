@@ -45,7 +45,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::config::Limits;
-use crate::server::limits::{LimitError, Limited, QueryGate, StreamEnd};
+use crate::server::limits::{Admission, LimitError, Limited, QueryGate, StreamEnd};
 use crate::catalog::{Catalog, OutputProfile, QueryError, TextLimits, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
@@ -164,7 +164,15 @@ impl SalesFlightSql {
         Ok((handle, principal))
     }
 
+    /// Plans a handle under `admission`'s deadline; without one (GetFlightInfo, prepared
+    /// statements) planning takes a slot of its own for the time it plans, so no request
+    /// plans outside the limits.
     async fn plan(&self, handle: &QueryHandle, principal: &Principal, params: Vec<ScalarValue>) -> Result<datafusion::prelude::DataFrame, Status> {
+        let admission = self.gate.admit(&principal.user).await.map_err(|e| limit_status(&e))?;
+        self.plan_admitted(handle, principal, params, &admission).await
+    }
+
+    async fn plan_admitted(&self, handle: &QueryHandle, principal: &Principal, params: Vec<ScalarValue>, admission: &Admission) -> Result<datafusion::prelude::DataFrame, Status> {
         let ctx = self.session(handle.tenant.as_deref(), principal);
         let catalog = Arc::clone(&self.catalog);
         let sql = handle.sql.clone();
@@ -173,8 +181,10 @@ impl SalesFlightSql {
         let asking = principal.clone();
         // Planning runs in its own task so that a panic inside the engine becomes an error
         // for this request, not a dropped connection.
-        tokio::spawn(async move { plan_query_with(&ctx, &sql, limits, &params, profile, || catalog.missing_snapshot_hint_for(&asking)).await })
+        let planning = tokio::spawn(async move { plan_query_with(&ctx, &sql, limits, &params, profile, || catalog.missing_snapshot_hint_for(&asking)).await });
+        tokio::time::timeout_at(admission.deadline(), planning)
             .await
+            .map_err(|_| limit_status(&admission.timeout_error()))?
             .map_err(|e| Status::internal(format!("the query planner failed: {e}")))?
             .map_err(|e| query_status(&e))
     }
@@ -246,7 +256,7 @@ impl SalesFlightSql {
             status
         };
         let admission = self.gate.admit(&principal.user).await.map_err(|e| fail(limit_status(&e)))?;
-        let df = self.plan(handle, principal, parameters).await.map_err(fail)?;
+        let df = self.plan_admitted(handle, principal, parameters, &admission).await.map_err(fail)?;
         // Whether a result may be shared is decided on the plan, not the text: a result that
         // reads `system`, `information_schema` or `pg_catalog` (whatever the quoting) or calls
         // a volatile function depends on who asks and when, and is never kept.
@@ -262,6 +272,9 @@ impl SalesFlightSql {
             Err(_) => Err(FlightError::Tonic(Box::new(Status::internal("the query engine failed while running this query")))),
         });
         let (log, audited) = (Arc::clone(self.catalog.query_log()), handle.clone());
+        let overrun = tokio_util::sync::CancellationToken::new();
+        admission.watch(overrun.clone());
+        let timeout = admission.timeout_error();
         let batches = Limited::new(
             batches,
             admission,
@@ -273,6 +286,7 @@ impl SalesFlightSql {
             },
             move |end| audit_record(&log, &audited, started_at, end, false),
         );
+        let batches = detached(batches, overrun, move || FlightError::Tonic(Box::new(limit_status(&timeout))));
         // Keeps what streams by (while it fits), and caches it once the client has read it all.
         let recorder = Arc::new(Recorder::new(Arc::clone(&self.cache), key, Arc::clone(&schema)));
         let (seen, done_recorder) = (Arc::clone(&recorder), recorder);
@@ -292,6 +306,48 @@ impl SalesFlightSql {
         let batches = batches.chain(done);
         Ok(Response::new(Box::pin(encode(schema, batches))))
     }
+}
+
+/// Runs `batches` in a task of its own that hands them over through a channel of two, so the
+/// query is not at the mercy of the client's reading: when `overrun` is cancelled (the
+/// query's slot outlived its deadline, the client stopped reading), the task drops the
+/// query, freeing its slot, memory and batches, and the stream ends with `timeout()`.
+fn detached<T: Send + 'static, E: Send + 'static>(
+    batches: impl Stream<Item = Result<T, E>> + Send + 'static,
+    overrun: tokio_util::sync::CancellationToken,
+    timeout: impl FnOnce() -> E + Send + 'static,
+) -> impl Stream<Item = Result<T, E>> + Send + 'static {
+    let (sender, receiver) = tokio::sync::mpsc::channel(2);
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::clone(&finished);
+    tokio::spawn(async move {
+        let mut batches = std::pin::pin!(batches);
+        loop {
+            let item = tokio::select! {
+                () = overrun.cancelled() => return,
+                item = batches.next() => item,
+            };
+            let Some(item) = item else {
+                done.store(true, std::sync::atomic::Ordering::Release);
+                return;
+            };
+            tokio::select! {
+                () = overrun.cancelled() => return,
+                sent = sender.send(item) => if sent.is_err() { return },
+            }
+        }
+    });
+    let mut timeout = Some(timeout);
+    tokio_stream::wrappers::ReceiverStream::new(receiver).chain(futures::stream::iter(std::iter::from_fn(move || {
+        // The channel closed: either the query ended, or it was dropped for overrunning.
+        if finished.load(std::sync::atomic::Ordering::Acquire) { None } else { timeout.take().map(|t| Err(t())) }
+    })))
+}
+
+/// The refusal of an update statement, naming it.
+fn read_only_update(sql: &str) -> Status {
+    let what: String = sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ").chars().take(80).collect();
+    Status::permission_denied(format!("salespulse is read-only: {what} … is not allowed (Flight SQL updates are refused; SET has no effect on a stateless protocol); run SELECT queries only"))
 }
 
 /// Flight data for a stream of result batches.
@@ -444,7 +500,18 @@ impl FlightSqlService for SalesFlightSql {
     /// request messages; the answer carries `authorization: Bearer <token>` in its headers.
     async fn do_handshake(&self, request: Request<Streaming<HandshakeRequest>>) -> Result<Response<HandshakeStream>, Status> {
         let principal = self.principal(&request).await?;
-        let token = if self.auth.enabled() { self.auth.issue_token(&principal) } else { "anonymous".to_string() };
+        // A token is issued for a password only: a bearer token presented here is answered
+        // as it is, so a token cannot be renewed forever without the password.
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.trim_start().get(..7).filter(|p| p.eq_ignore_ascii_case("bearer ")).map(|_| h.trim_start()[7..].trim().to_string()));
+        let token = match presented {
+            _ if !self.auth.enabled() => "anonymous".to_string(),
+            Some(token) => token,
+            None => self.auth.issue_token(&principal),
+        };
         let reply = HandshakeResponse { protocol_version: 0, payload: token.clone().into_bytes().into() };
         let mut response: Response<HandshakeStream> = Response::new(Box::pin(stream::iter([Ok(reply)])));
         let value = format!("Bearer {token}").parse().map_err(|_| Status::internal("the token is not a valid header value"))?;
@@ -485,10 +552,22 @@ impl FlightSqlService for SalesFlightSql {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let principal = self.principal(&request).await?;
         let mut handle = QueryHandle::open(&query.prepared_statement_handle, &self.auth, &principal)?;
-        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(FlightError::from))
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("the parameters could not be read: {e}")))?;
+        // Parameters are one row; what a client sends beyond `limits.max_sql_bytes` of them is
+        // refused as it arrives, never collected.
+        let max = self.max_sql_bytes;
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        let mut bytes = 0usize;
+        let mut incoming = FlightRecordBatchStream::new_from_flight_data(request.into_inner().map_err(FlightError::from));
+        while let Some(batch) = incoming.next().await {
+            let batch = batch.map_err(|e| Status::invalid_argument(format!("the parameters could not be read: {e}")))?;
+            bytes += batch.get_array_memory_size();
+            if bytes > max || batches.len() >= 16 {
+                return Err(Status::invalid_argument(format!(
+                    "the parameters sent are larger than {max} bytes (limits.max_sql_bytes) or span more than 16 batches; bind one row of parameters"
+                )));
+            }
+            batches.push(batch);
+        }
         handle.bind(&batches)?;
         // Plan now, so a wrong parameter count or type is reported at bind time.
         self.plan(&handle, &principal, handle.parameters()?).await?;
@@ -676,6 +755,22 @@ impl FlightSqlService for SalesFlightSql {
 
     /// Session actions (CloseSession, Get/SetSessionOptions), CancelFlightInfo and anything
     /// unknown: UNIMPLEMENTED, which ADBC and JDBC treat as "not supported".
+    /// Updates (`SET`, `INSERT`, DDL sent as an update) are refused as what they are.
+    async fn do_put_statement_update(&self, command: arrow_flight::sql::CommandStatementUpdate, request: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        self.principal(&request).await?;
+        Err(read_only_update(&command.query))
+    }
+
+    async fn do_put_statement_ingest(&self, _command: arrow_flight::sql::CommandStatementIngest, request: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        self.principal(&request).await?;
+        Err(Status::permission_denied("salespulse is read-only: bulk ingestion is not allowed; run SELECT queries only"))
+    }
+
+    async fn do_put_prepared_statement_update(&self, _query: arrow_flight::sql::CommandPreparedStatementUpdate, request: Request<PeekableFlightDataStream>) -> Result<i64, Status> {
+        self.principal(&request).await?;
+        Err(Status::permission_denied("salespulse is read-only: prepared updates are not allowed; run SELECT queries only"))
+    }
+
     async fn do_action_fallback(&self, request: Request<Action>) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         Err(Status::unimplemented(format!("action {} is not supported", request.get_ref().r#type)))
     }

@@ -18,6 +18,7 @@ use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontend
 use futures::{Sink, SinkExt};
 
 use super::{Shared, user_error};
+use salespulse_input::pg_login::{self, DatabaseRefusal, clip};
 use crate::server::auth::{AuthError, Principal};
 
 /// Who a connection logged in as, and the tenant its database name chose.
@@ -34,9 +35,6 @@ pub(super) struct Startup {
     require_tls: bool,
 }
 
-/// The prefix of startup parameters the server keeps for itself.
-const RESERVED_PREFIX: &str = "salespulse";
-
 impl Startup {
     pub(super) fn new(shared: Arc<Shared>, login: Arc<OnceLock<Login>>, require_tls: bool) -> Startup {
         Startup { shared, login, require_tls }
@@ -45,21 +43,18 @@ impl Startup {
     /// The tenant a connection's database name selects for `principal`.
     fn tenant_for(&self, database: Option<&str>, principal: &Principal) -> PgWireResult<String> {
         let allowed: Vec<String> = self.shared.catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)).collect();
-        match database {
-            Some(db) if allowed.iter().any(|t| t == db) => Ok(db.to_string()),
-            None | Some("" | "postgres") => allowed.first().cloned().ok_or_else(|| no_tenant(principal)),
-            // psql and libpq default the database to the user name.
-            Some(db) if db == principal.user => allowed.first().cloned().ok_or_else(|| no_tenant(principal)),
-            Some(db) => Err(user_error(
+        pg_login::tenant_for(database, &principal.user, &allowed).map_err(|refusal| match refusal {
+            DatabaseRefusal::NoTenant => no_tenant(principal),
+            DatabaseRefusal::Unknown => user_error(
                 "FATAL",
                 "3D000",
                 format!(
                     "database \"{}\" does not exist; the databases (tenants) you may read are: {}",
-                    clip(db),
+                    clip(database.unwrap_or_default()),
                     if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
                 ),
-            )),
-        }
+            ),
+        })
     }
 
     /// Records the login; a second one on the same connection is a protocol violation.
@@ -74,15 +69,6 @@ impl Startup {
 
 fn no_tenant(principal: &Principal) -> PgWireError {
     user_error("FATAL", "3D000", format!("user \"{}\" may read no tenant of this server", clip(&principal.user)))
-}
-
-/// A client-sent name as it may appear in a message: at most 64 characters.
-fn clip(text: &str) -> String {
-    let mut out: String = text.chars().take(64).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
 }
 
 #[async_trait]
@@ -103,7 +89,7 @@ impl StartupHandler for Startup {
                         "this server accepts only TLS connections (server.tls_cert is set): connect with sslmode=require (or verify-full with the server's CA)".into(),
                     ));
                 }
-                if let Some(name) = startup.parameters.keys().find(|k| k.get(..RESERVED_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))) {
+                if let Some(name) = pg_login::reserved_parameter(startup.parameters.keys()) {
                     return Err(user_error(
                         "FATAL",
                         "42704",

@@ -122,7 +122,7 @@ fn refusal(name: &str) -> PgWireError {
         "ERROR",
         code,
         format!(
-            "salespulse does not let a client set \"{}\": the session settings a client may change are {}",
+            "salespulse is read-only: setting \"{}\" is not allowed (it would change the engine for others); the session settings a client may change are {}",
             name.chars().take(64).collect::<String>(),
             CLIENT_SETTINGS.join(", ")
         ),

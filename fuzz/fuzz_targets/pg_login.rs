@@ -1,0 +1,53 @@
+//! What a PostgreSQL client sends before it has logged in, as any client can send it: the
+//! startup packet and the password message, decoded by pgwire as the server decodes them,
+//! then the server's own decisions on them (reserved parameters, the tenant the database
+//! name chooses, the password check). One answer or one refusal each, never a panic.
+#![no_main]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use pgwire::messages::startup::{PasswordMessageFamily, Startup};
+use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
+use salespulse_input::auth::Authenticator;
+use salespulse_input::config::{PasswordSecret, UserConfig};
+use salespulse_input::pg_login::{clip, reserved_parameter, tenant_for};
+use salespulse_input::redact::redact_secrets;
+
+fn auth() -> &'static Authenticator {
+    static AUTH: OnceLock<Authenticator> = OnceLock::new();
+    AUTH.get_or_init(|| {
+        let users = [UserConfig { name: "anna".into(), password: PasswordSecret::Plain("pass".into()), tenants: Some(vec!["acme".into()]), api_token_sha256: None, may_refresh: false }];
+        Authenticator::new(&users, Some(b"fuzzing-key-0123456789"), Duration::from_secs(3600)).with_failed_login_limit(u32::MAX)
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let allowed = vec!["acme".to_string(), "beta".to_string()];
+    let ctx = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+    let mut buf = BytesMut::from(data);
+    if let Ok(Some(startup)) = Startup::decode(&mut buf, &ctx) {
+        let _ = reserved_parameter(startup.parameters.keys()).map(clip);
+        let user = startup.parameters.get("user").cloned().unwrap_or_default();
+        if let Ok(tenant) = tenant_for(startup.parameters.get("database").map(String::as_str), &user, &allowed) {
+            assert!(allowed.contains(&tenant), "a tenant outside the allowed list: {tenant}");
+        }
+        // What follows the startup packet: the password message.
+        let mut after = DecodeContext::new(ProtocolVersion::PROTOCOL3_0);
+        after.awaiting_frontend_startup = false;
+        after.awaiting_frontend_ssl = false;
+        if let Ok(Some(message)) = PasswordMessageFamily::decode(&mut buf, &after)
+            && let Ok(password) = message.into_password()
+        {
+            let checked = auth().check_password(&user, &password.password, None);
+            assert!(checked.is_err() || (user == "anna" && password.password == "pass"), "a wrong password passed");
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        // Redacting twice changes nothing more: no secret is left for a second pass to find.
+        let redacted = redact_secrets(text);
+        assert_eq!(redact_secrets(&redacted), redacted, "not idempotent on {text:?}");
+    }
+});
