@@ -539,3 +539,76 @@ async fn results_that_depend_on_the_user_are_never_shared() {
         }
     }
 }
+
+#[tokio::test]
+async fn connections_are_capped_and_idle_ones_closed_on_every_port() {
+    let limits = Limits { max_connections_per_port: 3, login_timeout: Duration::from_secs(1), idle_timeout: Duration::from_secs(2), ..Limits::default() };
+    let server = three_tenants(limits).await;
+    // PostgreSQL: three silent sockets fill the port; the fourth is told why and closed.
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(server.pg_addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fourth = Pg::connect(server.pg_addr).await;
+    let (seen, ready) = fourth.until_ready().await;
+    assert!(!ready && matches!(error_of(&seen), Some((s, c, m)) if s == "FATAL" && c == "53300" && m.contains("limits.max_connections_per_port")), "{seen:?}");
+    // The silent ones are closed at the login deadline, and the port serves again.
+    for mut socket in silent {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.read(&mut buf)).await.expect("closed within the login timeout");
+        assert!(matches!(read, Ok(0) | Err(_)) || buf[0] == b'E', "{read:?}");
+    }
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    // A logged-in connection that says nothing past the idle timeout is closed with 57P05.
+    let (seen, ready) = pg.until_ready().await;
+    assert!(!ready && matches!(error_of(&seen), Some((s, c, _)) if s == "FATAL" && c == "57P05"), "{seen:?}");
+
+    // Flight SQL: three idle sockets fill the port; a client's call is refused clearly.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut flight = server.client().await;
+    let e = flight.handshake("anna", "anna-pass").await.expect_err("over the cap");
+    assert!(e.to_string().contains("limits.max_connections_per_port"), "{e}");
+    drop(flight);
+    drop(idle);
+    // Idle connections close after the idle timeout, freeing the port.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut flight = server.client().await;
+        match flight.handshake("anna", "anna-pass").await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < until => {
+                assert!(e.to_string().contains("max_connections_per_port"), "{e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("the port never freed: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flight_client_that_stops_reading_loses_its_slot_at_the_deadline() {
+    let limits = Limits { query_timeout: Duration::from_secs(1), ..Limits::default() };
+    let server = three_tenants(limits).await;
+    let mut flight = server.client().await;
+    flight.handshake("vera", "vera-pass").await.unwrap();
+    let info = flight.execute("SELECT repeat('x', 1000) AS pad, a.value FROM generate_series(1, 500000) a".to_string(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let unread = flight.do_get(ticket).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.gate.running(), 1);
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while server.gate.running() > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server.gate.running(), 0, "an unread result still holds its slot");
+    // What the client reads at last ends with the timeout, never a silently cut result.
+    let read: Result<Vec<_>, _> = futures::TryStreamExt::try_collect::<Vec<_>>(unread).await;
+    let e = read.expect_err("ends with an error");
+    assert!(e.to_string().contains("limits.query_timeout_seconds"), "{e}");
+    still_answers(&server).await;
+}

@@ -574,4 +574,53 @@ mod tests {
         assert_eq!(auth.open(&tampered), None);
         assert_eq!(auth.open(b"short"), None);
     }
+
+    #[test]
+    fn concurrent_wrong_passwords_cannot_pass_the_limit_together() {
+        // Every guess counts before it is checked: 48 at once, limit 10, 10 checked at most.
+        let auth = std::sync::Arc::new(Authenticator::new(&users(), Some(b"k"), Duration::from_secs(60)).with_failed_login_limit(10).with_concurrent_checks(2));
+        let attacker = Some(IpAddr::from([10, 0, 0, 9]));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(48));
+        let threads: Vec<_> = (0..48)
+            .map(|_| {
+                let (auth, barrier) = (std::sync::Arc::clone(&auth), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    auth.check_password("admin", "guess", attacker)
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let checked = results.iter().filter(|r| **r == Err(AuthError::WrongPassword)).count();
+        let throttled = results.iter().filter(|r| matches!(r, Err(AuthError::Throttled { .. }))).count();
+        assert_eq!((checked, throttled), (10, 38), "{results:?}");
+        // No turn is left taken.
+        assert_eq!(*auth.checks.0.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn an_unknown_user_costs_an_argon2_check_when_accounts_have_hashes() {
+        let with_hash = Authenticator::new(&users(), Some(b"k"), Duration::from_secs(60));
+        let decoy = with_hash.decoy_hash.as_deref().expect("a decoy hash");
+        assert!(PasswordHash::new(decoy).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2")), "{decoy}");
+        assert_eq!(with_hash.check_password("nobody", "x", None), Err(AuthError::WrongPassword));
+        let plain_only: Vec<UserConfig> = users().into_iter().filter(|u| matches!(u.password, PasswordSecret::Plain(_))).collect();
+        assert!(Authenticator::new(&plain_only, Some(b"k"), Duration::from_secs(60)).decoy_hash.is_none());
+    }
+
+    #[test]
+    fn tokens_expire_on_the_injected_clock() {
+        let now = std::sync::Arc::new(std::sync::Mutex::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)));
+        let clock = {
+            let now = std::sync::Arc::clone(&now);
+            std::sync::Arc::new(move || *now.lock().unwrap())
+        };
+        let auth = Authenticator::new(&users(), Some(b"k"), Duration::from_secs(60)).with_clock(clock);
+        let token = auth.issue_token(&Principal { user: "grafana".into(), tenants: None, may_refresh: false });
+        assert!(auth.check_header(Some(&format!("Bearer {token}")), None).is_ok());
+        *now.lock().unwrap() += Duration::from_secs(59);
+        assert!(auth.check_header(Some(&format!("Bearer {token}")), None).is_ok());
+        *now.lock().unwrap() += Duration::from_secs(1);
+        assert_eq!(auth.check_header(Some(&format!("Bearer {token}")), None), Err(AuthError::Expired));
+    }
 }

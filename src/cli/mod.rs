@@ -369,7 +369,7 @@ async fn run_server(
     let scheduler = tokio::spawn(run_schedules(schedules, Arc::clone(&refresher), clock, SchedulePolicy::default(), shutdown.clone()));
     let cache = Arc::new(ResultCache::new(result_cache_bytes));
     let queries = Arc::new(QueryStats::default());
-    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth), cache: Arc::clone(&cache), queries: Arc::clone(&queries) };
+    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth), cache: Arc::clone(&cache), queries: Arc::clone(&queries), limits: limits.clone() };
     // One set of query slots and limits for both protocols.
     let gate = Arc::new(QueryGate::new(limits.clone()));
     let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)

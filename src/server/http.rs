@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{AuthError, Authenticator, Principal};
 use super::cache::ResultCache;
+use super::connections::{ConnectionCap, Guarded};
 use super::query_stats::QueryStats;
 use super::tls::{TlsAcceptor, TlsIdentity};
 use crate::catalog::Catalog;
@@ -44,6 +45,8 @@ pub struct HttpState {
     pub auth: Arc<Authenticator>,
     pub cache: Arc<ResultCache>,
     pub queries: Arc<QueryStats>,
+    /// The connection cap and idle timeout of the port (`[limits]`).
+    pub limits: crate::config::Limits,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -57,13 +60,23 @@ impl std::fmt::Debug for HttpState {
 /// # Errors
 /// The listener fails.
 pub async fn serve_http(listener: TcpListener, state: HttpState, tls: Option<&TlsIdentity>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let cap = ConnectionCap::new(state.limits.max_connections_per_port, state.limits.idle_timeout);
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/tenants/{name}/refresh", post(refresh))
         .with_state(state);
-    let listener = HttpListener::start(listener, tls.map(TlsIdentity::http_acceptor), shutdown.clone())?;
+    let listener = HttpListener::start(listener, tls.map(TlsIdentity::http_acceptor), cap, shutdown.clone())?;
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// 503 to a connection over the cap, then closed.
+async fn refuse(mut socket: Guarded<tokio::net::TcpStream>, max: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = json!({ "error": format!("too many connections: this server accepts {max} HTTP connections at once (limits.max_connections_per_port); try again shortly") }).to_string();
+    let answer = format!("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}", body.len());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), socket.write_all(answer.as_bytes())).await;
+    let _ = socket.shutdown().await;
 }
 
 /// A connection of either kind.
@@ -79,7 +92,7 @@ struct HttpListener {
 }
 
 impl HttpListener {
-    fn start(listener: TcpListener, tls: Option<TlsAcceptor>, shutdown: CancellationToken) -> std::io::Result<HttpListener> {
+    fn start(listener: TcpListener, tls: Option<TlsAcceptor>, cap: ConnectionCap, shutdown: CancellationToken) -> std::io::Result<HttpListener> {
         let local = listener.local_addr()?;
         let (sender, accepted) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
@@ -96,6 +109,13 @@ impl HttpListener {
                     },
                 };
                 let _ = socket.set_nodelay(true);
+                let admitted = cap.admit();
+                let Some(socket) = cap.guard(socket, admitted) else { continue };
+                if socket.refused() {
+                    tracing::warn!(%peer, max = cap.max(), "HTTP connection refused: too many open connections");
+                    tokio::spawn(refuse(socket, cap.max()));
+                    continue;
+                }
                 let sender = sender.clone();
                 match &tls {
                     None => {

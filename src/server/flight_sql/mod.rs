@@ -91,6 +91,11 @@ impl SalesFlightSql {
         Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()), gate })
     }
 
+    /// The limits the service runs queries and connections under.
+    pub fn limits(&self) -> &Limits {
+        self.gate.limits()
+    }
+
     /// Runs queries under `gate`'s slots and limits (shared with the PostgreSQL front end).
     pub fn with_gate(mut self, gate: Arc<QueryGate>) -> Self {
         self.gate = gate;
@@ -115,7 +120,7 @@ impl SalesFlightSql {
         if !self.auth.enabled() {
             return Ok(Principal::anonymous());
         }
-        let peer = request.remote_addr().map(|a| a.ip());
+        let peer = crate::server::connections::peer_info(request).and_then(|p| p.remote_addr).or_else(|| request.remote_addr()).map(|a| a.ip());
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
         let is_basic = header.as_deref().is_some_and(|h| h.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("basic ")));
         if !is_basic {
