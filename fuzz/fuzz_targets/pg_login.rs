@@ -45,9 +45,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(checked.is_err() || (user == "anna" && password.password == "pass"), "a wrong password passed");
         }
     }
-    if let Ok(text) = std::str::from_utf8(data) {
-        // Redacting twice changes nothing more: no secret is left for a second pass to find.
-        let redacted = redact_secrets(text);
-        assert_eq!(redact_secrets(&redacted), redacted, "not idempotent on {text:?}");
+    if let Ok(text) = std::str::from_utf8(data)
+        && !text.contains("S3CR3TMARK")
+    {
+        // Whatever surrounds a webhook URL in an error, its secret never survives.
+        let (before, after) = text.split_at(text.char_indices().nth(text.chars().count() / 2).map_or(text.len(), |(i, _)| i));
+        let message = format!("{before}https://portal.bitrix24.ru/rest/1/S3CR3TMARK/crm.deal.list{after}");
+        let redacted = redact_secrets(&message);
+        assert!(!redacted.contains("S3CR3TMARK"), "the secret survived in {redacted:?}");
     }
 });
