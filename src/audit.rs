@@ -115,7 +115,7 @@ mod tests {
         let kept = log.records_of("anna");
         let error = kept[0].error.as_deref().unwrap_or_default();
         assert!(error.len() < SQL_KEPT + 64, "{} bytes kept", error.len());
-        assert!(error.ends_with("(900021 bytes in all)"), "{}", &error[error.len() - 40..]);
+        assert!(error.ends_with("(900018 bytes in all)"), "{}", &error[error.len() - 40..]);
     }
 
     fn record(user: &str, sql: &str) -> QueryRecord {

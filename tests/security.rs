@@ -374,6 +374,11 @@ async fn only_client_settings_can_be_set_whatever_the_quoting() {
         "SET statement_timeout = 0",
         "SET client_min_messages TO warning",
         "RESET ALL",
+        // Metabase on every connection it takes; asyncpg's pool reset; DBeaver's role reset.
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ UNCOMMITTED",
+        "CLOSE ALL; UNLISTEN *; RESET ALL;",
+        "SET ROLE NONE",
+        "DISCARD ALL",
         "SET application_name = 'mine'",
     ] {
         let seen = pg.simple(sql).await;
@@ -381,6 +386,9 @@ async fn only_client_settings_can_be_set_whatever_the_quoting() {
     }
     let seen = pg.simple("SHOW application_name").await;
     assert_eq!(rows_of(&seen), vec![vec![Some("mine".to_string())]]);
+    // "on" would make pgx, lib/pq and pgjdbc (read-write targets) refuse the server.
+    let seen = pg.simple("SHOW transaction_read_only").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("off".to_string())]]);
     // Nothing changed in the engine: the result cap and the session user are as before.
     let seen = pg.simple("SELECT * FROM generate_series(1, 500)").await;
     assert!(matches!(error_of(&seen), Some((_, c, m)) if c == "54000" && m.contains("limits.max_result_rows")), "{seen:?}");
@@ -611,4 +619,45 @@ async fn a_flight_client_that_stops_reading_loses_its_slot_at_the_deadline() {
     let e = read.expect_err("ends with an error");
     assert!(e.to_string().contains("limits.query_timeout_seconds"), "{e}");
     still_answers(&server).await;
+}
+
+/// One HTTP/1.1 request over a raw socket; the status line's code and the body.
+async fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let code = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test]
+async fn refresh_is_a_permission_of_its_own_and_http_is_capped() {
+    use base64::Engine;
+    let limits = Limits { max_connections_per_port: 2, ..Limits::default() };
+    let server = three_tenants(limits).await;
+    let before = disk(server.root.path());
+    let basic = base64::engine::general_purpose::STANDARD.encode("anna:anna-pass");
+    let post = |auth: &str| format!("POST /tenants/acme/refresh HTTP/1.1\r\nhost: x\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n");
+    let (code, text) = http(server.http_addr, &post("")).await;
+    assert_eq!(code, 401, "{text}");
+    let (code, text) = http(server.http_addr, &post(&format!("authorization: Basic {basic}\r\n"))).await;
+    assert_eq!(code, 403, "a reader may not spend the CRM's quota: {text}");
+    assert!(text.contains("refresh = true"), "{text}");
+    let (code, _) = http(server.http_addr, &format!("POST /tenants/beta/refresh HTTP/1.1\r\nhost: x\r\nauthorization: Basic {basic}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")).await;
+    assert_eq!(code, 404, "another tenant looks like none");
+    assert_eq!(disk(server.root.path()), before, "nothing was refreshed");
+    // Two half-sent requests fill the port; the next connection is told 503.
+    let mut half = Vec::new();
+    for _ in 0..2 {
+        let mut socket = TcpStream::connect(server.http_addr).await.unwrap();
+        socket.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+        half.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, text) = http(server.http_addr, "GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+    assert_eq!(code, 503, "{text}");
+    assert!(text.contains("limits.max_connections_per_port"), "{text}");
+    drop(half);
 }

@@ -94,10 +94,14 @@ impl TextLimits {
     }
 }
 
-/// An upper estimate of how deep the expressions of `sql` nest once parsed: per level of
-/// brackets, one for the level and one per operator since the last comma or clause keyword,
-/// summed over the open levels. Text that does not tokenize counts its brackets only (the
-/// parser then refuses it anyway). Runs in one pass over the tokens, without recursion.
+/// An upper bound of how deep the expressions of `sql` nest once parsed, from its tokens in
+/// one pass, without recursion. Each bracket (or `CASE … END`) is a level; a level's
+/// expressions run between commas and clause keywords. Whatever the precedence and
+/// associativity, a tree over an expression's operands with `k` operators is at most `k`
+/// deeper than its deepest operand, so an expression counts its operators plus its deepest
+/// operand, and a closed level is one deeper than its deepest expression. Text that does not
+/// tokenize counts its brackets only (the parser then refuses it anyway). A property test
+/// checks the bound against random expression trees.
 pub fn expression_depth(sql: &str) -> usize {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -116,25 +120,45 @@ pub fn expression_depth(sql: &str) -> usize {
         }
         return max;
     };
-    // The operator chain of each open level; `total` is levels plus their chains.
-    let mut chains: Vec<usize> = vec![0];
-    let mut total = 1usize;
-    let mut max = 1usize;
+    /// One open level: the operators and deepest operand of its current expression, and
+    /// the deepest of its finished expressions.
+    #[derive(Default)]
+    struct Level {
+        operators: usize,
+        operand: usize,
+        finished: usize,
+    }
+    impl Level {
+        fn expression(&self) -> usize {
+            self.operators + self.operand.max(1)
+        }
+        fn end_expression(&mut self) {
+            self.finished = self.finished.max(self.expression());
+            self.operators = 0;
+            self.operand = 0;
+        }
+        fn depth(&self) -> usize {
+            self.finished.max(self.expression()) + 1
+        }
+    }
+    let mut levels: Vec<Level> = vec![Level::default()];
+    let close = |levels: &mut Vec<Level>| {
+        if levels.len() > 1 {
+            let closed = levels.pop().map_or(1, |l| l.depth());
+            if let Some(parent) = levels.last_mut() {
+                parent.operand = parent.operand.max(closed);
+            }
+        }
+    };
     for token in &tokens {
         match token {
-            Token::LParen | Token::LBracket => {
-                chains.push(0);
-                total += 1;
-            }
-            Token::RParen | Token::RBracket => {
-                if chains.len() > 1 {
-                    total -= 1 + chains.pop().unwrap_or(0);
-                }
-            }
+            Token::LParen | Token::LBracket => levels.push(Level::default()),
+            Token::Word(w) if w.keyword == Keyword::CASE => levels.push(Level::default()),
+            Token::RParen | Token::RBracket => close(&mut levels),
+            Token::Word(w) if w.keyword == Keyword::END => close(&mut levels),
             Token::Comma | Token::SemiColon => {
-                if let Some(chain) = chains.last_mut() {
-                    total -= *chain;
-                    *chain = 0;
+                if let Some(level) = levels.last_mut() {
+                    level.end_expression();
                 }
             }
             Token::Word(w)
@@ -156,27 +180,31 @@ pub fn expression_depth(sql: &str) -> usize {
                         | Keyword::WHEN
                         | Keyword::THEN
                         | Keyword::ELSE
-                        | Keyword::END
                         | Keyword::WITH
                         | Keyword::BY
                 ) =>
             {
-                if let Some(chain) = chains.last_mut() {
-                    total -= *chain;
-                    *chain = 0;
+                if let Some(level) = levels.last_mut() {
+                    level.end_expression();
                 }
             }
             t if is_operator(t) => {
-                if let Some(chain) = chains.last_mut() {
-                    *chain += 1;
-                    total += 1;
+                if let Some(level) = levels.last_mut() {
+                    level.operators += 1;
                 }
             }
-            _ => {}
+            Token::Whitespace(_) => {}
+            _ => {
+                if let Some(level) = levels.last_mut() {
+                    level.operand = level.operand.max(1);
+                }
+            }
         }
-        max = max.max(total);
     }
-    max
+    while levels.len() > 1 {
+        close(&mut levels);
+    }
+    levels.pop().map_or(1, |l| l.depth())
 }
 
 fn is_operator(token: &datafusion::sql::sqlparser::tokenizer::Token) -> bool {
@@ -483,8 +511,121 @@ mod tests {
         assert!(expression_depth(&nested) >= 300);
         // A clause keyword starts a new expression.
         assert!(expression_depth("SELECT a + b FROM t WHERE c = d AND e = f ORDER BY a") < 6);
+        // Chains inside brackets followed by chains outside: the tree is as deep as the sum,
+        // not the longest chain (an estimate of the longest chain let 40 levels of 150
+        // operators, 6,000 deep, through).
+        let mut nested = "1".to_string();
+        for _ in 0..40 {
+            nested = format!("({nested}{})", "+1".repeat(150));
+        }
+        assert!(expression_depth(&format!("SELECT {nested}")) >= 40 * 150, "{}", expression_depth(&format!("SELECT {nested}")));
         // Unbalanced or untokenizable text does not panic.
         assert!(expression_depth(&")".repeat(1000)) < 3);
         assert!(expression_depth("SELECT 'unterminated ((((") >= 1);
+    }
+
+    /// A random expression and the depth of its tree.
+    fn random_expression(rng: &mut rand_chacha::ChaCha8Rng, budget: usize) -> (String, usize) {
+        use rand::Rng;
+        if budget == 0 || rng.random_bool(0.2) {
+            return (["1", "a", "'x''y'", "NULL", "2.5"][rng.random_range(0..5)].to_string(), 1);
+        }
+        match rng.random_range(0..5) {
+            0 => {
+                // A left-deep chain, as generated filters are.
+                let n = rng.random_range(2..40);
+                let op = [" + ", " AND ", " OR ", " || ", " * "][rng.random_range(0..5)];
+                let mut deepest = 0;
+                let terms: Vec<String> = (0..n)
+                    .map(|_| {
+                        let (t, d) = random_expression(rng, budget / 4);
+                        deepest = deepest.max(d);
+                        t
+                    })
+                    .collect();
+                (terms.join(op), n - 1 + deepest)
+            }
+            1 => {
+                let (t, d) = random_expression(rng, budget - 1);
+                (format!("({t})"), d)
+            }
+            2 => {
+                let (t, d) = random_expression(rng, budget - 1);
+                (format!("abs({t})"), d + 1)
+            }
+            3 => {
+                let (a, da) = random_expression(rng, budget / 2);
+                let (b, db) = random_expression(rng, budget / 2);
+                // Case { IsNull(a), b, 0 }.
+                (format!("CASE WHEN {a} IS NULL THEN {b} ELSE 0 END"), (da + 1).max(db) + 1)
+            }
+            _ => {
+                let (a, da) = random_expression(rng, budget / 2);
+                let (b, db) = random_expression(rng, budget / 2);
+                (format!("{a} = {b}"), da.max(db) + 1)
+            }
+        }
+    }
+
+    #[test]
+    fn the_depth_estimate_is_never_below_the_real_depth() {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..2_000 {
+            let (expr, depth) = random_expression(&mut rng, 60);
+            let sql = format!("SELECT {expr} FROM t");
+            assert!(super::expression_depth(&sql) >= depth, "estimate {} < depth {depth} for {sql}", super::expression_depth(&sql));
+        }
+    }
+
+    #[test]
+    fn any_text_is_estimated_without_a_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let pieces = ["(", ")", "[", "]", "+", "-", "'", "\"", ";", ",", "--", "/*", "*/", "AND", "SELECT", "$1", "?", "ё", " ", "\n", "E'\\", "$$"];
+        for _ in 0..5_000 {
+            let n = rng.random_range(0..200);
+            let text: String = (0..n).map(|_| pieces[rng.random_range(0..pieces.len())]).collect();
+            let _ = super::expression_depth(&text);
+            let _ = super::number_question_marks(&text);
+        }
+    }
+
+    /// SQL under the limits plans (or fails with an error) on a 2 MiB stack, the size of the
+    /// server's smallest thread in a debug build; SQL over them is refused before parsing.
+    #[test]
+    fn sql_into_the_planner_stays_within_the_limits() {
+        use rand::{Rng, SeedableRng};
+        let planned = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async {
+                    let limits = super::TextLimits { max_bytes: 100_000, max_depth: crate::config::Limits::default().max_expression_depth };
+                    let ctx = datafusion::prelude::SessionContext::new();
+                    ctx.register_batch("t", arrow::array::RecordBatch::try_from_iter([("a", std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef)]).expect("batch")).expect("table");
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+                    let (mut refused, mut ran) = (0, 0);
+                    for _ in 0..300 {
+                        let (expr, _) = random_expression(&mut rng, 120);
+                        let statements = rng.random_range(1..3);
+                        let sql = vec![format!("SELECT {expr} AS x FROM t"); statements].join("; ");
+                        match super::plan_query(&ctx, &sql, limits, || None).await {
+                            Ok(df) => {
+                                assert_eq!(statements, 1);
+                                let _ = df.collect().await;
+                                ran += 1;
+                            }
+                            Err(super::QueryError::TooDeep { .. } | super::QueryError::TooLong { .. }) => refused += 1,
+                            Err(_) => {}
+                        }
+                    }
+                    (refused, ran)
+                })
+            })
+            .expect("thread")
+            .join()
+            .expect("no stack overflow or panic");
+        assert!(planned.0 > 0 && planned.1 > 0, "both kinds were generated: {planned:?}");
     }
 }

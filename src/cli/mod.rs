@@ -25,10 +25,7 @@ use salespulse::refresh::{RefreshReport, refresh_tenant, refresh_tenant_with_pro
 use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, TenantSchedule, run_schedules};
 use salespulse::server::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
-use salespulse::server::cache::ResultCache;
-use salespulse::server::limits::QueryGate;
-use salespulse::server::query_stats::QueryStats;
-use salespulse::server::{HttpState, PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_http, serve_postgres};
+use salespulse::server::{Listeners as ServerListeners, Server};
 use salespulse::snapshot::Store;
 
 #[derive(Debug, Parser)]
@@ -367,29 +364,15 @@ async fn run_server(
         })
         .collect();
     let scheduler = tokio::spawn(run_schedules(schedules, Arc::clone(&refresher), clock, SchedulePolicy::default(), shutdown.clone()));
-    let cache = Arc::new(ResultCache::new(result_cache_bytes));
-    let queries = Arc::new(QueryStats::default());
-    let http = HttpState { catalog: Arc::clone(&catalog), refresher, auth: Arc::clone(&auth), cache: Arc::clone(&cache), queries: Arc::clone(&queries), limits: limits.clone() };
-    // One set of query slots and limits for both protocols.
-    let gate = Arc::new(QueryGate::new(limits.clone()));
-    let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .with_observers(cache, Arc::clone(&queries))
-        .with_gate(Arc::clone(&gate));
-    let postgres = PostgresFrontend::with_gate(catalog, auth, queries, gate);
-    let servers = async {
-        tokio::join!(
-            serve_flight_sql(listeners.flight_sql, service, tls.as_ref(), shutdown.clone()),
-            serve_postgres(listeners.postgres, postgres, tls.as_ref(), shutdown.clone()),
-            serve_http(listeners.http, http, tls.as_ref(), shutdown.clone()),
-        )
-    };
+    let server = Server::new(catalog, auth, limits, result_cache_bytes, refresher).with_tls(tls);
+    let listeners = ServerListeners { flight_sql: listeners.flight_sql, postgres: listeners.postgres, http: listeners.http };
+    let servers = server.serve(listeners, shutdown.clone());
     // Requests in flight get SHUTDOWN_GRACE to finish after the signal; then they are cut.
     let grace = async {
         shutdown.cancelled().await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let (flight, pg, http) = tokio::select! {
+    let served = tokio::select! {
         done = servers => done,
         () = grace => {
             tracing::warn!("requests still running {} s after the stop signal were cut off", SHUTDOWN_GRACE.as_secs());
@@ -397,9 +380,7 @@ async fn run_server(
         }
     };
     let _ = scheduler.await;
-    flight?;
-    pg.context("PostgreSQL server")?;
-    http.context("HTTP endpoint")?;
+    served?;
     Ok(())
 }
 

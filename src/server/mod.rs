@@ -2,8 +2,10 @@
 //! PostgreSQL wire protocol and the HTTP operations endpoint, all authenticating against the
 //! same users ([`auth`]).
 //!
-//! The caller binds the listener and holds the cancellation token, so tests run on port 0
-//! and stop the server without sleeps.
+//! [`Server`] assembles the three front ends over one set of query slots, limits, result
+//! cache and metrics: the CLI's `serve` and `demo` and the integration tests run the same
+//! thing. The caller binds the listeners and holds the cancellation token, so tests run on
+//! port 0 and stop the server without sleeps.
 
 pub use salespulse_input::auth;
 pub mod cache;
@@ -30,6 +32,111 @@ use tokio_util::sync::CancellationToken;
 pub enum ServerError {
     #[error("Flight SQL server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("PostgreSQL server failed: {0}")]
+    Postgres(std::io::Error),
+    #[error("HTTP endpoint failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// The bound listeners of the three ports.
+#[derive(Debug)]
+pub struct Listeners {
+    pub flight_sql: TcpListener,
+    pub postgres: TcpListener,
+    pub http: TcpListener,
+}
+
+/// The three front ends over one catalog, one set of users, one set of query slots and
+/// limits (both protocols), one result cache and one set of metrics.
+#[derive(Debug)]
+pub struct Server {
+    catalog: std::sync::Arc<crate::catalog::Catalog>,
+    auth: std::sync::Arc<auth::Authenticator>,
+    refresher: std::sync::Arc<crate::scheduler::Refresher>,
+    tls: Option<tls::TlsIdentity>,
+    gate: std::sync::Arc<limits::QueryGate>,
+    cache: std::sync::Arc<cache::ResultCache>,
+    stats: std::sync::Arc<query_stats::QueryStats>,
+}
+
+impl Server {
+    /// A server of `catalog`'s tenants for `auth`'s users under `limits`, keeping up to
+    /// `result_cache_bytes` of Flight SQL results; `refresher` runs `POST
+    /// /tenants/{name}/refresh`.
+    pub fn new(
+        catalog: std::sync::Arc<crate::catalog::Catalog>,
+        auth: std::sync::Arc<auth::Authenticator>,
+        limits: crate::config::Limits,
+        result_cache_bytes: u64,
+        refresher: std::sync::Arc<crate::scheduler::Refresher>,
+    ) -> Server {
+        Server {
+            catalog,
+            auth,
+            refresher,
+            tls: None,
+            gate: std::sync::Arc::new(limits::QueryGate::new(limits)),
+            cache: std::sync::Arc::new(cache::ResultCache::new(result_cache_bytes)),
+            stats: std::sync::Arc::new(query_stats::QueryStats::default()),
+        }
+    }
+
+    /// TLS on all three ports.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Option<tls::TlsIdentity>) -> Server {
+        self.tls = tls;
+        self
+    }
+
+    /// The query slots and limits both protocols share.
+    pub fn gate(&self) -> &std::sync::Arc<limits::QueryGate> {
+        &self.gate
+    }
+
+    /// The Flight SQL result cache.
+    pub fn cache(&self) -> &std::sync::Arc<cache::ResultCache> {
+        &self.cache
+    }
+
+    /// Serves the three ports until `shutdown` is cancelled, then lets what is in flight
+    /// finish.
+    ///
+    /// # Errors
+    /// A front end failed; the others are stopped.
+    pub async fn serve(&self, listeners: Listeners, shutdown: CancellationToken) -> Result<(), ServerError> {
+        use std::sync::Arc;
+        let limits = self.gate.limits().clone();
+        let flight = SalesFlightSql::new(Arc::clone(&self.catalog), Arc::clone(&self.auth), limits.max_sql_bytes)
+            .map_err(|s| ServerError::Postgres(std::io::Error::other(s.message().to_string())))?
+            .with_observers(Arc::clone(&self.cache), Arc::clone(&self.stats))
+            .with_gate(Arc::clone(&self.gate));
+        let postgres = PostgresFrontend::with_gate(Arc::clone(&self.catalog), Arc::clone(&self.auth), Arc::clone(&self.stats), Arc::clone(&self.gate));
+        let http = HttpState {
+            catalog: Arc::clone(&self.catalog),
+            refresher: Arc::clone(&self.refresher),
+            auth: Arc::clone(&self.auth),
+            cache: Arc::clone(&self.cache),
+            queries: Arc::clone(&self.stats),
+            limits,
+        };
+        // One failing front end stops the others.
+        let failed = shutdown.child_token();
+        let stop_all = |result: Result<(), ServerError>| {
+            if result.is_err() {
+                failed.cancel();
+            }
+            result
+        };
+        let (flight, pg, http) = tokio::join!(
+            async { stop_all(serve_flight_sql(listeners.flight_sql, flight, self.tls.as_ref(), failed.clone()).await) },
+            async { stop_all(serve_postgres(listeners.postgres, postgres, self.tls.as_ref(), failed.clone()).await.map_err(ServerError::Postgres)) },
+            async { stop_all(serve_http(listeners.http, http, self.tls.as_ref(), failed.clone()).await.map_err(ServerError::Http)) },
+        );
+        flight?;
+        pg?;
+        http?;
+        Ok(())
+    }
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` is cancelled, then finishes the requests

@@ -17,9 +17,9 @@ use salespulse::config::UserConfig;
 use salespulse::server::auth::Authenticator;
 use salespulse::server::cache::ResultCache;
 use salespulse::server::limits::QueryGate;
-use salespulse::server::query_stats::QueryStats;
 use salespulse::config::Limits;
-use salespulse::server::{PostgresFrontend, SalesFlightSql, serve_flight_sql, serve_postgres};
+use salespulse::scheduler::{Refresher, SystemClock};
+use salespulse::server::{Listeners, Server};
 use salespulse::snapshot::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -75,6 +75,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The PostgreSQL port.
     pub pg_addr: SocketAddr,
+    /// The HTTP port.
+    pub http_addr: SocketAddr,
     pub catalog: Arc<Catalog>,
     /// The query slots and limits of both protocols.
     pub gate: Arc<QueryGate>,
@@ -112,22 +114,20 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let pg_addr = pg_listener.local_addr().unwrap();
+        let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let cache = Arc::new(ResultCache::new(64 << 20));
-        let gate = Arc::new(QueryGate::new(limits.clone()));
-        let stats = Arc::new(QueryStats::default());
-        let service = SalesFlightSql::new(Arc::clone(&catalog), Arc::clone(&auth), limits.max_sql_bytes)
-            .unwrap()
-            .with_observers(Arc::clone(&cache), Arc::clone(&stats))
-            .with_gate(Arc::clone(&gate));
-        let postgres = PostgresFrontend::with_gate(Arc::clone(&catalog), auth, stats, Arc::clone(&gate));
+        // The library's server, as `salespulse serve` runs it; refreshes write demo snapshots.
+        let run = salespulse::refresh::serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.iter().map(|t| tenant(t)).collect(), 3);
+        let refresher = Arc::new(Refresher::new(run, Arc::new(SystemClock), Arc::clone(catalog.refresh_log())));
+        let server = Arc::new(Server::new(Arc::clone(&catalog), auth, limits, 64 << 20, refresher));
+        let (cache, gate) = (Arc::clone(server.cache()), Arc::clone(server.gate()));
         let token = shutdown.clone();
+        let listeners = Listeners { flight_sql: listener, postgres: pg_listener, http: http_listener };
         let handle = tokio::spawn(async move {
-            let (flight, pg) = tokio::join!(serve_flight_sql(listener, service, None, token.clone()), serve_postgres(pg_listener, postgres, None, token));
-            flight.unwrap();
-            pg.unwrap();
+            server.serve(listeners, token).await.unwrap();
         });
-        TestServer { addr, pg_addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
+        TestServer { addr, pg_addr, http_addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
     }
 
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {

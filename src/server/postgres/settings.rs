@@ -5,7 +5,7 @@
 //!   and settings; everything else is refused as read-only. `EXPLAIN`'s statement is checked
 //!   once planned ([`crate::catalog::check_read_only`]), like every query.
 //! - **Client settings** are an allow-list ([`CLIENT_SETTINGS`]): the session settings the
-//!   real clients send (`docs/client-settings.md` lists which client sends which). Names are compared
+//!   real clients send (`docs/client-settings.md` lists which client sends which, with sources). Names are compared
 //!   by value, so `"datafusion".x` and `datafusion.x` are the same name. A listed setting is
 //!   kept in the connection's metadata (so `SHOW` answers it) and never reaches the engine;
 //!   any other name is refused with the list.
@@ -48,6 +48,7 @@ pub(crate) const CLIENT_SETTINGS: &[&str] = &[
     "client_encoding",
     "client_min_messages",
     "datestyle",
+    "default_transaction_deferrable",
     "default_transaction_isolation",
     "default_transaction_read_only",
     "extra_float_digits",
@@ -65,6 +66,7 @@ pub(crate) const CLIENT_SETTINGS: &[&str] = &[
     "statement_timeout",
     "time zone",
     "timezone",
+    "transaction_deferrable",
     "transaction_isolation",
     "transaction_read_only",
 ];
@@ -172,6 +174,7 @@ impl StatementFilter {
                 | Statement::Discard { .. }
                 | Statement::Set(_)
                 | Statement::Reset(_)
+                | Statement::UNLISTEN { .. }
         );
         if allowed {
             return None;
@@ -225,6 +228,9 @@ fn assignments(set: &Set) -> PgWireResult<Vec<(String, String)>> {
         // `SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY` (pgjdbc's setReadOnly) and
         // `SET TRANSACTION …`: every transaction here is read-only already.
         Set::SetTransaction { .. } => Ok(Vec::new()),
+        // `SET ROLE NONE` (DBeaver, pgAdmin, Metabase reset) changes nothing; another role
+        // would be another user.
+        Set::SetRole { role_name: None, .. } => Ok(Vec::new()),
         Set::SetRole { .. } => Err(refusal("role")),
         Set::SetSessionAuthorization(_) => Err(refusal("session authorization")),
         Set::ParenthesizedAssignments { .. } | Set::SetSessionParam(_) => Err(refusal(&set.to_string().to_lowercase())),
@@ -234,7 +240,7 @@ fn assignments(set: &Set) -> PgWireResult<Vec<(String, String)>> {
 impl ClientSettings {
     fn is_settings_statement(statement: &Statement) -> bool {
         match statement {
-            Statement::Set(_) | Statement::Reset(_) | Statement::Discard { .. } => true,
+            Statement::Set(_) | Statement::Reset(_) | Statement::Discard { .. } | Statement::UNLISTEN { .. } => true,
             Statement::ShowVariable { variable } => CLIENT_SETTINGS.contains(&variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ").as_str()),
             _ => false,
         }
@@ -269,6 +275,8 @@ impl ClientSettings {
                 Some(Ok(Response::Execution(Tag::new("RESET"))))
             }
             Statement::Discard { .. } => Some(Ok(Response::Execution(Tag::new("DISCARD ALL")))),
+            // asyncpg's pool reset sends `UNLISTEN *`: there is nothing to listen to.
+            Statement::UNLISTEN { .. } => Some(Ok(Response::Execution(Tag::new("UNLISTEN")))),
             Statement::ShowVariable { variable } => {
                 let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
                 let value = client.metadata().get(metadata_key(&name)).cloned().unwrap_or_else(|| default_value(&name).to_string());
@@ -291,7 +299,9 @@ fn default_value(name: &str) -> &'static str {
         "extra_float_digits" => "1",
         "bytea_output" => "hex",
         "default_transaction_isolation" | "transaction_isolation" => "read committed",
-        "default_transaction_read_only" | "transaction_read_only" => "on",
+        // "on" makes pgx and lib/pq (target_session_attrs=read-write) and pgjdbc
+        // (targetServerType=primary) refuse the server; writes are refused per statement.
+        "default_transaction_read_only" | "transaction_read_only" | "default_transaction_deferrable" | "transaction_deferrable" => "off",
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => "0",
         "client_min_messages" => "notice",
         "jit" => "off",
