@@ -102,6 +102,25 @@ impl Pg {
         out
     }
 
+    /// Parse, Bind and Execute of `sql` for at most `max_rows` rows, then Sync: the portal
+    /// stays suspended with the rest of its rows.
+    fn partial_bytes(sql: &str, max_rows: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut parse = cstr("");
+        parse.extend(cstr(sql));
+        parse.extend(0u16.to_be_bytes());
+        out.extend(message(b'P', &parse));
+        let mut bind = cstr("");
+        bind.extend(cstr(""));
+        bind.extend([0u8; 6]);
+        out.extend(message(b'B', &bind));
+        let mut execute = cstr("");
+        execute.extend(max_rows.to_be_bytes());
+        out.extend(message(b'E', &execute));
+        out.extend(message(b'S', &[]));
+        out
+    }
+
     /// One backend message, or `None` when the server closed the connection (or said
     /// nothing for 20 s).
     async fn read(&mut self) -> Option<Msg> {
@@ -217,10 +236,10 @@ fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
     }
 }
 
-/// Three tenants, four users: anna reads acme, boris reads beta, vera reads acme and beta,
-/// root reads everything.
+/// Three tenants, five users: anna and alex read acme, boris reads beta, vera reads acme and
+/// beta, root reads everything.
 async fn three_tenants(limits: Limits) -> TestServer {
-    let users = vec![user("anna", Some(&["acme"])), user("boris", Some(&["beta"])), user("vera", Some(&["acme", "beta"])), user("root", None)];
+    let users = vec![user("anna", Some(&["acme"])), user("alex", Some(&["acme"])), user("boris", Some(&["beta"])), user("vera", Some(&["acme", "beta"])), user("root", None)];
     TestServer::spawn_limited(&["acme", "beta", "gamma"], &["acme", "beta"], users, limits).await
 }
 
@@ -476,6 +495,36 @@ async fn a_client_that_stops_reading_loses_its_slot_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn a_suspended_portal_or_an_open_cursor_cannot_keep_its_slot_past_the_deadline() {
+    let server = three_tenants(Limits { query_timeout: Duration::from_secs(1), ..Limits::default() }).await;
+    for declare in [false, true] {
+        let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+        if declare {
+            assert!(error_of(&pg.simple("BEGIN").await).is_none());
+            assert!(error_of(&pg.simple("DECLARE c CURSOR FOR SELECT * FROM crm.calls").await).is_none());
+        } else {
+            pg.send(&Pg::partial_bytes("SELECT * FROM crm.calls", 1)).await;
+            let (seen, ready) = pg.until_ready().await;
+            assert!(ready && rows_of(&seen).len() == 1, "{seen:?}");
+        }
+        if declare {
+            assert_eq!(server.gate.running(), 1, "the open cursor holds its slot");
+            // The client says nothing more: a second past the deadline the slot is free and
+            // the connection is closed with 57014.
+            let (seen, ready) = pg.until_ready().await;
+            assert!(!ready && matches!(error_of(&seen), Some((s, c, _)) if s == "FATAL" && c == "57014"), "{seen:?}");
+        }
+        // A portal suspended by a partial Execute holds no slot once its rows stop (pgwire
+        // keeps no stream between Executes); either way none is left past the deadline.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while server.gate.running() > 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(server.gate.running(), 0);
+    }
+}
+
+#[tokio::test]
 async fn cursors_hold_a_slot_and_are_bounded() {
     let server = three_tenants(Limits { max_prepared_per_connection: 3, ..Limits::default() }).await;
     let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
@@ -534,15 +583,18 @@ async fn results_that_depend_on_the_user_are_never_shared() {
     let server = three_tenants(Limits::default()).await;
     let mut anna = server.client().await;
     anna.handshake("anna", "anna-pass").await.unwrap();
+    // alex reads the same tenants as anna: only the user tells their results apart.
     let mut vera = server.client().await;
-    vera.handshake("vera", "vera-pass").await.unwrap();
+    vera.handshake("alex", "alex-pass").await.unwrap();
     query(&mut anna, "SELECT 1").await.unwrap();
+    query(&mut vera, "SELECT 2").await.unwrap();
     for sql in ["SELECT DISTINCT user_name FROM \"system\".queries", "SELECT DISTINCT user_name FROM system.queries"] {
         let (_, first) = query(&mut anna, sql).await.unwrap();
         let (_, theirs) = query(&mut vera, sql).await.unwrap();
-        for (who, batches) in [("anna", &first), ("vera", &theirs)] {
+        for (who, batches) in [("anna", &first), ("alex", &theirs)] {
             let names = arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string();
-            let other = if who == "anna" { "vera" } else { "anna" };
+            assert!(names.contains(who), "{who} does not see their own queries:\n{names}");
+            let other = if who == "anna" { "alex" } else { "anna" };
             assert!(!names.contains(other), "{who} got {other}'s rows for {sql}:\n{names}");
         }
     }
@@ -660,4 +712,95 @@ async fn refresh_is_a_permission_of_its_own_and_http_is_capped() {
     assert_eq!(code, 503, "{text}");
     assert!(text.contains("limits.max_connections_per_port"), "{text}");
     drop(half);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_attacks_fifty_clients_are_served() {
+    let server = three_tenants(Limits { query_timeout: Duration::from_secs(20), queue_wait: Duration::from_secs(30), ..Limits::default() }).await;
+    let before = disk(server.root.path());
+    // A burst of the attacks above, on both protocols.
+    let mut attacker = Pg::connect(server.pg_addr).await;
+    attacker.startup(&[("user", "anna"), ("database", "acme"), ("salespulse.allowed", "*")]).await;
+    let _ = attacker.until_ready().await;
+    let mut attacker = Pg::connect(server.pg_addr).await;
+    attacker.startup(&[("user", "anna"), ("database", "acme")]).await;
+    let _ = attacker.read().await;
+    let mut burst = Pg::password_bytes("wrong");
+    burst.extend(Pg::query_bytes("EXPLAIN ANALYZE INSERT INTO crm.departments SELECT * FROM crm.departments"));
+    attacker.send(&burst).await;
+    let _ = attacker.until_ready().await;
+    let mut pg = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    for sql in [
+        format!("SELECT {}", vec!["1"; 50_000].join("+")),
+        "SET \"datafusion\".execution.batch_size = 1".to_string(),
+        "EXPLAIN ANALYZE INSERT INTO crm.departments SELECT * FROM crm.departments".to_string(),
+        "SELECT 1; SELECT * FROM beta.crm.deals".to_string(),
+    ] {
+        assert!(error_of(&pg.simple(&sql).await).is_some(), "{sql:.60}");
+    }
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    assert!(query(&mut flight, &format!("SELECT {}", vec!["1"; 50_000].join("+"))).await.is_err());
+    // Then fifty clients at once, half on each protocol, every one answered.
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (pg_addr, who) = (server.pg_addr, ["anna", "boris", "vera", "root"][i % 4]);
+        let database = if who == "boris" { "beta" } else { "acme" };
+        if i % 2 == 0 {
+            clients.spawn(async move {
+                let mut pg = Pg::login(pg_addr, who, &format!("{who}-pass"), database).await;
+                let seen = pg.simple("SELECT count(*) FROM crm.deals").await;
+                assert_eq!(rows_of(&seen).len(), 1, "{who}: {seen:?}");
+            });
+        } else {
+            let mut flight = server.client().await;
+            clients.spawn(async move {
+                flight.handshake(who, &format!("{who}-pass")).await.unwrap();
+                flight.set_header("database", database);
+                let (_, batches) = query(&mut flight, "SELECT count(*) FROM crm.deals").await.unwrap();
+                assert_eq!(crate::common::rows(&batches), 1);
+            });
+        }
+    }
+    while let Some(done) = clients.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(server.gate.running(), 0);
+    assert_eq!(disk(server.root.path()), before);
+}
+
+#[tokio::test]
+async fn flight_sql_tokens_updates_and_parameters_stay_bounded() {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    let server = three_tenants(Limits { max_sql_bytes: 10_000, ..Limits::default() }).await;
+    let mut flight = server.client().await;
+    flight.handshake("anna", "anna-pass").await.unwrap();
+    let token = flight.token().cloned().unwrap();
+    // A bearer token presented at the handshake comes back as it is: not renewed.
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap().connect().await.unwrap();
+    let mut raw = FlightServiceClient::new(channel);
+    let mut request = tonic::Request::new(futures::stream::iter(vec![arrow_flight::HandshakeRequest::default()]));
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let answer = raw.handshake(request).await.unwrap();
+    assert_eq!(answer.metadata().get("authorization").unwrap().to_str().unwrap(), format!("Bearer {token}"));
+    // Updates are refused as what they are.
+    for sql in ["SET datafusion.execution.batch_size = 1", "INSERT INTO crm.departments SELECT * FROM crm.departments"] {
+        let e = flight.execute_update(sql.to_string(), None).await.expect_err(sql);
+        assert!(e.to_string().contains("read-only"), "{sql}: {e}");
+    }
+    // Parameters larger than the SQL limit are refused as they arrive.
+    let mut prepared = flight.prepare("SELECT ? AS p".to_string(), None).await.unwrap();
+    let huge = arrow::array::StringArray::from(vec!["x".repeat(100_000)]);
+    let batch = arrow::array::RecordBatch::try_from_iter([("p", std::sync::Arc::new(huge) as arrow::array::ArrayRef)]).unwrap();
+    prepared.set_parameters(batch).unwrap();
+    let e = prepared.execute().await.expect_err("too large");
+    assert!(e.to_string().contains("limits.max_sql_bytes"), "{e}");
+    // `?` placeholders keep '' escapes.
+    let mut prepared = flight.prepare("SELECT 'O''Brien' AS n, ? AS p".to_string(), None).await.unwrap();
+    let one = arrow::array::RecordBatch::try_from_iter([("p", std::sync::Arc::new(arrow::array::Int64Array::from(vec![7])) as arrow::array::ArrayRef)]).unwrap();
+    prepared.set_parameters(one).unwrap();
+    let info = prepared.execute().await.unwrap();
+    let batches = crate::common::fetch(&mut flight, info).await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+    assert!(text.contains("O'Brien") && text.contains('7'), "{text}");
 }

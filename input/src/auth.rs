@@ -44,6 +44,8 @@ pub enum AuthError {
     Expired,
     #[error("too many failed logins from this address; try again in {seconds} s")]
     Throttled { seconds: u64 },
+    #[error("too many logins are being checked at once; try again in a moment")]
+    Busy,
 }
 
 /// The identity a request runs as.
@@ -89,7 +91,7 @@ pub struct Authenticator {
     token_ttl: Duration,
     failed: FailedLogins,
     /// Password checks running now, at most `max_checks` (argon2 takes ~19 MiB each).
-    checks: (std::sync::Mutex<usize>, std::sync::Condvar),
+    checks: (std::sync::Mutex<(usize, usize)>, std::sync::Condvar),
     max_checks: usize,
     /// An argon2 hash of a random password, checked for unknown users so that a user name
     /// cannot be probed by timing when accounts have argon2 hashes.
@@ -238,9 +240,15 @@ impl Authenticator {
             Some(Ok(at)) => peer.map(|p| (p, at)),
             None => None,
         };
-        let checked = {
-            let _turn = self.check_turn();
-            self.verify_password(user, password)
+        let checked = match self.check_turn() {
+            Some(_turn) => self.verify_password(user, password),
+            None => {
+                // Not a failure of this address: its attempt is given back.
+                if let Some((p, at)) = reserved {
+                    self.failed.forgive(p, at);
+                }
+                return Err(AuthError::Busy);
+            }
         };
         match (&checked, reserved) {
             (Ok(_), Some((p, at))) => self.failed.forgive(p, at),
@@ -251,15 +259,24 @@ impl Authenticator {
     }
 
     /// Waits until fewer than `max_checks` password checks run, and holds a turn until the
-    /// guard is dropped.
-    fn check_turn(&self) -> CheckTurn<'_> {
+    /// guard is dropped; `None` at once when as many more already wait ([`WAITING_PER_CHECK`]
+    /// per running check), so waiting checks cannot fill the blocking threads.
+    fn check_turn(&self) -> Option<CheckTurn<'_>> {
         let (count, freed) = &self.checks;
-        let mut running = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while *running >= self.max_checks {
-            running = freed.wait(running).unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (running, waiting) = &mut *state;
+        if *running >= self.max_checks {
+            if *waiting >= self.max_checks * WAITING_PER_CHECK {
+                return None;
+            }
+            *waiting += 1;
+            while state.0 >= self.max_checks {
+                state = freed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            state.1 -= 1;
         }
-        *running += 1;
-        CheckTurn { checks: &self.checks }
+        state.0 += 1;
+        Some(CheckTurn { checks: &self.checks })
     }
 
     fn verify_password(&self, user: &str, password: &str) -> Result<Principal, AuthError> {
@@ -375,14 +392,18 @@ impl Authenticator {
 
 /// A turn at checking a password (see [`Authenticator::check_turn`]).
 struct CheckTurn<'a> {
-    checks: &'a (std::sync::Mutex<usize>, std::sync::Condvar),
+    /// (running, waiting) and the signal of a freed turn.
+    checks: &'a (std::sync::Mutex<(usize, usize)>, std::sync::Condvar),
 }
+
+/// Checks that may wait for a turn, per check running.
+const WAITING_PER_CHECK: usize = 8;
 
 impl Drop for CheckTurn<'_> {
     fn drop(&mut self) {
         let (count, freed) = self.checks;
-        let mut running = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *running = running.saturating_sub(1);
+        let mut state = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 = state.0.saturating_sub(1);
         freed.notify_one();
     }
 }
@@ -595,7 +616,7 @@ mod tests {
         let throttled = results.iter().filter(|r| matches!(r, Err(AuthError::Throttled { .. }))).count();
         assert_eq!((checked, throttled), (10, 38), "{results:?}");
         // No turn is left taken.
-        assert_eq!(*auth.checks.0.lock().unwrap(), 0);
+        assert_eq!(*auth.checks.0.lock().unwrap(), (0, 0));
     }
 
     #[test]

@@ -103,10 +103,18 @@ impl TextLimits {
 /// tokenize counts its brackets only (the parser then refuses it anyway). A property test
 /// checks the bound against random expression trees.
 pub fn expression_depth(sql: &str) -> usize {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::dialect::{GenericDialect, PostgreSqlDialect};
+    // The PostgreSQL front end parses as PostgreSQL, Flight SQL and cursors with DataFusion's
+    // generic dialect; they tokenize some text differently (a backtick is a quote in one, a
+    // character in the other), so the deeper reading counts.
+    depth_in(sql, &PostgreSqlDialect {}).max(depth_in(sql, &GenericDialect {}))
+}
+
+fn depth_in(sql: &str, dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect) -> usize {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(dialect, sql).tokenize() else {
+        // The parser refuses this text in this dialect anyway.
         let (mut depth, mut max) = (0usize, 0usize);
         for c in sql.chars() {
             match c {
@@ -150,9 +158,23 @@ pub fn expression_depth(sql: &str) -> usize {
             }
         }
     };
+    let operand = |levels: &mut Vec<Level>| {
+        if let Some(level) = levels.last_mut() {
+            level.operand = level.operand.max(1);
+        }
+    };
     for token in &tokens {
         match token {
-            Token::LParen | Token::LBracket => levels.push(Level::default()),
+            Token::Whitespace(_) => {}
+            Token::LParen => levels.push(Level::default()),
+            // A subscript nests what it follows one level deeper (`a[1][1]…` folds into
+            // nested calls), so it counts as an operator as well as a level.
+            Token::LBracket => {
+                if let Some(level) = levels.last_mut() {
+                    level.operators += 1;
+                }
+                levels.push(Level::default());
+            }
             Token::Word(w) if w.keyword == Keyword::CASE => levels.push(Level::default()),
             Token::RParen | Token::RBracket => close(&mut levels),
             Token::Word(w) if w.keyword == Keyword::END => close(&mut levels),
@@ -188,15 +210,21 @@ pub fn expression_depth(sql: &str) -> usize {
                     level.end_expression();
                 }
             }
-            t if is_operator(t) => {
-                if let Some(level) = levels.last_mut() {
-                    level.operators += 1;
-                }
-            }
-            Token::Whitespace(_) => {}
+            // Names and literals are operands.
+            Token::Word(w) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => operand(&mut levels),
+            Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::DollarQuotedString(_)
+            | Token::Placeholder(_) => operand(&mut levels),
+            // Everything else (every operator and keyword, known to this list or not) may
+            // join what precedes it into a deeper tree: counted as an operator.
             _ => {
                 if let Some(level) = levels.last_mut() {
-                    level.operand = level.operand.max(1);
+                    level.operators += 1;
                 }
             }
         }
@@ -205,51 +233,6 @@ pub fn expression_depth(sql: &str) -> usize {
         close(&mut levels);
     }
     levels.pop().map_or(1, |l| l.depth())
-}
-
-fn is_operator(token: &datafusion::sql::sqlparser::tokenizer::Token) -> bool {
-    use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::Token;
-    match token {
-        Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS | Keyword::LIKE | Keyword::ILIKE | Keyword::IN | Keyword::BETWEEN | Keyword::COLLATE | Keyword::AT),
-        Token::Plus
-        | Token::Minus
-        | Token::Mul
-        | Token::Div
-        | Token::Mod
-        | Token::DuckIntDiv
-        | Token::StringConcat
-        | Token::Eq
-        | Token::DoubleEq
-        | Token::Neq
-        | Token::Lt
-        | Token::Gt
-        | Token::LtEq
-        | Token::GtEq
-        | Token::Spaceship
-        | Token::DoubleColon
-        | Token::Caret
-        | Token::Ampersand
-        | Token::Pipe
-        | Token::ShiftLeft
-        | Token::ShiftRight
-        | Token::Arrow
-        | Token::LongArrow
-        | Token::HashArrow
-        | Token::HashLongArrow
-        | Token::Tilde
-        | Token::TildeAsterisk
-        | Token::ExclamationMarkTilde
-        | Token::ExclamationMarkTildeAsterisk
-        | Token::DoubleTilde
-        | Token::DoubleTildeAsterisk
-        | Token::ExclamationMarkDoubleTilde
-        | Token::ExclamationMarkDoubleTildeAsterisk
-        | Token::AtArrow
-        | Token::ArrowAt
-        | Token::Period => true,
-        _ => false,
-    }
 }
 
 /// Plans a read-only query with client-safe output types.
@@ -519,6 +502,15 @@ mod tests {
             nested = format!("({nested}{})", "+1".repeat(150));
         }
         assert!(expression_depth(&format!("SELECT {nested}")) >= 40 * 150, "{}", expression_depth(&format!("SELECT {nested}")));
+        // Operators of any kind count, known or not, and subscripts nest (a review found
+        // `XOR`, `#` and `[1][1]…` chains passing an estimate of a fixed operator list).
+        for chain in [" XOR 1", " # 1", " OPERATOR(+) 1", " && 1", "[1]", "::int", ".x"] {
+            let sql = format!("SELECT 1{}", chain.repeat(300));
+            assert!(expression_depth(&sql) >= 300, "{chain}: {}", expression_depth(&sql));
+        }
+        // A chain that one dialect reads as a string and the other as an expression.
+        let sql = format!("SELECT 1 AS `a'`, 1{} AS `b'`", "+1".repeat(300));
+        assert!(expression_depth(&sql) >= 300, "{}", expression_depth(&sql));
         // Unbalanced or untokenizable text does not panic.
         assert!(expression_depth(&")".repeat(1000)) < 3);
         assert!(expression_depth("SELECT 'unterminated ((((") >= 1);

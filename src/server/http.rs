@@ -183,7 +183,11 @@ async fn principal(state: &HttpState, headers: &HeaderMap, peer: SocketAddr) -> 
 /// 401 with what to send (the secret is never logged).
 fn refused(e: &AuthError) -> Response {
     tracing::info!("HTTP request refused: {e}");
-    let status = if matches!(e, AuthError::Throttled { .. }) { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::UNAUTHORIZED };
+    let status = match e {
+        AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    };
     let mut response = json_response(status, &json!({ "error": e.to_string() }));
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"salespulse\""));
     response

@@ -363,7 +363,7 @@ fn encode(schema: SchemaRef, batches: impl futures::Stream<Item = Result<RecordB
 
 fn auth_status(e: &AuthError) -> Status {
     match e {
-        AuthError::Throttled { .. } => Status::resource_exhausted(e.to_string()),
+        AuthError::Throttled { .. } | AuthError::Busy => Status::resource_exhausted(e.to_string()),
         _ => Status::unauthenticated(e.to_string()),
     }
 }

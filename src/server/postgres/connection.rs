@@ -172,6 +172,13 @@ async fn run_connection(
             }
         } else {
             tokio::select! {
+                // A portal suspended by a partial Execute, or an open cursor, holds a slot
+                // while the client says nothing: its overrun ends the connection too.
+                () = overrun.cancelled() => {
+                    let e = handlers.queries.overrun_error();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                    return Ok(());
+                }
                 () = tokio::time::sleep(timeouts.idle) => {
                     let e = fatal("57P05", format!("closing the connection after {} s without a request (limits.idle_timeout_seconds)", timeouts.idle.as_secs()));
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;

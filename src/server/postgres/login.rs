@@ -123,6 +123,7 @@ impl StartupHandler for Startup {
                         self.accept(client, principal)?;
                         finish_authentication(client, &self.shared.parameters).await
                     }
+                    Err(e @ AuthError::Busy) => Err(user_error("FATAL", "53300", e.to_string())),
                     Err(AuthError::Throttled { seconds }) => {
                         Err(user_error("FATAL", "28P01", format!("too many failed logins from this address; try again in {seconds} s")))
                     }

@@ -556,6 +556,8 @@ impl QueryParser for TenantParser {
             if count > 1 {
                 return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement".into()));
             }
+            // Planning takes a slot like running does, for the time it plans.
+            let _slot = queries.admit().await?;
             let ctx = queries.session()?.ctx;
             let service = queries.service(ctx)?;
             let timeout = queries.shared.limits().query_timeout;
