@@ -307,6 +307,15 @@ async fn a_refused_password_ends_the_connection_before_any_query_runs() {
     assert_eq!(errors.len(), 1, "one FATAL, then nothing: {seen:?}");
     assert!(matches!(errors[0], Msg::Error { severity, code, .. } if severity == "FATAL" && code == "28P01"), "{seen:?}");
 
+    // A password message with an impossible length (pgwire's decoder panics on it): the
+    // connection is closed with an error, and nothing else is affected.
+    let mut pg = Pg::connect(server.pg_addr).await;
+    pg.startup(&[("user", "anna"), ("database", "acme")]).await;
+    assert_eq!(pg.read().await, Some(Msg::Auth(3)));
+    pg.send(&[b'p', 0, 0, 0, 0]).await;
+    let (seen, ready) = pg.until_ready().await;
+    assert!(!ready && matches!(error_of(&seen), Some((s, c, _)) if s == "FATAL" && c == "08P01"), "{seen:?}");
+
     // A query instead of the password: FATAL, closed.
     let mut pg = Pg::connect(server.pg_addr).await;
     pg.startup(&[("user", "anna"), ("database", "acme")]).await;

@@ -10,6 +10,7 @@
 pub use salespulse_input::auth;
 pub mod cache;
 pub mod connections;
+pub mod execution;
 pub mod flight_sql;
 pub mod http;
 pub mod limits;

@@ -43,9 +43,9 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::config::Limits;
-use crate::server::limits::{Admission, LimitError, Limited, QueryGate, StreamEnd};
+use crate::server::execution::{self, Audit, Refusal};
+use crate::server::limits::{Admission, LimitError, QueryGate};
 use crate::catalog::{Catalog, OutputProfile, QueryError, TextLimits, client_type, conform_batch, parameter_types, plan_query_with};
 use crate::server::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
@@ -102,9 +102,9 @@ impl SalesFlightSql {
         self
     }
 
-    /// Writes one query to the audit log and `system.queries`.
-    fn audit(&self, handle: &QueryHandle, started: (chrono::DateTime<chrono::Utc>, std::time::Instant), rows: u64, outcome: QueryOutcome, error: Option<String>, cached: bool) {
-        audit_record(self.catalog.query_log(), handle, started, StreamEnd { rows, error, cancelled: outcome == QueryOutcome::Cancelled }, cached);
+    /// The audit record of a handle's statement, starting now.
+    fn audit(&self, handle: &QueryHandle) -> Audit {
+        Audit::start(self.catalog.query_log(), &handle.user, "flight_sql", handle.tenant.clone(), &handle.sql)
     }
 
     /// Answers repeated queries from `cache` and records every query in `stats`.
@@ -173,7 +173,8 @@ impl SalesFlightSql {
     /// statements) planning takes a slot of its own for the time it plans, so no request
     /// plans outside the limits.
     async fn plan(&self, handle: &QueryHandle, principal: &Principal, params: Vec<ScalarValue>) -> Result<datafusion::prelude::DataFrame, Status> {
-        let admission = self.gate.admit(&principal.user).await.map_err(|e| limit_status(&e))?;
+        let overrun = tokio_util::sync::CancellationToken::new();
+        let admission = execution::admit(&self.gate, &principal.user, &overrun).await.map_err(|e| limit_status(&e))?;
         self.plan_admitted(handle, principal, params, &admission).await
     }
 
@@ -184,24 +185,22 @@ impl SalesFlightSql {
         let limits = TextLimits { max_bytes: self.max_sql_bytes, ..TextLimits::of(self.gate.limits()) };
         let profile = handle.profile;
         let asking = principal.clone();
-        // Planning runs in its own task so that a panic inside the engine becomes an error
-        // for this request, not a dropped connection.
-        let planning = tokio::spawn(async move { plan_query_with(&ctx, &sql, limits, &params, profile, || catalog.missing_snapshot_hint_for(&asking)).await });
-        tokio::time::timeout_at(admission.deadline(), planning)
-            .await
-            .map_err(|_| limit_status(&admission.timeout_error()))?
-            .map_err(|e| Status::internal(format!("the query planner failed: {e}")))?
-            .map_err(|e| query_status(&e))
+        let planning = async move { plan_query_with(&ctx, &sql, limits, &params, profile, || catalog.missing_snapshot_hint_for(&asking)).await };
+        execution::plan_within(admission, planning).await.map_err(|e| match e {
+            Refusal::Limit(limit) => limit_status(&limit),
+            Refusal::Query(query) => query_status(&query),
+            Refusal::Planner(_) => Status::internal(e.to_string()),
+        })
     }
 
     /// FlightInfo for a handle: the planned schema and one endpoint whose ticket is the
     /// sealed handle.
     async fn handle_info(&self, handle: &QueryHandle, principal: &Principal, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
-        let started = (chrono::Utc::now(), std::time::Instant::now());
+        let audit = self.audit(handle);
         let df = match self.plan(handle, principal, handle.parameters()?).await {
             Ok(df) => df,
             Err(status) => {
-                self.audit(handle, started, 0, QueryOutcome::Failed, Some(status.message().to_string()), false);
+                audit.failed(status.message());
                 return Err(status);
             }
         };
@@ -224,8 +223,8 @@ impl SalesFlightSql {
                 tracing::debug!(%tenant, %planned, ?current, "ticket redeemed after a snapshot swap");
             }
         }
-        let started = std::time::Instant::now();
-        let started_at = (chrono::Utc::now(), started);
+        let audit = self.audit(handle);
+        let started = audit.started();
         let parameters = handle.parameters()?;
         // The snapshot ids come first: a result planned on a newer snapshot may then be kept
         // under an older key (never asked for again), never the other way round.
@@ -250,17 +249,18 @@ impl SalesFlightSql {
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
             self.stats.observe("flight_sql", started, true, true);
             let rows = hit.batches.iter().map(|b| b.num_rows() as u64).sum();
-            self.audit(handle, started_at, rows, QueryOutcome::Ok, None, true);
+            audit.cached().finished(rows);
             let batches = futures::stream::iter(hit.batches.clone().into_iter().map(Ok));
             return Ok(Response::new(Box::pin(encode(Arc::clone(&hit.schema), batches))));
         }
         let stats = Arc::clone(&self.stats);
         let fail = |status: Status| {
             stats.observe("flight_sql", started, false, false);
-            self.audit(handle, started_at, 0, QueryOutcome::Failed, Some(status.message().to_string()), false);
+            audit.failed(status.message());
             status
         };
-        let admission = self.gate.admit(&principal.user).await.map_err(|e| fail(limit_status(&e)))?;
+        let overrun = tokio_util::sync::CancellationToken::new();
+        let admission = execution::admit(&self.gate, &principal.user, &overrun).await.map_err(|e| fail(limit_status(&e)))?;
         let df = self.plan_admitted(handle, principal, parameters, &admission).await.map_err(fail)?;
         // Whether a result may be shared is decided on the plan, not the text: a result that
         // reads `system`, `information_schema` or `pg_catalog` (whatever the quoting) or calls
@@ -276,11 +276,8 @@ impl SalesFlightSql {
             Ok(Err(e)) => Err(FlightError::Tonic(Box::new(query_status(&QueryError::from_datafusion(e, None))))),
             Err(_) => Err(FlightError::Tonic(Box::new(Status::internal("the query engine failed while running this query")))),
         });
-        let (log, audited) = (Arc::clone(self.catalog.query_log()), handle.clone());
-        let overrun = tokio_util::sync::CancellationToken::new();
-        admission.watch(overrun.clone());
         let timeout = admission.timeout_error();
-        let batches = Limited::new(
+        let batches = execution::limited(
             batches,
             admission,
             |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64),
@@ -289,7 +286,7 @@ impl SalesFlightSql {
                 FlightError::Tonic(status) => status.message().to_string(),
                 other => other.to_string(),
             },
-            move |end| audit_record(&log, &audited, started_at, end, false),
+            audit.clone(),
         );
         let batches = detached(batches, overrun, move || FlightError::Tonic(Box::new(limit_status(&timeout))));
         // Keeps what streams by (while it fits), and caches it once the client has read it all.
@@ -377,28 +374,6 @@ fn limit_status(e: &LimitError) -> Status {
 }
 
 /// One query into the audit log.
-fn audit_record(log: &QueryLog, handle: &QueryHandle, started: (chrono::DateTime<chrono::Utc>, std::time::Instant), end: StreamEnd, cached: bool) {
-    let outcome = if end.error.is_some() {
-        QueryOutcome::Failed
-    } else if end.cancelled {
-        QueryOutcome::Cancelled
-    } else {
-        QueryOutcome::Ok
-    };
-    log.record(QueryRecord {
-        started_at: started.0,
-        user: handle.user.clone(),
-        protocol: "flight_sql",
-        tenant: handle.tenant.clone(),
-        sql: handle.sql.clone(),
-        seconds: started.1.elapsed().as_secs_f64(),
-        rows: end.rows,
-        outcome,
-        error: end.error,
-        cached,
-    });
-}
-
 /// One mapping from query errors to gRPC statuses.
 fn query_status(e: &QueryError) -> Status {
     match e {

@@ -12,6 +12,9 @@
 //! - a logged-in connection that sends nothing for `limits.idle_timeout_seconds` is closed
 //!   with `FATAL 57P05`;
 //! - after any `FATAL` answer the connection is closed and nothing more is read;
+//! - a panic while decoding or handling a message (pgwire's decoder panics on a password
+//!   message whose length field is under 4) closes that connection with an error, nothing
+//!   else;
 //! - a query still holding its slot a second past its deadline (the client stopped reading
 //!   its rows) is dropped with everything it buffered, and the connection is closed with
 //!   `FATAL 57014`.
@@ -129,6 +132,17 @@ struct Timeouts {
     idle: Duration,
 }
 
+/// The next message, with a panic of the decoder caught (`Some(Err)`), so that no input can
+/// panic the connection's task.
+async fn next_message<S: futures::Stream + Unpin>(socket: &mut S) -> Option<Result<S::Item, ()>> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(socket.next()).catch_unwind().await {
+        Ok(Some(item)) => Some(Ok(item)),
+        Ok(None) => None,
+        Err(_) => Some(Err(())),
+    }
+}
+
 fn fatal(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
 }
@@ -168,7 +182,7 @@ async fn run_connection(
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                     return Ok(());
                 }
-                message = socket.next() => message,
+                message = next_message(&mut socket) => message,
             }
         } else {
             tokio::select! {
@@ -184,12 +198,20 @@ async fn run_connection(
                     let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
                     return Ok(());
                 }
-                message = socket.next() => message,
+                message = next_message(&mut socket) => message,
             }
         };
         let message = match message {
-            Some(Ok(message)) => message,
-            Some(Err(e)) => {
+            Some(Ok(Ok(message))) => message,
+            Some(Err(_)) => {
+                // pgwire's decoder panicked on this input (a password message whose length
+                // field is under 4 does): the connection can no longer be read. Close it.
+                tracing::warn!("a PostgreSQL message could not be decoded (decoder panic); the connection is closed");
+                let e = fatal("08P01", "invalid message: its length field is impossible".into());
+                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                return Ok(());
+            }
+            Some(Ok(Err(e))) => {
                 // A message that does not decode: say so and close.
                 let e = fatal("08P01", format!("invalid message: {e}"));
                 let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
@@ -204,16 +226,20 @@ async fn run_connection(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
+        let processing = std::panic::AssertUnwindSafe(process_message(
+            message,
+            &mut socket,
+            Arc::clone(&handlers.startup),
+            Arc::clone(&handlers.queries),
+            Arc::clone(&handlers.queries),
+            Arc::clone(&copy),
+            Arc::clone(&cancel),
+        ));
         let processed = tokio::select! {
-            processed = process_message(
-                message,
-                &mut socket,
-                Arc::clone(&handlers.startup),
-                Arc::clone(&handlers.queries),
-                Arc::clone(&handlers.queries),
-                Arc::clone(&copy),
-                Arc::clone(&cancel),
-            ) => processed,
+            processed = futures::FutureExt::catch_unwind(processing) => processed.unwrap_or_else(|_| {
+                // A handler panicked: the statement fails and the connection is closed.
+                Err(fatal("XX000", "the server failed while handling this message; the connection is closed".into()))
+            }),
             () = overrun.cancelled() => {
                 // The query's future (its stream, slot and memory) is dropped here.
                 Err(handlers.queries.overrun_error())

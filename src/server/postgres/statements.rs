@@ -43,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 use super::login::Login;
 use super::settings::{self, query_hooks};
 use super::{Shared, limit_error, pg_message, user_error};
-use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
 use crate::catalog::{QueryError, TextLimits, check_read_only, planning_error};
-use crate::server::limits::{Admission, Limited, StreamEnd};
+use crate::server::execution::{self, Audit, Refusal};
+use crate::server::limits::Admission;
 
 pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 
@@ -149,44 +149,36 @@ impl Queries {
     /// A slot for the connection's user, watched for overruns.
     async fn admit(&self) -> PgWireResult<Admission> {
         let user = self.login()?.principal.user.clone();
-        let admission = self.shared.gate.admit(&user).await.map_err(|e| limit_error(&e))?;
-        admission.watch(self.overrun.clone());
-        Ok(admission)
+        execution::admit(&self.shared.gate, &user, &self.overrun).await.map_err(|e| limit_error(&e))
     }
 
-    fn audit(&self, sql: &str) -> PgAudit {
+    fn audit(&self, sql: &str) -> Audit {
         let login = self.login.get();
-        PgAudit {
-            log: Arc::clone(self.shared.catalog.query_log()),
-            user: login.map(|l| l.principal.user.clone()).unwrap_or_default(),
-            tenant: login.map(|l| l.tenant.clone()),
-            sql: sql.to_string(),
-            started_at: chrono::Utc::now(),
-            started: std::time::Instant::now(),
-        }
+        let user = login.map(|l| l.principal.user.clone()).unwrap_or_default();
+        Audit::start(self.shared.catalog.query_log(), &user, "postgres", login.map(|l| l.tenant.clone()), sql)
     }
 
     /// A query refused or failed before it streamed.
-    fn refused(&self, audit: &PgAudit, e: &PgWireError) {
-        self.shared.stats.observe("postgres", audit.started, false, false);
-        audit.failed(e);
+    fn refused(&self, audit: &Audit, e: &PgWireError) {
+        self.shared.stats.observe("postgres", audit.started(), false, false);
+        audit.failed(&pg_message(e));
     }
 
     /// Plans `statement` under `admission`'s deadline in a task of its own (a panic in the
     /// planner is an error for this query), then checks the plan is read-only.
     async fn plan(&self, ctx: &Arc<SessionContext>, statement: Statement, admission: &Admission) -> PgWireResult<LogicalPlan> {
         let state = ctx.state();
-        let planning = tokio::spawn(async move {
-            let plan = state.statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement))).await?;
-            state.optimize(&plan)
-        });
-        let planned = tokio::time::timeout_at(admission.deadline(), planning)
-            .await
-            .map_err(|_| limit_error(&admission.timeout_error()))?
-            .map_err(|e| user_error("ERROR", "XX000", format!("the query planner failed: {e}")))?
-            .map_err(|e| query_error(&planning_error(e, &|| self.missing_hint())))?;
-        check_read_only(&planned).map_err(|e| query_error(&e))?;
-        Ok(planned)
+        let hint = self.missing_hint();
+        let planning = async move {
+            let plan = state
+                .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(statement)))
+                .await
+                .and_then(|plan| state.optimize(&plan))
+                .map_err(|e| planning_error(e, &|| hint.clone()))?;
+            check_read_only(&plan)?;
+            Ok(plan)
+        };
+        execution::plan_within(admission, planning).await.map_err(|e| refusal_error(&e))
     }
 
     /// What a "table not found" error may add: only the asking user's tenants' problems.
@@ -196,7 +188,7 @@ impl Queries {
     }
 
     /// Runs one planned query statement: its rows under `admission`.
-    async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: PgAudit) -> PgWireResult<QueryResponse> {
+    async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: Audit) -> PgWireResult<QueryResponse> {
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let mut response = df::encode_dataframe(df, format, Some(options)).await?;
         limit_rows(&mut response, admission, audit);
@@ -268,55 +260,19 @@ fn parse_error(sql: &str, e: impl std::fmt::Display) -> PgWireError {
     }
 }
 
-/// One PostgreSQL statement, for the audit log.
-#[derive(Debug, Clone)]
-pub(super) struct PgAudit {
-    log: Arc<QueryLog>,
-    user: String,
-    tenant: Option<String>,
-    sql: String,
-    started_at: chrono::DateTime<chrono::Utc>,
-    started: std::time::Instant,
-}
-
-impl PgAudit {
-    fn record(&self, end: StreamEnd) {
-        let outcome = match (&end.error, end.cancelled) {
-            (Some(_), _) => QueryOutcome::Failed,
-            (None, true) => QueryOutcome::Cancelled,
-            (None, false) => QueryOutcome::Ok,
-        };
-        self.log.record(QueryRecord {
-            started_at: self.started_at,
-            user: self.user.clone(),
-            protocol: "postgres",
-            tenant: self.tenant.clone(),
-            sql: self.sql.clone(),
-            seconds: self.started.elapsed().as_secs_f64(),
-            rows: end.rows,
-            outcome,
-            error: end.error,
-            cached: false,
-        });
-    }
-
-    fn finished(&self) {
-        self.record(StreamEnd { rows: 0, error: None, cancelled: false });
-    }
-
-    fn failed(&self, e: &PgWireError) {
-        self.failed_with(&pg_message(e));
-    }
-
-    fn failed_with(&self, message: &str) {
-        self.record(StreamEnd { rows: 0, error: Some(message.to_string()), cancelled: false });
+/// A refusal of the shared execution path as a PostgreSQL error.
+fn refusal_error(e: &Refusal) -> PgWireError {
+    match e {
+        Refusal::Limit(limit) => limit_error(limit),
+        Refusal::Query(query) => query_error(query),
+        Refusal::Planner(_) => user_error("ERROR", "XX000", e.to_string()),
     }
 }
 
 /// Puts a result's rows under the query's slot, deadline and size limits.
-fn limit_rows(response: &mut QueryResponse, admission: Admission, audit: PgAudit) {
+fn limit_rows(response: &mut QueryResponse, admission: Admission, audit: Audit) {
     let rows = std::mem::replace(response.data_rows(), Box::pin(futures::stream::empty()));
-    let limited = Limited::new(rows, admission, |row: &DataRow| (1, row.data.len() as u64), |e| limit_error(&e), pg_message, move |end| audit.record(end));
+    let limited = execution::limited(rows, admission, |row: &DataRow| (1, row.data.len() as u64), |e| limit_error(&e), pg_message, audit);
     *response.data_rows() = Box::pin(limited);
 }
 
@@ -361,7 +317,7 @@ impl SimpleQueryHandler for Queries {
                 if let Some(result) = hook.handle_simple_query(&statement, &ctx, client).await {
                     match result {
                         Ok(response) => {
-                            audit.finished();
+                            audit.finished(0);
                             responses.push(response);
                             continue 'statements;
                         }
@@ -384,7 +340,7 @@ impl SimpleQueryHandler for Queries {
             .await;
             match ran {
                 Ok(response) => {
-                    self.shared.stats.observe("postgres", audit.started, true, false);
+                    self.shared.stats.observe("postgres", audit.started(), true, false);
                     responses.push(Response::Query(response));
                 }
                 Err(e) => {
@@ -507,22 +463,22 @@ impl ExtendedQueryHandler for Queries {
             Ok(result) => result,
             Err(_) => Err(limit_error(&admission.timeout_error())),
         };
-        self.shared.stats.observe("postgres", audit.started, result.is_ok(), false);
+        self.shared.stats.observe("postgres", audit.started(), result.is_ok(), false);
         match result {
             Ok(Response::Query(mut rows)) => {
                 limit_rows(&mut rows, admission, audit);
                 Ok(Response::Query(rows))
             }
             Ok(Response::Error(info)) => {
-                audit.failed_with(&info.message);
+                audit.failed(&info.message);
                 Ok(Response::Error(info))
             }
             Ok(other) => {
-                audit.finished();
+                audit.finished(0);
                 Ok(other)
             }
             Err(e) => {
-                audit.failed(&e);
+                audit.failed(&pg_message(&e));
                 Err(e)
             }
         }
@@ -593,22 +549,19 @@ impl QueryParser for TenantParser {
 /// their own until the cursor is closed or read to its end.
 pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, user: &str, overrun: &CancellationToken, query: &str) -> PgWireResult<QueryResponse> {
     TextLimits::of(shared.limits()).check(query).map_err(|e| query_error(&e))?;
-    let admission = shared.gate.admit(user).await.map_err(|e| limit_error(&e))?;
     // A cursor left open past the deadline costs the connection, as an unread result does.
-    admission.watch(overrun.clone());
-    let plan = ctx.state().create_logical_plan(query).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
-    check_read_only(&plan).map_err(|e| query_error(&e))?;
+    let admission = execution::admit(&shared.gate, user, overrun).await.map_err(|e| limit_error(&e))?;
+    let state = ctx.state();
+    let sql = query.to_string();
+    let planning = async move {
+        let plan = state.create_logical_plan(&sql).await.map_err(|e| planning_error(e, &|| None))?;
+        check_read_only(&plan)?;
+        Ok(plan)
+    };
+    let plan = execution::plan_within(&admission, planning).await.map_err(|e| refusal_error(&e))?;
     let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
     let mut response = df::encode_dataframe(df, &Format::UnifiedText, None).await?;
-    let log = Arc::clone(shared.catalog.query_log());
-    let audit = PgAudit {
-        log,
-        user: user.to_string(),
-        tenant: None,
-        sql: format!("DECLARE CURSOR FOR {query}"),
-        started_at: chrono::Utc::now(),
-        started: std::time::Instant::now(),
-    };
+    let audit = Audit::start(shared.catalog.query_log(), user, "postgres", None, &format!("DECLARE CURSOR FOR {query}"));
     limit_rows(&mut response, admission, audit);
     Ok(response)
 }
