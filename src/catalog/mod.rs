@@ -303,7 +303,8 @@ impl Catalog {
             .tenants
             .iter()
             .filter(|(name, _)| principal.may_read(name))
-            .filter_map(|(name, s)| s.load().problem.is_some().then(|| format!("tenant {name} has no current snapshot; see GET /health for why")))
+            .filter(|(_, s)| s.load().problem.is_some())
+            .map(|(name, _)| format!("tenant {name} has no current snapshot; see GET /health for why"))
             .collect();
         (!problems.is_empty()).then(|| problems.join("; "))
     }

@@ -202,6 +202,29 @@ fn normalize(sql: &str) -> String {
     out
 }
 
+/// Whether a planned query's result depends only on the snapshots and the SQL: it reads no
+/// `system`, `information_schema` or `pg_catalog` table (their rows depend on the user and
+/// the moment) and calls no volatile function.
+pub fn plan_is_cacheable(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut cacheable = true;
+    let visited = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && scan.table_name.schema().is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog"))
+        {
+            cacheable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        if node.expressions().iter().any(datafusion::logical_expr::Expr::is_volatile) {
+            cacheable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    visited.is_ok() && cacheable
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,25 +250,3 @@ mod tests {
     }
 }
 
-/// Whether a planned query's result depends only on the snapshots and the SQL: it reads no
-/// `system`, `information_schema` or `pg_catalog` table (their rows depend on the user and
-/// the moment) and calls no volatile function.
-pub fn plan_is_cacheable(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    use datafusion::logical_expr::LogicalPlan;
-    let mut cacheable = true;
-    let visited = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node
-            && scan.table_name.schema().is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog"))
-        {
-            cacheable = false;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        if node.expressions().iter().any(datafusion::logical_expr::Expr::is_volatile) {
-            cacheable = false;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    visited.is_ok() && cacheable
-}

@@ -108,6 +108,21 @@ impl<IO> Guarded<IO> {
     fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
         self.timer.as_mut().poll(cx).is_ready()
     }
+
+    /// A write's outcome: bytes written count as activity; a write that waits past the
+    /// idle time fails.
+    fn written(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.active();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if self.timed_out(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
+    }
 }
 
 fn idle_error() -> std::io::Error {
@@ -141,21 +156,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guarded<IO> {
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.active();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                if this.timed_out(cx) {
-                    return Poll::Ready(Err(idle_error()));
-                }
-                Poll::Pending
-            }
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.written(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -168,21 +170,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
 
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.active();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Pending => {
-                if this.timed_out(cx) {
-                    return Poll::Ready(Err(idle_error()));
-                }
-                Poll::Pending
-            }
-            other => other,
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
