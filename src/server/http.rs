@@ -61,13 +61,50 @@ impl std::fmt::Debug for HttpState {
 /// The listener fails.
 pub async fn serve_http(listener: TcpListener, state: HttpState, tls: Option<&TlsIdentity>, shutdown: CancellationToken) -> std::io::Result<()> {
     let cap = ConnectionCap::new(state.limits.max_connections_per_port, state.limits.idle_timeout);
+    let state_header_timeout = state.limits.login_timeout;
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/tenants/{name}/refresh", post(refresh))
         .with_state(state);
-    let listener = HttpListener::start(listener, tls.map(TlsIdentity::http_acceptor), cap, shutdown.clone())?;
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>()).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    let header_timeout = state_header_timeout;
+    let mut listener = HttpListener::start(listener, tls.map(TlsIdentity::http_acceptor), cap, shutdown.clone())?;
+    // Each connection is served by hyper with a timer, so a request whose headers do not
+    // arrive within the login timeout is closed (axum::serve sets no timer, and a
+    // half-sent request stayed open for minutes).
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accepted.recv() => match accepted {
+                Some(accepted) => accepted,
+                None => break,
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(Peer(peer)))));
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = shutdown.cancelled() => {
+                    // Requests in flight finish; idle keep-alive connections close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, "HTTP connection ended with an error: {e}");
+            }
+        });
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 /// 503 to a connection over the cap, then closed.
@@ -88,12 +125,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
 /// others; a failed handshake is logged and dropped.
 struct HttpListener {
     accepted: tokio::sync::mpsc::Receiver<(Box<dyn Connection>, SocketAddr)>,
-    local: SocketAddr,
 }
 
 impl HttpListener {
     fn start(listener: TcpListener, tls: Option<TlsAcceptor>, cap: ConnectionCap, shutdown: CancellationToken) -> std::io::Result<HttpListener> {
-        let local = listener.local_addr()?;
         let (sender, accepted) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -138,36 +173,13 @@ impl HttpListener {
                 }
             }
         });
-        Ok(HttpListener { accepted, local })
-    }
-}
-
-impl axum::serve::Listener for HttpListener {
-    type Io = Box<dyn Connection>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(connection) => connection,
-            // The accept task ended (shutdown): no more connections.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+        Ok(HttpListener { accepted })
     }
 }
 
 /// The client's address, for the failed-login count.
 #[derive(Debug, Clone, Copy)]
 struct Peer(SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
