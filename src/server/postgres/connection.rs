@@ -132,6 +132,13 @@ struct Timeouts {
     idle: Duration,
 }
 
+/// Sends a `FATAL` error and nothing after it (no ReadyForQuery, as PostgreSQL), then closes
+/// the connection; a client that is not reading gets a second for it.
+async fn say_fatal<S: futures::Sink<PgWireBackendMessage> + Unpin>(socket: &mut S, e: PgWireError) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+}
+
 /// The next message, with a panic of the decoder caught (`Some(Err)`), so that no input can
 /// panic the connection's task.
 async fn next_message<S: futures::Stream + Unpin>(socket: &mut S) -> Option<Result<S::Item, ()>> {
@@ -179,7 +186,7 @@ async fn run_connection(
             tokio::select! {
                 () = &mut login_deadline => {
                     let e = fatal("08006", format!("the login did not finish within {} s (limits.login_timeout_seconds)", timeouts.login.as_secs()));
-                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                    say_fatal(&mut socket, e).await;
                     return Ok(());
                 }
                 message = next_message(&mut socket) => message,
@@ -190,12 +197,12 @@ async fn run_connection(
                 // while the client says nothing: its overrun ends the connection too.
                 () = overrun.cancelled() => {
                     let e = handlers.queries.overrun_error();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                    say_fatal(&mut socket, e).await;
                     return Ok(());
                 }
                 () = tokio::time::sleep(timeouts.idle) => {
                     let e = fatal("57P05", format!("closing the connection after {} s without a request (limits.idle_timeout_seconds)", timeouts.idle.as_secs()));
-                    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                    say_fatal(&mut socket, e).await;
                     return Ok(());
                 }
                 message = next_message(&mut socket) => message,
@@ -208,13 +215,13 @@ async fn run_connection(
                 // field is under 4 does): the connection can no longer be read. Close it.
                 tracing::warn!("a PostgreSQL message could not be decoded (decoder panic); the connection is closed");
                 let e = fatal("08P01", "invalid message: its length field is impossible".into());
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                say_fatal(&mut socket, e).await;
                 return Ok(());
             }
             Some(Ok(Err(e))) => {
                 // A message that does not decode: say so and close.
                 let e = fatal("08P01", format!("invalid message: {e}"));
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+                say_fatal(&mut socket, e).await;
                 return Ok(());
             }
             None => return Ok(()),
@@ -248,10 +255,7 @@ async fn run_connection(
         if let Err(e) = processed {
             let fatal = is_fatal(&e) || overrun.is_cancelled();
             if fatal {
-                // As PostgreSQL: the error and nothing after it (no ReadyForQuery). The client
-                // may not be reading: one second to say why, then close.
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+                say_fatal(&mut socket, e).await;
                 return Ok(());
             }
             process_error(&mut socket, e, extended).await?;
@@ -260,7 +264,7 @@ async fn run_connection(
         // on the next message or here.
         if overrun.is_cancelled() {
             let e = handlers.queries.overrun_error();
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(PgWireBackendMessage::ErrorResponse(ErrorInfo::from(e).into()))).await;
+            say_fatal(&mut socket, e).await;
             return Ok(());
         }
     }

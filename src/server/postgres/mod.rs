@@ -30,6 +30,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use datafusion_postgres::pgwire::api::auth::DefaultServerParameterProvider;
+use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler as _;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use tokio_util::sync::CancellationToken;
 
@@ -67,6 +68,11 @@ struct Shared {
     parameters: DefaultServerParameterProvider,
     /// Sessions by (tenant, allowed tenants, user), each with the snapshots it was built on.
     sessions: Mutex<statements::SessionCache>,
+    /// datafusion-postgres's statement parser (its rewriting rules are built once).
+    sql_parser: Arc<datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser>,
+    /// A parser over an empty session, for what does not depend on the session (parameter
+    /// and result types of an already planned statement).
+    template: Arc<datafusion_postgres::Parser>,
 }
 
 impl Shared {
@@ -90,7 +96,17 @@ impl PostgresFrontend {
     /// A front end whose queries run under `gate`'s slots and limits (shared with Flight
     /// SQL), recorded in `stats` and the audit log.
     pub fn with_gate(catalog: Arc<Catalog>, auth: Arc<Authenticator>, stats: Arc<QueryStats>, gate: Arc<QueryGate>) -> PostgresFrontend {
-        let shared = Shared { catalog, auth, stats, gate, parameters: DefaultServerParameterProvider::default(), sessions: Mutex::new(HashMap::new()) };
+        let template = datafusion_postgres::DfSessionService::new_with_hooks(Arc::new(datafusion::prelude::SessionContext::new()), Vec::new()).query_parser();
+        let shared = Shared {
+            catalog,
+            auth,
+            stats,
+            gate,
+            parameters: DefaultServerParameterProvider::default(),
+            sessions: Mutex::new(HashMap::new()),
+            sql_parser: Arc::new(datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new()),
+            template,
+        };
         PostgresFrontend { shared: Arc::new(shared), require_tls: false }
     }
 

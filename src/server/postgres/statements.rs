@@ -49,20 +49,16 @@ use crate::server::limits::Admission;
 
 pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 
-/// A connection's session: its context (with its own `pg_catalog`).
-#[derive(Clone)]
-pub(super) struct PgSession {
-    pub(super) ctx: Arc<SessionContext>,
-}
-
-pub(super) type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, PgSession)>;
+/// Sessions (each with its own `pg_catalog`) by (tenant, allowed tenants, user), with the
+/// snapshots each was built on.
+pub(super) type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, Arc<SessionContext>)>;
 
 /// One connection's query handling.
 pub(super) struct Queries {
     shared: Arc<Shared>,
     login: Arc<OnceLock<Login>>,
     parser: Arc<TenantParser>,
-    sql_parser: PostgresCompatibilityParser,
+    sql_parser: Arc<PostgresCompatibilityParser>,
     /// Cancelled when a query of this connection overran its deadline unread.
     overrun: CancellationToken,
     /// Names of the prepared statements and portals the connection keeps.
@@ -73,12 +69,11 @@ pub(super) struct Queries {
 
 impl Queries {
     pub(super) fn new(shared: Arc<Shared>, login: Arc<OnceLock<Login>>, overrun: CancellationToken) -> Arc<Queries> {
-        let template = DfSessionService::new_with_hooks(Arc::new(SessionContext::new()), Vec::new()).query_parser();
         Arc::new_cyclic(|weak| Queries {
+            parser: Arc::new(TenantParser { template: Arc::clone(&shared.template), queries: weak.clone() }),
+            sql_parser: Arc::clone(&shared.sql_parser),
             shared,
             login,
-            parser: Arc::new(TenantParser { template, queries: weak.clone() }),
-            sql_parser: PostgresCompatibilityParser::new(),
             overrun,
             kept: Mutex::new((HashSet::new(), HashSet::new())),
             cursors: Arc::default(),
@@ -104,7 +99,7 @@ impl Queries {
     }
 
     /// The connection's session, rebuilt when any visible tenant's snapshot changed.
-    pub(super) fn session(&self) -> PgWireResult<PgSession> {
+    pub(super) fn session(&self) -> PgWireResult<Arc<SessionContext>> {
         let login = self.login()?;
         let principal = &login.principal;
         let catalog = &self.shared.catalog;
@@ -117,15 +112,15 @@ impl Queries {
         if let Some((built_on, session)) = sessions.get(&key)
             && *built_on == snapshots
         {
-            return Ok(session.clone());
+            return Ok(Arc::clone(session));
         }
         let ctx = catalog.session_for(Some(&login.tenant), principal.tenants.as_deref(), &principal.user);
         // The session's catalogs are its own layers over the shared ones, so this
         // `pg_catalog` (which lists the session's tenants) is the session's alone.
         setup_pg_catalog(&ctx, &login.tenant, EmptyContextProvider)
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
-        let session = PgSession { ctx: Arc::new(ctx) };
-        sessions.insert(key, (snapshots, session.clone()));
+        let session = Arc::new(ctx);
+        sessions.insert(key, (snapshots, Arc::clone(&session)));
         Ok(session)
     }
 
@@ -133,7 +128,7 @@ impl Queries {
     /// query's own (`limits.query_memory` is per query, as on Flight SQL).
     fn query_context(&self) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
-        Ok(Arc::new(self.shared.catalog.with_own_memory(&session.ctx)))
+        Ok(Arc::new(self.shared.catalog.with_own_memory(&session)))
     }
 
     /// The hooks of this connection's statements (settings, cursors, the statement filter).
@@ -514,7 +509,7 @@ impl QueryParser for TenantParser {
             }
             // Planning takes a slot like running does, for the time it plans.
             let _slot = queries.admit().await?;
-            let ctx = queries.session()?.ctx;
+            let ctx = queries.session()?;
             let service = queries.service(ctx)?;
             let timeout = queries.shared.limits().query_timeout;
             let parsed = tokio::time::timeout(timeout, service.query_parser().parse_sql(client, sql, types))
