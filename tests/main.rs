@@ -15,6 +15,7 @@ mod kpi;
 mod kpi_fixture;
 mod limits;
 mod model;
+mod pg_compat;
 mod scheduler;
 mod security;
 mod snapshot;

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+pub mod pg_wire;
+
 pub const SCALE: f64 = 0.01;
 pub const SEED: u64 = 42;
 pub const AS_OF: &str = "2026-06-15T12:00:00Z";

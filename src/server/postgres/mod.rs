@@ -21,7 +21,9 @@
 //!   statement filter.
 
 mod connection;
+mod copy;
 mod login;
+mod server_info;
 mod settings;
 mod statements;
 
@@ -102,7 +104,7 @@ impl PostgresFrontend {
             auth,
             stats,
             gate,
-            parameters: DefaultServerParameterProvider::default(),
+            parameters: server_info::startup_parameters(),
             sessions: Mutex::new(HashMap::new()),
             sql_parser: Arc::new(datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new()),
             template,

@@ -37,6 +37,7 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
 use tokio_util::sync::CancellationToken;
 
+use super::server_info;
 use super::statements::declare_cursor;
 use super::{Shared, user_error};
 
@@ -175,6 +176,8 @@ impl StatementFilter {
                 | Statement::Set(_)
                 | Statement::Reset(_)
                 | Statement::UNLISTEN { .. }
+                // `COPY … TO STDOUT` is an export (super::copy); other forms are refused there.
+                | Statement::Copy { .. }
         );
         if allowed {
             return None;
@@ -241,7 +244,10 @@ impl ClientSettings {
     fn is_settings_statement(statement: &Statement) -> bool {
         match statement {
             Statement::Set(_) | Statement::Reset(_) | Statement::Discard { .. } | Statement::UNLISTEN { .. } => true,
-            Statement::ShowVariable { variable } => CLIENT_SETTINGS.contains(&variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ").as_str()),
+            Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                CLIENT_SETTINGS.contains(&name.as_str()) || server_info::setting(&name).is_some()
+            }
             _ => false,
         }
     }
@@ -279,7 +285,13 @@ impl ClientSettings {
             Statement::UNLISTEN { .. } => Some(Ok(Response::Execution(Tag::new("UNLISTEN")))),
             Statement::ShowVariable { variable } => {
                 let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
-                let value = client.metadata().get(metadata_key(&name)).cloned().unwrap_or_else(|| default_value(&name).to_string());
+                // A connection's own value, else the server's (super::server_info).
+                let value = client
+                    .metadata()
+                    .get(metadata_key(&name))
+                    .cloned()
+                    .or_else(|| server_info::setting(&name).map(str::to_string))
+                    .unwrap_or_else(|| default_value(&name).to_string());
                 Some(show_response(&name, &value).map(Response::Query))
             }
             _ => None,

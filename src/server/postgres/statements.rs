@@ -25,7 +25,7 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response};
 use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
@@ -37,9 +37,11 @@ use datafusion_postgres::pgwire::messages::extendedquery::{
 };
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser};
-use futures::{Sink, SinkExt};
+use datafusion::arrow::array::RecordBatch;
+use futures::{Sink, SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::copy;
 use super::login::Login;
 use super::settings::{self, query_hooks};
 use super::{Shared, limit_error, pg_message, user_error};
@@ -119,6 +121,7 @@ impl Queries {
         // `pg_catalog` (which lists the session's tenants) is the session's alone.
         setup_pg_catalog(&ctx, &login.tenant, EmptyContextProvider)
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
+        super::server_info::install(&ctx, &login.tenant).map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         let session = Arc::new(ctx);
         sessions.insert(key, (snapshots, Arc::clone(&session)));
         Ok(session)
@@ -188,6 +191,17 @@ impl Queries {
         let mut response = df::encode_dataframe(df, format, Some(options)).await?;
         limit_rows(&mut response, admission, audit);
         Ok(response)
+    }
+
+    /// Runs one planned `COPY … TO STDOUT`: its rows under `admission`, as `CopyData`.
+    async fn export(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &copy::CopyFormat, admission: Admission, audit: Audit) -> PgWireResult<CopyResponse> {
+        let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df.execute_stream().await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+        let batches = batches.map(|batch| batch.map_err(|e| query_error(&QueryError::from_datafusion(e, None))));
+        let batches = execution::limited(batches, admission, |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64), |e| limit_error(&e), pg_message, audit);
+        let (code, columns, rows) = copy::encode(&schema, batches, format)?;
+        Ok(CopyResponse::new(code, columns, rows))
     }
 
     /// Refuses a new prepared statement or portal name past the connection's limit.
@@ -325,18 +339,23 @@ impl SimpleQueryHandler for Queries {
                 }
             }
             let ran = async {
+                let export = copy::export_of(&statement).transpose()?;
                 let admitted = match &admission {
                     Some(a) => a.clone(),
                     None => admission.insert(self.admit().await?).clone(),
                 };
+                if let Some(export) = export {
+                    let plan = self.plan(&ctx, copy::statement_of(&export), &admitted).await?;
+                    return self.export(&ctx, plan, &export.format, admitted, audit.clone()).await.map(Response::CopyOut);
+                }
                 let plan = self.plan(&ctx, statement, &admitted).await?;
-                self.run(&ctx, plan, &Format::UnifiedText, Arc::clone(&options), admitted, audit.clone()).await
+                self.run(&ctx, plan, &Format::UnifiedText, Arc::clone(&options), admitted, audit.clone()).await.map(Response::Query)
             }
             .await;
             match ran {
                 Ok(response) => {
                     self.shared.stats.observe("postgres", audit.started(), true, false);
-                    responses.push(Response::Query(response));
+                    responses.push(response);
                 }
                 Err(e) => {
                     self.refused(&audit, &e);
@@ -452,6 +471,16 @@ impl ExtendedQueryHandler for Queries {
         }
         let admission = self.admit().await.inspect_err(|e| self.refused(&audit, e))?;
         let ctx = self.query_context().inspect_err(|e| self.refused(&audit, e))?;
+        if let (_, Some((statement, plan))) = &portal.statement.statement
+            && let Some(export) = copy::export_of(statement)
+        {
+            let exported = match export {
+                Ok(export) => self.export(&ctx, plan.clone(), &export.format, admission, audit.clone()).await,
+                Err(e) => Err(e),
+            };
+            self.shared.stats.observe("postgres", audit.started(), exported.is_ok(), false);
+            return exported.map(Response::CopyOut).inspect_err(|e| audit.failed(&pg_message(e)));
+        }
         let service = self.service(ctx)?;
         let deadline = admission.deadline();
         let result = match tokio::time::timeout_at(deadline, <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows)).await {
@@ -503,9 +532,18 @@ impl QueryParser for TenantParser {
         let checked = async {
             queries.text_limits().check(sql).map_err(|e| query_error(&e))?;
             // One statement per Parse, as PostgreSQL requires.
-            let count = queries.sql_parser.parse(sql).map_err(|e| parse_error(sql, e))?.len();
-            if count > 1 {
+            let mut statements = queries.sql_parser.parse(sql).map_err(|e| parse_error(sql, e))?;
+            if statements.len() > 1 {
                 return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement".into()));
+            }
+            // `COPY … TO STDOUT` (ConnectorX prepares it): its query planned as any other;
+            // described as returning no rows, as PostgreSQL does.
+            if let Some(export) = statements.first().and_then(copy::export_of) {
+                let export = export?;
+                let slot = queries.admit().await?;
+                let ctx = queries.session()?;
+                let plan = queries.plan(&ctx, copy::statement_of(&export), &slot).await?;
+                return Ok(Some((sql.to_string(), Some((statements.remove(0), plan)))));
             }
             // Planning takes a slot like running does, for the time it plans.
             let _slot = queries.admit().await?;
@@ -536,6 +574,9 @@ impl QueryParser for TenantParser {
     }
 
     fn get_result_schema(&self, stmt: &Self::Statement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        if let (_, Some((Statement::Copy { .. }, _))) = stmt {
+            return Ok(Vec::new());
+        }
         self.template.get_result_schema(stmt, column_format)
     }
 }
