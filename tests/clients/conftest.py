@@ -10,6 +10,7 @@ import re
 import subprocess
 import tempfile
 import textwrap
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -48,6 +49,15 @@ class Server:
         return int(self.postgres.rsplit(":", 1)[1])
 
 
+def _drain(proc, log_path):
+    # The server logs every query (the audit log) to stdout: once started it must still be
+    # read, or the 64 KiB pipe fills and the server blocks writing its next log line.
+    with open(log_path, "a") as log:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+
+
 def _start(args, pattern, env=None):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     seen = []
@@ -55,6 +65,10 @@ def _start(args, pattern, env=None):
         seen.append(line)
         match = re.search(pattern, line)
         if match:
+            proc.log_path = tempfile.mkstemp(prefix="salespulse-server-", suffix=".log")[1]
+            with open(proc.log_path, "w") as log:
+                log.writelines(seen)
+            threading.Thread(target=_drain, args=(proc, proc.log_path), daemon=True).start()
             return proc, match
     proc.kill()
     raise RuntimeError(f"{' '.join(args)} did not start:\n" + "".join(seen))

@@ -20,9 +20,13 @@
 //!   per connection, never as engine options), cursors under the same limits, and the
 //!   statement filter.
 
+mod catalog_overlay;
 mod connection;
 mod copy;
 mod login;
+mod pg_functions;
+mod rewrite;
+mod search_path;
 mod server_info;
 mod settings;
 mod statements;

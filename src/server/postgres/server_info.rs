@@ -16,11 +16,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::common::{ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
 use datafusion::prelude::SessionContext;
@@ -97,28 +96,19 @@ pub(super) fn startup_parameters() -> DefaultServerParameterProvider {
     let mut parameters = DefaultServerParameterProvider::default();
     parameters.server_version = SERVER_VERSION.clone();
     parameters.is_superuser = false;
+    parameters.search_path = super::search_path::DEFAULT_SCHEMA.to_string();
     parameters.default_transaction_read_only = false;
     parameters
 }
 
-/// Installs `version()`, `current_setting()` and the `pg_settings` view on a session whose
-/// `pg_catalog` is already set up in `catalog`.
-pub(super) fn install(ctx: &SessionContext, catalog: &str) -> Result<()> {
+/// Installs `version()` and `current_setting()` on a session.
+pub(super) fn install(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Version::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting::new()));
-    let Some(catalog) = ctx.catalog(catalog) else {
-        return plan_err!("catalog {catalog} not found");
-    };
-    let Some(inner) = catalog.schema("pg_catalog") else {
-        return plan_err!("pg_catalog is not set up in {catalog:?}");
-    };
-    let overlay = PgCatalogOverlay { inner, pg_settings: pg_settings_table()? };
-    catalog.register_schema("pg_catalog", Arc::new(overlay))?;
-    Ok(())
 }
 
 /// `pg_catalog.pg_settings` from [`SETTINGS`], with PostgreSQL's columns.
-fn pg_settings_table() -> Result<Arc<dyn TableProvider>> {
+pub(super) fn pg_settings_table() -> Result<Arc<dyn TableProvider>> {
     let text = |name: &str| Field::new(name, DataType::Utf8, true);
     let schema = Arc::new(Schema::new(vec![
         text("name"),
@@ -163,31 +153,6 @@ fn pg_settings_table() -> Result<Arc<dyn TableProvider>> {
     ];
     let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
-}
-
-/// datafusion-postgres's `pg_catalog` with the views this module answers in its place.
-#[derive(Debug)]
-struct PgCatalogOverlay {
-    inner: Arc<dyn SchemaProvider>,
-    pg_settings: Arc<dyn TableProvider>,
-}
-
-#[async_trait]
-impl SchemaProvider for PgCatalogOverlay {
-    fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        if name.eq_ignore_ascii_case("pg_settings") {
-            return Ok(Some(Arc::clone(&self.pg_settings)));
-        }
-        self.inner.table(name).await
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        name.eq_ignore_ascii_case("pg_settings") || self.inner.table_exist(name)
-    }
 }
 
 /// `version()`: [`VERSION`].

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Expr, ObjectName, Set, Statement, Value};
+use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Expr, Ident, ObjectName, Set, Statement, TransactionMode, Value};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -144,7 +144,8 @@ pub(super) struct HookContext {
 /// The hooks every statement passes, in order: the filter, client settings, cursors, then
 /// datafusion-postgres's `SHOW` and transaction answers.
 pub(super) fn query_hooks(context: HookContext) -> Vec<Arc<dyn QueryHook>> {
-    vec![Arc::new(StatementFilter), Arc::new(ClientSettings), Arc::new(Cursors(context)), Arc::new(ShowOnly), Arc::new(TransactionStatementHook)]
+    let settings = ClientSettings { user: context.user.clone(), any_role: !context.shared.auth.enabled() };
+    vec![Arc::new(StatementFilter), Arc::new(settings), Arc::new(Cursors(context)), Arc::new(ShowOnly), Arc::new(TransactionStatementHook)]
 }
 
 /// Refuses every statement that is not a read, a setting, a transaction or a cursor.
@@ -176,6 +177,8 @@ impl StatementFilter {
                 | Statement::Set(_)
                 | Statement::Reset(_)
                 | Statement::UNLISTEN { .. }
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. }
                 // `COPY … TO STDOUT` is an export (super::copy); other forms are refused there.
                 | Statement::Copy { .. }
         );
@@ -213,10 +216,15 @@ impl QueryHook for StatementFilter {
 
 /// `SET`, `RESET`, `DISCARD` and `SHOW` of client settings, answered per connection.
 #[derive(Debug)]
-struct ClientSettings;
+struct ClientSettings {
+    /// The logged-in user: `SET ROLE` to oneself (Metabase's impersonation) changes nothing.
+    user: String,
+    /// Without `[[users]]` any name logs in, so any role is as good as the login.
+    any_role: bool,
+}
 
 /// A `SET`'s assignments as (name, value), or the refusal.
-fn assignments(set: &Set) -> PgWireResult<Vec<(String, String)>> {
+fn assignments(set: &Set, settings: &ClientSettings) -> PgWireResult<Vec<(String, String)>> {
     let checked = |name: String, value: String| {
         if CLIENT_SETTINGS.contains(&name.as_str()) { Ok((name, value)) } else { Err(refusal(&name)) }
     };
@@ -230,10 +238,19 @@ fn assignments(set: &Set) -> PgWireResult<Vec<(String, String)>> {
         Set::SetNamesDefault {} => Ok(vec![("client_encoding".into(), "UTF8".into())]),
         // `SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY` (pgjdbc's setReadOnly) and
         // `SET TRANSACTION …`: every transaction here is read-only already.
-        Set::SetTransaction { .. } => Ok(Vec::new()),
+        // The isolation level is kept so `SHOW transaction_isolation` answers what was set.
+        Set::SetTransaction { modes, .. } => Ok(modes
+            .iter()
+            .filter_map(|m| match m {
+                TransactionMode::IsolationLevel(level) => Some(level.to_string().to_lowercase()),
+                TransactionMode::AccessMode(_) => None,
+            })
+            .flat_map(|level| [("transaction_isolation".to_string(), level.clone()), ("default_transaction_isolation".to_string(), level)])
+            .collect()),
         // `SET ROLE NONE` (DBeaver, pgAdmin, Metabase reset) changes nothing; another role
         // would be another user.
         Set::SetRole { role_name: None, .. } => Ok(Vec::new()),
+        Set::SetRole { role_name: Some(role), .. } if settings.any_role || role.value == settings.user => Ok(Vec::new()),
         Set::SetRole { .. } => Err(refusal("role")),
         Set::SetSessionAuthorization(_) => Err(refusal("session authorization")),
         Set::ParenthesizedAssignments { .. } | Set::SetSessionParam(_) => Err(refusal(&set.to_string().to_lowercase())),
@@ -244,18 +261,19 @@ impl ClientSettings {
     fn is_settings_statement(statement: &Statement) -> bool {
         match statement {
             Statement::Set(_) | Statement::Reset(_) | Statement::Discard { .. } | Statement::UNLISTEN { .. } => true,
+            Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } | Statement::Rollback { savepoint: Some(_), .. } => true,
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let name = shown_name(variable);
                 CLIENT_SETTINGS.contains(&name.as_str()) || server_info::setting(&name).is_some()
             }
             _ => false,
         }
     }
 
-    async fn answer(statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+    async fn answer(&self, statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
         match statement {
             Statement::Set(set) => {
-                let assigned = match assignments(set) {
+                let assigned = match assignments(set, self) {
                     Ok(a) => a,
                     Err(e) => return Some(Err(e)),
                 };
@@ -283,8 +301,13 @@ impl ClientSettings {
             Statement::Discard { .. } => Some(Ok(Response::Execution(Tag::new("DISCARD ALL")))),
             // asyncpg's pool reset sends `UNLISTEN *`: there is nothing to listen to.
             Statement::UNLISTEN { .. } => Some(Ok(Response::Execution(Tag::new("UNLISTEN")))),
+            // Savepoints (psycopg 3's `conn.transaction()`, SQLAlchemy's nested transactions):
+            // nothing is written, so there is nothing to roll back to.
+            Statement::Savepoint { .. } => Some(Ok(Response::Execution(Tag::new("SAVEPOINT")))),
+            Statement::ReleaseSavepoint { .. } => Some(Ok(Response::Execution(Tag::new("RELEASE")))),
+            Statement::Rollback { savepoint: Some(_), .. } => Some(Ok(Response::Execution(Tag::new("ROLLBACK")))),
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let name = shown_name(variable);
                 // A connection's own value, else the server's (super::server_info).
                 let value = client
                     .metadata()
@@ -299,6 +322,12 @@ impl ClientSettings {
     }
 }
 
+/// The setting a `SHOW` names: `SHOW TRANSACTION ISOLATION LEVEL` is `transaction_isolation`.
+fn shown_name(variable: &[Ident]) -> String {
+    let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+    if name == "transaction isolation level" { "transaction_isolation".into() } else { name }
+}
+
 /// What `SHOW` answers for a client setting nobody set.
 fn default_value(name: &str) -> &'static str {
     match name {
@@ -307,7 +336,7 @@ fn default_value(name: &str) -> &'static str {
         "intervalstyle" => "postgres",
         "timezone" | "time zone" => "UTC",
         "standard_conforming_strings" => "on",
-        "search_path" => "\"$user\", public",
+        "search_path" => super::search_path::DEFAULT_SCHEMA,
         "extra_float_digits" => "1",
         "bytea_output" => "hex",
         "default_transaction_isolation" | "transaction_isolation" => "read committed",
@@ -340,7 +369,7 @@ fn empty_plan(columns: &[&str]) -> PgWireResult<LogicalPlan> {
 #[async_trait]
 impl QueryHook for ClientSettings {
     async fn handle_simple_query(&self, statement: &Statement, _ctx: &SessionContext, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
-        Self::answer(statement, client).await
+        self.answer(statement, client).await
     }
 
     async fn handle_extended_parse_query(&self, statement: &Statement, _ctx: &SessionContext, _client: &(dyn ClientInfo + Send + Sync)) -> Option<PgWireResult<LogicalPlan>> {
@@ -348,13 +377,13 @@ impl QueryHook for ClientSettings {
             return None;
         }
         if let Statement::Set(set) = statement
-            && let Err(e) = assignments(set)
+            && let Err(e) = assignments(set, self)
         {
             return Some(Err(e));
         }
         Some(match statement {
             Statement::ShowVariable { variable } => {
-                let name = variable.iter().map(|i| i.value.to_lowercase()).collect::<Vec<_>>().join(" ");
+                let name = shown_name(variable);
                 empty_plan(&[name.as_str()])
             }
             _ => empty_plan(&[]),
@@ -369,7 +398,7 @@ impl QueryHook for ClientSettings {
         _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        Self::answer(statement, client).await
+        self.answer(statement, client).await
     }
 }
 

@@ -42,6 +42,8 @@ use futures::{Sink, SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::copy;
+use super::rewrite;
+use super::search_path;
 use super::login::Login;
 use super::settings::{self, query_hooks};
 use super::{Shared, limit_error, pg_message, user_error};
@@ -121,7 +123,11 @@ impl Queries {
         // `pg_catalog` (which lists the session's tenants) is the session's alone.
         setup_pg_catalog(&ctx, &login.tenant, EmptyContextProvider)
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
-        super::server_info::install(&ctx, &login.tenant).map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
+        super::server_info::install(&ctx);
+        super::pg_functions::install(&ctx);
+        super::server_info::pg_settings_table()
+            .and_then(|pg_settings| super::catalog_overlay::install(&ctx, pg_settings))
+            .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         let session = Arc::new(ctx);
         sessions.insert(key, (snapshots, Arc::clone(&session)));
         Ok(session)
@@ -129,9 +135,15 @@ impl Queries {
 
     /// The context one query runs on: the connection's session with a memory pool of the
     /// query's own (`limits.query_memory` is per query, as on Flight SQL).
-    fn query_context(&self) -> PgWireResult<Arc<SessionContext>> {
+    fn query_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
-        Ok(Arc::new(self.shared.catalog.with_own_memory(&session)))
+        Ok(Arc::new(search_path::apply(self.shared.catalog.with_own_memory(&session), client.metadata().get("search_path").map(String::as_str))))
+    }
+
+    /// The connection's session with its `search_path` applied, for planning.
+    fn planning_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
+        let session = self.session()?;
+        Ok(Arc::new(search_path::apply((*session).clone(), client.metadata().get("search_path").map(String::as_str))))
     }
 
     /// The hooks of this connection's statements (settings, cursors, the statement filter).
@@ -301,6 +313,7 @@ impl SimpleQueryHandler for Queries {
             .check(query)
             .map_err(|e| query_error(&e))
             .and_then(|()| self.sql_parser.parse(query).map_err(|e| parse_error(query, e)))
+            .map(|statements| statements.into_iter().map(rewrite::rewrite).collect::<Vec<_>>())
             .and_then(|statements| {
                 let max = self.shared.limits().max_statements_per_query;
                 if statements.len() > max {
@@ -312,7 +325,7 @@ impl SimpleQueryHandler for Queries {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
-        let ctx = self.query_context().inspect_err(|e| self.refused(&audit, e))?;
+        let ctx = self.query_context(&*client).inspect_err(|e| self.refused(&audit, e))?;
         let hooks = self.hooks()?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         // One slot for the whole query, taken when a statement first needs to run.
@@ -470,7 +483,7 @@ impl ExtendedQueryHandler for Queries {
             check_read_only(plan).map_err(|e| query_error(&e)).inspect_err(|e| self.refused(&audit, e))?;
         }
         let admission = self.admit().await.inspect_err(|e| self.refused(&audit, e))?;
-        let ctx = self.query_context().inspect_err(|e| self.refused(&audit, e))?;
+        let ctx = self.query_context(&*client).inspect_err(|e| self.refused(&audit, e))?;
         if let (_, Some((statement, plan))) = &portal.statement.statement
             && let Some(export) = copy::export_of(statement)
         {
@@ -541,16 +554,24 @@ impl QueryParser for TenantParser {
             if let Some(export) = statements.first().and_then(copy::export_of) {
                 let export = export?;
                 let slot = queries.admit().await?;
-                let ctx = queries.session()?;
+                let ctx = queries.planning_context(client)?;
                 let plan = queries.plan(&ctx, copy::statement_of(&export), &slot).await?;
                 return Ok(Some((sql.to_string(), Some((statements.remove(0), plan)))));
             }
             // Planning takes a slot like running does, for the time it plans.
             let _slot = queries.admit().await?;
-            let ctx = queries.session()?;
+            let ctx = queries.planning_context(client)?;
             let service = queries.service(ctx)?;
             let timeout = queries.shared.limits().query_timeout;
-            let parsed = tokio::time::timeout(timeout, service.query_parser().parse_sql(client, sql, types))
+            // The text datafusion-postgres parses again, with this module's rewrites applied.
+            let sql = match statements.pop() {
+                Some(statement) => {
+                    let rewritten = rewrite::rewrite(statement.clone());
+                    if rewritten == statement { sql.to_string() } else { rewritten.to_string() }
+                }
+                None => sql.to_string(),
+            };
+            let parsed = tokio::time::timeout(timeout, service.query_parser().parse_sql(client, &sql, types))
                 .await
                 .map_err(|_| user_error("ERROR", "57014", format!("planning took longer than {} s (limits.query_timeout_seconds)", timeout.as_secs())))?
                 .map_err(|e| match e {

@@ -1,0 +1,327 @@
+//! PostgreSQL syntax that catalog queries of real clients use and DataFusion plans
+//! differently, rewritten on the parsed statement (after datafusion-postgres's own rules):
+//!
+//! - a set-returning `_pg_expandarray(array)` in a select list (pgjdbc's `getPrimaryKeys`,
+//!   `getIndexInfo`, `getBestRowIdentifier`; Metabase's index sync) becomes
+//!   `unnest(_pg_expandarray(array))`: DataFusion expands `unnest` in a projection into rows,
+//!   and zips several of them as PostgreSQL 10+ zips set-returning functions;
+//! - a field of a composite value, `(expression).field`, becomes
+//!   `get_field(expression, 'field')`, which DataFusion plans on structs;
+//! - `generate_subscripts(array, dim)` (SQLAlchemy's key queries) becomes
+//!   `unnest(generate_series(1, array_length(array, dim)))`;
+//! - `pg_get_function_result(p.oid)` of a `pg_proc` row becomes its result type
+//!   (`format_type(p.prorettype, NULL)`, `SETOF …` for set-returning functions; pgjdbc's
+//!   `getFunctions`);
+//! - a scalar subquery over `pg_catalog` tables that is not aggregated (pgjdbc's
+//!   `getTypeInfo`: `(SELECT c.relkind = 'c' FROM pg_class c WHERE c.oid = t.typrelid)`) has
+//!   its value wrapped in `max()`: DataFusion plans correlated scalar subqueries only when
+//!   aggregated, and a catalog lookup by oid finds at most one row;
+//! - unnamed select-list values that repeat (`NULL, NULL, NULL` in pgjdbc's
+//!   `getProcedures`) get distinct names, which DataFusion requires and PostgreSQL does not;
+//! - `to_timestamp(text, 'YYYY-MM-DD HH24:MI:SS.US')` and `to_date(text, 'YYYY-MM-DD')` with
+//!   PostgreSQL's template patterns (Superset's PostgreSQL time filters) get the same format
+//!   in chrono's notation, which DataFusion's functions read;
+//! - `col_description`, `obj_description` and `shobj_description` are NULL (no object here
+//!   has a comment);
+//! - `CAST(expression AS regclass)` of a computed name becomes the relation's oid, looked up
+//!   in `pg_class` by its qualified or bare name;
+//! - `LIKE … ESCAPE '/'` (SQLAlchemy's schema listing) with a constant pattern is rewritten to
+//!   the backslash escape, the only one DataFusion supports.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query,
+    SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// The statement with the rewrites applied.
+pub(super) fn rewrite(mut statement: Statement) -> Statement {
+    let _ = statement.visit(&mut Rewriter);
+    statement
+}
+
+struct Rewriter;
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Function(function) if is_named(function, "_pg_expandarray") => {
+                let inner = std::mem::replace(expr, Expr::value(Value::Null));
+                *expr = call("unnest", vec![inner]);
+            }
+            Expr::CompoundFieldAccess { root, access_chain } if !access_chain.is_empty() => {
+                let fields: Option<Vec<String>> = access_chain
+                    .iter()
+                    .map(|access| match access {
+                        AccessExpr::Dot(Expr::Identifier(ident)) => Some(ident.value.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(fields) = fields {
+                    let mut value = std::mem::replace(root.as_mut(), Expr::value(Value::Null));
+                    if let Expr::Nested(inner) = value {
+                        value = *inner;
+                    }
+                    for field in fields {
+                        value = call("get_field", vec![value, Expr::value(Value::SingleQuotedString(field))]);
+                    }
+                    *expr = value;
+                }
+            }
+            // Nothing in salespulse carries a comment: PostgreSQL's answer for an object
+            // without one, without evaluating the arguments (a name looked up as a regclass
+            // inside them is a subquery DataFusion cannot plan there).
+            Expr::Function(function) if ["col_description", "obj_description", "shobj_description"].iter().any(|n| is_named(function, n)) => {
+                if let Some(new) = parse("CAST(NULL AS TEXT)") {
+                    *expr = new;
+                }
+            }
+            Expr::Function(function) if is_named(function, "generate_subscripts") => {
+                if let [array, dimension] = arguments(function).as_slice()
+                    && let Some(new) = parse(&format!("unnest(generate_series(1, array_length({array}, {dimension})))"))
+                {
+                    *expr = new;
+                }
+            }
+            Expr::Function(function) if is_named(function, "pg_get_function_result") => {
+                if let [Expr::CompoundIdentifier(parts)] = arguments(function).as_slice()
+                    && let [alias, column] = parts.as_slice()
+                    && column.value.eq_ignore_ascii_case("oid")
+                    && let Some(new) = parse(&format!(
+                        "CASE WHEN {alias}.proretset THEN 'SETOF ' || format_type({alias}.prorettype, NULL) ELSE format_type({alias}.prorettype, NULL) END"
+                    ))
+                {
+                    *expr = Expr::Nested(Box::new(new));
+                }
+            }
+            Expr::Function(function) if is_named(function, "to_timestamp") || is_named(function, "to_date") => {
+                if let FunctionArguments::List(list) = &mut function.args
+                    && let [_, FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(value)))] = list.args.as_mut_slice()
+                    && let Value::SingleQuotedString(template) = &value.value
+                    && !template.contains('%')
+                {
+                    value.value = Value::SingleQuotedString(chrono_format(template));
+                }
+            }
+            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
+                if let Some(escape) = escape_char.as_ref().and_then(|e| if let Value::SingleQuotedString(s) = &e.value { Some(s.clone()) } else { None })
+                    && escape != "\\"
+                    && let Some(text) = constant_text(pattern)
+                    && let Some(translated) = with_backslash_escape(&text, &escape)
+                {
+                    **pattern = Expr::value(Value::SingleQuotedString(translated));
+                    *escape_char = None;
+                }
+            }
+            Expr::Subquery(query) => aggregate_catalog_lookup(query),
+            // `CAST(format('%I.%I', schema, table) AS regclass)` (Metabase's column comments):
+            // the relation's oid looked up by name; datafusion-postgres resolves constants only.
+            Expr::Cast { expr: inner, data_type: DataType::Regclass, .. } if !matches!(inner.as_ref(), Expr::Value(_)) => {
+                let name = inner.to_string();
+                if let Some(new) = parse(&format!(
+                    "(SELECT max(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid WHERE n.nspname || '.' || c.relname = {name} OR c.relname = {name})"
+                )) {
+                    *expr = new;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            name_repeated_values(&mut select.projection);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The unnamed arguments of a call.
+fn arguments(function: &Function) -> Vec<Expr> {
+    match &function.args {
+        FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn parse(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_expr().ok()
+}
+
+/// The text of a pattern made only of string constants (`'pg/_' || '%'`).
+fn constant_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
+            _ => None,
+        },
+        Expr::Nested(inner) => constant_text(inner),
+        Expr::BinaryOp { left, op: BinaryOperator::StringConcat, right } => Some(constant_text(left)? + &constant_text(right)?),
+        _ => None,
+    }
+}
+
+/// A LIKE pattern with escape character `escape` rewritten for the backslash escape.
+fn with_backslash_escape(pattern: &str, escape: &str) -> Option<String> {
+    let mut escape_chars = escape.chars();
+    let (Some(escape), None) = (escape_chars.next(), escape_chars.next()) else { return None };
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            out.push('\\');
+            out.push(chars.next()?);
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// PostgreSQL's `to_timestamp`/`to_date` template patterns in chrono's notation.
+fn chrono_format(template: &str) -> String {
+    const PATTERNS: [(&str, &str); 17] = [
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("YYYY", "%Y"),
+        ("Month", "%B"),
+        ("Mon", "%b"),
+        ("Day", "%A"),
+        ("Dy", "%a"),
+        ("HH", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("US", "%6f"),
+        ("MS", "%3f"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("AM", "%p"),
+        ("PM", "%p"),
+    ];
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut rest = template;
+    'outer: while !rest.is_empty() {
+        for (pg, chrono) in PATTERNS {
+            if let Some(tail) = rest.strip_prefix(pg) {
+                out.push_str(chrono);
+                rest = tail;
+                continue 'outer;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+/// `(SELECT x FROM pg_catalog.… WHERE …)` not aggregated becomes `(SELECT max(x) …)`.
+fn aggregate_catalog_lookup(query: &mut Query) {
+    if query.limit_clause.is_some() || query.fetch.is_some() {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else { return };
+    let over_catalog = !select.from.is_empty()
+        && select.from.iter().all(|f| matches!(&f.relation, TableFactor::Table { name, .. } if name.0.last().is_some_and(|p| p.to_string().trim_matches('"').starts_with("pg_"))));
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if !over_catalog || grouped || select.projection.len() != 1 {
+        return;
+    }
+    let (value, alias) = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) => (e.clone(), None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+        _ => return,
+    };
+    const AGGREGATES: [&str; 9] = ["count(", "sum(", "min(", "max(", "avg(", "array_agg(", "string_agg(", "bool_or(", "bool_and("];
+    let text = value.to_string().to_ascii_lowercase();
+    if AGGREGATES.iter().any(|a| text.contains(a)) {
+        return;
+    }
+    let wrapped = call("max", vec![value]);
+    select.projection[0] = match alias {
+        Some(alias) => SelectItem::ExprWithAlias { expr: wrapped, alias },
+        None => SelectItem::UnnamedExpr(wrapped),
+    };
+}
+
+/// Distinct names for unnamed constants that repeat in a select list.
+fn name_repeated_values(projection: &mut [SelectItem]) {
+    let mut seen = std::collections::HashSet::new();
+    for (position, item) in projection.iter_mut().enumerate() {
+        if let SelectItem::UnnamedExpr(expr @ Expr::Value(_)) = item {
+            let name = expr.to_string();
+            if !seen.insert(name) {
+                let expr = std::mem::replace(expr, Expr::value(Value::Null));
+                *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("?column?{}", position + 1)) };
+            }
+        }
+    }
+}
+
+fn is_named(function: &Function, name: &str) -> bool {
+    matches!(function.name.0.last(), Some(ObjectNamePart::Identifier(ident)) if ident.value.eq_ignore_ascii_case(name))
+}
+
+/// `name(args…)`.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        rewrite(statement).to_string()
+    }
+
+    #[test]
+    fn expandarray_is_unnested_and_fields_are_get_field() {
+        assert_eq!(
+            rewritten("SELECT (_pg_expandarray(i.indkey)).n AS key_seq, _pg_expandarray(i.indkey) AS keys FROM pg_index i"),
+            "SELECT get_field(unnest(_pg_expandarray(i.indkey)), 'n') AS key_seq, unnest(_pg_expandarray(i.indkey)) AS keys FROM pg_index i"
+        );
+        assert_eq!(rewritten("SELECT 1 FROM r WHERE r.a = (r.keys).x"), "SELECT 1 FROM r WHERE r.a = get_field(r.keys, 'x')");
+        assert_eq!(rewritten("SELECT NULL, NULL, 1 FROM t"), "SELECT NULL, NULL AS \"?column?2\", 1 FROM t");
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"),
+            "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"
+        );
+        assert_eq!(chrono_format("YYYY-MM-DD HH24:MI:SS.US"), "%Y-%m-%d %H:%M:%S.%6f");
+        assert_eq!(rewritten("SELECT 1 WHERE n NOT LIKE 'pg/_' || '%' ESCAPE '/'"), "SELECT 1 WHERE n NOT LIKE 'pg\\_%'");
+        // Ordinary names are left alone.
+        assert_eq!(rewritten("SELECT a.b, c FROM s.t a"), "SELECT a.b, c FROM s.t a");
+    }
+}

@@ -1,0 +1,128 @@
+//! A connection's `search_path`: where its unqualified table names resolve, and what
+//! `current_schema()` / `current_schemas()` answer (SQLAlchemy's default schema, pgjdbc's
+//! `Connection.setSchema`/`getSchema`, DBeaver's active schema).
+//!
+//! The first schema of the path that exists in the connection's tenant is the default
+//! schema; `"$user"` and schemas the tenant does not have are skipped, as PostgreSQL skips
+//! them. A path with none of the tenant's schemas leaves `crm`, the tenant's default. The
+//! answer is per connection: the session a connection's queries run in is shared, so each
+//! query gets a context of its own with the connection's default schema.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, ListArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::prelude::SessionContext;
+
+/// The schema unqualified names resolve in when a connection set no path.
+pub(super) const DEFAULT_SCHEMA: &str = "crm";
+
+/// The schemas of `search_path` that exist in `ctx`'s default catalog, in order.
+fn existing(ctx: &SessionContext, search_path: &str) -> Vec<String> {
+    let catalog_name = ctx.state().config_options().catalog.default_catalog.clone();
+    let Some(catalog) = ctx.catalog(&catalog_name) else { return Vec::new() };
+    let schemas = catalog.schema_names();
+    search_path
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').trim_matches('\'').to_string())
+        .filter(|s| !s.is_empty() && s != "$user" && s != "pg_catalog")
+        .filter(|s| schemas.contains(s))
+        .collect()
+}
+
+/// `ctx` with the connection's path applied: a context of its own when the path changes
+/// anything, else `ctx` itself.
+pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>) -> SessionContext {
+    let path = search_path.map(|p| existing(&ctx, p)).unwrap_or_default();
+    let schema = path.first().cloned().unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
+    let path = if path.is_empty() { vec![schema.clone()] } else { path };
+    let mut state = SessionStateBuilder::new_from_existing(ctx.state()).build();
+    state.config_mut().options_mut().catalog.default_schema.clone_from(&schema);
+    let with_path = SessionContext::new_with_state(state);
+    with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchema { schema, signature: Signature::nullary(Volatility::Stable) }));
+    with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchemas { path, signature: Signature::exact(vec![DataType::Boolean], Volatility::Stable) }));
+    with_path
+}
+
+/// `current_schema()`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSchema {
+    schema: String,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSchema {
+    fn name(&self) -> &str {
+        "current_schema"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(self.schema.clone()))))
+    }
+}
+
+/// `current_schemas(include_implicit)`: the path's existing schemas, after `pg_catalog` when
+/// implicit schemas are asked for.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSchemas {
+    path: Vec<String>,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSchemas {
+    fn name(&self) -> &str {
+        "current_schemas"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let implicit = datafusion::arrow::array::cast::as_boolean_array(&arrays[0]);
+        let lists: Vec<Option<Vec<Option<String>>>> = (0..implicit.len())
+            .map(|i| {
+                let mut schemas: Vec<Option<String>> = Vec::new();
+                if implicit.is_valid(i) && implicit.value(i) {
+                    schemas.push(Some("pg_catalog".to_string()));
+                }
+                schemas.extend(self.path.iter().cloned().map(Some));
+                Some(schemas)
+            })
+            .collect();
+        let values: Vec<Option<String>> = lists.iter().flatten().flatten().cloned().collect();
+        let mut offsets = vec![0i32];
+        for list in &lists {
+            let len = list.as_ref().map_or(0, Vec::len);
+            offsets.push(offsets.last().copied().unwrap_or(0) + i32::try_from(len).unwrap_or(i32::MAX));
+        }
+        let array = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Utf8, true)),
+            datafusion::arrow::buffer::OffsetBuffer::new(offsets.into()),
+            Arc::new(StringArray::from(values)),
+            None,
+        )?;
+        let array: ArrayRef = Arc::new(array);
+        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+        }
+        Ok(ColumnarValue::Array(array))
+    }
+}
