@@ -144,3 +144,101 @@ async fn copy_stays_read_only_and_under_the_limits() {
     assert_eq!(one_value(&pg.simple("SELECT 1").await), "1");
     server.shutdown_and_wait().await;
 }
+
+fn user(name: &str, tenants: Option<&[&str]>) -> salespulse::config::UserConfig {
+    salespulse::config::UserConfig {
+        name: name.into(),
+        password: salespulse::config::PasswordSecret::Plain(format!("{name}-pass")),
+        tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        api_token_sha256: None,
+        may_refresh: false,
+    }
+}
+
+#[tokio::test]
+async fn the_postgresql_information_schema_shows_only_the_users_tenants_with_postgresql_types() {
+    let users = vec![user("anna", Some(&["acme"])), user("root", None)];
+    let server = TestServer::spawn_with_users(&["acme", "beta"], &["acme", "beta"], users).await;
+    let mut anna = Pg::login(server.pg_addr, "anna", "anna-pass", "acme").await;
+    for sql in [
+        "SELECT DISTINCT table_catalog FROM information_schema.tables",
+        "SELECT DISTINCT table_catalog FROM information_schema.columns",
+        "SELECT DISTINCT catalog_name FROM information_schema.schemata",
+        "SELECT DISTINCT table_catalog FROM information_schema.views",
+    ] {
+        assert_eq!(rows_of(&anna.simple(sql).await), vec![vec![Some("acme".to_string())]], "{sql}");
+    }
+    assert_eq!(one_value(&anna.simple("SELECT count(*) FROM information_schema.columns WHERE table_catalog = 'beta'").await), "0");
+    // PostgreSQL's names, not Arrow's: Grafana's and Metabase's type mapping read them.
+    let seen = anna.simple("SELECT data_type, udt_name, is_nullable FROM information_schema.columns WHERE table_schema = 'crm' AND table_name = 'deals' AND column_name = 'created_at'").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("timestamp with time zone".into()), Some("timestamptz".into()), Some("NO".into())]], "{seen:?}");
+    let seen = anna.simple("SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_schema = 'crm' AND table_name = 'deals' AND column_name = 'amount'").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("numeric".into()), Some("18".into()), Some("2".into())]], "{seen:?}");
+    // No keys are declared; the views exist and are empty (Metabase's sync joins them).
+    assert_eq!(one_value(&anna.simple("SELECT count(*) FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kc ON tc.constraint_name = kc.constraint_name").await), "0");
+    // The SHOW commands DataFusion answers from the information schema still work.
+    assert!(error_of(&anna.simple("SHOW TABLES").await).is_none());
+    let mut root = Pg::login(server.pg_addr, "root", "root-pass", "acme").await;
+    assert_eq!(rows_of(&root.simple("SELECT DISTINCT table_catalog FROM information_schema.tables ORDER BY 1").await).len(), 2);
+    server.shutdown_and_wait().await;
+}
+
+#[tokio::test]
+async fn catalog_queries_of_pgjdbc_metabase_and_sqlalchemy_plan_and_answer() {
+    let server = demo_server().await;
+    let (mut pg, _) = login(&server).await;
+    // pgjdbc 42.5 getPrimaryKeys (PgDatabaseMetaData): a set-returning function in the
+    // select list and a field of its composite result.
+    let primary_keys = "SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, result.PK_NAME FROM \
+        (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME, (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, \
+        ci.relname AS PK_NAME, information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM FROM pg_catalog.pg_class ct \
+        JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid) JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid) \
+        JOIN pg_catalog.pg_index i ON ( a.attrelid = i.indrelid) JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) \
+        WHERE true AND n.nspname = E'crm' AND ct.relname = E'deals' AND i.indisprimary ) result where result.A_ATTNUM = (result.KEYS).x \
+        ORDER BY result.table_name, result.pk_name, result.key_seq";
+    let seen = pg.simple(primary_keys).await;
+    assert!(error_of(&seen).is_none() && rows_of(&seen).is_empty(), "{seen:?}");
+    // The set-returning function expands rows, numbered from 1.
+    let seen = pg.simple("SELECT (_pg_expandarray(make_array(7, 9))).x AS x, (_pg_expandarray(make_array(7, 9))).n AS n").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("7".into()), Some("1".into())], vec![Some("9".into()), Some("2".into())]], "{seen:?}");
+    // Metabase's foreign keys: `attnum = ANY(conkey)` needs conkey as an int2 array.
+    let seen = pg.simple("SELECT c.conname FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_attribute a ON c.conrelid = a.attrelid WHERE a.attnum = ANY(c.conkey) AND c.contype = 'f'").await;
+    assert!(error_of(&seen).is_none(), "{seen:?}");
+    // SQLAlchemy's index reflection compares a boolean with 'f'.
+    assert!(error_of(&pg.simple("SELECT count(*) FROM pg_catalog.pg_index ix WHERE ix.indisprimary = 'f'").await).is_none());
+    // A read-only server grants reads, never writes (Metabase's is_writable).
+    let seen = pg.simple("SELECT has_table_privilege('crm.deals', 'SELECT'), has_table_privilege('crm.deals', 'INSERT'), has_any_column_privilege('crm.deals', 'UPDATE')").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("t".into()), Some("f".into()), Some("f".into())]], "{seen:?}");
+    // PostgreSQL's format() and duplicate unnamed columns (pgjdbc getProcedures).
+    assert_eq!(one_value(&pg.simple("SELECT format('%I.%I', 'crm', 'Deals')").await), "crm.\"Deals\"");
+    assert!(error_of(&pg.simple("SELECT NULL, NULL, NULL").await).is_none());
+    // A PostgreSQL time template (Superset's PostgreSQL time filter).
+    assert_eq!(one_value(&pg.simple("SELECT CAST(TO_TIMESTAMP('2026-01-02 03:04:05.000000', 'YYYY-MM-DD HH24:MI:SS.US') AS DATE)").await), "2026-01-02");
+    server.shutdown_and_wait().await;
+}
+
+#[tokio::test]
+async fn search_path_savepoints_and_isolation_are_per_connection() {
+    let server = demo_server().await;
+    let (mut pg, _) = login(&server).await;
+    let (mut other, _) = login(&server).await;
+    assert_eq!(one_value(&pg.simple("SELECT current_schema()").await), "crm");
+    pg.simple("SET search_path TO \"$user\", kpi").await;
+    assert_eq!(one_value(&pg.simple("SELECT current_schema()").await), "kpi");
+    // Unqualified names now resolve in kpi, on this connection only.
+    assert!(error_of(&pg.simple("SELECT count(*) FROM funnel").await).is_none());
+    assert!(error_of(&other.simple("SELECT count(*) FROM funnel").await).is_some());
+    assert_eq!(one_value(&other.simple("SELECT current_schema()").await), "crm");
+    // A path of schemas the tenant lacks leaves the default.
+    pg.simple("SET search_path TO public").await;
+    assert_eq!(one_value(&pg.simple("SELECT current_schema()").await), "crm");
+    // Savepoints (psycopg 3's conn.transaction(), SQLAlchemy's nested transactions).
+    for sql in ["BEGIN", "SAVEPOINT a", "SELECT 1", "ROLLBACK TO SAVEPOINT a", "RELEASE SAVEPOINT a", "COMMIT"] {
+        let seen = pg.simple(sql).await;
+        assert!(error_of(&seen).is_none(), "{sql}: {seen:?}");
+    }
+    pg.simple("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ UNCOMMITTED").await;
+    assert_eq!(one_value(&pg.simple("SHOW TRANSACTION ISOLATION LEVEL").await), "read uncommitted");
+    assert_eq!(one_value(&other.simple("SHOW TRANSACTION ISOLATION LEVEL").await), "read committed");
+    server.shutdown_and_wait().await;
+}

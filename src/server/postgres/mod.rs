@@ -21,6 +21,7 @@
 //!   statement filter.
 
 mod catalog_overlay;
+mod coercion;
 mod connection;
 mod copy;
 mod login;

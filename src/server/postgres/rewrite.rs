@@ -25,13 +25,13 @@
 //!   has a comment);
 //! - `CAST(expression AS regclass)` of a computed name becomes the relation's oid, looked up
 //!   in `pg_class` by its qualified or bare name;
-//! - `LIKE … ESCAPE '/'` (SQLAlchemy's schema listing) with a constant pattern is rewritten to
-//!   the backslash escape, the only one DataFusion supports.
+//! - `to_regtype(name)` and `to_regclass(name)` become lookups of the oid in `pg_type` and
+//!   `pg_class` (psycopg 3's hstore probe at SQLAlchemy's first connect).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query,
+    AccessExpr, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query,
     SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -81,6 +81,14 @@ impl VisitorMut for Rewriter {
                     *expr = new;
                 }
             }
+            Expr::Function(function) if is_named(function, "to_regtype") || is_named(function, "to_regclass") => {
+                let (table, column) = if is_named(function, "to_regtype") { ("pg_type", "typname") } else { ("pg_class", "relname") };
+                if let [name] = arguments(function).as_slice()
+                    && let Some(new) = parse(&format!("(SELECT max(o.oid) FROM pg_catalog.{table} o WHERE o.{column} = {name})"))
+                {
+                    *expr = new;
+                }
+            }
             Expr::Function(function) if is_named(function, "generate_subscripts") => {
                 if let [array, dimension] = arguments(function).as_slice()
                     && let Some(new) = parse(&format!("unnest(generate_series(1, array_length({array}, {dimension})))"))
@@ -106,16 +114,6 @@ impl VisitorMut for Rewriter {
                     && !template.contains('%')
                 {
                     value.value = Value::SingleQuotedString(chrono_format(template));
-                }
-            }
-            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
-                if let Some(escape) = escape_char.as_ref().and_then(|e| if let Value::SingleQuotedString(s) = &e.value { Some(s.clone()) } else { None })
-                    && escape != "\\"
-                    && let Some(text) = constant_text(pattern)
-                    && let Some(translated) = with_backslash_escape(&text, &escape)
-                {
-                    **pattern = Expr::value(Value::SingleQuotedString(translated));
-                    *escape_char = None;
                 }
             }
             Expr::Subquery(query) => aggregate_catalog_lookup(query),
@@ -159,38 +157,6 @@ fn arguments(function: &Function) -> Vec<Expr> {
 
 fn parse(sql: &str) -> Option<Expr> {
     Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_expr().ok()
-}
-
-/// The text of a pattern made only of string constants (`'pg/_' || '%'`).
-fn constant_text(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Value(v) => match &v.value {
-            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(s.clone()),
-            _ => None,
-        },
-        Expr::Nested(inner) => constant_text(inner),
-        Expr::BinaryOp { left, op: BinaryOperator::StringConcat, right } => Some(constant_text(left)? + &constant_text(right)?),
-        _ => None,
-    }
-}
-
-/// A LIKE pattern with escape character `escape` rewritten for the backslash escape.
-fn with_backslash_escape(pattern: &str, escape: &str) -> Option<String> {
-    let mut escape_chars = escape.chars();
-    let (Some(escape), None) = (escape_chars.next(), escape_chars.next()) else { return None };
-    let mut out = String::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        if c == escape {
-            out.push('\\');
-            out.push(chars.next()?);
-        } else if c == '\\' {
-            out.push_str("\\\\");
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 /// PostgreSQL's `to_timestamp`/`to_date` template patterns in chrono's notation.
@@ -320,7 +286,6 @@ mod tests {
             "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"
         );
         assert_eq!(chrono_format("YYYY-MM-DD HH24:MI:SS.US"), "%Y-%m-%d %H:%M:%S.%6f");
-        assert_eq!(rewritten("SELECT 1 WHERE n NOT LIKE 'pg/_' || '%' ESCAPE '/'"), "SELECT 1 WHERE n NOT LIKE 'pg\\_%'");
         // Ordinary names are left alone.
         assert_eq!(rewritten("SELECT a.b, c FROM s.t a"), "SELECT a.b, c FROM s.t a");
     }

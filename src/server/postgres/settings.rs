@@ -13,11 +13,11 @@
 //!   slot of their own until closed; a connection keeps at most
 //!   `limits.max_prepared_per_connection` of them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::common::{DFSchema, ParamValues};
+use datafusion::common::{DFSchema, DFSchemaRef, ParamValues};
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{CloseCursor, DeclareType, Expr, Ident, ObjectName, Set, Statement, TransactionMode, Value};
@@ -138,7 +138,8 @@ pub(super) struct HookContext {
     pub(super) shared: Arc<Shared>,
     pub(super) user: String,
     pub(super) overrun: CancellationToken,
-    pub(super) cursors: Arc<Mutex<HashSet<String>>>,
+    /// The open cursors with their result schemas (a `FETCH` is described by its cursor's).
+    pub(super) cursors: Arc<Mutex<HashMap<String, DFSchemaRef>>>,
 }
 
 /// The hooks every statement passes, in order: the filter, client settings, cursors, then
@@ -469,24 +470,29 @@ impl Cursors {
             {
                 let max = self.0.shared.limits().max_prepared_per_connection;
                 let mut open = self.0.cursors.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if !open.contains(&name) && open.len() >= max {
+                if !open.contains_key(&name) && open.len() >= max {
                     return Err(user_error(
                         "ERROR",
                         "54000",
                         format!("this connection has {max} cursors open, the limit (limits.max_prepared_per_connection); CLOSE the ones it no longer needs"),
                     ));
                 }
-                open.insert(name.clone());
+                open.insert(name.clone(), Arc::new(DFSchema::empty()));
             }
             let response = declare_cursor(&self.0.shared, ctx, &self.0.user, &self.0.overrun, &query).await;
-            let response = match response {
-                Ok(r) => r,
+            let (response, schema) = match response {
+                Ok((r, schema)) => {
+                    self.0.cursors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.clone(), Arc::clone(&schema));
+                    (r, schema)
+                }
                 Err(e) => {
                     self.0.cursors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
                     return Err(e);
                 }
             };
-            let stored = Arc::new(StoredStatement::new(name.clone(), (query, None), vec![]));
+            // Described like its query (psycopg 3 describes the cursor's portal before FETCH).
+            let described = declare.for_query.as_ref().map(|q| (Statement::Query(q.clone()), LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema })));
+            let stored = Arc::new(StoredStatement::new(name.clone(), (query, described), vec![]));
             let portal = Portal::new_cursor(name, stored);
             portal.start(response).await;
             client.portal_store().put_portal(Arc::new(portal));
@@ -505,6 +511,13 @@ impl QueryHook for Cursors {
     }
 
     async fn handle_extended_parse_query(&self, statement: &Statement, ctx: &SessionContext, client: &(dyn ClientInfo + Send + Sync)) -> Option<PgWireResult<LogicalPlan>> {
+        // A FETCH returns its cursor's columns: Describe answers them (psycopg 3's
+        // server-side cursors read the RowDescription before the rows).
+        if let Statement::Fetch { name, .. } = statement
+            && let Some(schema) = self.0.cursors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&name.value).cloned()
+        {
+            return Some(Ok(LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema })));
+        }
         CursorStatementHook.handle_extended_parse_query(statement, ctx, client).await
     }
 

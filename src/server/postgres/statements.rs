@@ -41,6 +41,7 @@ use datafusion::arrow::array::RecordBatch;
 use futures::{Sink, SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::coercion;
 use super::copy;
 use super::rewrite;
 use super::search_path;
@@ -68,7 +69,7 @@ pub(super) struct Queries {
     /// Names of the prepared statements and portals the connection keeps.
     kept: Mutex<(HashSet<String>, HashSet<String>)>,
     /// Names of the cursors open on the connection.
-    cursors: Arc<Mutex<HashSet<String>>>,
+    cursors: Arc<Mutex<HashMap<String, datafusion::common::DFSchemaRef>>>,
 }
 
 impl Queries {
@@ -125,6 +126,7 @@ impl Queries {
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         super::server_info::install(&ctx);
         super::pg_functions::install(&ctx);
+        coercion::install(&ctx);
         super::server_info::pg_settings_table()
             .and_then(|pg_settings| super::catalog_overlay::install(&ctx, pg_settings))
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
@@ -584,6 +586,13 @@ impl QueryParser for TenantParser {
             if let Some((_, Some((_, plan)))) = &parsed {
                 check_read_only(plan).map_err(|e| query_error(&e))?;
             }
+            let parsed = match parsed {
+                Some((sql, Some((statement, plan)))) => {
+                    let plan = coercion::type_limit_parameters(plan).map_err(|e| query_error(&QueryError::Plan(e.to_string())))?;
+                    Some((sql, Some((statement, plan))))
+                }
+                other => other,
+            };
             Ok(parsed)
         }
         .await;
@@ -604,7 +613,7 @@ impl QueryParser for TenantParser {
 
 /// A DECLARE'd cursor's query, planned and checked like any other, its rows under a slot of
 /// their own until the cursor is closed or read to its end.
-pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, user: &str, overrun: &CancellationToken, query: &str) -> PgWireResult<QueryResponse> {
+pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, user: &str, overrun: &CancellationToken, query: &str) -> PgWireResult<(QueryResponse, datafusion::common::DFSchemaRef)> {
     TextLimits::of(shared.limits()).check(query).map_err(|e| query_error(&e))?;
     // A cursor left open past the deadline costs the connection, as an unread result does.
     let admission = execution::admit(&shared.gate, user, overrun).await.map_err(|e| limit_error(&e))?;
@@ -616,9 +625,10 @@ pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, u
         Ok(plan)
     };
     let plan = execution::plan_within(&admission, planning).await.map_err(|e| refusal_error(&e))?;
+    let schema = Arc::clone(plan.schema());
     let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
     let mut response = df::encode_dataframe(df, &Format::UnifiedText, None).await?;
     let audit = Audit::start(shared.catalog.query_log(), user, "postgres", None, &format!("DECLARE CURSOR FOR {query}"));
     limit_rows(&mut response, admission, audit);
-    Ok(response)
+    Ok((response, schema))
 }
