@@ -31,6 +31,7 @@ mod search_path;
 mod server_info;
 mod settings;
 mod statements;
+mod time_zone;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -21,8 +21,10 @@
 //! - `to_timestamp(text, 'YYYY-MM-DD HH24:MI:SS.US')` and `to_date(text, 'YYYY-MM-DD')` with
 //!   PostgreSQL's template patterns (Superset's PostgreSQL time filters) get the same format
 //!   in chrono's notation, which DataFusion's functions read;
-//! - `col_description`, `obj_description` and `shobj_description` are NULL (no object here
-//!   has a comment);
+//! - `col_description`, `obj_description`, `shobj_description` and `pg_get_serial_sequence`
+//!   are NULL (no object here has a comment or a sequence);
+//! - `CASE WHEN c THEN (catalog lookup) ELSE NULL END` becomes the lookup filtered by `c`
+//!   (DataFusion decorrelates a subquery only outside CASE);
 //! - `CAST(expression AS regclass)` of a computed name becomes the relation's oid, looked up
 //!   in `pg_class` by its qualified or bare name;
 //! - `to_regtype(name)` and `to_regclass(name)` become lookups of the oid in `pg_type` and
@@ -31,7 +33,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query,
+    AccessExpr, BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, Query,
     SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -76,7 +78,7 @@ impl VisitorMut for Rewriter {
             // Nothing in salespulse carries a comment: PostgreSQL's answer for an object
             // without one, without evaluating the arguments (a name looked up as a regclass
             // inside them is a subquery DataFusion cannot plan there).
-            Expr::Function(function) if ["col_description", "obj_description", "shobj_description"].iter().any(|n| is_named(function, n)) => {
+            Expr::Function(function) if ["col_description", "obj_description", "shobj_description", "pg_get_serial_sequence"].iter().any(|n| is_named(function, n)) => {
                 if let Some(new) = parse("CAST(NULL AS TEXT)") {
                     *expr = new;
                 }
@@ -117,9 +119,16 @@ impl VisitorMut for Rewriter {
                 }
             }
             Expr::Subquery(query) => aggregate_catalog_lookup(query),
+            Expr::Case { operand: None, conditions, else_result, .. }
+                if conditions.len() == 1 && else_result.as_deref().is_none_or(|e| matches!(e, Expr::Value(v) if v.value == Value::Null)) =>
+            {
+                if let Some(lookup) = conditional_lookup(&conditions[0].condition, &conditions[0].result) {
+                    *expr = lookup;
+                }
+            }
             // `CAST(format('%I.%I', schema, table) AS regclass)` (Metabase's column comments):
             // the relation's oid looked up by name; datafusion-postgres resolves constants only.
-            Expr::Cast { expr: inner, data_type: DataType::Regclass, .. } if !matches!(inner.as_ref(), Expr::Value(_)) => {
+            Expr::Cast { expr: inner, data_type: DataType::Regclass, .. } if matches!(inner.as_ref(), Expr::Function(_) | Expr::BinaryOp { op: BinaryOperator::StringConcat, .. }) => {
                 let name = inner.to_string();
                 if let Some(new) = parse(&format!(
                     "(SELECT max(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid WHERE n.nspname || '.' || c.relname = {name} OR c.relname = {name})"
@@ -228,16 +237,57 @@ fn aggregate_catalog_lookup(query: &mut Query) {
     };
 }
 
-/// Distinct names for unnamed constants that repeat in a select list.
+/// `CASE WHEN c THEN (SELECT max(x) FROM pg_… WHERE w) ELSE NULL END` as
+/// `(SELECT max(x) FROM pg_… WHERE (w) AND (c))`: the same value (NULL when `c` does not
+/// hold), and a subquery DataFusion can decorrelate, which it cannot under a CASE
+/// (SQLAlchemy 2's column reflection).
+fn conditional_lookup(condition: &Expr, result: &Expr) -> Option<Expr> {
+    let Expr::Subquery(query) = result else { return None };
+    let mut query = query.clone();
+    let SetExpr::Select(select) = query.body.as_mut() else { return None };
+    let aggregated = matches!(select.projection.as_slice(), [SelectItem::UnnamedExpr(Expr::Function(f)) | SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }] if is_named(f, "max"));
+    if !aggregated {
+        return None;
+    }
+    let condition = Expr::Nested(Box::new(condition.clone()));
+    select.selection = Some(match select.selection.take() {
+        Some(filter) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(filter))), op: BinaryOperator::And, right: Box::new(condition) },
+        None => condition,
+    });
+    Some(Expr::Subquery(query))
+}
+
+/// The name DataFusion gives an unnamed select-list item, as far as it matters here: a
+/// column's name, also through a cast (`CAST(created_at AS DATE)` is `created_at`), a
+/// function's call text, a constant's text.
+fn output_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()).unwrap_or_default(),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => output_name(expr),
+        other => other.to_string(),
+    }
+}
+
+/// Distinct names for unnamed select-list items whose names repeat (`NULL, NULL, NULL` in
+/// pgjdbc's `getProcedures`; `x, CAST(x AS DATE)`): PostgreSQL allows repeated output names,
+/// DataFusion does not. The first keeps its name, the others are named by their text and
+/// position.
 fn name_repeated_values(projection: &mut [SelectItem]) {
     let mut seen = std::collections::HashSet::new();
     for (position, item) in projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(expr @ Expr::Value(_)) = item {
-            let name = expr.to_string();
-            if !seen.insert(name) {
-                let expr = std::mem::replace(expr, Expr::value(Value::Null));
-                *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("?column?{}", position + 1)) };
-            }
+        let name = match item {
+            SelectItem::UnnamedExpr(expr) => output_name(expr),
+            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+            _ => continue,
+        };
+        if seen.insert(name.to_lowercase()) {
+            continue;
+        }
+        if let SelectItem::UnnamedExpr(expr) = item {
+            let text = if matches!(expr, Expr::Value(_)) { "?column?".to_string() } else { expr.to_string() };
+            let expr = std::mem::replace(expr, Expr::value(Value::Null));
+            *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', format!("{text}{}", position + 1)) };
         }
     }
 }
@@ -281,6 +331,8 @@ mod tests {
         );
         assert_eq!(rewritten("SELECT 1 FROM r WHERE r.a = (r.keys).x"), "SELECT 1 FROM r WHERE r.a = get_field(r.keys, 'x')");
         assert_eq!(rewritten("SELECT NULL, NULL, 1 FROM t"), "SELECT NULL, NULL AS \"?column?2\", 1 FROM t");
+        assert_eq!(rewritten("SELECT t.x, CAST(t.x AS DATE) FROM t"), "SELECT t.x, CAST(t.x AS DATE) AS \"CAST(t.x AS DATE)2\" FROM t");
+        assert_eq!(rewritten("SELECT a, b FROM t"), "SELECT a, b FROM t");
         assert_eq!(
             rewritten("SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"),
             "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"

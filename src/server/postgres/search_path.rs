@@ -1,4 +1,7 @@
-//! A connection's `search_path`: where its unqualified table names resolve, and what
+//! A connection's own context for its queries: its `search_path` and, through
+//! [`super::time_zone`], its `TimeZone`.
+//!
+//! The `search_path` decides where unqualified table names resolve, and what
 //! `current_schema()` / `current_schemas()` answer (SQLAlchemy's default schema, pgjdbc's
 //! `Connection.setSchema`/`getSchema`, DBeaver's active schema).
 //!
@@ -36,11 +39,19 @@ fn existing(ctx: &SessionContext, search_path: &str) -> Vec<String> {
 
 /// `ctx` with the connection's path applied: a context of its own when the path changes
 /// anything, else `ctx` itself.
-pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>) -> SessionContext {
+pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>, time_zone: Option<&str>) -> SessionContext {
     let path = search_path.map(|p| existing(&ctx, p)).unwrap_or_default();
     let schema = path.first().cloned().unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
     let path = if path.is_empty() { vec![schema.clone()] } else { path };
-    let mut state = SessionStateBuilder::new_from_existing(ctx.state()).build();
+    let base = ctx.state();
+    let mut builder = SessionStateBuilder::new_from_existing(base.clone());
+    // The connection's TimeZone (super::time_zone) is applied to every plan first.
+    if let Some(rule) = super::time_zone::rule(time_zone) {
+        let mut rules = vec![rule];
+        rules.extend(base.analyzer().rules.iter().cloned());
+        builder = builder.with_analyzer_rules(rules);
+    }
+    let mut state = builder.build();
     state.config_mut().options_mut().catalog.default_schema.clone_from(&schema);
     let with_path = SessionContext::new_with_state(state);
     with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchema { schema, signature: Signature::nullary(Volatility::Stable) }));

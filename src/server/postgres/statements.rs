@@ -139,13 +139,13 @@ impl Queries {
     /// query's own (`limits.query_memory` is per query, as on Flight SQL).
     fn query_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
-        Ok(Arc::new(search_path::apply(self.shared.catalog.with_own_memory(&session), client.metadata().get("search_path").map(String::as_str))))
+        Ok(Arc::new(search_path::apply(self.shared.catalog.with_own_memory(&session), client.metadata().get("search_path").map(String::as_str), client.metadata().get("timezone").map(String::as_str))))
     }
 
     /// The connection's session with its `search_path` applied, for planning.
     fn planning_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
-        Ok(Arc::new(search_path::apply((*session).clone(), client.metadata().get("search_path").map(String::as_str))))
+        Ok(Arc::new(search_path::apply((*session).clone(), client.metadata().get("search_path").map(String::as_str), client.metadata().get("timezone").map(String::as_str))))
     }
 
     /// The hooks of this connection's statements (settings, cursors, the statement filter).
