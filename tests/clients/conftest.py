@@ -68,7 +68,8 @@ def _start(args, pattern, env=None):
             proc.log_path = tempfile.mkstemp(prefix="salespulse-server-", suffix=".log")[1]
             with open(proc.log_path, "w") as log:
                 log.writelines(seen)
-            threading.Thread(target=_drain, args=(proc, proc.log_path), daemon=True).start()
+            proc.drain = threading.Thread(target=_drain, args=(proc, proc.log_path), daemon=True)
+            proc.drain.start()
             return proc, match
     proc.kill()
     raise RuntimeError(f"{' '.join(args)} did not start:\n" + "".join(seen))

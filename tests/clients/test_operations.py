@@ -165,6 +165,11 @@ def test_sigterm_stops_the_server_cleanly():
     env = dict(os.environ, RUST_LOG="info")
     proc, _ = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), HTTP on (\S+), ", env)
     proc.send_signal(signal.SIGTERM)
-    rest, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    # The server's output after start goes to its log file (conftest._start drains it until
+    # the pipe closes).
+    proc.drain.join(timeout=30)
+    with open(proc.log_path) as log:
+        rest = log.read()
     assert proc.returncode == 0, rest
     assert "shutting down" in rest, rest
