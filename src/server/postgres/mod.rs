@@ -23,6 +23,7 @@
 mod catalog_overlay;
 mod coercion;
 mod connection;
+mod information_schema;
 mod copy;
 mod login;
 mod pg_functions;
