@@ -64,9 +64,6 @@ KNOWN_GAPS = {
     "psycopg.inspector.columns": "SQLAlchemy 2 column reflection",
     "psycopg.reflect_table": "SQLAlchemy 2 column reflection",
     "psycopg.pandas.read_sql_table": "SQLAlchemy 2 column reflection",
-    # psycopg 3 binds a Python int as int8 against a NUMERIC parameter; arrow-pg 0.16 has no
-    # integer-to-decimal coercion (pass a Decimal).
-    "psycopg.text_params_int_vs_numeric": "an integer bound to a NUMERIC parameter",
 }
 
 

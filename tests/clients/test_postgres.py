@@ -23,11 +23,12 @@ def test_query_parameters_and_server_side_types(demo):
         rows = conn.execute("SELECT status, count(*) AS n FROM crm.deals GROUP BY status ORDER BY status").fetchall()
         assert {r[0] for r in rows} <= {"open", "won", "lost"}
         total = sum(r[1] for r in rows)
-        # Extended protocol with bound parameters. A numeric column takes a Decimal (an int
-        # parameter against NUMERIC is refused by the endpoint; see docs/clients.md).
+        # Extended protocol with bound parameters. A numeric column takes a Decimal, and an
+        # int (psycopg binds it as int8; the client's type is kept).
         n = conn.execute("SELECT count(*) FROM crm.deals WHERE status = %s AND amount > %s",
                          ("won", decimal.Decimal("100000"))).fetchone()[0]
         assert 0 < n < total
+        assert conn.execute("SELECT count(*) FROM crm.deals WHERE status = %s AND amount > %s", ("won", 100000)).fetchone()[0] == n
         deal_id, amount, created_at, closed = conn.execute(
             "SELECT deal_id, amount, created_at, closed_at IS NOT NULL FROM crm.deals ORDER BY deal_id LIMIT 1").fetchone()
         assert isinstance(deal_id, str)

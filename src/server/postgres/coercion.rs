@@ -15,7 +15,9 @@
 //!   rewrites a constant pattern to it;
 //! - `LIMIT $1` / `OFFSET $1`: DataFusion leaves such a parameter untyped, so clients that
 //!   ask its type (asyncpg, pg8000, node-postgres) bind text and the query fails; it is
-//!   `bigint`, as PostgreSQL describes it.
+//!   `bigint`, as PostgreSQL describes it;
+//! - a parameter the client declared as an integer where DataFusion inferred a decimal
+//!   (`amount > $1` from psycopg 3) keeps the client's type.
 
 use std::sync::Arc;
 
@@ -29,6 +31,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Ope
 use datafusion::optimizer::optimizer::ApplyOrder;
 use datafusion::optimizer::{AnalyzerRule, OptimizerConfig, OptimizerRule};
 use datafusion::prelude::SessionContext;
+use datafusion_postgres::pgwire::api::Type;
 
 /// Puts the boolean rule ahead of DataFusion's analyzer rules on `ctx`, and the escape rule
 /// after its optimizer rules.
@@ -55,6 +58,38 @@ pub(super) fn type_limit_parameters(plan: LogicalPlan) -> Result<LogicalPlan> {
             }
         }
         Ok(Transformed::new_transformed(LogicalPlan::Limit(limit), typed))
+    })
+    .map(|t| t.data)
+}
+
+/// `plan` with the parameters a client declared as integers or floats (psycopg 3 binds a
+/// Python `int` as `int8`) kept as such where DataFusion inferred a decimal from the column
+/// they meet: PostgreSQL takes the client's declared type, and DataFusion compares an integer
+/// with a decimal itself, while the parameter decoder has no integer-to-decimal conversion.
+pub(super) fn client_parameter_types(plan: LogicalPlan, declared: &[Option<Type>]) -> Result<LogicalPlan> {
+    let declared_type = |id: &str| -> Option<DataType> {
+        let index: usize = id.strip_prefix('$')?.parse().ok()?;
+        match declared.get(index.checked_sub(1)?)?.as_ref()? {
+            t if *t == Type::INT2 || *t == Type::INT4 || *t == Type::INT8 => Some(DataType::Int64),
+            t if *t == Type::FLOAT4 || *t == Type::FLOAT8 => Some(DataType::Float64),
+            _ => None,
+        }
+    };
+    plan.transform_up_with_subqueries(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::Placeholder(placeholder) = &e else { return Ok(Transformed::no(e)) };
+                let inferred_decimal = placeholder.field.as_ref().is_some_and(|f| matches!(f.data_type(), DataType::Decimal128(..) | DataType::Decimal256(..)));
+                match declared_type(&placeholder.id) {
+                    Some(to) if inferred_decimal => {
+                        let mut placeholder = placeholder.clone();
+                        placeholder.field = Some(Arc::new(Field::new(placeholder.id.clone(), to, true)));
+                        Ok(Transformed::yes(Expr::Placeholder(placeholder)))
+                    }
+                    _ => Ok(Transformed::no(e)),
+                }
+            })
+        })
     })
     .map(|t| t.data)
 }

@@ -588,7 +588,9 @@ impl QueryParser for TenantParser {
             }
             let parsed = match parsed {
                 Some((sql, Some((statement, plan)))) => {
-                    let plan = coercion::type_limit_parameters(plan).map_err(|e| query_error(&QueryError::Plan(e.to_string())))?;
+                    let plan = coercion::type_limit_parameters(plan)
+                        .and_then(|plan| coercion::client_parameter_types(plan, types))
+                        .map_err(|e| query_error(&QueryError::Plan(e.to_string())))?;
                     Some((sql, Some((statement, plan))))
                 }
                 other => other,
