@@ -242,3 +242,32 @@ async fn search_path_savepoints_and_isolation_are_per_connection() {
     assert_eq!(one_value(&other.simple("SHOW TRANSACTION ISOLATION LEVEL").await), "read committed");
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn settings_and_lookups_that_once_broke_the_stream_or_answered_wrong() {
+    let server = demo_server().await;
+    let (mut pg, _) = login(&server).await;
+    // A value too long for the ParameterStatus report is refused, and the connection lives.
+    let long = format!("SET application_name = '{}'", "a".repeat(40_000));
+    let seen = pg.simple(&long).await;
+    assert!(error_of(&seen).is_some_and(|(_, code, m)| code == "22023" && m.contains("limit is 1024")), "{seen:?}");
+    // A time zone the server would not apply is refused, not ignored.
+    let seen = pg.simple("SET TIME ZONE 'garbage/zone'").await;
+    assert!(error_of(&seen).is_some_and(|(_, code, _)| code == "22023"), "{seen:?}");
+    assert_eq!(one_value(&pg.simple("SELECT 1").await), "1");
+    // A computed relation name per row is never captured by the lookup's own aliases: it
+    // resolves per row, or (DataFusion cannot decorrelate an expression of outer columns)
+    // is refused; it never answers one oid for every row.
+    let seen = pg
+        .simple("SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid WHERE n.nspname = 'crm' AND c.oid = CAST(format('%I.%I', n.nspname, c.relname) AS regclass)")
+        .await;
+    if error_of(&seen).is_none() {
+        let matched: usize = one_value(&seen).parse().unwrap();
+        let all: usize = one_value(&pg.simple("SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid WHERE n.nspname = 'crm'").await).parse().unwrap();
+        assert_eq!(matched, all);
+    }
+    // Constant names resolve, qualified, bare (in the current schema) or quoted.
+    let seen = pg.simple("SELECT to_regclass('crm.deals') = to_regclass('deals'), to_regclass('\"crm\".\"deals\"') = to_regclass('deals'), to_regclass('crm.no_such') IS NULL").await;
+    assert_eq!(rows_of(&seen), vec![vec![Some("t".into()), Some("t".into()), Some("t".into())]], "{seen:?}");
+    server.shutdown_and_wait().await;
+}

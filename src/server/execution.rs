@@ -48,10 +48,21 @@ pub async fn admit(gate: &QueryGate, user: &str, overrun: &CancellationToken) ->
 
 /// Runs `planning` under `admission`'s deadline in a task of its own.
 ///
+/// Planning cannot be interrupted, so the task holds the slot until it really ends: a query
+/// whose planning outlives its deadline is answered with the timeout at once, but its work
+/// still counts against the user's and the server's slots (and past the grace the
+/// connection is closed), so abandoned planning cannot pile up beyond the limits.
+///
 /// # Errors
 /// The deadline passed, the planner panicked, or planning refused the query.
 pub async fn plan_within<T: Send + 'static>(admission: &Admission, planning: impl Future<Output = Result<T, QueryError>> + Send + 'static) -> Result<T, Refusal> {
-    tokio::time::timeout_at(admission.deadline(), tokio::spawn(planning))
+    let held = admission.clone();
+    let task = tokio::spawn(async move {
+        let planned = planning.await;
+        drop(held);
+        planned
+    });
+    tokio::time::timeout_at(admission.deadline(), task)
         .await
         .map_err(|_| Refusal::Limit(admission.timeout_error()))?
         .map_err(|e| Refusal::Planner(e.to_string()))?
@@ -136,5 +147,40 @@ impl Audit {
     /// A statement that failed with `message`.
     pub fn failed(&self, message: &str) {
         self.record(StreamEnd { rows: 0, error: Some(message.to_string()), cancelled: false });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Limits;
+    use crate::server::limits::QueryGate;
+
+    #[tokio::test(start_paused = true)]
+    async fn planning_past_its_deadline_keeps_its_slot_until_it_ends() {
+        let gate = QueryGate::new(Limits {
+            max_concurrent_queries: 4,
+            max_concurrent_queries_per_user: 1,
+            queue_wait: Duration::from_secs(1),
+            query_timeout: Duration::from_secs(3),
+            ..Limits::default()
+        });
+        let overrun = CancellationToken::new();
+        let admission = admit(&gate, "anna", &overrun).await.unwrap();
+        // A planning that takes 60 s (a query built to plan slowly).
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<(), QueryError>(())
+        };
+        let refused = plan_within(&admission, slow).await.unwrap_err();
+        assert!(matches!(refused, Refusal::Limit(LimitError::Timeout { .. })), "{refused}");
+        drop(admission);
+        // The planning still runs: anna's one slot is still taken, so her next query waits
+        // and is refused; the planning's end frees it.
+        assert!(matches!(gate.admit("anna").await, Err(LimitError::UserBusy { .. })));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(gate.admit("anna").await.is_ok());
     }
 }

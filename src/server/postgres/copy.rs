@@ -136,6 +136,11 @@ fn format_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResul
             other => return Err(unsupported(format!("COPY option {other} is not a PostgreSQL COPY … TO option"))),
         }
     }
+    if let Some(d) = delimiter
+        && (!d.is_ascii() || d == '\n' || d == '\r' || d == '\\')
+    {
+        return Err(unsupported(format!("COPY delimiter {d:?} is not allowed: use a single one-byte character other than newline, carriage return and backslash")));
+    }
     match kind.as_str() {
         "binary" => {
             if delimiter.is_some() || null.is_some() || header || quote.is_some() || escape.is_some() || force_quote != ForceQuote::None {
@@ -151,6 +156,12 @@ fn format_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResul
         }
         "csv" => {
             let quote = quote.unwrap_or('"');
+            if !quote.is_ascii() || escape.is_some_and(|e| !e.is_ascii()) {
+                return Err(unsupported("COPY quote and escape must be one-byte characters".into()));
+            }
+            if delimiter == Some(quote) {
+                return Err(unsupported("COPY delimiter and quote must be different".into()));
+            }
             Ok(CopyFormat::Csv { delimiter: delimiter.unwrap_or(','), null: null.unwrap_or_default(), header, quote, escape: escape.unwrap_or(quote), force_quote })
         }
         other => Err(unsupported(format!("COPY format \"{other}\" not recognized; use text, csv or binary"))),

@@ -83,10 +83,16 @@ impl VisitorMut for Rewriter {
                     *expr = new;
                 }
             }
-            Expr::Function(function) if is_named(function, "to_regtype") || is_named(function, "to_regclass") => {
-                let (table, column) = if is_named(function, "to_regtype") { ("pg_type", "typname") } else { ("pg_class", "relname") };
+            Expr::Function(function) if is_named(function, "to_regclass") => {
                 if let [name] = arguments(function).as_slice()
-                    && let Some(new) = parse(&format!("(SELECT max(o.oid) FROM pg_catalog.{table} o WHERE o.{column} = {name})"))
+                    && let Some(new) = relation_lookup(name)
+                {
+                    *expr = new;
+                }
+            }
+            Expr::Function(function) if is_named(function, "to_regtype") => {
+                if let [name] = arguments(function).as_slice()
+                    && let Some(new) = parse(&format!("(SELECT max(salespulse_t.oid) FROM pg_catalog.pg_type salespulse_t WHERE salespulse_t.typname = {name})"))
                 {
                     *expr = new;
                 }
@@ -129,10 +135,7 @@ impl VisitorMut for Rewriter {
             // `CAST(format('%I.%I', schema, table) AS regclass)` (Metabase's column comments):
             // the relation's oid looked up by name; datafusion-postgres resolves constants only.
             Expr::Cast { expr: inner, data_type: DataType::Regclass, .. } if matches!(inner.as_ref(), Expr::Function(_) | Expr::BinaryOp { op: BinaryOperator::StringConcat, .. }) => {
-                let name = inner.to_string();
-                if let Some(new) = parse(&format!(
-                    "(SELECT max(c.oid) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON c.relnamespace = n.oid WHERE n.nspname || '.' || c.relname = {name} OR c.relname = {name})"
-                )) {
+                if let Some(new) = relation_lookup(inner) {
                     *expr = new;
                 }
             }
@@ -237,6 +240,18 @@ fn aggregate_catalog_lookup(query: &mut Query) {
     };
 }
 
+/// The oid of the relation `name` (qualified, or bare and then in the connection's current
+/// schema) names: a lookup in `pg_class` that holds `name` once (a nested name grows the
+/// query linearly, never doubles it), compares by equality (so DataFusion can decorrelate
+/// it) and uses aliases of its own (so the caller's `c` or `n` are not captured).
+/// `salespulse_qualified_relation` is per connection ([`super::search_path`]).
+fn relation_lookup(name: &Expr) -> Option<Expr> {
+    parse(&format!(
+        "(SELECT max(salespulse_c.oid) FROM pg_catalog.pg_class salespulse_c JOIN pg_catalog.pg_namespace salespulse_n ON salespulse_c.relnamespace = salespulse_n.oid \
+         WHERE salespulse_n.nspname || '.' || salespulse_c.relname = salespulse_qualified_relation({name}))"
+    ))
+}
+
 /// `CASE WHEN c THEN (SELECT max(x) FROM pg_… WHERE w) ELSE NULL END` as
 /// `(SELECT max(x) FROM pg_… WHERE (w) AND (c))`: the same value (NULL when `c` does not
 /// hold), and a subquery DataFusion can decorrelate, which it cannot under a CASE
@@ -265,6 +280,10 @@ fn output_name(expr: &Expr) -> String {
         Expr::Identifier(ident) => ident.value.clone(),
         Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()).unwrap_or_default(),
         Expr::Cast { expr, .. } | Expr::Nested(expr) => output_name(expr),
+        Expr::Subquery(_) => "<subquery>".into(),
+        Expr::BinaryOp { left, op, right } => format!("{} {op} {}", output_name(left), output_name(right)),
+        Expr::IsNull(expr) => format!("{} IS NULL", output_name(expr)),
+        Expr::IsNotNull(expr) => format!("{} IS NOT NULL", output_name(expr)),
         other => other.to_string(),
     }
 }
@@ -338,6 +357,9 @@ mod tests {
             "SELECT 1 FROM pg_type t WHERE (t.typrelid = 0 OR (SELECT max(c.relkind = 'c') FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid))"
         );
         assert_eq!(chrono_format("YYYY-MM-DD HH24:MI:SS.US"), "%Y-%m-%d %H:%M:%S.%6f");
+        // A computed name is looked up once, however deep the nesting.
+        let nested = rewritten("SELECT CAST('a' || CAST('a' || CAST('a' || 'x' AS regclass) AS regclass) AS regclass)");
+        assert_eq!(nested.matches("'x'").count(), 1, "{nested}");
         // Ordinary names are left alone.
         assert_eq!(rewritten("SELECT a.b, c FROM s.t a"), "SELECT a.b, c FROM s.t a");
     }

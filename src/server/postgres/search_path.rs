@@ -54,9 +54,58 @@ pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>, time_zone: O
     let mut state = builder.build();
     state.config_mut().options_mut().catalog.default_schema.clone_from(&schema);
     let with_path = SessionContext::new_with_state(state);
+    with_path.register_udf(ScalarUDF::new_from_impl(QualifiedRelation { schema: schema.clone(), signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable) }));
     with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchema { schema, signature: Signature::nullary(Volatility::Stable) }));
     with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchemas { path, signature: Signature::exact(vec![DataType::Boolean], Volatility::Stable) }));
     with_path
+}
+
+/// `salespulse_qualified_relation(name)`: a relation name as `schema.relation`, unquoted,
+/// a bare name in the connection's current schema (what `regclass` resolution needs; see
+/// super::rewrite).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct QualifiedRelation {
+    schema: String,
+    signature: Signature,
+}
+
+impl QualifiedRelation {
+    fn qualify(&self, name: &str) -> String {
+        let parts: Vec<String> = name.split('.').map(|p| {
+            let p = p.trim();
+            if p.len() >= 2 && p.starts_with('"') && p.ends_with('"') { p[1..p.len() - 1].replace("\"\"", "\"") } else { p.to_lowercase() }
+        }).collect();
+        match parts.as_slice() {
+            [relation] => format!("{}.{relation}", self.schema),
+            [.., schema, relation] => format!("{schema}.{relation}"),
+            [] => String::new(),
+        }
+    }
+}
+
+impl ScalarUDFImpl for QualifiedRelation {
+    fn name(&self) -> &str {
+        "salespulse_qualified_relation"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = datafusion::arrow::array::cast::as_string_array(&arrays[0]);
+        let out: StringArray = (0..names.len()).map(|i| (!names.is_null(i)).then(|| self.qualify(names.value(i)))).collect();
+        let out: ArrayRef = Arc::new(out);
+        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
 }
 
 /// `current_schema()`.

@@ -224,8 +224,39 @@ struct ClientSettings {
     any_role: bool,
 }
 
-/// A `SET`'s assignments as (name, value), or the refusal.
+/// The longest value a client setting may hold: changed settings are reported back in a
+/// `ParameterStatus` message, which must stay well under the protocol's message limit.
+const MAX_SETTING_BYTES: usize = 1024;
+
+/// A `SET`'s assignments as (name, value), checked, or the refusal.
 fn assignments(set: &Set, settings: &ClientSettings) -> PgWireResult<Vec<(String, String)>> {
+    unchecked_assignments(set, settings)?.into_iter().map(|(name, value)| checked_value(name, value)).collect()
+}
+
+/// Refuses a value too long to report back, and a time zone the server would not apply.
+fn checked_value(name: String, value: String) -> PgWireResult<(String, String)> {
+    if value.len() > MAX_SETTING_BYTES {
+        return Err(user_error("ERROR", "22023", format!("the value of {name} is {} bytes long; the limit is {MAX_SETTING_BYTES}", value.len())));
+    }
+    if name == "timezone" || name == "time zone" {
+        let zone = value.trim().trim_matches('\'');
+        if zone.eq_ignore_ascii_case("local") || zone.eq_ignore_ascii_case("default") {
+            return Ok((name, "UTC".into()));
+        }
+        if <chrono_tz::Tz as std::str::FromStr>::from_str(zone).is_err() {
+            return Err(user_error(
+                "ERROR",
+                "22023",
+                format!("invalid value for parameter \"TimeZone\": \"{zone}\"; use a time zone name such as Europe/Moscow or UTC (offsets like +03:00 are not accepted)"),
+            ));
+        }
+        return Ok((name, zone.to_string()));
+    }
+    Ok((name, value))
+}
+
+/// A `SET`'s assignments as (name, value) as written, or the refusal.
+fn unchecked_assignments(set: &Set, settings: &ClientSettings) -> PgWireResult<Vec<(String, String)>> {
     let checked = |name: String, value: String| {
         if CLIENT_SETTINGS.contains(&name.as_str()) { Ok((name, value)) } else { Err(refusal(&name)) }
     };
