@@ -271,3 +271,20 @@ async fn settings_and_lookups_that_once_broke_the_stream_or_answered_wrong() {
     assert_eq!(rows_of(&seen), vec![vec![Some("t".into()), Some("t".into()), Some("t".into())]], "{seen:?}");
     server.shutdown_and_wait().await;
 }
+
+#[tokio::test]
+async fn a_correlated_subquery_in_the_select_list_answers_or_refuses_never_null() {
+    let server = demo_server().await;
+    let (mut pg, _) = login(&server).await;
+    // datafusion-postgres's parser replaced it with NULL: every deal showed no calls.
+    let sql = "SELECT d.deal_id, (SELECT count(*) FROM crm.calls c WHERE c.deal_id = d.deal_id) AS calls FROM crm.deals d ORDER BY d.deal_id LIMIT 5";
+    let expected = rows_of(&pg.simple("SELECT d.deal_id, CAST(count(c.call_id) AS BIGINT) FROM crm.deals d LEFT JOIN crm.calls c ON c.deal_id = d.deal_id GROUP BY d.deal_id ORDER BY d.deal_id LIMIT 5").await);
+    assert!(expected.iter().any(|r| r[1].as_deref() != Some("0")));
+    assert_eq!(rows_of(&pg.simple(sql).await), expected);
+    let seen = pg.extended(sql).await;
+    assert_eq!(rows_of(&seen), expected, "{seen:?}");
+    // Not aggregated: DataFusion's refusal, with its reason, instead of NULL.
+    let seen = pg.simple("SELECT d.deal_id, (SELECT c.call_id FROM crm.calls c WHERE c.deal_id = d.deal_id) FROM crm.deals d LIMIT 1").await;
+    assert!(error_of(&seen).is_some_and(|(_, _, m)| m.contains("must be aggregated")), "{seen:?}");
+    server.shutdown_and_wait().await;
+}

@@ -39,6 +39,64 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
+/// The text to give datafusion-postgres's parser: `sql` with every subquery that is a whole
+/// select-list item put in parentheses, or `None` when there is none (the text is then
+/// given as it is, so its fixed rewrites of known client queries still match).
+///
+/// That parser replaces a correlated subquery in a select list with NULL and puts `LIMIT 1`
+/// on an uncorrelated one: `SELECT d.id, (SELECT count(*) FROM calls c WHERE c.deal_id =
+/// d.id)` answered NULL for every row. In parentheses DataFusion plans it (an aggregated
+/// one) or refuses it with its reason; a silent wrong answer is never given. Subqueries over
+/// the catalogs are left to that parser (see `reads_catalog`).
+pub(super) fn protect_subqueries(sql: &str) -> Option<String> {
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut protector = Protector { changed: false };
+    for statement in &mut statements {
+        let _ = statement.visit(&mut protector);
+    }
+    protector.changed.then(|| statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+}
+
+struct Protector {
+    changed: bool,
+}
+
+impl VisitorMut for Protector {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item
+                    && matches!(expr, Expr::Subquery(q) if !reads_catalog(q))
+                {
+                    let subquery = std::mem::replace(expr, Expr::value(Value::Null));
+                    *expr = Expr::Nested(Box::new(subquery));
+                    self.changed = true;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether a query reads a `pg_catalog` or `information_schema` table. Client catalog
+/// queries (psql's `\d`: a column's default, its collation) keep datafusion-postgres's
+/// treatment: DataFusion cannot decorrelate those lookups, and NULL is their answer here
+/// (no defaults, no collations of their own).
+fn reads_catalog(query: &Query) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
+        let text = name.to_string().to_ascii_lowercase();
+        let last = name.0.last().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).unwrap_or_default();
+        if last.starts_with("pg_") || text.starts_with("pg_catalog.") || text.starts_with("information_schema.") {
+            found = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
 /// The statement with the rewrites applied.
 pub(super) fn rewrite(mut statement: Statement) -> Statement {
     let _ = statement.visit(&mut Rewriter);
@@ -94,7 +152,7 @@ impl VisitorMut for Rewriter {
                 if let [name] = arguments(function).as_slice()
                     && let Some(new) = parse(&format!("(SELECT max(salespulse_t.oid) FROM pg_catalog.pg_type salespulse_t WHERE salespulse_t.typname = {name})"))
                 {
-                    *expr = new;
+                    *expr = Expr::Nested(Box::new(new));
                 }
             }
             Expr::Function(function) if is_named(function, "generate_subscripts") => {
@@ -246,10 +304,13 @@ fn aggregate_catalog_lookup(query: &mut Query) {
 /// it) and uses aliases of its own (so the caller's `c` or `n` are not captured).
 /// `salespulse_qualified_relation` is per connection ([`super::search_path`]).
 fn relation_lookup(name: &Expr) -> Option<Expr> {
+    // In parentheses, so that datafusion-postgres's parser leaves it alone when the extended
+    // protocol parses the rewritten text again (see `protect_subqueries`).
     parse(&format!(
         "(SELECT max(salespulse_c.oid) FROM pg_catalog.pg_class salespulse_c JOIN pg_catalog.pg_namespace salespulse_n ON salespulse_c.relnamespace = salespulse_n.oid \
          WHERE salespulse_n.nspname || '.' || salespulse_c.relname = salespulse_qualified_relation({name}))"
     ))
+    .map(|lookup| Expr::Nested(Box::new(lookup)))
 }
 
 /// `CASE WHEN c THEN (SELECT max(x) FROM pg_… WHERE w) ELSE NULL END` as
@@ -269,7 +330,7 @@ fn conditional_lookup(condition: &Expr, result: &Expr) -> Option<Expr> {
         Some(filter) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(filter))), op: BinaryOperator::And, right: Box::new(condition) },
         None => condition,
     });
-    Some(Expr::Subquery(query))
+    Some(Expr::Nested(Box::new(Expr::Subquery(query))))
 }
 
 /// The name DataFusion gives an unnamed select-list item, as far as it matters here: a
@@ -360,6 +421,13 @@ mod tests {
         // A computed name is looked up once, however deep the nesting.
         let nested = rewritten("SELECT CAST('a' || CAST('a' || CAST('a' || 'x' AS regclass) AS regclass) AS regclass)");
         assert_eq!(nested.matches("'x'").count(), 1, "{nested}");
+        // Select-list subqueries are put in parentheses before datafusion-postgres's parser.
+        assert_eq!(
+            protect_subqueries("SELECT d.id, (SELECT count(*) FROM c WHERE c.d = d.id) AS n FROM d").as_deref(),
+            Some("SELECT d.id, ((SELECT count(*) FROM c WHERE c.d = d.id)) AS n FROM d")
+        );
+        assert_eq!(protect_subqueries("SELECT a FROM t WHERE b IN (SELECT b FROM u)"), None);
+        assert_eq!(protect_subqueries("SELECT a.x, (SELECT d.y FROM pg_catalog.pg_attrdef d WHERE d.r = a.r) FROM pg_attribute a"), None);
         // Ordinary names are left alone.
         assert_eq!(rewritten("SELECT a.b, c FROM s.t a"), "SELECT a.b, c FROM s.t a");
     }

@@ -314,7 +314,10 @@ impl SimpleQueryHandler for Queries {
             .text_limits()
             .check(query)
             .map_err(|e| query_error(&e))
-            .and_then(|()| self.sql_parser.parse(query).map_err(|e| parse_error(query, e)))
+            .and_then(|()| {
+                let protected = rewrite::protect_subqueries(query);
+                self.sql_parser.parse(protected.as_deref().unwrap_or(query)).map_err(|e| parse_error(query, e))
+            })
             .map(|statements| statements.into_iter().map(rewrite::rewrite).collect::<Vec<_>>())
             .and_then(|statements| {
                 let max = self.shared.limits().max_statements_per_query;
@@ -547,7 +550,8 @@ impl QueryParser for TenantParser {
         let checked = async {
             queries.text_limits().check(sql).map_err(|e| query_error(&e))?;
             // One statement per Parse, as PostgreSQL requires.
-            let mut statements = queries.sql_parser.parse(sql).map_err(|e| parse_error(sql, e))?;
+            let protected = rewrite::protect_subqueries(sql);
+            let mut statements = queries.sql_parser.parse(protected.as_deref().unwrap_or(sql)).map_err(|e| parse_error(sql, e))?;
             if statements.len() > 1 {
                 return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement".into()));
             }
@@ -569,7 +573,7 @@ impl QueryParser for TenantParser {
             let sql = match statements.pop() {
                 Some(statement) => {
                     let rewritten = rewrite::rewrite(statement.clone());
-                    if rewritten == statement { sql.to_string() } else { rewritten.to_string() }
+                    if rewritten == statement { protected.unwrap_or_else(|| sql.to_string()) } else { rewritten.to_string() }
                 }
                 None => sql.to_string(),
             };
