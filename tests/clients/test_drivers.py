@@ -52,29 +52,11 @@ SCRIPTS = {
 }
 
 
-# Checks that fail today for a known reason, written in docs/clients.md (Known limits). They
-# run and must keep failing (strict): the day one passes, it fails here, so it is moved back.
-KNOWN_GAPS = {
-    # SQLAlchemy 2's column query nests correlated subqueries over pg_catalog under CASE with
-    # fully qualified outer names; DataFusion 55 cannot plan it (SQLAlchemy 1.4's, which
-    # Superset uses, works; the Inspector's other methods work).
-    "psycopg2.inspector.columns": "SQLAlchemy 2 column reflection",
-    "psycopg2.reflect_table": "SQLAlchemy 2 column reflection",
-    "psycopg2.pandas.read_sql_table": "SQLAlchemy 2 column reflection",
-    "psycopg.inspector.columns": "SQLAlchemy 2 column reflection",
-    "psycopg.reflect_table": "SQLAlchemy 2 column reflection",
-    "psycopg.pandas.read_sql_table": "SQLAlchemy 2 column reflection",
-}
-
-
 def cases():
     for server in ["demo", "secured"]:
         for script, (_, _, prefix, common, secured_only) in SCRIPTS.items():
             for check in common + (secured_only if server == "secured" else []):
-                marks = []
-                if prefix + check in KNOWN_GAPS:
-                    marks.append(pytest.mark.xfail(strict=True, reason=f"known limit (docs/clients.md): {KNOWN_GAPS[prefix + check]}"))
-                yield pytest.param(server, script, prefix + check, id=f"{server}-{script}-{check}", marks=marks)
+                yield pytest.param(server, script, prefix + check, id=f"{server}-{script}-{check}")
 
 
 def settings(server_name, server):

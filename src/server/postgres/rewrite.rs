@@ -23,8 +23,8 @@
 //!   in chrono's notation, which DataFusion's functions read;
 //! - `col_description`, `obj_description`, `shobj_description` and `pg_get_serial_sequence`
 //!   are NULL (no object here has a comment or a sequence);
-//! - `CASE WHEN c THEN (catalog lookup) ELSE NULL END` becomes the lookup filtered by `c`
-//!   (DataFusion decorrelates a subquery only outside CASE);
+//! - `CASE WHEN c THEN (correlated catalog lookup) ELSE NULL END` is NULL, as
+//!   datafusion-postgres answers such a lookup on its own (see `guarded_catalog_lookup`);
 //! - `CAST(expression AS regclass)` of a computed name becomes the relation's oid, looked up
 //!   in `pg_class` by its qualified or bare name;
 //! - `to_regtype(name)` and `to_regclass(name)` become lookups of the oid in `pg_type` and
@@ -186,8 +186,8 @@ impl VisitorMut for Rewriter {
             Expr::Case { operand: None, conditions, else_result, .. }
                 if conditions.len() == 1 && else_result.as_deref().is_none_or(|e| matches!(e, Expr::Value(v) if v.value == Value::Null)) =>
             {
-                if let Some(lookup) = conditional_lookup(&conditions[0].condition, &conditions[0].result) {
-                    *expr = lookup;
+                if let Some(null) = guarded_catalog_lookup(&conditions[0].condition, &conditions[0].result) {
+                    *expr = null;
                 }
             }
             // `CAST(format('%I.%I', schema, table) AS regclass)` (Metabase's column comments):
@@ -313,24 +313,72 @@ fn relation_lookup(name: &Expr) -> Option<Expr> {
     .map(|lookup| Expr::Nested(Box::new(lookup)))
 }
 
-/// `CASE WHEN c THEN (SELECT max(x) FROM pg_… WHERE w) ELSE NULL END` as
-/// `(SELECT max(x) FROM pg_… WHERE (w) AND (c))`: the same value (NULL when `c` does not
-/// hold), and a subquery DataFusion can decorrelate, which it cannot under a CASE
-/// (SQLAlchemy 2's column reflection).
-fn conditional_lookup(condition: &Expr, result: &Expr) -> Option<Expr> {
+/// `CASE WHEN c THEN (correlated lookup in pg_catalog) ELSE NULL END` is NULL, as
+/// datafusion-postgres answers such a lookup standing alone in a select list: DataFusion
+/// cannot decorrelate these (SQLAlchemy 2's column reflection: a column's default, its
+/// identity sequence, its collation), and in salespulse's catalog they find nothing: no
+/// column has a default, an identity sequence or a collation other than its type's.
+///
+/// The result keeps every parameter of the CASE (a client binds them all: SQLAlchemy
+/// sends even the keys of `json_build_object` as parameters), so the condition stays, with
+/// such lookups in it NULL as well, and the lookup's parameters are kept in it as
+/// `($n IS NULL OR TRUE)`.
+fn guarded_catalog_lookup(condition: &Expr, result: &Expr) -> Option<Expr> {
     let Expr::Subquery(query) = result else { return None };
-    let mut query = query.clone();
-    let SetExpr::Select(select) = query.body.as_mut() else { return None };
-    let aggregated = matches!(select.projection.as_slice(), [SelectItem::UnnamedExpr(Expr::Function(f)) | SelectItem::ExprWithAlias { expr: Expr::Function(f), .. }] if is_named(f, "max"));
-    if !aggregated {
+    if !(reads_catalog(query) && is_correlated(query)) {
         return None;
     }
-    let condition = Expr::Nested(Box::new(condition.clone()));
-    select.selection = Some(match select.selection.take() {
-        Some(filter) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(filter))), op: BinaryOperator::And, right: Box::new(condition) },
-        None => condition,
+    let mut condition = condition.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut condition, |e| {
+        if let Expr::Subquery(q) = e
+            && reads_catalog(q)
+            && is_correlated(q)
+        {
+            *e = Expr::value(Value::Null);
+        }
+        ControlFlow::<()>::Continue(())
     });
-    Some(Expr::Nested(Box::new(Expr::Subquery(query))))
+    let mut kept = vec![format!("({condition})")];
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(query.as_ref(), |e| {
+        if let Expr::Value(v) = e
+            && let Value::Placeholder(name) = &v.value
+        {
+            kept.push(format!("({name} IS NULL OR TRUE)"));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    parse(&format!("CASE WHEN {} THEN NULL END", kept.join(" AND ")))
+}
+
+/// Whether a query refers to a table it does not read itself (an outer query's).
+fn is_correlated(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+    let mut own = std::collections::HashSet::new();
+    for relation in select.from.iter().flat_map(|f| std::iter::once(&f.relation).chain(f.joins.iter().map(|j| &j.relation))) {
+        if let TableFactor::Table { name, alias, .. } = relation {
+            own.insert(name.to_string().to_ascii_lowercase());
+            if let Some(last) = name.0.last() {
+                own.insert(last.to_string().trim_matches('"').to_ascii_lowercase());
+            }
+            if let Some(alias) = alias {
+                own.insert(alias.name.value.to_ascii_lowercase());
+            }
+        }
+    }
+    let mut outer = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(query, |expr| {
+        if let Expr::CompoundIdentifier(parts) = expr
+            && parts.len() >= 2
+        {
+            let qualifier: Vec<String> = parts[..parts.len() - 1].iter().map(|p| p.value.to_ascii_lowercase()).collect();
+            let table = qualifier.last().cloned().unwrap_or_default();
+            if !own.contains(&table) && !own.contains(&qualifier.join(".")) {
+                outer = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer
 }
 
 /// The name DataFusion gives an unnamed select-list item, as far as it matters here: a
@@ -421,6 +469,12 @@ mod tests {
         // A computed name is looked up once, however deep the nesting.
         let nested = rewritten("SELECT CAST('a' || CAST('a' || CAST('a' || 'x' AS regclass) AS regclass) AS regclass)");
         assert_eq!(nested.matches("'x'").count(), 1, "{nested}");
+        // A correlated catalog lookup under CASE is NULL; a lookup of user tables is kept.
+        assert_eq!(
+            rewritten("SELECT CASE WHEN a.atthasdef THEN (SELECT d.adbin FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) ELSE NULL END FROM pg_attribute a"),
+            "SELECT CASE WHEN (a.atthasdef) THEN NULL END FROM pg_attribute a"
+        );
+        assert!(rewritten("SELECT CASE WHEN x.b THEN (SELECT count(*) FROM crm.calls c WHERE c.d = x.id) ELSE NULL END FROM crm.deals x").contains("count(*)"));
         // Select-list subqueries are put in parentheses before datafusion-postgres's parser.
         assert_eq!(
             protect_subqueries("SELECT d.id, (SELECT count(*) FROM c WHERE c.d = d.id) AS n FROM d").as_deref(),
