@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, GenericListArray, Int32Array, ListArray, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::{exec_err, plan_err};
 use datafusion::datasource::ViewTable;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
@@ -277,10 +277,7 @@ impl ScalarUDFImpl for ExpandArray {
         let item = Arc::new(Field::new_list_field(DataType::Struct(Self::pair(element.data_type())), true));
         let out: GenericListArray<i32> = ListArray::try_new(item, lists.offsets().clone(), Arc::new(pairs), lists.nulls().cloned())?;
         let out: ArrayRef = Arc::new(out);
-        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::pg_functions::scalar_or_array(&args.args, out)
     }
 }
 
@@ -326,10 +323,7 @@ impl ScalarUDFImpl for HasPrivilege {
         let privileges = datafusion::arrow::array::cast::as_string_array(&privileges);
         let out: BooleanArray = (0..privileges.len()).map(|i| (!privileges.is_null(i)).then(|| Self::granted(privileges.value(i)))).collect();
         let out: ArrayRef = Arc::new(out);
-        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::pg_functions::scalar_or_array(&args.args, out)
     }
 }
 

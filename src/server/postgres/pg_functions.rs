@@ -44,7 +44,9 @@ pub(super) fn install(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(FunctionResult::new()));
 }
 
-fn scalar_or_array(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
+/// A function's result as a scalar when every argument was one (a constant folds), else as
+/// the array: the shared ending of this front end's functions.
+pub(super) fn scalar_or_array(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
     if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
         return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
     }
@@ -197,9 +199,10 @@ impl ScalarUDFImpl for Format {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let (rows, texts) = text_columns(&args)?;
+        let Some(templates) = texts.first() else { return exec_err!("format takes a format string: format('%s …', …)") };
         let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
-            match text_at(&texts[0], row) {
+            match text_at(templates, row) {
                 None => out.push(None),
                 Some(template) => {
                     let values: Vec<Option<&str>> = texts[1..].iter().map(|a| text_at(a, row)).collect();

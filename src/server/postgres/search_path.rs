@@ -37,16 +37,22 @@ fn existing(ctx: &SessionContext, search_path: &str) -> Vec<String> {
         .collect()
 }
 
-/// `ctx` with the connection's path applied: a context of its own when the path changes
-/// anything, else `ctx` itself.
+/// `ctx` with the connection's path and time zone applied: a context of its own when they
+/// change anything, else `ctx` itself.
 pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>, time_zone: Option<&str>) -> SessionContext {
     let path = search_path.map(|p| existing(&ctx, p)).unwrap_or_default();
     let schema = path.first().cloned().unwrap_or_else(|| DEFAULT_SCHEMA.to_string());
     let path = if path.is_empty() { vec![schema.clone()] } else { path };
+    let zone_rule = super::time_zone::rule(time_zone);
+    // Most connections change neither: their queries run in the session as it is (its
+    // functions answer the default path, see `install_default`), with no state to build.
+    if zone_rule.is_none() && path == [DEFAULT_SCHEMA] {
+        return ctx;
+    }
     let base = ctx.state();
     let mut builder = SessionStateBuilder::new_from_existing(base.clone());
     // The connection's TimeZone (super::time_zone) is applied to every plan first.
-    if let Some(rule) = super::time_zone::rule(time_zone) {
+    if let Some(rule) = zone_rule {
         let mut rules = vec![rule];
         rules.extend(base.analyzer().rules.iter().cloned());
         builder = builder.with_analyzer_rules(rules);
@@ -54,10 +60,19 @@ pub(super) fn apply(ctx: SessionContext, search_path: Option<&str>, time_zone: O
     let mut state = builder.build();
     state.config_mut().options_mut().catalog.default_schema.clone_from(&schema);
     let with_path = SessionContext::new_with_state(state);
-    with_path.register_udf(ScalarUDF::new_from_impl(QualifiedRelation { schema: schema.clone(), signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable) }));
-    with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchema { schema, signature: Signature::nullary(Volatility::Stable) }));
-    with_path.register_udf(ScalarUDF::new_from_impl(CurrentSchemas { path, signature: Signature::exact(vec![DataType::Boolean], Volatility::Stable) }));
+    register(&with_path, schema, path);
     with_path
+}
+
+/// The path functions of a session whose connections set no path: `crm`.
+pub(super) fn install_default(ctx: &SessionContext) {
+    register(ctx, DEFAULT_SCHEMA.to_string(), vec![DEFAULT_SCHEMA.to_string()]);
+}
+
+fn register(ctx: &SessionContext, schema: String, path: Vec<String>) {
+    ctx.register_udf(ScalarUDF::new_from_impl(QualifiedRelation { schema: schema.clone(), signature: Signature::exact(vec![DataType::Utf8], Volatility::Stable) }));
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSchema { schema, signature: Signature::nullary(Volatility::Stable) }));
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSchemas { path, signature: Signature::exact(vec![DataType::Boolean], Volatility::Stable) }));
 }
 
 /// `salespulse_qualified_relation(name)`: a relation name as `schema.relation`, unquoted,
@@ -101,10 +116,7 @@ impl ScalarUDFImpl for QualifiedRelation {
         let names = datafusion::arrow::array::cast::as_string_array(&arrays[0]);
         let out: StringArray = (0..names.len()).map(|i| (!names.is_null(i)).then(|| self.qualify(names.value(i)))).collect();
         let out: ArrayRef = Arc::new(out);
-        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::pg_functions::scalar_or_array(&args.args, out)
     }
 }
 
@@ -180,9 +192,6 @@ impl ScalarUDFImpl for CurrentSchemas {
             None,
         )?;
         let array: ArrayRef = Arc::new(array);
-        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
-        }
-        Ok(ColumnarValue::Array(array))
+        super::pg_functions::scalar_or_array(&args.args, array)
     }
 }

@@ -234,10 +234,7 @@ impl ScalarUDFImpl for CurrentSetting {
             }
         }
         let array: ArrayRef = Arc::new(StringArray::from(out));
-        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
-        }
-        Ok(ColumnarValue::Array(array))
+        super::pg_functions::scalar_or_array(&args.args, array)
     }
 }
 

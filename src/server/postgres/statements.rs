@@ -126,6 +126,7 @@ impl Queries {
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         super::server_info::install(&ctx);
         super::pg_functions::install(&ctx);
+        search_path::install_default(&ctx);
         coercion::install(&ctx);
         super::server_info::pg_settings_table()
             .and_then(|pg_settings| super::catalog_overlay::install(&ctx, pg_settings))

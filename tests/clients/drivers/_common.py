@@ -70,3 +70,24 @@ async def arun(name, fn, *args):
 
 def expect(cond, detail):
     return (bool(cond), detail)
+
+
+_OMIT = object()
+
+
+def connect_kwargs(s, dbname=None, ssl_key="ssl", when_disabled=_OMIT):
+    """Connection arguments from the settings: `sslmode=require` as a TLS context that
+    encrypts without verifying (the test servers' certificates are self-signed), under the
+    driver's own name for it (`ssl` for asyncpg, `ssl_context` for pg8000)."""
+    import ssl
+    kw = dict(host=s["host"], port=s["port"], user=s["user"], database=dbname or s["dbname"], timeout=20)
+    if s.get("password"):
+        kw["password"] = s["password"]
+    if s["sslmode"] != "disable":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        kw[ssl_key] = ctx
+    elif when_disabled is not _OMIT:
+        kw[ssl_key] = when_disabled
+    return kw

@@ -6,7 +6,6 @@ Usage: python asyncpg_checks.py '<settings JSON>' (see _common.settings).
 import asyncio
 import datetime
 import os
-import ssl
 import sys
 from decimal import Decimal
 
@@ -17,17 +16,7 @@ import asyncpg  # noqa: E402
 
 
 def kwargs(s, dbname=None):
-    kw = dict(host=s["host"], port=s["port"], user=s["user"], database=dbname or s["dbname"], timeout=20)
-    if s.get("password"):
-        kw["password"] = s["password"]
-    if s["sslmode"] != "disable":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # sslmode=require: encrypted, not verified
-        kw["ssl"] = ctx
-    else:
-        kw["ssl"] = False
-    return kw
+    return c.connect_kwargs(s, dbname, "ssl", when_disabled=False)
 
 
 async def main(s):

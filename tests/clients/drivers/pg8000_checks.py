@@ -5,7 +5,6 @@ Usage: python pg8000_checks.py '<settings JSON>' (see _common.settings).
 """
 import datetime
 import os
-import ssl
 import sys
 from decimal import Decimal
 
@@ -17,15 +16,7 @@ import pg8000.native  # noqa: E402
 
 
 def kwargs(s, dbname=None):
-    kw = dict(host=s["host"], port=s["port"], user=s["user"], database=dbname or s["dbname"], timeout=20)
-    if s.get("password"):
-        kw["password"] = s["password"]
-    if s["sslmode"] != "disable":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        kw["ssl_context"] = ctx
-    return kw
+    return c.connect_kwargs(s, dbname, "ssl_context")
 
 
 def main(s):
