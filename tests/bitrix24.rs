@@ -30,7 +30,6 @@ fn config(webhook: &str) -> Bitrix24Config {
         rate: RateLimit { requests_per_second: 9.0, burst: 8 },
         loss_reason_field: None,
         overlap: Duration::from_secs(600),
-        reconcile_every: Duration::from_secs(0),
         timeout: Duration::from_secs(5),
     }
 }
@@ -98,7 +97,7 @@ async fn full_sync_maps_every_entity_under_the_rate_limit() {
     assert_eq!(sync.retries, 0);
     assert!(m.source.starts_with("bitrix24: 127.0.0.1:"), "{}", m.source);
     assert!(!m.source.contains("s3cr3t"));
-    for key in ["bitrix24.portal", "bitrix24.phone_key", "bitrix24.deals", "bitrix24.calls.id", "bitrix24.deal_stage_history.id", "bitrix24.reconciled_at"] {
+    for key in ["bitrix24.portal", "bitrix24.phone_key", "bitrix24.deals", "bitrix24.calls.id", "bitrix24.deal_stage_history.id", "bitrix24.lead_stage_history.id"] {
         assert!(m.sync_cursors.contains_key(key), "{key}: {:?}", m.sync_cursors);
     }
 
@@ -109,14 +108,19 @@ async fn full_sync_maps_every_entity_under_the_rate_limit() {
     assert!(d1000.contains(&format!("|1|C1:WON|won|{amount}|RUB|{amount}|6|300|200|500|RECOMMENDATION||")), "{d1000}");
     let moved = chrono::DateTime::parse_from_rfc3339(deal_1000["MOVED_TIME"].as_str().unwrap()).unwrap().with_timezone(&chrono::Utc);
     assert!(d1000.ends_with(&format!("|{}", moved.format("%Y-%m-%dT%H:%M:%SZ"))), "closed_at = MOVED_TIME in UTC: {d1000}");
-    // Foreign-currency deals are converted into the account currency.
+    // amount_base is the portal's own OPPORTUNITY_ACCOUNT (kept at the rate of the deal's
+    // last save), never a conversion at today's rates (which is off for most of them).
     let usd: Vec<&String> = deals.iter().filter(|r| r.contains("|USD|")).collect();
     assert!(!usd.is_empty(), "the generated portal has USD deals");
+    let mut off_at_todays_rate = 0;
     for r in usd {
         let cells: Vec<&str> = r.split('|').collect();
         let (amount, base): (f64, f64) = (cells[5].parse().unwrap(), cells[7].parse().unwrap());
-        assert!((amount * 90.0 - base).abs() < 0.01, "{r}");
+        let reported = portal.state.data.lock().unwrap().deals.iter().find(|d| d["ID"] == cells[0]).unwrap()["OPPORTUNITY_ACCOUNT"].as_str().unwrap().to_string();
+        assert_eq!(format!("{base:.2}"), reported, "{r}");
+        off_at_todays_rate += usize::from((amount * 90.0 - base).abs() >= 0.01);
     }
+    assert!(off_at_todays_rate > 0, "the mock's account amounts differ from today's conversion");
     // Calls reach their deal through the activity; answered, busy and directions map.
     let calls = rows(&store, m, Table::Calls, &["phone_hash"]).await;
     let answered = calls.iter().find(|r| r.contains("|outbound|answered|200|")).unwrap();
@@ -256,6 +260,15 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
         data.product_rows.retain(|p| p["ownerId"] != json!(gone));
         data.activities.retain(|a| !(a["OWNER_TYPE_ID"] == "2" && a["OWNER_ID"] == json!(gone.to_string())));
         data.contacts.remove(3);
+        // A new lead is qualified (moved to the funnel's last process status) with its
+        // status-history row.
+        let lead = data.leads.iter_mut().find(|l| l["STATUS_ID"] == "NEW").unwrap();
+        lead["STATUS_ID"] = json!("PROCESSED");
+        lead["MOVED_TIME"] = json!(later);
+        lead["DATE_MODIFY"] = json!(later);
+        let lead_id: u64 = lead["ID"].as_str().unwrap().parse().unwrap();
+        let next = data.lead_stage_history.iter().filter_map(|h| h["ID"].as_u64()).max().unwrap() + 1;
+        data.lead_stage_history.push(json!({"ID": next, "TYPE_ID": 2, "OWNER_ID": lead_id, "CREATED_TIME": later, "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "PROCESSED"}));
     }
     let before = portal.state.requests();
     let incremental = refresh(&store, config(&portal.webhook_url)).await.unwrap();
@@ -274,6 +287,9 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
         let b = rows(&fresh_store, &fresh.report.manifest, *table, &["phone_hash"]).await;
         assert_eq!(a, b, "{}", table.name());
     }
+    let leads = rows(&store, &incremental.report.manifest, Table::Leads, &["custom_fields"]).await;
+    assert!(leads.iter().any(|r| r.contains("|qualified|PROCESSED|") && r.contains("|2026-01-15T07:00:00Z|")), "the qualified lead with its time");
+    assert!(leads.iter().filter(|r| r.contains("|converted|")).all(|r| r.split('|').nth(12).is_some_and(|q| !q.is_empty())), "converted leads have qualified_at: {leads:#?}");
     // The phone-hash key is kept, so hashes of the old and new snapshots match.
     assert_eq!(full.report.manifest.sync_cursors["bitrix24.phone_key"], incremental.report.manifest.sync_cursors["bitrix24.phone_key"]);
 }

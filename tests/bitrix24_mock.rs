@@ -934,7 +934,16 @@ fn execute(data: &MockData, config: &MockConfig, method: &str, params: &Value) -
             };
             by_id(rows, Some("items"))
         }
-        "crm.item.productrow.list" => list(&data.product_rows, params, "id", "id", Some("productRows"), false),
+        "crm.item.productrow.list" => {
+            // B-PR-1: the filter must name both keys, with exactly the `=` prefix (an array
+            // is allowed); `@ownerId` or `ownerType` alone do not count.
+            let filter = param(params, "filter").and_then(Value::as_object);
+            let has = |key: &str| filter.is_some_and(|f| f.get(key).is_some_and(|v| !v.is_null() && v.as_str() != Some("")));
+            if !has("=ownerType") || !has("=ownerId") {
+                return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "REQUIRED_ARG_MISSING", "Required fields: =ownerType, =ownerId"));
+            }
+            list(&data.product_rows, params, "id", "id", Some("productRows"), false)
+        }
         "voximplant.statistic.get" => by_id(&data.calls, None),
         "tasks.task.list" => list(&data.tasks, params, "id", "id", Some("tasks"), false),
         _ => Err(ErrorReply::fixture(StatusCode::NOT_FOUND, ERROR_METHOD_NOT_FOUND)),
@@ -1568,6 +1577,23 @@ fn currencies() -> Vec<Value> {
     ]
 }
 
+/// The rate of a deal's last save (portals keep `OPPORTUNITY_ACCOUNT` at it): today's rate
+/// of `crm.currency.list` moved by up to ±3 % by the deal's id, so converting at today's
+/// rates is off for most foreign-currency deals.
+fn rate_at_save(currency: &str, deal_id: u64) -> f64 {
+    let today = rate(currency);
+    if today == 1.0 { 1.0 } else { today * (1.0 + ((splitmix(deal_id) % 601) as f64 - 300.0) / 10_000.0) }
+}
+
+/// Sets `OPPORTUNITY_ACCOUNT` and `ACCOUNT_CURRENCY_ID` (RUB) as a portal reports them.
+pub fn account_amount(deal: &mut Value) {
+    let amount = as_f64(&deal["OPPORTUNITY"]).unwrap_or(0.0);
+    let id: u64 = str_of(deal, "ID").parse().unwrap_or(0);
+    let account = (amount * rate_at_save(str_of(deal, "CURRENCY_ID"), id) * 100.0).round() / 100.0;
+    deal["OPPORTUNITY_ACCOUNT"] = json!(format!("{account:.2}"));
+    deal["ACCOUNT_CURRENCY_ID"] = json!("RUB");
+}
+
 fn rate(currency: &str) -> f64 {
     match currency {
         "USD" => 90.0,
@@ -1622,6 +1648,8 @@ impl MockData {
         statuses.extend(fixture_rows(fixture!("crm.status.list_DEAL_STAGE_1.json"), None));
         statuses.extend(fixture_rows(fixture!("crm.status.list_STATUS.json"), None));
         statuses.extend(source_statuses());
+        // The fixture deals are the docs' examples, without OPPORTUNITY_ACCOUNT: the
+        // connector converts those at crm.currency.list's rates.
         MockData {
             users: fixture_rows(fixture!("user.get.json"), None),
             departments: fixture_rows(fixture!("department.get.json"), None),
@@ -1692,6 +1720,7 @@ impl MockData {
             };
             d["CURRENCY_ID"] = json!(currency);
             d["OPPORTUNITY"] = json!(format!("{amount:.2}"));
+            account_amount(&mut d);
             out_deals.push(d);
         }
         let deal_id = |i: usize| str_of(&out_deals[i], "ID").to_string();
@@ -2231,6 +2260,23 @@ async fn the_operating_budget_blocks_only_the_spent_method() {
     assert!(v["time"].get("operating").is_none() && v["time"].get("operating_reset_at").is_none());
 }
 
+/// B-PR-1 of docs/connectors/bitrix24-conformance.md: product rows need both `=ownerType`
+/// and `=ownerId` (an array allowed), directly and inside `batch`.
+#[tokio::test]
+async fn conformance_product_rows_need_owner_type_and_owner_id() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::generated(60)).await;
+    let api = Api::new(&mock);
+    for filter in [json!({"=ownerType": "D"}), json!({"=ownerType": "D", "@ownerId": [1000]}), json!({"ownerType": "D", "ownerId": 1000}), json!({"=ownerId": [1000]}), json!({})] {
+        let (status, v) = api.call("crm.item.productrow.list", json!({"filter": filter, "order": {"id": "ASC"}})).await;
+        assert_eq!((status, v["error"].as_str()), (400, Some("REQUIRED_ARG_MISSING")), "{filter}");
+        assert_eq!(v["error_description"], "Required fields: =ownerType, =ownerId");
+    }
+    let (_, v) = api.call("batch", json!({"halt": 0, "cmd": {"a": "crm.item.productrow.list?filter[%3DownerType]=D&filter[%40ownerId][]=1000", "b": "crm.item.productrow.list?filter[%3DownerType]=D&filter[%3DownerId][]=1000&filter[%3DownerId][]=1001"}})).await;
+    assert_eq!(v["result"]["result_error"]["a"]["error"], "REQUIRED_ARG_MISSING", "{v}");
+    assert!(v["result"]["result"]["b"]["productRows"].is_array(), "{v}");
+    assert_eq!(ids(&v["result"]["result"]["b"]["productRows"], "ownerId"), [1000, 1000, 1001]);
+}
+
 #[tokio::test]
 async fn filters_orders_and_selects() {
     let data = MockData::generated(120);
@@ -2248,7 +2294,7 @@ async fn filters_orders_and_selects() {
     let times: Vec<DateTime<FixedOffset>> = v["result"].as_array().unwrap().iter().map(|c| date_of(c, "CALL_START_DATE")).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]));
 
-    let v = api.ok("crm.item.productrow.list", json!({"filter": {"=ownerType": "D", "@ownerId": [1000, "1001"]}})).await;
+    let v = api.ok("crm.item.productrow.list", json!({"filter": {"=ownerType": "D", "=ownerId": [1000, "1001"]}})).await;
     assert_eq!(ids(&v["result"]["productRows"], "ownerId"), [1000, 1000, 1001]);
     let v = api.ok("crm.deal.list", json!({"filter": {"@ID": ["1003", 1005], "!=CURRENCY_ID": "USD"}, "order": {"ID": "DESC"}})).await;
     assert_eq!(ids(&v["result"], "ID"), [1005, 1003]);

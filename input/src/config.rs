@@ -598,12 +598,15 @@ impl Config {
                     if !(5..=600).contains(&timeout) {
                         return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
                     }
+                    if reconcile_hours.is_some() {
+                        // Accepted so that older configs still start; it no longer applies.
+                        tracing::warn!(key = %key("source.reconcile_hours"), "reconcile_hours is no longer used: every incremental refresh scans ids for deleted records; remove the line");
+                    }
                     SourceConfig::Bitrix24(Box::new(sources::bitrix24::Bitrix24Config {
                         auth,
                         rate,
                         loss_reason_field,
                         overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
-                        reconcile_every: std::time::Duration::from_secs(u64::from(reconcile_hours.unwrap_or(24)) * 3600),
                         timeout: std::time::Duration::from_secs(timeout),
                     }))
                 }

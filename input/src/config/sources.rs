@@ -52,8 +52,6 @@ pub mod bitrix24 {
         pub loss_reason_field: Option<String>,
         /// How far before a cursor an incremental pull starts reading again.
         pub overlap: Duration,
-        /// How often an incremental pull also scans ids to find deleted records.
-        pub reconcile_every: Duration,
         /// One request's timeout.
         pub timeout: Duration,
     }

@@ -353,6 +353,73 @@ impl Client {
         Ok(out)
     }
 
+    /// Every row of many small lists of one method (product rows by `=ownerId` arrays of
+    /// deal ids): each round packs the next keyset page of up to 50 unfinished lists into
+    /// one `batch`, so the request count is ⌈pages / 50⌉ (a list whose page is full gets
+    /// another page in the next round). Rows come back in list order, then id order.
+    pub(super) async fn list_many(&self, specs: &[ListSpec]) -> Result<Vec<Value>, Bitrix24Error> {
+        let Some(first) = specs.first() else { return Ok(Vec::new()) };
+        let list = list_name(first);
+        self.progress.list_started(&list, None);
+        let mut rows: Vec<Vec<Value>> = vec![Vec::new(); specs.len()];
+        // (list, last id read): the lists still to read.
+        let mut pending: std::collections::VecDeque<(usize, String)> = (0..specs.len()).map(|i| (i, "0".to_string())).collect();
+        let mut stalled = 0u32;
+        while !pending.is_empty() {
+            let round: Vec<(usize, String)> = pending.drain(..pending.len().min(BATCH)).collect();
+            let names: Vec<String> = (0..round.len()).map(|i| format!("c{i:02}")).collect();
+            let mut cmd = Map::new();
+            for (name, (i, after)) in names.iter().zip(&round) {
+                let spec = &specs[*i];
+                cmd.insert(name.clone(), Value::String(format!("{}?{}", spec.method, command_query(spec, &percent(after)))));
+            }
+            let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
+            let mut served = 0;
+            let mut passing: Option<(String, String)> = None;
+            for (name, (i, after)) in names.iter().zip(round) {
+                let spec = &specs[i];
+                if let Some(e) = answer.result.get("result_error").and_then(|e| e.get(name)) {
+                    let (code, description) = error_of(e);
+                    match self.classify(spec.method, &code, &description, 200) {
+                        ErrorKind::Final(message) => return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message }),
+                        _ => {
+                            passing.get_or_insert((code, description));
+                            pending.push_back((i, after));
+                            continue;
+                        }
+                    }
+                }
+                let Some(page) = answer.result.pointer(&format!("/result/{name}")).and_then(|r| spec.rows(r)) else {
+                    return Err(shape(spec.method, "a batch command answered neither a list nor an error"));
+                };
+                served += 1;
+                self.progress.page_read(&list, page.len() as u64);
+                if page.len() >= PAGE {
+                    let last = last_id(spec, page)?;
+                    if compare_ids(&last, &after) != std::cmp::Ordering::Greater {
+                        return Err(shape(spec.method, "a page did not continue the id order"));
+                    }
+                    pending.push_back((i, last));
+                }
+                rows[i].extend(page.iter().cloned());
+            }
+            if served == 0 {
+                // Every command failed with a passing error: wait as the portal asks, a
+                // bounded number of times (the polite client retries the request itself).
+                stalled += 1;
+                let (code, description) = passing.unwrap_or_default();
+                if stalled > 5 {
+                    return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", first.method), message: format!("every command failed 5 rounds in a row: {code} {description}") });
+                }
+                tokio::time::sleep(self.until_reset("batch").unwrap_or(Duration::from_secs(2))).await;
+            } else {
+                stalled = 0;
+            }
+        }
+        self.progress.list_finished(&list);
+        Ok(rows.into_iter().flatten().collect())
+    }
+
     /// The rest of a list after its first page (`rows`, and the count when it had one).
     pub(super) async fn list_rest(&self, spec: &ListSpec, rows: Vec<Value>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
         let list = list_name(spec);
@@ -586,6 +653,7 @@ fn list_name(spec: &ListSpec) -> String {
         "crm.company.list" => "companies",
         "crm.activity.list" => "activities",
         "tasks.task.list" => "tasks",
+        "crm.stagehistory.list" if spec.params.get("entityTypeId") == Some(&json!(1)) => "lead status history",
         "crm.stagehistory.list" => "deal stage history",
         "voximplant.statistic.get" => "calls",
         "user.get" => "users",

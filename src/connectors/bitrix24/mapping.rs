@@ -32,6 +32,8 @@ pub(super) struct Raw {
     pub companies: Vec<Json>,
     pub activities: Vec<Json>,
     pub deal_history: Vec<Json>,
+    /// `crm.stagehistory.list` items of leads (`entityTypeId` 1).
+    pub lead_history: Vec<Json>,
     pub calls: Vec<Json>,
     pub tasks: Vec<Json>,
     pub product_rows: Vec<Json>,
@@ -45,11 +47,22 @@ pub(super) struct Links {
     pub activity_owner: HashMap<String, (u8, String)>,
     /// Lead id → the first deal converted from it.
     pub lead_deal: HashMap<String, String>,
+    /// Lead id → when it first reached a qualifying status (µs), from the lead status
+    /// history (and the previous snapshot's `qualified_at`).
+    pub lead_qualified: HashMap<String, i64>,
 }
 
 impl Links {
     /// Adds the links of freshly pulled records (they win over older ones).
-    pub(super) fn add(&mut self, raw: &Raw) {
+    pub(super) fn add(&mut self, raw: &Raw, m: &Mapping) {
+        let qualifying = LeadFunnel::new(&raw.statuses);
+        for h in &raw.lead_history {
+            let (Some(lead), Some(at)) = (id(h, "OWNER_ID"), time(h, "CREATED_TIME", m)) else { continue };
+            if qualifying.qualifies(h) {
+                let first = self.lead_qualified.entry(lead).or_insert(at);
+                *first = (*first).min(at);
+            }
+        }
         for a in &raw.activities {
             if let (Some(id), Some(owner), Some(kind)) = (id(a, "ID"), id(a, "OWNER_ID"), int(a, "OWNER_TYPE_ID")) {
                 self.activity_owner.insert(id, (kind as u8, owner));
@@ -305,22 +318,51 @@ fn contacts(raw: &Raw, m: &Mapping) -> Result<TableBuilder, Bitrix24Error> {
     Ok(b)
 }
 
-fn lead_status(l: &Json) -> &'static str {
-    match (text(l, "STATUS_SEMANTIC_ID").as_deref(), text(l, "STATUS_ID").as_deref()) {
-        (Some("S"), _) | (_, Some("CONVERTED")) => "converted",
-        (Some("F"), _) | (_, Some("JUNK")) => "junk",
-        (_, Some("NEW") | None) => "new",
-        _ => "in_progress",
+/// The lead statuses (`crm.status.list`, `ENTITY_ID` STATUS): a lead is qualified when it
+/// reaches the last process status before success ("Processed" by default), or converts.
+pub(super) struct LeadFunnel {
+    qualified: Option<String>,
+}
+
+impl LeadFunnel {
+    pub(super) fn new(statuses: &[Json]) -> LeadFunnel {
+        let mut process: Vec<(i64, String)> = statuses
+            .iter()
+            .filter(|s| text(s, "ENTITY_ID").as_deref() == Some("STATUS"))
+            .filter(|s| !matches!(text(s, "SEMANTICS").as_deref(), Some("S" | "F")) && s.pointer("/EXTRA/SEMANTICS").and_then(Json::as_str).is_none_or(|x| x == "process"))
+            .filter_map(|s| Some((int(s, "SORT").unwrap_or(0), text(s, "STATUS_ID")?)))
+            .collect();
+        process.sort();
+        // The first process status is where leads come in: it never qualifies.
+        let qualified = if process.len() >= 2 { process.last().map(|(_, id)| id.clone()) } else { None };
+        LeadFunnel { qualified }
+    }
+
+    /// A history row (or a lead) at a qualifying status: success, or the last process one.
+    fn qualifies(&self, record: &Json) -> bool {
+        text(record, "STATUS_SEMANTIC_ID").as_deref() == Some("S") || (self.qualified.is_some() && text(record, "STATUS_ID") == self.qualified)
+    }
+
+    fn status(&self, l: &Json) -> &'static str {
+        match (text(l, "STATUS_SEMANTIC_ID").as_deref(), text(l, "STATUS_ID").as_deref()) {
+            (Some("S"), _) | (_, Some("CONVERTED")) => "converted",
+            (Some("F"), _) | (_, Some("JUNK")) => "junk",
+            (_, Some("NEW") | None) => "new",
+            (_, status) if status.is_some() && status == self.qualified.as_deref() => "qualified",
+            _ => "in_progress",
+        }
     }
 }
 
 fn leads(raw: &Raw, links: &Links, m: &Mapping) -> Result<TableBuilder, Bitrix24Error> {
     let mut b = TableBuilder::new(Table::Leads);
+    let funnel = LeadFunnel::new(&raw.statuses);
     for l in &raw.leads {
         let lead = id(l, "ID");
-        let status = lead_status(l);
+        let status = funnel.status(l);
         let closed = if matches!(status, "converted" | "junk") { ts(l, "DATE_CLOSED", m) } else { Cell::Null };
         let converted = lead.as_ref().and_then(|i| links.lead_deal.get(i));
+        let qualified_at = lead.as_ref().and_then(|i| links.lead_qualified.get(i)).map_or(Cell::Null, |at| Cell::T(*at));
         let amount = money(l, "OPPORTUNITY");
         let custom = custom_fields(l);
         let row = [
@@ -336,8 +378,8 @@ fn leads(raw: &Raw, links: &Links, m: &Mapping) -> Result<TableBuilder, Bitrix24
             text(l, "CURRENCY_ID").into(),
             ts(l, "DATE_CREATE", m),
             ts(l, "DATE_MODIFY", m),
-            // The portal keeps no qualification time on the lead itself.
-            Cell::Null,
+            // The portal keeps no qualification time on the lead: its status history does.
+            qualified_at,
             closed,
             converted.into(),
             custom.into(),
@@ -399,7 +441,10 @@ fn deals(raw: &Raw, rates: &Rates, m: &Mapping) -> Result<TableBuilder, Bitrix24
         let status = deal_status(d);
         let amount = money(d, "OPPORTUNITY");
         let currency = text(d, "CURRENCY_ID");
-        let amount_base = amount.and_then(|a| rates.to_base(a, currency.as_deref()));
+        // As the portal reports it (`OPPORTUNITY_ACCOUNT` in `ACCOUNT_CURRENCY_ID`, fixed at
+        // the rate of the deal's last save); converted at today's rates only when absent.
+        let reported = money(d, "OPPORTUNITY_ACCOUNT").filter(|_| text(d, "ACCOUNT_CURRENCY_ID").is_some());
+        let amount_base = reported.or_else(|| amount.and_then(|a| rates.to_base(a, currency.as_deref())));
         let loss_reason = match (status, &m.loss_reason_field) {
             ("lost", Some(field)) => field_text(d, field),
             ("lost", None) => id(d, "STAGE_ID"),

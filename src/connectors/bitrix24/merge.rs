@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 
 use super::Previous;
 use super::mapping::Links;
@@ -45,6 +45,18 @@ pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(
             let owner = [(2u8, deal), (1, lead), (3, contact), (4, company)].into_iter().find(|(_, c)| c.is_valid(i)).map(|(k, c)| (k, c.value(i).to_string()));
             if let (true, Some(owner)) = (ids.is_valid(i), owner) {
                 links.activity_owner.insert(ids.value(i).to_string(), owner);
+            }
+        }
+    }
+    for b in previous.tables.get(&Table::Leads).into_iter().flatten() {
+        let lead = strings(b, 0).ok_or("leads.lead_id is not text")?;
+        let at = Table::Leads
+            .column_index("qualified_at")
+            .and_then(|i| b.column(i).as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>())
+            .ok_or("leads.qualified_at is not a timestamp")?;
+        for i in 0..b.num_rows() {
+            if lead.is_valid(i) && at.is_valid(i) {
+                links.lead_qualified.insert(lead.value(i).to_string(), at.value(i));
             }
         }
     }

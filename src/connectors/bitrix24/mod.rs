@@ -65,7 +65,8 @@ pub struct Bitrix24Pull {
 
 const CURSOR_PORTAL: &str = "bitrix24.portal";
 const CURSOR_PHONE_KEY: &str = "bitrix24.phone_key";
-const CURSOR_RECONCILED: &str = "bitrix24.reconciled_at";
+/// Deal ids per `=ownerId` array of a product-row command (50 arrays per `batch`).
+const OWNERS_PER_COMMAND: usize = 50;
 
 /// The webhook, checked: its base URL (ending in `/`), the portal and user for labels.
 struct Webhook {
@@ -252,6 +253,9 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let mut history_spec = ListSpec::crm("crm.stagehistory.list").with("entityTypeId", json!(2));
     history_spec.root = Some("items");
     history_spec.start_after = if incremental { after_id("deal_stage_history") } else { None };
+    let mut lead_history_spec = ListSpec::crm("crm.stagehistory.list").with("entityTypeId", json!(1));
+    lead_history_spec.root = Some("items");
+    lead_history_spec.start_after = if incremental { after_id("lead_stage_history") } else { None };
     let mut calls_spec = ListSpec { filter_param: "FILTER", ..ListSpec::crm("voximplant.statistic.get") };
     calls_spec.params = serde_json::Map::new();
     calls_spec = calls_spec.with("SORT", json!("ID")).with("ORDER", json!("ASC"));
@@ -260,18 +264,21 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     // The lists are read side by side: the token bucket alone sets the pace, and one list's
     // wait for an answer is another's turn to ask (a portal answers a batch in about a
     // second, so one list at a time could not reach the allowed rate).
-    let deals_spec = changed(&DEALS, ListSpec::crm("crm.deal.list").with("select", crm_select.clone()));
+    // The amount in the account currency as the portal keeps it: not listed by
+    // `crm.deal.fields`, so asked for by name.
+    let deals_spec = changed(&DEALS, ListSpec::crm("crm.deal.list").with("select", json!(["*", "UF_*", "OPPORTUNITY_ACCOUNT", "ACCOUNT_CURRENCY_ID"])));
     let leads_spec = changed(&LEADS, ListSpec::crm("crm.lead.list").with("select", crm_select));
     let contacts_spec = changed(&CONTACTS, ListSpec::crm("crm.contact.list").with("select", party_select.clone()));
     let companies_spec = changed(&COMPANIES, ListSpec::crm("crm.company.list").with("select", party_select));
     let activities_spec = changed(&ACTIVITIES, ListSpec::crm("crm.activity.list").with("select", json!(["*"])));
     let changed_tasks_spec = changed(&TASKS, tasks_spec.clone());
     // Every list's first page in one batch; then the lists side by side.
-    let specs = [&users_spec, &deals_spec, &leads_spec, &contacts_spec, &companies_spec, &activities_spec, &changed_tasks_spec, &history_spec, &calls_spec];
+    let specs = [&users_spec, &deals_spec, &leads_spec, &contacts_spec, &companies_spec, &activities_spec, &changed_tasks_spec, &history_spec, &lead_history_spec, &calls_spec];
     let mut firsts = client.first_pages(&specs).await?.into_iter();
     let mut first = || firsts.next().unwrap_or_default();
-    let (f_users, f_deals, f_leads, f_contacts, f_companies, f_activities, f_tasks, f_history, f_calls) = (first(), first(), first(), first(), first(), first(), first(), first(), first());
-    let (users, deals, leads, contacts, companies, activities, tasks, history, calls) = tokio::try_join!(
+    let (f_users, f_deals, f_leads, f_contacts, f_companies, f_activities, f_tasks, f_history, f_lead_history, f_calls) =
+        (first(), first(), first(), first(), first(), first(), first(), first(), first(), first());
+    let (users, deals, leads, contacts, companies, activities, tasks, history, lead_history, calls) = tokio::try_join!(
         client.list_rest(&users_spec, f_users.0, f_users.1),
         client.list_rest(&deals_spec, f_deals.0, f_deals.1),
         client.list_rest(&leads_spec, f_leads.0, f_leads.1),
@@ -280,11 +287,13 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         client.list_rest(&activities_spec, f_activities.0, f_activities.1),
         client.list_rest(&changed_tasks_spec, f_tasks.0, f_tasks.1),
         client.list_rest(&history_spec, f_history.0, f_history.1),
+        client.list_rest(&lead_history_spec, f_lead_history.0, f_lead_history.1),
         client.list_rest(&calls_spec, f_calls.0, f_calls.1),
     )?;
     raw.users = users;
     log("users", raw.users.len(), &mut records);
-    (raw.deals, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.calls) = (deals, leads, contacts, companies, activities, tasks, history, calls);
+    (raw.deals, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.lead_history, raw.calls) =
+        (deals, leads, contacts, companies, activities, tasks, history, lead_history, calls);
     for (entity, n) in [
         ("deals", raw.deals.len()),
         ("leads", raw.leads.len()),
@@ -293,12 +302,15 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         ("activities", raw.activities.len()),
         ("tasks", raw.tasks.len()),
         ("deal stage history", raw.deal_history.len()),
+        ("lead status history", raw.lead_history.len()),
         ("calls", raw.calls.len()),
     ] {
         log(entity, n, &mut records);
     }
 
-    // Product rows: all of them, or those of the deals that changed.
+    // Product rows: the portal requires `=ownerType` and `=ownerId` in the filter, so they
+    // are read by arrays of deal ids (all deals, or those that changed), one list per array,
+    // many arrays per `batch`.
     let rows_spec = ListSpec {
         method: "crm.item.productrow.list",
         root: Some("productRows"),
@@ -312,40 +324,32 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     .with("order", json!({"id": "ASC"}))
     .filter("=ownerType", json!("D"));
     let changed_deals: Vec<String> = raw.deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
-    if incremental {
-        for chunk in changed_deals.chunks(500) {
-            raw.product_rows.extend(client.list_all(&rows_spec.clone().filter("@ownerId", json!(chunk))).await?);
-        }
-    } else {
-        raw.product_rows = client.list_all(&rows_spec).await?;
-    }
+    let owner_lists: Vec<ListSpec> = changed_deals.chunks(OWNERS_PER_COMMAND).map(|chunk| rows_spec.clone().filter("=ownerId", json!(chunk))).collect();
+    raw.product_rows = client.list_many(&owner_lists).await?;
     log("product rows", raw.product_rows.len(), &mut records);
 
-    // Deleted records: found by scanning ids (list methods never return tombstones).
-    let reconcile_due = !incremental
-        || cursors
-            .get(CURSOR_RECONCILED)
-            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
-            .is_none_or(|at| now.signed_duration_since(at.with_timezone(&Utc)).to_std().unwrap_or_default() >= cfg.reconcile_every);
+    // Deleted records: list methods never return tombstones, so every incremental refresh
+    // scans ids (keyset chains in `batch`, 2,500 ids a request): no record the portal had
+    // deleted before the refresh began is served.
     let mut alive: BTreeMap<Table, HashSet<String>> = BTreeMap::new();
-    if incremental && reconcile_due {
+    if incremental {
         let client = &client;
         let ids = |spec: ListSpec| async move {
             let field = if spec_is_camel(&spec) { "id" } else { "ID" };
-            let rows = client.list_all(&spec.with("select", json!(["ID"]))).await?;
+            let rows = client.list_all(&spec.with("select", json!([field.to_uppercase()]))).await?;
             Ok::<HashSet<String>, Bitrix24Error>(rows.iter().filter_map(|r| mapping::id(r, field)).collect())
         };
-        alive.insert(Table::Deals, ids(ListSpec::crm("crm.deal.list")).await?);
-        alive.insert(Table::Leads, ids(ListSpec::crm("crm.lead.list")).await?);
-        alive.insert(Table::Contacts, ids(ListSpec::crm("crm.contact.list")).await?);
-        alive.insert(Table::Companies, ids(ListSpec::crm("crm.company.list")).await?);
-        alive.insert(Table::Activities, ids(ListSpec::crm("crm.activity.list")).await?);
         let mut task_ids = tasks_spec.clone();
         task_ids.params.remove("select");
-        alive.insert(Table::Tasks, ids(task_ids).await?);
-    }
-    if reconcile_due {
-        cursors.insert(CURSOR_RECONCILED.into(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let (deals, leads, contacts, companies, activities, tasks) = tokio::try_join!(
+            ids(ListSpec::crm("crm.deal.list")),
+            ids(ListSpec::crm("crm.lead.list")),
+            ids(ListSpec::crm("crm.contact.list")),
+            ids(ListSpec::crm("crm.company.list")),
+            ids(ListSpec::crm("crm.activity.list")),
+            ids(task_ids),
+        )?;
+        alive.extend([(Table::Deals, deals), (Table::Leads, leads), (Table::Contacts, contacts), (Table::Companies, companies), (Table::Activities, activities), (Table::Tasks, tasks)]);
     }
     let read_seconds = started.elapsed().as_secs_f64();
 
@@ -369,7 +373,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
             }
         }
     }
-    for (entity, list, field) in [("deal_stage_history", &raw.deal_history, "ID"), ("calls", &raw.calls, "ID")] {
+    for (entity, list, field) in [("deal_stage_history", &raw.deal_history, "ID"), ("lead_stage_history", &raw.lead_history, "ID"), ("calls", &raw.calls, "ID")] {
         if let Some(max) = list.iter().filter_map(|r| mapping::id(r, field)).filter_map(|i| i.parse::<u64>().ok()).max() {
             cursors.insert(format!("bitrix24.{entity}.id"), max.to_string());
         }
@@ -380,7 +384,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     if let Some(p) = &previous {
         merge::previous_links(p, &mut links).map_err(Bitrix24Error::Merge)?;
     }
-    links.add(&raw);
+    links.add(&raw, &m);
     let fresh = mapping::map(&raw, &links, &m)?;
     let (dataset, deleted) = match &previous {
         Some(p) => merge::merge(p, fresh, &changed_deals, &alive).map_err(Bitrix24Error::Merge)?,
@@ -399,7 +403,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         requests: stats.requests(),
         retries: stats.retries(),
         answers: stats.answers(),
-        reconciled: incremental && reconcile_due,
+        reconciled: incremental,
         deleted,
         read_seconds,
         seconds: started.elapsed().as_secs_f64(),
@@ -424,7 +428,6 @@ mod tests {
             rate: RateLimit { requests_per_second: 2.0, burst: 10 },
             loss_reason_field: None,
             overlap: Duration::from_secs(600),
-            reconcile_every: Duration::from_secs(86400),
             timeout: Duration::from_secs(60),
         }
     }
