@@ -195,6 +195,9 @@ pub struct MockData {
     /// ("leads" | "contacts" | "companies", note): the list a note is served by.
     pub notes: Vec<(String, Value)>,
     pub events: Vec<Value>,
+    /// What a deleted lead took to the trash, for a restore: `{"lead", "notes": [[entity,
+    /// note]…], "tasks"}`.
+    pub trashed: Vec<Value>,
 }
 
 /// The rolling request window and the recent 429s.
@@ -205,6 +208,11 @@ struct Limiter {
     max_in_window: u64,
     /// Times of 429 answers inside `block_window`, oldest first.
     recent_429s: VecDeque<Instant>,
+    /// The end of the wait the last JSON 429 named (`retry_after`): a request before it is
+    /// refused again, and that 429 is earned.
+    wait_until: Option<Instant>,
+    /// 429s earned: requests over the rolling window or inside a named wait.
+    earned_429s: u64,
 }
 
 /// The OAuth state of the one app installation the mock knows.
@@ -229,7 +237,8 @@ pub struct MockState {
     /// Tests edit, delete and add records between syncs (never held across an await).
     pub data: Mutex<MockData>,
     /// Each `/api/v4` request past the rate limit and authentication pops the first one.
-    pub faults: Mutex<VecDeque<Fault>>,
+    /// `None` entries are requests served normally (a plan: every twelfth request, …).
+    pub faults: Mutex<VecDeque<Option<Fault>>>,
     /// Read on every request: tests may change limits or the filter flag on the fly.
     pub config: Mutex<MockConfig>,
     limiter: Mutex<Limiter>,
@@ -297,7 +306,12 @@ impl MockState {
 
     /// Queues faults for the next `/api/v4` requests, in order.
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.faults.lock().unwrap().extend(faults);
+        self.faults.lock().unwrap().extend(faults.into_iter().map(Some));
+    }
+
+    /// Queues a plan: one entry per coming request, `None` served normally.
+    pub fn push_fault_plan(&self, plan: impl IntoIterator<Item = Option<Fault>>) {
+        self.faults.lock().unwrap().extend(plan);
     }
 
     /// Every `/api/v4` request received, whatever its fate.
@@ -318,6 +332,12 @@ impl MockState {
     /// Every 429 answered: the window's and injected ones.
     pub fn answered_429(&self) -> u64 {
         self.answered_429.load(Ordering::Relaxed)
+    }
+
+    /// 429s the client earned: requests over the rolling window or sent inside the wait a
+    /// 429 named (injected 429s are not earned; the requests after them may be).
+    pub fn earned_429(&self) -> u64 {
+        self.limiter.lock().unwrap().earned_429s
     }
 
     /// The account is blocked: everything answers 403 HTML, forever.
@@ -341,7 +361,8 @@ impl MockState {
         self.log.lock().unwrap().clone()
     }
 
-    /// Counts the request into the rolling window; false when it is one too many.
+    /// Counts the request into the rolling window; false when it is one too many or inside
+    /// the wait the last 429 named (A-LIMIT rows of docs/connectors/amocrm-conformance.md).
     fn admit(&self, limit: u32) -> bool {
         let now = Instant::now();
         let mut l = self.limiter.lock().unwrap();
@@ -351,7 +372,11 @@ impl MockState {
         l.window.push_back(now);
         let n = l.window.len() as u64;
         l.max_in_window = l.max_in_window.max(n);
-        n <= u64::from(limit)
+        let admitted = n <= u64::from(limit) && l.wait_until.is_none_or(|until| now >= until);
+        if !admitted {
+            l.earned_429s += 1;
+        }
+        admitted
     }
 
     /// A 429 answer (HTML or JSON per `html`), recorded toward the block.
@@ -370,6 +395,11 @@ impl MockState {
         }
         if html {
             return Answer::new(StatusCode::TOO_MANY_REQUESTS, TEXT_HTML, ERROR_TOO_MANY_HTML);
+        }
+        {
+            let mut l = self.limiter.lock().unwrap();
+            let until = now + Duration::from_secs(config.retry_after_seconds);
+            l.wait_until = Some(l.wait_until.map_or(until, |u| u.max(until)));
         }
         let mut body = fixture_json(ERROR_TOO_MANY_JSON);
         body["retry_after"] = json!(config.retry_after_seconds);
@@ -546,7 +576,7 @@ async fn handle(State(state): State<Arc<MockState>>, method: Method, uri: Uri, h
         return Answer::unauthorized().into_response();
     }
 
-    let fault = state.faults.lock().unwrap().pop_front();
+    let fault = state.faults.lock().unwrap().pop_front().flatten();
     let mut truncate = false;
     match fault {
         None => {}
@@ -857,8 +887,11 @@ struct OrderSpec {
     tie_follows: bool,
 }
 
+// The documented sort fields (A-LEADS-1, A-CONT-1, A-TASKS-2, A-NOTES-1); another is refused
+// with 400 (what the API does with one is not documented, so a connector must not send it).
 const BY_ID: OrderSpec = OrderSpec { fields: &["id", "created_at", "updated_at"], default: ("id", false), tie_follows: false };
-const TASK_ORDER: OrderSpec = OrderSpec { fields: &["id", "created_at", "updated_at", "complete_till"], default: ("id", false), tie_follows: false };
+const PARTY_ORDER: OrderSpec = OrderSpec { fields: &["id", "updated_at"], default: ("id", false), tie_follows: false };
+const TASK_ORDER: OrderSpec = OrderSpec { fields: &["id", "created_at", "complete_till"], default: ("id", false), tie_follows: false };
 const NOTE_ORDER: OrderSpec = OrderSpec { fields: &["id", "updated_at"], default: ("id", false), tie_follows: false };
 const EVENT_ORDER: OrderSpec = OrderSpec { fields: &["created_at", "id"], default: ("created_at", true), tie_follows: true };
 
@@ -918,7 +951,7 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
                 "companies" => "companies",
                 _ => "leads",
             };
-            let spec = ListSpec { key, max_limit: MAX_LIMIT, order: &BY_ID };
+            let spec = ListSpec { key, max_limit: MAX_LIMIT, order: if rest == "leads" { &BY_ID } else { &PARTY_ORDER } };
             paged(base, path, q, rows.iter(), &f, &spec)
         }
         "tasks" => {
@@ -949,7 +982,22 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
                 .range(q, "created_at");
             paged(base, path, q, data.events.iter(), &f, &ListSpec { key: "events", max_limit: MAX_EVENTS_LIMIT, order: &EVENT_ORDER })
         }
-        _ => Answer::problem(StatusCode::NOT_FOUND, "Not Found"),
+        _ => match rest.split_once('/') {
+            // One record by id (A-LEADS-…: `GET /api/v4/{entity}/{id}`); 404 when there is
+            // none (deleted ones included).
+            Some((entity @ ("leads" | "contacts" | "companies"), id)) if id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() => {
+                let rows = match entity {
+                    "leads" => &data.leads,
+                    "contacts" => &data.contacts,
+                    _ => &data.companies,
+                };
+                match rows.iter().find(|r| r["id"].as_i64().map(|i| i.to_string()).as_deref() == Some(id)) {
+                    Some(record) => Answer::hal(record),
+                    None => Answer::problem(StatusCode::NOT_FOUND, "Not Found"),
+                }
+            }
+            _ => Answer::problem(StatusCode::NOT_FOUND, "Not Found"),
+        },
     }
 }
 
@@ -995,6 +1043,14 @@ fn paged<'a>(base: &str, path: &str, q: &Query, rows: impl Iterator<Item = &'a V
         Err(e) => return e,
     };
     let page = parse_page(q);
+    if let Some((field, _)) = q.order()
+        && spec.order.fields != EVENT_ORDER.fields
+        && !spec.order.fields.contains(&field)
+    {
+        let mut body = fixture_json(ERROR_VALIDATION);
+        body["validation-errors"][0]["errors"] = json!([{"code": "NotSupportedChoice", "path": format!("order.{field}"), "detail": "The value you selected is not a valid choice."}]);
+        return Answer::json(StatusCode::BAD_REQUEST, PROBLEM_JSON, &body);
+    }
     let mut hits: Vec<&Value> = rows.filter(|r| filters.matches(r)).collect();
     sort_rows(&mut hits, q, spec.order);
     let rows: Vec<Value> = hits.iter().skip((page - 1).saturating_mul(limit)).take(limit).map(|r| (*r).clone()).collect();
@@ -1140,9 +1196,67 @@ impl MockState {
             "account_id": ACCOUNT_ID,
             "_links": self_link(&format!("/api/v4/leads/{id}")),
         }));
+        let notes: Vec<Value> = data.notes.iter().filter(|(e, n)| e == "leads" && n["entity_id"].as_i64() == Some(id)).map(|(e, n)| json!([e, n])).collect();
+        let tasks: Vec<Value> = data.tasks.iter().filter(|t| t["entity_type"] == "leads" && t["entity_id"].as_i64() == Some(id)).cloned().collect();
+        data.trashed.push(json!({"lead": lead, "notes": notes, "tasks": tasks}));
         data.notes.retain(|(e, n)| !(e == "leads" && n["entity_id"].as_i64() == Some(id)));
         data.tasks.retain(|t| !(t["entity_type"] == "leads" && t["entity_id"].as_i64() == Some(id)));
         data.events.push(event(event_id, "lead_deleted", ("lead", id), by, at, (json!([]), json!([]))));
+    }
+
+    /// Restores lead `id` from the trash with its notes and tasks, as they were (its
+    /// `updated_at` unchanged: nothing in it changed), and logs a `lead_restored` event.
+    pub fn restore_lead(&self, id: i64, at: i64) {
+        let event_id = self.next_event_id();
+        let mut data = self.data.lock().unwrap();
+        let i = data.trashed.iter().position(|t| t["lead"]["id"].as_i64() == Some(id)).unwrap_or_else(|| panic!("restore_lead: lead {id} is not in the trash"));
+        let trashed = data.trashed.remove(i);
+        data.trash.retain(|t| t["id"].as_i64() != Some(id));
+        let by = trashed["lead"]["updated_by"].as_i64().unwrap_or(0);
+        data.leads.push(trashed["lead"].clone());
+        data.leads.sort_by_key(|l| l["id"].as_i64());
+        for n in trashed["notes"].as_array().unwrap() {
+            data.notes.push((n[0].as_str().unwrap().to_string(), n[1].clone()));
+        }
+        data.tasks.extend(trashed["tasks"].as_array().unwrap().iter().cloned());
+        data.events.push(event(event_id, "lead_restored", ("lead", id), by, at, (json!([]), json!([]))));
+    }
+
+    /// Adds `task` with `created_at = updated_at = at` and logs `task_added`.
+    pub fn add_task(&self, mut task: Value, at: i64) {
+        let event_id = self.next_event_id();
+        task["created_at"] = json!(at);
+        task["updated_at"] = json!(at);
+        let id = task["id"].as_i64().expect("add_task: the task needs an id");
+        let by = task["created_by"].as_i64().unwrap_or(0);
+        let mut data = self.data.lock().unwrap();
+        data.tasks.push(task);
+        data.events.push(event(event_id, "task_added", ("task", id), by, at, (json!([]), json!([]))));
+    }
+
+    /// Applies `f` to task `id` and sets `updated_at = at` (a completion also logs
+    /// `task_completed`).
+    pub fn edit_task(&self, id: i64, at: i64, f: impl FnOnce(&mut Value)) {
+        let event_id = self.next_event_id();
+        let mut data = self.data.lock().unwrap();
+        let task = find_mut(&mut data.tasks, id).unwrap_or_else(|| panic!("edit_task: no task {id}"));
+        let was_done = task["is_completed"] == json!(true);
+        f(task);
+        task["updated_at"] = json!(at);
+        let (done, by) = (task["is_completed"] == json!(true), task["updated_by"].as_i64().unwrap_or(0));
+        if done && !was_done {
+            data.events.push(event(event_id, "task_completed", ("task", id), by, at, (json!([]), json!([]))));
+        }
+    }
+
+    /// Deletes task `id` (tasks have no trash) and logs `task_deleted`.
+    pub fn delete_task(&self, id: i64, at: i64) {
+        let event_id = self.next_event_id();
+        let mut data = self.data.lock().unwrap();
+        let i = data.tasks.iter().position(|t| t["id"].as_i64() == Some(id)).unwrap_or_else(|| panic!("delete_task: no task {id}"));
+        let task = data.tasks.remove(i);
+        let by = task["updated_by"].as_i64().unwrap_or(0);
+        data.events.push(event(event_id, "task_deleted", ("task", id), by, at, (json!([]), json!([]))));
     }
 
     /// Adds `note` to the notes of `entity` ("leads" | "contacts" | "companies") with
@@ -1334,6 +1448,7 @@ impl MockData {
             tasks: fixture_embedded(fixture!("tasks_page1.json"), "tasks"),
             notes,
             events,
+            trashed: Vec::new(),
         }
     }
 
@@ -1594,7 +1709,7 @@ impl MockData {
 
 /// A config whose rate limit never bites (for tests that are not about it).
 fn unlimited() -> MockConfig {
-    MockConfig { requests_per_second: 1_000_000, block_after_429s: 0, ..MockConfig::default() }
+    MockConfig { requests_per_second: 1_000_000, block_after_429s: 0, retry_after_seconds: 0, ..MockConfig::default() }
 }
 
 /// One answer as the test sees it.
@@ -1930,6 +2045,37 @@ async fn eight_fast_requests_get_one_429_and_repeated_429s_block_the_account() {
     assert_eq!((mock.state.rejected_rate_limit(), mock.state.answered_429(), mock.state.is_blocked()), (0, 2, true));
 }
 
+/// A-LIMIT-2/3 of docs/connectors/amocrm-conformance.md: a JSON 429 names its wait
+/// (`retry_after`); a request inside it is refused again and that 429 is earned.
+#[tokio::test]
+async fn conformance_a_request_inside_the_named_wait_earns_a_429() {
+    let mock = MockAmoCrm::start(MockConfig { retry_after_seconds: 1, block_after_429s: 0, ..MockConfig::default() }, MockData::fixtures()).await;
+    let api = Api::new(&mock);
+    mock.state.push_faults([Fault::TooManyJson]);
+    let r = api.get("/api/v4/users").await;
+    assert_eq!((r.status, r.json()["retry_after"].as_u64()), (429, Some(1)));
+    assert_eq!(mock.state.earned_429(), 0, "an injected 429 is not earned");
+    assert_eq!(api.get("/api/v4/users").await.status, 429);
+    assert_eq!(mock.state.earned_429(), 1);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(api.get("/api/v4/users").await.status, 200);
+    assert_eq!(mock.state.earned_429(), 1);
+}
+
+/// A-TASKS-2, A-CONT-1: a sort field the method does not document is refused.
+#[tokio::test]
+async fn conformance_undocumented_sort_fields_are_refused() {
+    let mock = MockAmoCrm::start(unlimited(), MockData::generated(30)).await;
+    let api = Api::new(&mock);
+    for (path, field) in [("/api/v4/tasks", "updated_at"), ("/api/v4/contacts", "created_at"), ("/api/v4/companies", "created_at")] {
+        let r = api.get(&format!("{path}?order[{field}]=asc")).await;
+        assert_eq!((r.status, r.json()["validation-errors"][0]["errors"][0]["path"].as_str()), (400, Some(format!("order.{field}").as_str())), "{path}");
+    }
+    for (path, field) in [("/api/v4/tasks", "id"), ("/api/v4/tasks", "complete_till"), ("/api/v4/contacts", "updated_at"), ("/api/v4/leads", "created_at"), ("/api/v4/leads/notes", "updated_at")] {
+        assert_eq!(api.get(&format!("{path}?order[{field}]=asc")).await.status, 200, "{path} {field}");
+    }
+}
+
 #[tokio::test]
 async fn the_window_rolls_over_one_second() {
     let mock = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
@@ -2017,7 +2163,7 @@ async fn injected_faults_are_answered_in_order() {
     assert_eq!(api.with_token(None).get("/api/v4/leads").await.status, 401);
 
     let r = api.get("/api/v4/leads").await;
-    assert_eq!((r.status, r.content_type.as_deref(), r.json()["retry_after"].as_u64()), (429, Some(PROBLEM_JSON), Some(1)));
+    assert_eq!((r.status, r.content_type.as_deref(), r.json()["retry_after"].as_u64()), (429, Some(PROBLEM_JSON), Some(0)));
     assert!(r.headers.get("retry-after").is_none());
     let r = api.get("/api/v4/leads").await;
     assert_eq!((r.status, r.content_type.as_deref(), r.text()), (429, Some(TEXT_HTML), ERROR_TOO_MANY_HTML.to_string()));

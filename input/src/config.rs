@@ -679,9 +679,9 @@ impl Config {
                     if !(5..=600).contains(&timeout) {
                         return Err(invalid(&key("source.timeout_seconds"), format!("must be 5 to 600, got {timeout}")));
                     }
-                    let max_429 = max_429_in_a_row.unwrap_or(3);
-                    if !(1..=10).contains(&max_429) {
-                        return Err(invalid(&key("source.max_429_in_a_row"), format!("must be 1 to 10, got {max_429}")));
+                    if max_429_in_a_row.is_some() {
+                        // Accepted so that older configs still start; it no longer applies.
+                        tracing::warn!(key = %key("source.max_429_in_a_row"), "max_429_in_a_row is no longer used: a 429 pauses every request to the account for the wait amoCRM names, and only amoCRM's block page stops a sync; remove the line");
                     }
                     let currency = currency.unwrap_or_else(|| "RUB".into()).to_uppercase();
                     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -692,11 +692,9 @@ impl Config {
                         base_key,
                         auth,
                         rate: sources::RateLimit { requests_per_second, burst: 1 },
-                        rate_key: key("source.requests_per_second"),
                         overlap: std::time::Duration::from_secs(u64::from(overlap_minutes.unwrap_or(10)) * 60),
                         full_sync_every: std::time::Duration::from_secs(u64::from(full_sync_hours.unwrap_or(168)) * 3600),
                         timeout: std::time::Duration::from_secs(timeout),
-                        max_429_in_a_row: max_429,
                         currency,
                     }))
                 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -139,21 +139,50 @@ impl HttpStats {
     }
 }
 
-/// A rate-limited, retrying HTTP client.
+/// The pace of every client of one CRM account: the token bucket and the pause a throttling
+/// answer starts. Shared by every refresh of the account in this process, so one refresh
+/// started right after another (or beside it) does not start with a fresh bucket and meet
+/// the CRM's rolling window, and a pause asked of one is kept by all.
 #[derive(Debug)]
-pub struct PoliteClient {
-    http: reqwest::Client,
+struct Pace {
     limiter: DefaultDirectRateLimiter,
-    policy: RetryPolicy,
-    stats: HttpStats,
     /// Until when every request waits after a [`Verdict::Throttled`] answer.
     paused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
+/// Paces by account and rate (a changed rate starts a new bucket).
+type PaceKey = (String, u64, u32);
+
+static PACES: std::sync::LazyLock<Mutex<BTreeMap<PaceKey, Arc<Pace>>>> = std::sync::LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// A rate-limited, retrying HTTP client.
+#[derive(Debug)]
+pub struct PoliteClient {
+    http: reqwest::Client,
+    pace: Arc<Pace>,
+    policy: RetryPolicy,
+    stats: HttpStats,
+}
+
 impl PoliteClient {
+    /// A client with a pace of its own.
+    ///
     /// # Errors
     /// A rate of 0 or below, or a TLS setup failure.
     pub fn new(rate: RateLimit, policy: RetryPolicy) -> Result<PoliteClient, HttpError> {
+        Self::build(None, rate, policy)
+    }
+
+    /// A client that shares its pace with every other client of `account` (a host, or the
+    /// host and port) at the same rate in this process.
+    ///
+    /// # Errors
+    /// A rate of 0 or below, or a TLS setup failure.
+    pub fn for_account(account: &str, rate: RateLimit, policy: RetryPolicy) -> Result<PoliteClient, HttpError> {
+        Self::build(Some(account), rate, policy)
+    }
+
+    fn build(account: Option<&str>, rate: RateLimit, policy: RetryPolicy) -> Result<PoliteClient, HttpError> {
         let bad = || HttpError::BadRate { requests_per_second: rate.requests_per_second, burst: rate.burst };
         if !(rate.requests_per_second.is_finite() && rate.requests_per_second > 0.0) {
             return Err(bad());
@@ -166,7 +195,16 @@ impl PoliteClient {
             .connect_timeout(policy.timeout.min(Duration::from_secs(15)))
             .build()
             .map_err(|e| HttpError::Client(e.to_string()))?;
-        Ok(PoliteClient { http, limiter: RateLimiter::direct(quota), policy, stats: HttpStats::default(), paused_until: Mutex::new(None) })
+        let fresh = || Arc::new(Pace { limiter: RateLimiter::direct(quota), paused_until: Mutex::new(None) });
+        let pace = match account {
+            None => fresh(),
+            Some(account) => {
+                let key = (account.to_string(), rate.requests_per_second.to_bits(), rate.burst);
+                let mut paces = PACES.lock().map_err(|_| HttpError::Client("the pace registry is poisoned".into()))?;
+                Arc::clone(paces.entry(key).or_insert_with(fresh))
+            }
+        };
+        Ok(PoliteClient { http, pace, policy, stats: HttpStats::default() })
     }
 
     pub fn stats(&self) -> &HttpStats {
@@ -195,8 +233,15 @@ impl PoliteClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            self.wait_out_pause().await;
-            self.limiter.until_ready().await;
+            // A pause that began while this request waited for its token is waited out
+            // too: sending inside a server's requested wait is what earns the next 429.
+            loop {
+                self.wait_out_pause().await;
+                self.pace.limiter.until_ready().await;
+                if !self.paused() {
+                    break;
+                }
+            }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let (reason, after, throttled) = match self.attempt(&build).await {
                 Ok(answer) => {
@@ -235,13 +280,17 @@ impl PoliteClient {
     /// Makes every request of this client wait `wait` from now (a longer pause stays).
     fn pause_for(&self, wait: Duration) {
         let until = tokio::time::Instant::now() + wait;
-        if let Ok(mut paused) = self.paused_until.lock() {
+        if let Ok(mut paused) = self.pace.paused_until.lock() {
             *paused = Some(paused.map_or(until, |p| p.max(until)));
         }
     }
 
+    fn paused(&self) -> bool {
+        self.pace.paused_until.lock().ok().and_then(|p| *p).is_some_and(|until| until > tokio::time::Instant::now())
+    }
+
     async fn wait_out_pause(&self) {
-        let until = self.paused_until.lock().ok().and_then(|p| *p);
+        let until = self.pace.paused_until.lock().ok().and_then(|p| *p);
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }

@@ -98,17 +98,13 @@ pub mod amocrm {
         pub base_key: String,
         pub auth: AmoCrmAuth,
         pub rate: RateLimit,
-        /// The config key of `requests_per_second`, for messages.
-        pub rate_key: String,
         /// How far before the cursor an incremental pull starts reading again.
         pub overlap: Duration,
-        /// How often a pull is a full one (finds what incremental reads cannot: deleted tasks,
-        /// contacts unlinked from deals).
+        /// How often a pull is a full one anyway (a safety net: incremental pulls read every
+        /// change the API reports).
         pub full_sync_every: Duration,
         /// One request's timeout.
         pub timeout: Duration,
-        /// 429 answers in a row after which the sync stops (before amoCRM blocks the account).
-        pub max_429_in_a_row: u32,
         /// The account's currency, when the account does not say (ISO 4217).
         pub currency: String,
     }

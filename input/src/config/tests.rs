@@ -173,7 +173,7 @@ fn amocrm_sources_parse_with_defaults_and_name_mistakes() {
     let SourceConfig::AmoCrm(cfg) = &c.tenants[0].source else { panic!("{:?}", c.tenants[0].source) };
     assert_eq!(cfg.base_url, "https://acme.kommo.com");
     assert_eq!(cfg.rate.requests_per_second, 6.5);
-    assert_eq!((cfg.rate.burst, cfg.max_429_in_a_row, cfg.currency.as_str()), (1, 3, "RUB"));
+    assert_eq!((cfg.rate.burst, cfg.currency.as_str()), (1, "RUB"));
     assert!(matches!(&cfg.auth, crate::config::sources::amocrm::AmoCrmAuth::LongLived(SecretSource::Env { name, .. }) if name == "ACME_AMO"));
     let c = amocrm("base_url = \"http://127.0.0.1:9000\"\nclient_id = \"id\"\nclient_secret_env = \"S\"\nredirect_uri = \"https://x/cb\"\noauth_token_file = \"t.json\"").unwrap();
     let SourceConfig::AmoCrm(cfg) = &c.tenants[0].source else { panic!() };

@@ -1,10 +1,11 @@
 //! Calls to one amoCRM account: the bearer token (long-lived, or an OAuth access token
-//! refreshed on a 401), the vendor's answers judged (429 slows the whole client and, repeated,
-//! stops the sync before the account is blocked; a 403 block page stops it at once), and
+//! refreshed on a 401), the vendor's answers judged (a 429, or any answer naming a wait,
+//! pauses every request to the account for that wait; only the 403 block page stops the
+//! sync, at once), and
 //! HAL lists read by page number, a few pages at a time, until a 204, a short page or a page
 //! without a `next` link.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,13 +29,8 @@ pub(super) struct Client {
     base: Url,
     auth: Auth,
     http: PoliteClient,
-    /// 429 answers in a row (any request); the sync stops at `max_429_in_a_row`.
-    too_many_in_a_row: AtomicU32,
-    max_429_in_a_row: u32,
     /// Set by a block page: every later request fails at once.
     blocked: AtomicBool,
-    /// The config key of `requests_per_second`, for messages.
-    rate_key: String,
     /// Who hears of each list's rows as they arrive.
     progress: ProgressHandle,
 }
@@ -90,8 +86,8 @@ impl ListSpec {
 const BLOCKED: &str = "amoCRM blocked this account's API access (HTTP 403 with the gateway's block page), which it does after repeated 429 answers; salespulse stopped at once and will not retry into the block. Ask amoCRM support to lift it, and check that no other integration calls this account at the same time";
 
 impl Client {
-    pub(super) fn new(base: Url, auth: Auth, http: PoliteClient, max_429_in_a_row: u32, rate_key: String) -> Client {
-        Client { base, auth, http, too_many_in_a_row: AtomicU32::new(0), max_429_in_a_row, blocked: AtomicBool::new(false), rate_key, progress: silent() }
+    pub(super) fn new(base: Url, auth: Auth, http: PoliteClient) -> Client {
+        Client { base, auth, http, blocked: AtomicBool::new(false), progress: silent() }
     }
 
     pub(super) fn with_progress(mut self, progress: ProgressHandle) -> Client {
@@ -179,13 +175,8 @@ impl Client {
     fn judge(&self, answer: Answer) -> Verdict<Reply> {
         let status = answer.status.as_u16();
         if status == 429 {
-            let seen = self.too_many_in_a_row.fetch_add(1, Ordering::SeqCst) + 1;
-            if seen >= self.max_429_in_a_row {
-                return Verdict::Fail(format!(
-                    "amoCRM answered 429 (too many requests) {seen} times in a row; the sync stops here, because repeated 429s make amoCRM block the whole account. Lower {} or stop other integrations that call this account at the same time",
-                    self.rate_key
-                ));
-            }
+            // Waited out by every request to the account (the polite client pauses them
+            // all), then retried: a 429 alone never stops a sync; the block page does.
             let body: Option<Value> = serde_json::from_slice(&answer.body).ok();
             let after = body
                 .as_ref()
@@ -197,7 +188,6 @@ impl Client {
             let shape = if answer.is_html() { "an HTML page" } else { "JSON" };
             return Verdict::Throttled { reason: format!("HTTP 429 (too many requests, {shape})"), after };
         }
-        self.too_many_in_a_row.store(0, Ordering::SeqCst);
         let problem: Option<Value> = serde_json::from_slice(&answer.body).ok();
         let detail = problem.as_ref().and_then(|p| p.get("detail").or_else(|| p.get("title"))).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| answer.excerpt());
         match status {
@@ -223,7 +213,11 @@ impl Client {
                 "amoCRM refused access (403: {detail}); the token's user must be an account administrator (the users list is for admins only), and the API must be allowed from this server's address"
             )),
             404 => Verdict::Fail(format!("amoCRM has no such page (404: {detail}); check that the account address is right")),
-            500..=599 => Verdict::Retry { reason: format!("HTTP {status}: {detail}"), after: answer.retry_after() },
+            // A server that names a wait is asking the whole client to wait.
+            500..=599 => match answer.retry_after() {
+                Some(after) => Verdict::Throttled { reason: format!("HTTP {status}: {detail}"), after: Some(after) },
+                None => Verdict::Retry { reason: format!("HTTP {status}: {detail}"), after: None },
+            },
             _ => Verdict::Fail(format!("amoCRM answered HTTP {status}: {detail}")),
         }
     }

@@ -68,7 +68,7 @@ pub(super) fn previous_deals(previous: &Previous) -> Result<(HashSet<String>, Ha
 fn replaced(table: Table) -> bool {
     matches!(
         table,
-        Table::Managers | Table::Departments | Table::Pipelines | Table::Stages | Table::Sources | Table::LossReasons | Table::DealStageHistory | Table::DealItems
+        Table::Managers | Table::Departments | Table::Pipelines | Table::Stages | Table::Sources | Table::LossReasons | Table::DealStageHistory | Table::DealItems | Table::Tasks
     )
 }
 

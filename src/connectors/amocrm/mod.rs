@@ -4,12 +4,15 @@
 //! - Every list is read page by page (250 rows, events 100) along `_links.next`; a 204 ends
 //!   it. The lists are read side by side under the polite client's token bucket, which stays
 //!   under the vendor's 7 requests per second.
-//! - A 429 slows the whole client for its `retry_after`; a few in a row stop the sync before
-//!   amoCRM blocks the account; a 403 block page stops it at once.
+//! - The token bucket is shared by every refresh of the account in the process. A 429 (or
+//!   any answer naming a wait) pauses every request to the account for that wait; no
+//!   number of 429s stops a sync, only the 403 block page does, at once.
 //! - An incremental sync reads what changed since the previous snapshot's cursor (minus an
-//!   overlap): with the account's API filter where it has one, else a scan by `updated_at`
-//!   descending that stops at the cursor. Deletions come from the `*_deleted` events and the
-//!   trash (`with=only_deleted`). Every `full_sync_hours` the sync is a full one.
+//!   overlap, for writes the API shows late): with the account's API filter where it has
+//!   one, else a scan by `updated_at` descending that stops at the cursor. Deletions and
+//!   restores come from the `*_deleted`/`*_restored` events and the trash; a restored record
+//!   is read again by id with its notes and stage events. Tasks are read in full (a deleted
+//!   contact's tasks go without an event). Every `full_sync_hours` the sync is a full one.
 //!
 //! docs/connectors/amocrm.md documents the setup, the mapping and the sync rules.
 
@@ -91,7 +94,9 @@ fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
     let base = base_url(cfg)?;
     let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
     let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
-    let http = PoliteClient::new(cfg.rate, policy)?;
+    // One pace per account in this process: refreshes of it, back to back or side by side,
+    // share the token bucket and any pause the account asked for.
+    let http = PoliteClient::for_account(&format!("amocrm {host}"), cfg.rate, policy)?;
     let auth = match &cfg.auth {
         AmoCrmAuth::LongLived(secret) => {
             let key = secret.describe();
@@ -104,7 +109,7 @@ fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
             Auth::OAuth { app: Box::new(app), tokens: tokio::sync::Mutex::new(tokens) }
         }
     };
-    Ok((Client::new(base, auth, http, cfg.max_429_in_a_row, cfg.rate_key.clone()), host))
+    Ok((Client::new(base, auth, http), host))
 }
 
 fn oauth_app(o: &OAuthConfig, base: &Url) -> Result<oauth::OAuthApp, AmoCrmError> {
@@ -131,7 +136,8 @@ pub async fn authorize(cfg: &AmoCrmConfig, code: &str) -> Result<PathBuf, AmoCrm
         return Err(AmoCrmError::Config { key: cfg.base_key.clone(), message: "this tenant signs in with a long-lived token; an authorization code is for OAuth integrations (client_id, client_secret_env, redirect_uri, token_file)".into() });
     };
     let base = base_url(cfg)?;
-    let http = PoliteClient::new(cfg.rate, RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() })?;
+    let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
+    let http = PoliteClient::for_account(&format!("amocrm {host}"), cfg.rate, RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() })?;
     oauth_app(o, &base)?.exchange_code(&http, code.trim()).await?;
     Ok(o.token_file.clone())
 }
@@ -239,7 +245,10 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
     let leads_spec = changed(ListSpec::new("/api/v4/leads", "leads", 250).with("with", "contacts,loss_reason,source_id"), true);
     let contacts_spec = changed(ListSpec::new("/api/v4/contacts", "contacts", 250), true);
     let companies_spec = changed(ListSpec::new("/api/v4/companies", "companies", 250), true);
-    let tasks_spec = changed(ListSpec::new("/api/v4/tasks", "tasks", 250), false);
+    // Tasks are read in full every time: amoCRM deletes a contact's or a company's tasks
+    // with it and logs no event for them, so only the whole list says which are gone. They
+    // sort by id, created_at or complete_till only (A-TASKS-2).
+    let tasks_spec = ListSpec::new("/api/v4/tasks", "tasks", 250).with("order[id]", "asc");
     let notes = |path: &'static str| changed(ListSpec::new(path, "notes", 250), false);
     let (lead_notes, contact_notes, company_notes) = (notes("/api/v4/leads/notes"), notes("/api/v4/contacts/notes"), notes("/api/v4/companies/notes"));
     let events = |types: &[&str]| {
@@ -253,7 +262,7 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         spec.with("filter[created_at][to]", until)
     };
     let status_spec = events(&["lead_status_changed"]);
-    let deleted_spec = events(&["lead_deleted", "contact_deleted", "company_deleted"]);
+    let deleted_spec = events(&DELETION_EVENTS);
     let trash_spec = ListSpec::new("/api/v4/leads", "leads", 250).with("with", "only_deleted");
     let deletions = async {
         if incremental {
@@ -290,7 +299,6 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
     for (entity, list) in [("leads", n_leads), ("contacts", n_contacts), ("companies", n_companies)] {
         raw.notes.extend(dedupe(list).into_iter().map(|n| (entity, n)));
     }
-    let read_seconds = started.elapsed().as_secs_f64();
     let mut records = BTreeMap::new();
     for (entity, n) in [
         ("users", raw.users.len()),
@@ -308,18 +316,17 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         records.insert(entity, n);
     }
 
-    // Deleted since the cursor: delete events and the trash, unless the record is back.
-    let mut deleted = merge::Deleted::default();
-    for e in &deleted_events {
-        let Some(id) = mapping::id(e, "entity_id") else { continue };
-        match e.get("type").and_then(Value::as_str) {
-            Some("lead_deleted") => deleted.deals.insert(id),
-            Some("contact_deleted") => deleted.contacts.insert(id),
-            Some("company_deleted") => deleted.companies.insert(id),
-            _ => false,
-        };
+    // Deleted since the cursor: delete events and the trash, unless the record is back;
+    // records restored from the trash (their `updated_at` unchanged) are read again by id,
+    // with their notes, tasks and stage events.
+    let (mut deleted, restored) = deleted_and_restored(&deleted_events);
+    let in_trash: HashSet<String> = trash.iter().filter_map(|t| mapping::id(t, "id")).collect();
+    deleted.deals.extend(in_trash.iter().filter(|d| !restored.deals.contains(*d)).cloned());
+    if incremental {
+        read_restored(&client, &restored, &mut raw).await?;
+        records.insert("restored", restored.deals.len() + restored.contacts.len() + restored.companies.len());
     }
-    deleted.deals.extend(trash.iter().filter_map(|t| mapping::id(t, "id")));
+    let read_seconds = started.elapsed().as_secs_f64();
     let present = |rows: &[Value]| -> HashSet<String> { rows.iter().filter_map(|r| mapping::id(r, "id")).collect() };
     let (fresh_deals, fresh_contacts, fresh_companies) = (present(&raw.leads), present(&raw.contacts), present(&raw.companies));
     deleted.deals.retain(|d| !fresh_deals.contains(d));
@@ -390,6 +397,102 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
     Ok(AmoCrmPull { dataset, cursors, label, report })
 }
 
+/// The events that delete a record or bring it back from the trash (A-EVENTS-4; tasks are
+/// read in full).
+const DELETION_EVENTS: [&str; 6] = ["lead_deleted", "lead_restored", "contact_deleted", "contact_restored", "company_deleted", "company_restored"];
+
+/// Records deleted (last event a deletion) and restored (last event a restore) since the
+/// cursor, from the deletion events in time order.
+fn deleted_and_restored(events: &[Value]) -> (merge::Deleted, merge::Deleted) {
+    let mut ordered: Vec<(i64, String, &str, String)> = events
+        .iter()
+        .filter_map(|e| Some((e.get("created_at").and_then(Value::as_i64).unwrap_or(0), mapping::id(e, "id").unwrap_or_default(), e.get("type")?.as_str()?, mapping::id(e, "entity_id")?)))
+        .collect();
+    ordered.sort();
+    let mut last: BTreeMap<(&str, String), bool> = BTreeMap::new();
+    for (_, _, kind, id) in &ordered {
+        let (entity, action) = kind.split_once('_').unwrap_or((kind, ""));
+        last.insert((entity, id.clone()), action == "deleted");
+    }
+    let (mut deleted, mut restored) = (merge::Deleted::default(), merge::Deleted::default());
+    for ((entity, id), gone) in last {
+        let set = if gone { &mut deleted } else { &mut restored };
+        match entity {
+            "lead" => set.deals.insert(id),
+            "contact" => set.contacts.insert(id),
+            "company" => set.companies.insert(id),
+            _ => false,
+        };
+    }
+    (deleted, restored)
+}
+
+/// Reads the records restored from the trash (each by id: a list filter by id needs the
+/// paid API filter), their notes (a filter notes always have) and, for deals, every stage
+/// event (their history was dropped with them), into `raw`. Tasks are read in full anyway.
+async fn read_restored(client: &Client, restored: &merge::Deleted, raw: &mut Raw) -> Result<(), AmoCrmError> {
+    let fresh: HashSet<String> = raw.leads.iter().chain(&raw.contacts).chain(&raw.companies).filter_map(|r| mapping::id(r, "id")).collect();
+    for (ids, path, with, entity) in [
+        (&restored.deals, "/api/v4/leads", "contacts,loss_reason,source_id", "leads"),
+        (&restored.contacts, "/api/v4/contacts", "", "contacts"),
+        (&restored.companies, "/api/v4/companies", "", "companies"),
+    ] {
+        let ids: Vec<&String> = ids.iter().collect();
+        for id in &ids {
+            let query: Vec<(String, String)> = if with.is_empty() { Vec::new() } else { vec![("with".into(), with.into())] };
+            let Some(record) = client.get(&format!("{path}/{id}"), &query).await.or_else(|e| if is_not_found(&e) { Ok(None) } else { Err(e) })? else { continue };
+            if fresh.contains(*id) {
+                continue;
+            }
+            match entity {
+                "leads" => raw.leads.push(record),
+                "contacts" => raw.contacts.push(record),
+                _ => raw.companies.push(record),
+            }
+        }
+        for chunk in ids.chunks(50) {
+            let mut notes = ListSpec::new(notes_path(entity), "notes", 250).with("order[id]", "asc");
+            for (i, id) in chunk.iter().enumerate() {
+                notes = notes.with(&format!("filter[entity_id][{i}]"), id);
+            }
+            raw.notes.extend(client.list(&notes).await?.into_iter().map(|n| (notes_entity(entity), n)));
+        }
+        if entity == "leads" {
+            // `filter[entity_id]` takes at most 10 ids, with exactly one `filter[entity]`.
+            for chunk in ids.chunks(10) {
+                let mut events = ListSpec::new("/api/v4/events", "events", 100).with("filter[entity]", "lead").with("filter[type][0]", "lead_status_changed");
+                for (i, id) in chunk.iter().enumerate() {
+                    events = events.with(&format!("filter[entity_id][{i}]"), id);
+                }
+                raw.status_events.extend(client.list(&events).await?);
+            }
+        }
+    }
+    raw.leads = dedupe(std::mem::take(&mut raw.leads));
+    Ok(())
+}
+
+fn notes_path(entity: &str) -> &'static str {
+    match entity {
+        "leads" => "/api/v4/leads/notes",
+        "contacts" => "/api/v4/contacts/notes",
+        _ => "/api/v4/companies/notes",
+    }
+}
+
+fn notes_entity(entity: &str) -> &'static str {
+    match entity {
+        "leads" => "leads",
+        "contacts" => "contacts",
+        _ => "companies",
+    }
+}
+
+/// A 404 for one record: it went again (deleted after its restore).
+fn is_not_found(e: &AmoCrmError) -> bool {
+    matches!(e, AmoCrmError::Http(HttpError::Refused { message, .. }) if message.contains("(404"))
+}
+
 fn account_currency(account: &Value) -> Option<String> {
     account.get("currency").and_then(Value::as_str).filter(|c| c.len() == 3 && c.chars().all(|ch| ch.is_ascii_alphabetic())).map(str::to_uppercase)
 }
@@ -407,11 +510,9 @@ mod tests {
             base_key: "tenants[0] (acme).source.account".into(),
             auth: AmoCrmAuth::LongLived(SecretSource::Inline { key: "tenants[0] (acme).source.token".into(), value: "t0k3n".into() }),
             rate: RateLimit { requests_per_second: 6.5, burst: 1 },
-            rate_key: "tenants[0] (acme).source.requests_per_second".into(),
             overlap: Duration::from_secs(600),
             full_sync_every: Duration::from_secs(7 * 86400),
             timeout: Duration::from_secs(60),
-            max_429_in_a_row: 3,
             currency: "RUB".into(),
         }
     }

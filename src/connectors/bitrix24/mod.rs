@@ -141,7 +141,8 @@ fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
         }
     };
     let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
-    let http = PoliteClient::new(cfg.rate, policy)?;
+    // One pace per portal in this process (see `PoliteClient::for_account`).
+    let http = PoliteClient::for_account(&format!("bitrix24 {portal}"), cfg.rate, policy)?;
     Ok((Client::new(endpoint, http, key), portal))
 }
 
