@@ -109,6 +109,34 @@ async fn a_generated_account_maps_in_full_without_a_single_429() {
     }
     assert!(m.tables["deal_stage_history"].rows as usize > counts["deals"], "a creation row per deal and its moves");
     assert!(m.tables["leads"].rows > 0 && m.tables["leads"].rows as usize <= counts["deals"]);
+    // Products on deals, named and priced by the catalog; sources named, with channels.
+    let data = account.state.data.lock().unwrap().clone();
+    let links: usize = data.leads.iter().map(|l| l["_embedded"]["catalog_elements"].as_array().map_or(0, Vec::len)).sum();
+    assert!(links > 0);
+    assert_eq!(m.tables["deal_items"].rows as usize, links);
+    let items = rows(&store, m, Table::DealItems, &[]).await;
+    assert!(items.iter().all(|r| r.contains("|Товар ")), "{:?}", &items[..3]);
+    // A link naming a price field (price_id) is priced by that field, others by PRICE.
+    let priced = |lead: &serde_json::Value, link: &serde_json::Value| {
+        let element = data.catalog_elements.iter().find(|e| e["id"] == link["id"]).unwrap();
+        let field = if link["metadata"]["price_id"].is_null() { 3002 } else { 3003 };
+        let value = element["custom_fields_values"].as_array().unwrap().iter().find(|f| f["field_id"] == field).unwrap()["values"][0]["value"].as_str().unwrap().to_string();
+        let quantity = link["metadata"]["quantity"].as_f64().unwrap();
+        format!("{}|{}:{}|{}|{}|{quantity:?}|{value}.00|", lead["id"], lead["id"], link["id"], link["id"], element["name"].as_str().unwrap())
+    };
+    let mut special = 0;
+    for lead in &data.leads {
+        for link in lead["_embedded"]["catalog_elements"].as_array().into_iter().flatten() {
+            let row = one(&items, &format!("{}|{}:{}|", lead["id"], lead["id"], link["id"]));
+            assert_eq!(row, priced(lead, link), "the product row of deal {}", lead["id"]);
+            special += usize::from(!link["metadata"]["price_id"].is_null());
+        }
+    }
+    assert!(special > 0, "some links name a price field");
+    let sources = rows(&store, m, Table::Sources, &[]).await;
+    assert!(sources.iter().any(|r| r.starts_with("1002|WhatsApp|messenger|true")), "{sources:?}");
+    assert!(sources.iter().any(|r| r.starts_with("utm:yandex:cpc|yandex / cpc|ads|true")), "{sources:?}");
+    assert_eq!(sources.iter().filter(|r| r.contains("|other|")).collect::<Vec<_>>(), ["1004|API|other|false"], "only the API source has no channel");
     assert_eq!(account.state.answered_429(), 0, "the connector's bucket keeps it under the account's limit");
     assert!(account.state.max_in_window() <= 7);
     // 250 rows a page: 600 deals take 3 pages. Page 1 comes alone, then pages 2 to 4 are asked
@@ -273,6 +301,11 @@ fn change_the_account(account: &MockAmoCrm) {
     });
     let gone = data.tasks.iter().rev().find(|t| t["id"] != json!(done) && t["entity_id"] != json!(open[4])).unwrap()["id"].as_i64().unwrap();
     account.state.delete_task(gone, at);
+    // A product is linked to one deal and unlinked from another, without touching either.
+    account.state.link_product(open[10], 900_007, Some(3.0), at);
+    let with_products = data.leads.iter().find(|l| l["_embedded"]["catalog_elements"].as_array().is_some_and(|a| !a.is_empty()) && l["id"] != json!(open[4]) && l["id"] != json!(open[10])).unwrap();
+    let unlinked = with_products["_embedded"]["catalog_elements"][0]["id"].as_i64().unwrap();
+    account.state.link_product(with_products["id"].as_i64().unwrap(), unlinked, None, at);
     // A deal deleted before the full sync comes back from the trash, unchanged.
     account.state.restore_lead(RESTORED_LEAD.with(|r| *r.borrow()), at);
 }

@@ -198,6 +198,10 @@ pub struct MockData {
     /// What a deleted lead took to the trash, for a restore: `{"lead", "notes": [[entity,
     /// note]…], "tasks"}`.
     pub trashed: Vec<Value>,
+    /// `/api/v4/catalogs` (one `products` catalog, one `regular`).
+    pub catalogs: Vec<Value>,
+    /// `/api/v4/catalogs/{id}/elements`, every catalog's, with their `catalog_id`.
+    pub catalog_elements: Vec<Value>,
 }
 
 /// The rolling request window and the recent 429s.
@@ -952,6 +956,11 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
                 _ => "leads",
             };
             let spec = ListSpec { key, max_limit: MAX_LIMIT, order: if rest == "leads" { &BY_ID } else { &PARTY_ORDER } };
+            if rest == "leads" && !trash {
+                let with = q.with();
+                let projected: Vec<Value> = rows.iter().map(|l| lead_with(l, &with)).collect();
+                return paged(base, path, q, projected.iter(), &f, &spec);
+            }
             paged(base, path, q, rows.iter(), &f, &spec)
         }
         "tasks" => {
@@ -982,6 +991,26 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
                 .range(q, "created_at");
             paged(base, path, q, data.events.iter(), &f, &ListSpec { key: "events", max_limit: MAX_EVENTS_LIMIT, order: &EVENT_ORDER })
         }
+        "catalogs" => {
+            let spec = ListSpec { key: "catalogs", max_limit: MAX_LIMIT, order: &BY_ID };
+            paged(base, path, q, data.catalogs.iter(), &Filters::default(), &spec)
+        }
+        _ if rest.starts_with("catalogs/") && rest.ends_with("/elements") => {
+            let catalog = rest.trim_start_matches("catalogs/").trim_end_matches("/elements");
+            let rows = data.catalog_elements.iter().filter(|e| e["catalog_id"].as_i64().map(|c| c.to_string()).as_deref() == Some(catalog));
+            let mut f = Filters::default();
+            f.any_of(q, "id", "id", trimmed);
+            // A-PAGE-7: element pages come without a `next` link, even when full.
+            let mut answer = paged(base, path, q, rows, &f, &ListSpec { key: "elements", max_limit: MAX_LIMIT, order: &BY_ID });
+            if answer.status == StatusCode::OK {
+                let mut v: Value = serde_json::from_slice(&answer.body).unwrap();
+                if let Some(links) = v["_links"].as_object_mut() {
+                    links.remove("next");
+                }
+                answer = Answer::hal(&v);
+            }
+            answer
+        }
         _ => match rest.split_once('/') {
             // One record by id (A-LEADS-…: `GET /api/v4/{entity}/{id}`); 404 when there is
             // none (deleted ones included).
@@ -992,6 +1021,7 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
                     _ => &data.companies,
                 };
                 match rows.iter().find(|r| r["id"].as_i64().map(|i| i.to_string()).as_deref() == Some(id)) {
+                    Some(record) if entity == "leads" => Answer::hal(&lead_with(record, &q.with())),
                     Some(record) => Answer::hal(record),
                     None => Answer::problem(StatusCode::NOT_FOUND, "Not Found"),
                 }
@@ -1249,6 +1279,25 @@ impl MockState {
         }
     }
 
+    /// Links catalog element `element` to lead `id` with `quantity` (or unlinks it when
+    /// `quantity` is `None`), logging `entity_linked`/`entity_unlinked` on the lead; the
+    /// lead's `updated_at` stays (A-EVENTS-9).
+    pub fn link_product(&self, id: i64, element: i64, quantity: Option<f64>, at: i64) {
+        let event_id = self.next_event_id();
+        let mut data = self.data.lock().unwrap();
+        let lead = find_mut(&mut data.leads, id).unwrap_or_else(|| panic!("link_product: no lead {id}"));
+        let by = lead["updated_by"].as_i64().unwrap_or(0);
+        let mut links = lead["_embedded"]["catalog_elements"].as_array().cloned().unwrap_or_default();
+        links.retain(|l| l["id"].as_i64() != Some(element));
+        if let Some(q) = quantity {
+            links.push(json!({"id": element, "metadata": {"quantity": q, "catalog_id": PRODUCTS_CATALOG}}));
+        }
+        lead["_embedded"]["catalog_elements"] = json!(links);
+        let link = json!([{"link": {"entity": {"type": "catalog_elements", "id": element}}}]);
+        let (kind, values) = if quantity.is_some() { ("entity_linked", (json!([]), link)) } else { ("entity_unlinked", (link, json!([]))) };
+        data.events.push(event(event_id, kind, ("lead", id), by, at, values));
+    }
+
     /// Deletes task `id` (tasks have no trash) and logs `task_deleted`.
     pub fn delete_task(&self, id: i64, at: i64) {
         let event_id = self.next_event_id();
@@ -1449,6 +1498,8 @@ impl MockData {
             notes,
             events,
             trashed: Vec::new(),
+            catalogs: Vec::new(),
+            catalog_elements: Vec::new(),
         }
     }
 
@@ -1699,8 +1750,85 @@ impl MockData {
                 "_embedded": {"tags": []},
             }));
         }
+        add_products_and_sources(&mut out);
         out
     }
+}
+
+/// The lead sources a generated account knows: (id, name as `with=source` gives it).
+pub const SOURCES: [(i64, &str); 4] = [(1001, "Сайт acme.ru"), (1002, "WhatsApp"), (1003, "Обратный звонок"), (1004, "API")];
+/// The products catalog of a generated account, and its element count (over one page).
+pub const PRODUCTS_CATALOG: i64 = 7001;
+pub const PRODUCT_COUNT: usize = 260;
+
+/// Products (a catalog of [`PRODUCT_COUNT`] elements with a `PRICE` and a second price
+/// field, and a regular catalog), links of ~half the deals to 1–2 of them, a source on ~40 %
+/// of deals and UTM tracking fields on ~30 % (A-PROD, A-CATEL, A-LEADS-5, A-UTM rows).
+fn add_products_and_sources(out: &mut MockData) {
+    out.catalogs = vec![
+        json!({"id": PRODUCTS_CATALOG, "name": "Товары", "type": "products", "sort": 10, "can_add_elements": true, "account_id": ACCOUNT_ID}),
+        json!({"id": 7002, "name": "Склады", "type": "regular", "sort": 20, "can_add_elements": true, "account_id": ACCOUNT_ID}),
+    ];
+    for k in 0..PRODUCT_COUNT {
+        let id = 900_000 + k as i64;
+        out.catalog_elements.push(json!({
+            "id": id, "catalog_id": PRODUCTS_CATALOG, "name": format!("Товар {k}"), "is_deleted": false, "account_id": ACCOUNT_ID,
+            "custom_fields_values": [
+                {"field_id": 3001, "field_name": "Артикул", "field_code": "SKU", "field_type": "text", "values": [{"value": format!("SKU-{k}")}]},
+                {"field_id": 3002, "field_name": "Цена", "field_code": "PRICE", "field_type": "numeric", "values": [{"value": format!("{}", 1000 + 50 * (k % 40))}]},
+                {"field_id": 3003, "field_name": "Оптовая цена", "field_code": null, "field_type": "price", "values": [{"value": format!("{}", 800 + 40 * (k % 40))}]},
+            ],
+        }));
+    }
+    out.catalog_elements.push(json!({"id": 990_001, "catalog_id": 7002, "name": "Склад 1", "is_deleted": false, "custom_fields_values": null, "account_id": ACCOUNT_ID}));
+    for (i, lead) in out.leads.iter_mut().enumerate() {
+        let h = splitmix(i as u64 + 17);
+        if h % 2 == 0 {
+            let n = 1 + (h >> 8) as usize % 2;
+            let links: Vec<Value> = (0..n)
+                .map(|j| {
+                    let element = 900_000 + ((h >> 16) as usize + 37 * j) % PRODUCT_COUNT;
+                    let mut metadata = json!({"quantity": 1 + (h >> 24) % 3 + j as u64, "catalog_id": PRODUCTS_CATALOG});
+                    if (h >> 32) % 4 == 0 {
+                        metadata["price_id"] = json!(3003);
+                        metadata["quantity"] = json!(2.5);
+                    }
+                    json!({"id": element, "metadata": metadata})
+                })
+                .collect();
+            lead["_embedded"]["catalog_elements"] = json!(links);
+        }
+        if (h >> 40) % 5 < 2 {
+            let (id, name) = SOURCES[(h >> 44) as usize % SOURCES.len()];
+            lead["source_id"] = json!(id);
+            lead["_embedded"]["source"] = json!({"id": id, "name": name});
+        }
+        if (h >> 48) % 10 < 3 {
+            let (source, medium) = [("yandex", "cpc"), ("google", "cpc"), ("vk", "social"), ("newsletter", "email")][(h >> 52) as usize % 4];
+            let fields = lead["custom_fields_values"].as_array().cloned().unwrap_or_default();
+            let mut fields = fields;
+            fields.push(json!({"field_id": 2001, "field_name": "utm_source", "field_code": "UTM_SOURCE", "field_type": "tracking_data", "values": [{"value": source}]}));
+            fields.push(json!({"field_id": 2002, "field_name": "utm_medium", "field_code": "UTM_MEDIUM", "field_type": "tracking_data", "values": [{"value": medium}]}));
+            lead["custom_fields_values"] = json!(fields);
+        }
+    }
+}
+
+/// A lead as a list or `GET /leads/{id}` gives it for `with`: `_embedded.source`,
+/// `_embedded.catalog_elements`, `_embedded.contacts` and the loss reason only when asked
+/// (A-LEADS-2, -5). `source_id` stays: the fixture pages carry it without `with=source_id`.
+fn lead_with(lead: &Value, with: &[&str]) -> Value {
+    let mut lead = lead.clone();
+    if let Some(m) = lead.as_object_mut() {
+        if let Some(Value::Object(e)) = m.get_mut("_embedded") {
+            for (key, asked) in [("source", "source"), ("catalog_elements", "catalog_elements"), ("contacts", "contacts"), ("loss_reason", "loss_reason")] {
+                if !with.contains(&asked) {
+                    e.remove(key);
+                }
+            }
+        }
+    }
+    lead
 }
 
 // ---------------------------------------------------------------------------------------

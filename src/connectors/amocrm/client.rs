@@ -48,7 +48,7 @@ enum Reply {
 #[derive(Debug, Clone)]
 pub(super) struct ListSpec {
     /// `/api/v4/leads`.
-    pub path: &'static str,
+    pub path: String,
     /// The key under `_embedded`.
     pub embedded: &'static str,
     /// Query pairs (`limit` included).
@@ -56,11 +56,14 @@ pub(super) struct ListSpec {
     /// For a scan in `order[updated_at]=desc`: stop after the first page whose oldest row is
     /// older than this, and drop the older rows.
     pub stop_below: Option<i64>,
+    /// A full page without a `next` link does not end the list (catalog elements come
+    /// without one, A-PAGE-7): only a short page or a 204 does.
+    pub full_page_continues: bool,
 }
 
 impl ListSpec {
-    pub(super) fn new(path: &'static str, embedded: &'static str, limit: u32) -> ListSpec {
-        ListSpec { path, embedded, query: vec![("limit".into(), limit.to_string())], stop_below: None }
+    pub(super) fn new(path: impl Into<String>, embedded: &'static str, limit: u32) -> ListSpec {
+        ListSpec { path: path.into(), embedded, query: vec![("limit".into(), limit.to_string())], stop_below: None, full_page_continues: false }
     }
 
     pub(super) fn with(mut self, key: &str, value: impl ToString) -> ListSpec {
@@ -260,14 +263,14 @@ impl Client {
                     None => rows.extend(items),
                 }
                 self.progress.page_read(name, (rows.len() - before) as u64);
-                if !has_next || !full || spec.stop_below.is_some_and(|floor| oldest.is_none_or(|o| o < floor)) {
+                if !(has_next || spec.full_page_continues) || !full || spec.stop_below.is_some_and(|floor| oldest.is_none_or(|o| o < floor)) {
                     past_the_end(self.progress.as_ref());
                     return Ok(rows);
                 }
             }
             page += window;
             if page > MAX_PAGES {
-                return Err(AmoCrmError::Shape { path: spec.path.into(), message: format!("more than {MAX_PAGES} pages; the list does not end") });
+                return Err(AmoCrmError::Shape { path: spec.path.clone(), message: format!("more than {MAX_PAGES} pages; the list does not end") });
             }
         }
     }
@@ -276,13 +279,13 @@ impl Client {
     async fn page(&self, spec: &ListSpec, page: usize) -> Result<Option<(Vec<Value>, bool)>, AmoCrmError> {
         let mut query = spec.query.clone();
         query.push(("page".into(), page.to_string()));
-        let Some(mut answer) = self.get(spec.path, &query).await? else { return Ok(None) };
+        let Some(mut answer) = self.get(&spec.path, &query).await? else { return Ok(None) };
         let has_next = answer.get("_links").and_then(|l| l.get("next")).and_then(|n| n.get("href")).is_some_and(Value::is_string);
         let items = match answer.get_mut("_embedded").and_then(|e| e.get_mut(spec.embedded)).map(Value::take) {
             Some(Value::Array(items)) => items,
             None | Some(Value::Null) => Vec::new(),
             Some(other) => {
-                return Err(AmoCrmError::Shape { path: spec.path.into(), message: format!("_embedded.{} is not a list but {}", spec.embedded, kind(&other)) });
+                return Err(AmoCrmError::Shape { path: spec.path.clone(), message: format!("_embedded.{} is not a list but {}", spec.embedded, kind(&other)) });
             }
         };
         Ok(Some((items, has_next)))

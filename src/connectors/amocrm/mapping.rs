@@ -33,6 +33,10 @@ pub(super) struct Raw {
     pub notes: Vec<(&'static str, Json)>,
     /// `lead_status_changed` events.
     pub status_events: Vec<Json>,
+    /// `/api/v4/catalogs`: which catalogs hold products.
+    pub catalogs: Vec<Json>,
+    /// Catalog elements linked to the deals read, by id.
+    pub elements: HashMap<String, Json>,
 }
 
 /// One entry of a deal into a stage.
@@ -192,14 +196,14 @@ pub(super) fn map(raw: &Raw, ctx: &Context) -> Result<(Vec<TableBuilder>, HashSe
         departments(raw)?,
         pipelines(raw)?,
         stage_rows(raw)?,
-        TableBuilder::new(Table::Sources),
+        sources(raw)?,
         loss_reasons(raw)?,
         companies(raw)?,
         contacts(raw)?,
         leads,
         deals,
         history(ctx)?,
-        TableBuilder::new(Table::DealItems),
+        deal_items(raw)?,
         calls(raw, &requests, ctx)?,
         activities(raw, &requests)?,
         tasks(raw, &requests)?,
@@ -258,11 +262,138 @@ fn stage_rows(raw: &Raw) -> Result<TableBuilder, AmoCrmError> {
     Ok(b)
 }
 
-/// Sources are only ids on deals (the sources API lists integrations' inboxes, not names
-/// a dashboard needs): one row per id, with no name and channel `other`. The rows are built
-/// from the merged deals (`merge::rebuild_sources`).
-pub(super) fn source_row(source: &str) -> [Value<'_>; 4] {
-    [Value::Str(source), Value::Null, Value::Str("other"), Value::Bool(false)]
+/// A deal's source: its UTM tracking fields when an amoCRM form filled them (the channel
+/// they name is the most precise: `utm:SOURCE:MEDIUM`), else the lead source amoCRM names
+/// (`with=source`, A-LEADS-5). `(id, name, channel, is_online)`.
+pub(super) fn source_of(d: &Json) -> Option<(String, String, &'static str, bool)> {
+    let tracking = |code: &str| -> Option<String> {
+        d.get("custom_fields_values")?.as_array()?.iter().find_map(|f| {
+            let named = |key: &str| f.get(key).and_then(Json::as_str).is_some_and(|v| v.eq_ignore_ascii_case(code));
+            if f.get("field_type").and_then(Json::as_str) != Some("tracking_data") || !(named("field_code") || named("field_name")) {
+                return None;
+            }
+            f.get("values")?.as_array()?.first().and_then(|v| text(v, "value")).map(|v| v.to_lowercase())
+        })
+    };
+    if let Some(utm_source) = tracking("utm_source") {
+        let medium = tracking("utm_medium");
+        let (channel, online) = utm_channel(medium.as_deref().unwrap_or(""), &utm_source);
+        let name = match &medium {
+            Some(m) => format!("{utm_source} / {m}"),
+            None => utm_source.clone(),
+        };
+        return Some((format!("utm:{utm_source}:{}", medium.as_deref().unwrap_or("")), name, channel, online));
+    }
+    let source = id(d, "source_id")?;
+    let name = d.get("_embedded").and_then(|e| e.get("source")).and_then(|s| text(s, "name")).unwrap_or_else(|| format!("source {source}"));
+    let (channel, online) = name_channel(&name);
+    Some((source, name, channel, online))
+}
+
+/// The channel a `utm_medium` names (the usual values; `utm_source` for messengers).
+fn utm_channel(medium: &str, source: &str) -> (&'static str, bool) {
+    match medium {
+        "cpc" | "ppc" | "cpm" | "cpa" | "paid" | "display" | "banner" | "context" | "retargeting" => ("ads", true),
+        "email" | "e-mail" | "newsletter" | "mail" => ("email", true),
+        "social" | "smm" | "social-media" | "paid_social" => ("social", true),
+        "referral" | "partner" | "affiliate" => ("referral", true),
+        "messenger" => ("messenger", true),
+        _ if ["whatsapp", "telegram", "viber"].iter().any(|m| source.contains(m)) => ("messenger", true),
+        _ => ("web_form", true),
+    }
+}
+
+/// The channel a source's name suggests (amoCRM names sources after their inbox: a site's
+/// form, a messenger, a call-back widget); `other` when nothing matches.
+fn name_channel(name: &str) -> (&'static str, bool) {
+    let n = name.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| n.contains(w));
+    if has(&["whatsapp", "telegram", "viber", "вконтакте сообщ", "avito", "авито"]) {
+        ("messenger", true)
+    } else if has(&["обратн", "callback", "call back"]) {
+        ("callback", true)
+    } else if has(&["звон", "телефон", "call", "phone", "sip"]) {
+        ("phone", false)
+    } else if has(&["чат", "chat", "онлайн-консульт"]) {
+        ("chat", true)
+    } else if has(&["почт", "mail"]) {
+        ("email", true)
+    } else if has(&["instagram", "facebook", "vk", "вконтакте", "одноклассники", "tiktok"]) {
+        ("social", true)
+    } else if has(&["сайт", "site", "форма", "form", "лендинг", "landing", "tilda", "wordpress"]) {
+        ("web_form", true)
+    } else if has(&["реклам", "ads", "директ", "direct", "adwords"]) {
+        ("ads", true)
+    } else if has(&["рекоменд", "партн", "referral", "partner"]) {
+        ("referral", false)
+    } else if has(&["выставк", "офис", "offline", "визит"]) {
+        ("offline", false)
+    } else {
+        ("other", false)
+    }
+}
+
+/// One row per source the deals read name (the merge keeps the previous snapshot's rows
+/// for sources of deals not read again, `merge::rebuild_sources`).
+fn sources(raw: &Raw) -> Result<TableBuilder, AmoCrmError> {
+    let mut b = TableBuilder::new(Table::Sources);
+    let mut seen = HashSet::new();
+    for d in &raw.leads {
+        let Some((source, name, channel, online)) = source_of(d) else { continue };
+        if seen.insert(source.clone()) {
+            append(&mut b, d, &[Cell::S(source), Cell::S(name), Cell::text(channel), Cell::B(online)])?;
+        }
+    }
+    Ok(b)
+}
+
+/// Products on deals: `_embedded.catalog_elements` links into a catalog of type `products`
+/// (A-PROD-1..4), named and priced by the element (the price field the link names, else
+/// the `PRICE` field, A-CATEL-3).
+fn deal_items(raw: &Raw) -> Result<TableBuilder, AmoCrmError> {
+    let products: HashSet<String> = raw.catalogs.iter().filter(|c| c.get("type").and_then(Json::as_str) == Some("products")).filter_map(|c| id(c, "id")).collect();
+    let mut b = TableBuilder::new(Table::DealItems);
+    for d in &raw.leads {
+        let Some(deal) = id(d, "id") else { continue };
+        let links = d.get("_embedded").and_then(|e| e.get("catalog_elements")).and_then(Json::as_array).into_iter().flatten();
+        for link in links {
+            let meta = link.get("metadata").unwrap_or(&Json::Null);
+            let (Some(element), Some(catalog)) = (id(link, "id"), id(meta, "catalog_id")) else { continue };
+            if !products.contains(&catalog) {
+                continue;
+            }
+            let record = raw.elements.get(&element);
+            let quantity = meta.get("quantity").and_then(|q| q.as_f64().or_else(|| q.as_str().and_then(|s| s.trim().parse().ok())));
+            let price = record.and_then(|r| element_price(r, id(meta, "price_id").as_deref()));
+            let row = [
+                Cell::S(deal.clone()),
+                Cell::S(format!("{deal}:{element}")),
+                Cell::S(element),
+                record.and_then(|r| text(r, "name")).into(),
+                quantity.map_or(Cell::Null, Cell::F),
+                price.map_or(Cell::Null, Cell::D),
+                Cell::Null,
+            ];
+            append(&mut b, d, &row)?;
+        }
+    }
+    Ok(b)
+}
+
+/// An element's unit price in cents: the field `price_id` names, else the one coded PRICE.
+fn element_price(element: &Json, price_id: Option<&str>) -> Option<i128> {
+    let fields = element.get("custom_fields_values")?.as_array()?;
+    let field = match price_id {
+        Some(wanted) => fields.iter().find(|f| id(f, "field_id").as_deref() == Some(wanted)),
+        None => fields.iter().find(|f| f.get("field_code").and_then(Json::as_str) == Some("PRICE")),
+    }?;
+    let value = field.get("values")?.as_array()?.first()?.get("value")?;
+    let number = match value {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().replace(',', ".").parse().ok(),
+        _ => None,
+    }?;
+    (number.is_finite() && number.abs() < 1e15).then(|| (number * 100.0).round() as i128)
 }
 
 fn loss_reasons(raw: &Raw) -> Result<TableBuilder, AmoCrmError> {
@@ -371,7 +502,7 @@ fn deal_row(b: &mut TableBuilder, d: &Json, stages: &Stages, is_request: bool, c
         embedded_id(d, "contacts").into(),
         embedded_id(d, "companies").into(),
         if is_request { id(d, "id").into() } else { Cell::Null },
-        id(d, "source_id").into(),
+        source_of(d).map(|s| s.0).into(),
         if status == "lost" { id(d, "loss_reason_id").into() } else { Cell::Null },
         ts(d, "created_at"),
         ts(d, "updated_at"),
@@ -390,7 +521,7 @@ fn lead_row(b: &mut TableBuilder, d: &Json, r: &Request, ctx: &Context) -> Resul
         text(d, "name").into(),
         Cell::text(r.status),
         current_stage(d).into(),
-        id(d, "source_id").into(),
+        source_of(d).map(|s| s.0).into(),
         id(d, "responsible_user_id").into(),
         embedded_id(d, "contacts").into(),
         embedded_id(d, "companies").into(),

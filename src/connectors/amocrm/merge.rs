@@ -11,7 +11,7 @@ use arrow::datatypes::TimestampMicrosecondType;
 
 use super::mapping::Step;
 use crate::connectors::sync::{Previous, column, keys, retain, strings};
-use crate::model::{Dataset, Table, TableBuilder};
+use crate::model::{Dataset, Table, TableBuilder, Value};
 
 /// Records deleted in the account since the previous snapshot.
 #[derive(Debug, Default, Clone)]
@@ -68,13 +68,14 @@ pub(super) fn previous_deals(previous: &Previous) -> Result<(HashSet<String>, Ha
 fn replaced(table: Table) -> bool {
     matches!(
         table,
-        Table::Managers | Table::Departments | Table::Pipelines | Table::Stages | Table::Sources | Table::LossReasons | Table::DealStageHistory | Table::DealItems | Table::Tasks
+        Table::Managers | Table::Departments | Table::Pipelines | Table::Stages | Table::Sources | Table::LossReasons | Table::DealStageHistory | Table::Tasks
     )
 }
 
 /// The previous snapshot's tables with the fresh rows merged in and the deleted records
 /// dropped. Returns the dataset and the number of rows dropped as deleted.
-pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Deleted) -> Result<(Dataset, usize), String> {
+/// `fresh_deals` are the deals read in this pull: their product rows replace the old ones.
+pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Deleted, fresh_deals: &HashSet<String>) -> Result<(Dataset, usize), String> {
     let mut dataset = Dataset::default();
     let mut dropped = 0;
     for mut builder in fresh {
@@ -83,6 +84,8 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
         let old = previous.tables.get(&table).map(Vec::as_slice).unwrap_or(&[]);
         let mut batches = if replaced(table) {
             Vec::new()
+        } else if table == Table::DealItems {
+            retain(old, 0, |deal| deal.is_none_or(|d| !fresh_deals.contains(d)))?.0
         } else {
             let fresh_keys = keys(std::slice::from_ref(&new), 0);
             retain(old, 0, |k| k.is_none_or(|k| !fresh_keys.contains(k)))?.0
@@ -93,7 +96,7 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
             Table::Contacts => &[("", &deleted.contacts)],
             Table::Companies => &[("", &deleted.companies)],
             Table::Calls | Table::Activities => &[("deal_id", &deleted.deals), ("contact_id", &deleted.contacts), ("company_id", &deleted.companies)],
-            Table::Tasks => &[("deal_id", &deleted.deals)],
+            Table::Tasks | Table::DealItems => &[("deal_id", &deleted.deals)],
             _ => &[],
         };
         for (name, ids) in gone {
@@ -121,7 +124,7 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
             entry.push(RecordBatch::new_empty(schema));
         }
     }
-    rebuild_sources(&mut dataset)?;
+    rebuild_sources(&mut dataset, previous)?;
     Ok((dataset, dropped))
 }
 
@@ -137,16 +140,46 @@ fn unlink(batch: &RecordBatch, column: usize, ids: &HashSet<String>) -> Result<R
     RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())
 }
 
-/// Sources are the ids the merged deals name (see `mapping::sources`), so one that no deal
-/// names any more goes.
-fn rebuild_sources(dataset: &mut Dataset) -> Result<(), String> {
+/// Sources are those the merged deals and leads name: this pull's rows (fresh names and
+/// channels), else the previous snapshot's, so one no deal names any more goes.
+fn rebuild_sources(dataset: &mut Dataset, previous: &Previous) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
-    for b in dataset.tables.get(&Table::Deals).into_iter().flatten() {
-        seen.extend(column(Table::Deals, b, "source_id")?.iter().flatten().map(str::to_string));
+    for table in [Table::Deals, Table::Leads] {
+        for b in dataset.tables.get(&table).into_iter().flatten() {
+            seen.extend(column(table, b, "source_id")?.iter().flatten().map(str::to_string));
+        }
+    }
+    let known = |batches: Option<&Vec<RecordBatch>>| -> Result<Vec<(String, RecordBatch, usize)>, String> {
+        let mut rows = Vec::new();
+        for b in batches.into_iter().flatten() {
+            let ids = column(Table::Sources, b, "source_id")?;
+            for r in 0..b.num_rows() {
+                if ids.is_valid(r) {
+                    rows.push((ids.value(r).to_string(), b.clone(), r));
+                }
+            }
+        }
+        Ok(rows)
+    };
+    let mut by_id: std::collections::BTreeMap<String, (RecordBatch, usize)> = std::collections::BTreeMap::new();
+    for (source, b, r) in known(previous.tables.get(&Table::Sources))?.into_iter().chain(known(dataset.tables.get(&Table::Sources))?) {
+        by_id.insert(source, (b, r));
     }
     let mut builder = TableBuilder::new(Table::Sources);
     for source in &seen {
-        builder.append_row(&super::mapping::source_row(source)).map_err(|e| e.to_string())?;
+        match by_id.get(source) {
+            Some((b, r)) => {
+                let name = column(Table::Sources, b, "name")?;
+                let channel = column(Table::Sources, b, "channel")?;
+                let online = b.column(Table::Sources.column_index("is_online").ok_or("sources has no is_online")?).as_boolean_opt().ok_or("sources.is_online is not a boolean")?;
+                let name = name.is_valid(*r).then(|| name.value(*r));
+                let channel = if channel.is_valid(*r) { channel.value(*r) } else { "other" };
+                let online = online.is_valid(*r) && online.value(*r);
+                let row = [Value::Str(source), name.map_or(Value::Null, Value::Str), Value::Str(channel), Value::Bool(online)];
+                builder.append_row(&row).map_err(|e| e.to_string())?;
+            }
+            None => builder.append_row(&[Value::Str(source), Value::Null, Value::Str("other"), Value::Bool(false)]).map_err(|e| e.to_string())?,
+        }
     }
     dataset.tables.insert(Table::Sources, vec![builder.finish()]);
     Ok(())

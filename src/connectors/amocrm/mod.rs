@@ -242,7 +242,7 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         // No API filter on this account: newest first, until the cursor.
         Some(from) => ListSpec { stop_below: Some(from), ..spec.with("order[updated_at]", "desc") },
     };
-    let leads_spec = changed(ListSpec::new("/api/v4/leads", "leads", 250).with("with", "contacts,loss_reason,source_id"), true);
+    let leads_spec = changed(ListSpec::new("/api/v4/leads", "leads", 250).with("with", LEAD_WITH), true);
     let contacts_spec = changed(ListSpec::new("/api/v4/contacts", "contacts", 250), true);
     let companies_spec = changed(ListSpec::new("/api/v4/companies", "companies", 250), true);
     // Tasks are read in full every time: amoCRM deletes a contact's or a company's tasks
@@ -295,6 +295,8 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         tasks: dedupe(tasks),
         notes: Vec::new(),
         status_events,
+        catalogs: Vec::new(),
+        elements: HashMap::new(),
     };
     for (entity, list) in [("leads", n_leads), ("contacts", n_contacts), ("companies", n_companies)] {
         raw.notes.extend(dedupe(list).into_iter().map(|n| (entity, n)));
@@ -324,8 +326,11 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
     deleted.deals.extend(in_trash.iter().filter(|d| !restored.deals.contains(*d)).cloned());
     if incremental {
         read_restored(&client, &restored, &mut raw).await?;
+        read_deals_by_id(&client, &relinked_deals(&deleted_events), &mut raw).await?;
         records.insert("restored", restored.deals.len() + restored.contacts.len() + restored.companies.len());
     }
+    read_products(&client, &mut raw).await?;
+    records.insert("products", raw.elements.len());
     let read_seconds = started.elapsed().as_secs_f64();
     let present = |rows: &[Value]| -> HashSet<String> { rows.iter().filter_map(|r| mapping::id(r, "id")).collect() };
     let (fresh_deals, fresh_contacts, fresh_companies) = (present(&raw.leads), present(&raw.contacts), present(&raw.companies));
@@ -375,7 +380,8 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
 
     let ctx = Context { phone_key, currency: account_currency(&raw.account).unwrap_or_else(|| cfg.currency.clone()), history, requests_before };
     let (fresh, _) = mapping::map(&raw, &ctx)?;
-    let (dataset, dropped) = merge::merge(&previous, fresh, &deleted).map_err(AmoCrmError::Merge)?;
+    let fresh_deals: HashSet<String> = raw.leads.iter().filter_map(|d| mapping::id(d, "id")).collect();
+    let (dataset, dropped) = merge::merge(&previous, fresh, &deleted, &fresh_deals).map_err(AmoCrmError::Merge)?;
 
     cursors.insert(CURSOR_SYNCED_TO.into(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
     if !incremental {
@@ -399,7 +405,66 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
 
 /// The events that delete a record or bring it back from the trash (A-EVENTS-4; tasks are
 /// read in full).
-const DELETION_EVENTS: [&str; 6] = ["lead_deleted", "lead_restored", "contact_deleted", "contact_restored", "company_deleted", "company_restored"];
+const DELETION_EVENTS: [&str; 8] = ["lead_deleted", "lead_restored", "contact_deleted", "contact_restored", "company_deleted", "company_restored", "entity_linked", "entity_unlinked"];
+
+/// What a deal is read with: its contacts, loss reason, source (id and name) and products.
+const LEAD_WITH: &str = "contacts,loss_reason,source_id,source,catalog_elements";
+
+/// Deals a link changed (a product or a contact linked or unlinked, A-EVENTS-9): a link
+/// need not touch the deal's `updated_at`, so they are read again by id.
+fn relinked_deals(events: &[Value]) -> HashSet<String> {
+    events
+        .iter()
+        .filter(|e| matches!(e.get("type").and_then(Value::as_str), Some("entity_linked" | "entity_unlinked")) && e.get("entity_type").and_then(Value::as_str) == Some("lead"))
+        .filter_map(|e| mapping::id(e, "entity_id"))
+        .collect()
+}
+
+/// Reads deals by id (a 404: deleted since) unless already read, into `raw.leads`.
+async fn read_deals_by_id(client: &Client, ids: &HashSet<String>, raw: &mut Raw) -> Result<(), AmoCrmError> {
+    let fresh: HashSet<String> = raw.leads.iter().filter_map(|r| mapping::id(r, "id")).collect();
+    let query = vec![("with".to_string(), LEAD_WITH.to_string())];
+    for id in ids.iter().filter(|i| !fresh.contains(*i)) {
+        if let Some(lead) = client.get(&format!("/api/v4/leads/{id}"), &query).await.or_else(|e| if is_not_found(&e) { Ok(None) } else { Err(e) })? {
+            raw.leads.push(lead);
+        }
+    }
+    Ok(())
+}
+
+/// The products on the deals read: which catalogs hold products (one request), then the
+/// linked elements of those, by id (50 a request; element pages may lack `next`, A-PAGE-7).
+async fn read_products(client: &Client, raw: &mut Raw) -> Result<(), AmoCrmError> {
+    let mut linked: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for d in &raw.leads {
+        for link in d.get("_embedded").and_then(|e| e.get("catalog_elements")).and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(element), Some(catalog)) = (mapping::id(link, "id"), link.get("metadata").and_then(|m| mapping::id(m, "catalog_id"))) {
+                linked.entry(catalog).or_default().insert(element);
+            }
+        }
+    }
+    if linked.is_empty() {
+        return Ok(());
+    }
+    raw.catalogs = client.list(&ListSpec::new("/api/v4/catalogs", "catalogs", 250)).await?;
+    let products: HashSet<String> = raw.catalogs.iter().filter(|c| c.get("type").and_then(Value::as_str) == Some("products")).filter_map(|c| mapping::id(c, "id")).collect();
+    for (catalog, elements) in linked.iter().filter(|(c, _)| products.contains(*c)) {
+        let elements: Vec<&String> = elements.iter().collect();
+        for chunk in elements.chunks(50) {
+            let mut spec = ListSpec::new(format!("/api/v4/catalogs/{catalog}/elements"), "elements", 250);
+            spec.full_page_continues = true;
+            for (i, id) in chunk.iter().enumerate() {
+                spec = spec.with(&format!("filter[id][{i}]"), id);
+            }
+            for e in client.list(&spec).await? {
+                if let Some(id) = mapping::id(&e, "id") {
+                    raw.elements.insert(id, e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Records deleted (last event a deletion) and restored (last event a restore) since the
 /// cursor, from the deletion events in time order.
@@ -433,7 +498,7 @@ fn deleted_and_restored(events: &[Value]) -> (merge::Deleted, merge::Deleted) {
 async fn read_restored(client: &Client, restored: &merge::Deleted, raw: &mut Raw) -> Result<(), AmoCrmError> {
     let fresh: HashSet<String> = raw.leads.iter().chain(&raw.contacts).chain(&raw.companies).filter_map(|r| mapping::id(r, "id")).collect();
     for (ids, path, with, entity) in [
-        (&restored.deals, "/api/v4/leads", "contacts,loss_reason,source_id", "leads"),
+        (&restored.deals, "/api/v4/leads", LEAD_WITH, "leads"),
         (&restored.contacts, "/api/v4/contacts", "", "contacts"),
         (&restored.companies, "/api/v4/companies", "", "companies"),
     ] {
