@@ -1783,13 +1783,13 @@ fn add_products_and_sources(out: &mut MockData) {
     out.catalog_elements.push(json!({"id": 990_001, "catalog_id": 7002, "name": "Склад 1", "is_deleted": false, "custom_fields_values": null, "account_id": ACCOUNT_ID}));
     for (i, lead) in out.leads.iter_mut().enumerate() {
         let h = splitmix(i as u64 + 17);
-        if h % 2 == 0 {
+        if h.is_multiple_of(2) {
             let n = 1 + (h >> 8) as usize % 2;
             let links: Vec<Value> = (0..n)
                 .map(|j| {
                     let element = 900_000 + ((h >> 16) as usize + 37 * j) % PRODUCT_COUNT;
                     let mut metadata = json!({"quantity": 1 + (h >> 24) % 3 + j as u64, "catalog_id": PRODUCTS_CATALOG});
-                    if (h >> 32) % 4 == 0 {
+                    if (h >> 32).is_multiple_of(4) {
                         metadata["price_id"] = json!(3003);
                         metadata["quantity"] = json!(2.5);
                     }
@@ -1819,12 +1819,10 @@ fn add_products_and_sources(out: &mut MockData) {
 /// (A-LEADS-2, -5). `source_id` stays: the fixture pages carry it without `with=source_id`.
 fn lead_with(lead: &Value, with: &[&str]) -> Value {
     let mut lead = lead.clone();
-    if let Some(m) = lead.as_object_mut() {
-        if let Some(Value::Object(e)) = m.get_mut("_embedded") {
-            for (key, asked) in [("source", "source"), ("catalog_elements", "catalog_elements"), ("contacts", "contacts"), ("loss_reason", "loss_reason")] {
-                if !with.contains(&asked) {
-                    e.remove(key);
-                }
+    if let Some(Value::Object(e)) = lead.get_mut("_embedded") {
+        for key in ["source", "catalog_elements", "contacts", "loss_reason"] {
+            if !with.contains(&key) {
+                e.remove(key);
             }
         }
     }
