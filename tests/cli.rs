@@ -35,6 +35,14 @@ fn demo_then_query_as_table_csv_and_json() {
         assert!(row["n"].as_i64().unwrap() > 0);
     }
 
+    // A JSON line carries every column, NULL as null.
+    let json = salespulse(&["query", "--data", dir, "--format", "json", "SELECT 1 AS a, CAST(NULL AS VARCHAR) AS b, closed_at FROM crm.deals WHERE closed_at IS NULL LIMIT 2"]);
+    let lines: Vec<serde_json::Value> = text(&json.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{}", text(&json.stderr));
+    for row in &lines {
+        assert_eq!(row, &serde_json::json!({"a": 1, "b": null, "closed_at": null}));
+    }
+
     let empty = salespulse(&["query", "--data", dir, "--format", "csv", "SELECT call_id FROM crm.calls WHERE false"]);
     assert_eq!(text(&empty.stdout).trim(), "call_id", "a header even for 0 rows");
 }

@@ -564,7 +564,9 @@ async fn query(
             }
         }
         Format::Json => {
-            let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
+            // Every column in every line, NULL as `null` (arrow leaves NULL keys out by
+            // default; jq, pandas and other tools' JSON lines keep them).
+            let mut writer = arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::LineDelimited>(&mut out);
             for b in &batches {
                 writer.write(b)?;
             }
