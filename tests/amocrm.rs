@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::amocrm_mock::{Fault, MockAmoCrm, MockConfig, MockData};
 use crate::bitrix24::{one, rows};
 
-fn config(base_url: &str) -> AmoCrmConfig {
+pub(crate) fn config(base_url: &str) -> AmoCrmConfig {
     AmoCrmConfig {
         base_url: base_url.into(),
         base_key: "tenants[0] (acme).source.base_url".into(),

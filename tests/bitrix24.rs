@@ -20,11 +20,11 @@ use crate::bitrix24_mock::{Fault, MockBitrix24, MockConfig, MockData};
 
 /// The mock at ten times the vendor's rate, so tests run fast with the same proportions: the
 /// connector's bucket (9/s, burst 8) sits under the portal's (10/s, burst 10).
-fn fast_portal() -> MockConfig {
+pub(crate) fn fast_portal() -> MockConfig {
     MockConfig { drain_per_second: 10.0, burst: 10, operating_window: Duration::from_secs(2), ..MockConfig::default() }
 }
 
-fn config(webhook: &str) -> Bitrix24Config {
+pub(crate) fn config(webhook: &str) -> Bitrix24Config {
     Bitrix24Config {
         auth: Bitrix24Auth::Webhook(SecretSource::Inline { key: "tenants[0] (acme).source.webhook_url".into(), value: webhook.into() }),
         rate: RateLimit { requests_per_second: 9.0, burst: 8 },

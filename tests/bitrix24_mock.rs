@@ -1767,6 +1767,7 @@ impl MockData {
                 let id = 500 + j;
                 l["ID"] = json!(id.to_string());
                 l["TITLE"] = json!(format!("Lead #{id}"));
+                l["UF_CRM_LEAD_SEGMENT"] = json!(["B2B", "B2C", "Gov"][j % 3]);
                 if j % 2 == 0 && !d["LEAD_ID"].is_null() {
                     l["STATUS_ID"] = json!("CONVERTED");
                     l["STATUS_SEMANTIC_ID"] = json!("S");
@@ -1827,16 +1828,32 @@ impl MockData {
                 let t = &fx.calls[index % fx.calls.len()];
                 let mut row = t.clone();
                 let start = date_of(act, "START_TIME") + TimeDelta::minutes(30 * (c / 2) as i64);
+                // The callback of a missed call (below) comes 30 minutes after it.
+                let start = if c == 2 && i % 4 == 1 { date_of(&activities[3 * i + 1], "START_TIME") + TimeDelta::minutes(30) } else { start };
                 shift_dates(&mut row, start - date_of(t, "CALL_START_DATE"));
                 let id = 41 + index;
                 row["ID"] = json!(id.to_string());
                 row["PORTAL_USER_ID"] = d["ASSIGNED_BY_ID"].clone();
                 row["PHONE_NUMBER"] = json!(contact_phone(i));
                 row["CALL_ID"] = json!(format!("externalCall.{:016x}.{}", splitmix(id as u64), start.timestamp()));
-                row["CRM_ENTITY_TYPE"] = json!("CONTACT");
-                row["CRM_ENTITY_ID"] = d["CONTACT_ID"].clone();
+                // Most calls are on the client's contact; some on the deal's lead (first
+                // calls to a new lead) or its company, as the fixture's are.
+                let (entity, entity_id) = match i % 7 {
+                    1 if !d["LEAD_ID"].is_null() => ("LEAD", d["LEAD_ID"].clone()),
+                    3 if str_of(d, "COMPANY_ID") != "0" => ("COMPANY", d["COMPANY_ID"].clone()),
+                    _ => ("CONTACT", d["CONTACT_ID"].clone()),
+                };
+                row["CRM_ENTITY_TYPE"] = json!(entity);
+                row["CRM_ENTITY_ID"] = entity_id;
                 row["CRM_ACTIVITY_ID"] = act["ID"].clone();
                 row["CALL_TYPE"] = json!(if c % 2 == 0 { "1" } else { "2" });
+                // Every fourth deal's first incoming call is missed; the outgoing call 30
+                // minutes later to the same number is the callback.
+                if c == 1 && i % 4 == 1 {
+                    row["CALL_FAILED_CODE"] = json!("304");
+                    row["CALL_FAILED_REASON"] = json!("Missed call");
+                    row["CALL_DURATION"] = json!("0");
+                }
                 row["SESSION_ID"] = json!((3_841_557_776u64 + index as u64).to_string());
                 calls.push(row);
             }
@@ -1898,7 +1915,15 @@ impl MockData {
                 row["title"] = json!(format!("Call back client {contact}"));
                 row["responsibleId"] = d["ASSIGNED_BY_ID"].clone();
                 row["createdBy"] = d["ASSIGNED_BY_ID"].clone();
-                row["ufCrmTask"] = json!([format!("D_{}", deal_id(i)), format!("C_{contact}")]);
+                row["ufCrmTask"] = match d["LEAD_ID"].as_str() {
+                    // Some tasks are on the lead the deal came from.
+                    Some(lead) if i % 5 == 2 => json!([format!("L_{lead}"), format!("C_{contact}")]),
+                    _ => json!([format!("D_{}", deal_id(i)), format!("C_{contact}")]),
+                };
+                // A task in progress (3) or completed (5) was started an hour after it was set.
+                if matches!(row["status"].as_str(), Some("3" | "5")) || matches!(row["status"].as_i64(), Some(3 | 5)) {
+                    row["dateStart"] = json!(iso(date_of(d, "DATE_CREATE") + TimeDelta::hours(2)));
+                }
                 row
             })
             .collect();
@@ -2578,7 +2603,12 @@ fn generated_data_is_consistent_and_deterministic() {
         assert!(has(&activities, &call["CRM_ACTIVITY_ID"]));
         let act = d.activities.iter().find(|a| a["ID"] == call["CRM_ACTIVITY_ID"]).unwrap();
         assert_eq!((str_of(act, "TYPE_ID"), str_of(act, "OWNER_TYPE_ID")), ("2", "2"));
-        assert!(has(&contacts, &call["CRM_ENTITY_ID"]) && has(&users, &call["PORTAL_USER_ID"]));
+        let entities = match str_of(call, "CRM_ENTITY_TYPE") {
+            "LEAD" => &leads,
+            "COMPANY" => &companies,
+            _ => &contacts,
+        };
+        assert!(has(entities, &call["CRM_ENTITY_ID"]) && has(&users, &call["PORTAL_USER_ID"]), "{call}");
     }
     for h in &d.deal_stage_history {
         assert!(deals.contains(&h["OWNER_ID"].to_string()));
@@ -2588,7 +2618,8 @@ fn generated_data_is_consistent_and_deterministic() {
     }
     for t in &d.tasks {
         let binding = t["ufCrmTask"][0].as_str().unwrap();
-        assert!(deals.contains(&binding["D_".len()..]) && has(&users, &t["responsibleId"]));
+        let owners = if binding.starts_with("L_") { &leads } else { &deals };
+        assert!(owners.contains(&binding[2..]) && has(&users, &t["responsibleId"]), "{t}");
     }
     for deal in &d.deals {
         let sum: f64 = d.product_rows.iter().filter(|r| r["ownerId"] == as_f64(&deal["ID"]).unwrap() as u64).map(|r| as_f64(&r["price"]).unwrap() * as_f64(&r["quantity"]).unwrap()).sum();

@@ -12,6 +12,7 @@ mod files;
 mod flight_sql;
 mod flight_sql_clients;
 mod kpi;
+mod kpi_coverage;
 mod kpi_fixture;
 mod limits;
 mod model;
