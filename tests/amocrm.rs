@@ -15,7 +15,7 @@ use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::Store;
 use serde_json::json;
 
-use crate::amocrm_mock::{Fault, MockAmoCrm, MockConfig, MockData};
+use crate::common::amocrm_mock::{Fault, MockAmoCrm, MockConfig, MockData};
 use crate::bitrix24::{one, rows};
 
 pub(crate) fn config(base_url: &str) -> AmoCrmConfig {

@@ -16,7 +16,7 @@ use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::{Manifest, Store};
 use serde_json::json;
 
-use crate::bitrix24_mock::{Fault, MockBitrix24, MockConfig, MockData};
+use crate::common::bitrix24_mock::{Fault, MockBitrix24, MockConfig, MockData};
 
 /// The mock at ten times the vendor's rate, so tests run fast with the same proportions: the
 /// connector's bucket (9/s, burst 8) sits under the portal's (10/s, burst 10).

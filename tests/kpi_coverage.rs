@@ -48,11 +48,11 @@ async fn store_with(source: &str, root: &std::path::Path) -> Store {
             write_demo(&store, "acme").await;
         }
         "bitrix24" => {
-            let portal = crate::bitrix24_mock::MockBitrix24::start(crate::bitrix24::fast_portal(), crate::bitrix24_mock::MockData::generated(300)).await;
+            let portal = crate::common::bitrix24_mock::MockBitrix24::start(crate::bitrix24::fast_portal(), crate::common::bitrix24_mock::MockData::generated(300)).await;
             refresh_crm(&store, SourceConfig::Bitrix24(Box::new(crate::bitrix24::config(&portal.webhook_url)))).await.unwrap();
         }
         _ => {
-            let account = crate::amocrm_mock::MockAmoCrm::start(crate::amocrm_mock::MockConfig::default(), crate::amocrm_mock::MockData::generated(400)).await;
+            let account = crate::common::amocrm_mock::MockAmoCrm::start(crate::common::amocrm_mock::MockConfig::default(), crate::common::amocrm_mock::MockData::generated(400)).await;
             refresh_crm(&store, SourceConfig::AmoCrm(Box::new(crate::amocrm::config(&account.base_url)))).await.unwrap();
         }
     }

@@ -3,9 +3,7 @@
 //! clients, snapshots on disk, file imports.
 
 mod amocrm;
-mod amocrm_mock;
 mod bitrix24;
-mod bitrix24_mock;
 mod cli;
 mod common;
 mod files;

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+pub mod amocrm_mock;
+pub mod bitrix24_mock;
 pub mod pg_wire;
 
 pub const SCALE: f64 = 0.01;
