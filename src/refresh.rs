@@ -12,7 +12,7 @@ use chrono::Utc;
 
 use crate::connectors::progress::{ProgressHandle, silent};
 use crate::connectors::sync::{Previous, SyncReport};
-use crate::connectors::{ConnectorError, Pull, Source, amocrm, bitrix24, merge_inputs};
+use crate::connectors::{ConnectorError, Source, connector_for, merge_inputs};
 use crate::model::Table;
 use crate::snapshot::{SnapshotError, Store, WriteOptions, WriteReport};
 
@@ -65,39 +65,25 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
 pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, source: Source, keep_snapshots: usize, progress: ProgressHandle) -> Result<RefreshReport, RefreshError> {
     let started = Instant::now();
     let name = tenant.name.clone();
-    let timezone = tenant.timezone;
-    let inputs = tenant.inputs.clone();
-    let (pull, inputs_replaced, sync) = match source {
-        Source::Bitrix24(config) => {
-            let previous = previous_snapshot(store, &name, bitrix24::PREVIOUS_TABLES).await;
-            let pulled = bitrix24::pull(&config, timezone, previous, Utc::now(), progress)
+    let connector_error = |source: ConnectorError| RefreshError::Connector { tenant: name.clone(), source };
+    let connector = connector_for(source, tenant.timezone);
+    // A connector that builds on the previous snapshot reads it first (unreadable: full).
+    let tables_read = connector.builds_on();
+    let previous = if tables_read.is_empty() { None } else { previous_snapshot(store, &name, tables_read).await };
+    let mut pull = connector.pull(previous, Utc::now(), progress).await.map_err(connector_error)?;
+    let inputs_replaced = match tenant.inputs.as_deref() {
+        Some(folder) => {
+            let (folder, timezone) = (folder.to_path_buf(), tenant.timezone);
+            let (merged, replaced) = tokio::task::spawn_blocking(move || merge_inputs(&mut pull, &folder, timezone).map(|r| (pull, r)))
                 .await
-                .map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
-            let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at: Utc::now(), source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
-            (pull, replaced, Some(pulled.report))
+                .map_err(|e| RefreshError::Task { tenant: name.clone(), message: e.to_string() })?
+                .map_err(connector_error)?;
+            pull = merged;
+            replaced
         }
-        Source::AmoCrm(config) => {
-            let previous = previous_snapshot(store, &name, amocrm::PREVIOUS_TABLES).await;
-            let taken_at = Utc::now();
-            let pulled = amocrm::pull(&config, previous, taken_at, progress).await.map_err(|e| RefreshError::Connector { tenant: name.clone(), source: e.into() })?;
-            let (pull, replaced) = with_inputs(Pull { dataset: pulled.dataset, taken_at, source_label: pulled.label, cursors: pulled.cursors }, inputs.as_deref(), &name, timezone)?;
-            (pull, replaced, Some(pulled.report))
-        }
-        source => {
-            let pulled = tokio::task::spawn_blocking(move || -> Result<(Pull, Vec<Table>), ConnectorError> {
-                let mut pull = source.pull(timezone)?;
-                let replaced = match &inputs {
-                    Some(folder) => merge_inputs(&mut pull, folder, timezone)?,
-                    None => Vec::new(),
-                };
-                Ok((pull, replaced))
-            })
-            .await
-            .map_err(|e| RefreshError::Task { tenant: name.clone(), message: e.to_string() })?;
-            let (pull, replaced) = pulled.map_err(|source| RefreshError::Connector { tenant: name.clone(), source })?;
-            (pull, replaced, None)
-        }
+        None => Vec::new(),
     };
+    let sync = pull.sync.take();
     let options = WriteOptions {
         tenant: name.clone(),
         taken_at: pull.taken_at,
@@ -112,16 +98,6 @@ pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, 
         .await
         .map_err(|source| RefreshError::Snapshot { tenant: name.clone(), source })?;
     Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced, sync })
-}
-
-/// Puts the tenant's `inputs` folder (plans, compensation, …) into a CRM pull.
-#[allow(clippy::result_large_err)] // the same error every refresh step returns
-fn with_inputs(mut pull: Pull, inputs: Option<&std::path::Path>, tenant: &str, timezone: chrono_tz::Tz) -> Result<(Pull, Vec<Table>), RefreshError> {
-    let replaced = match inputs {
-        Some(folder) => merge_inputs(&mut pull, folder, timezone).map_err(|source| RefreshError::Connector { tenant: tenant.to_string(), source })?,
-        None => Vec::new(),
-    };
-    Ok((pull, replaced))
 }
 
 /// The current snapshot's rows and cursors, when it was written by a CRM connector (an

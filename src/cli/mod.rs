@@ -1,6 +1,5 @@
 //! The command line (DESIGN.md): `demo`, `serve`, `refresh`, `query`, `check`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -603,52 +602,27 @@ async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     println!("storage {}: reachable", store.display());
     let mut problems = 0;
     for t in &config.tenants {
-        let source = source_of(t);
-        let probe = match &source {
-            Source::Files { .. } => {
-                let timezone = t.timezone;
-                let inputs = t.inputs.clone();
-                tokio::task::spawn_blocking(move || -> Result<BTreeMap<String, usize>, String> {
-                    let mut pull = source.pull(timezone).map_err(|e| e.to_string())?;
-                    if let Some(folder) = &inputs {
-                        salespulse::connectors::merge_inputs(&mut pull, folder, timezone).map_err(|e| e.to_string())?;
-                    }
-                    Ok(pull.dataset.tables.keys().map(|k| (k.name().to_string(), pull.dataset.rows(*k))).collect())
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r)
-            }
-            Source::Demo { .. } => Ok(BTreeMap::new()),
-            Source::Bitrix24(cfg) => match salespulse::connectors::bitrix24::check(cfg).await {
-                Ok(report) => {
-                    println!("{}: Bitrix24 portal {} answers; webhook scopes: {}", t.name, report.portal, report.scopes.join(", "));
-                    if report.missing.is_empty() {
-                        Ok(BTreeMap::new())
-                    } else {
-                        let missing: Vec<String> = report.missing.iter().map(|(scope, reads)| format!("'{scope}' (for {reads})")).collect();
-                        Err(format!(
-                            "the webhook lacks the scope(s) {}; add them to the webhook in Bitrix24 (Applications → Developer resources)",
-                            missing.join(", ")
-                        ))
-                    }
+        let connector = salespulse::connectors::connector_for(source_of(t), t.timezone);
+        let probe = match connector.check().await {
+            Ok(report) => {
+                for fact in &report.facts {
+                    println!("{}: {fact}", t.name);
                 }
-                Err(e) => Err(e.to_string()),
-            },
-            Source::AmoCrm(cfg) => match salespulse::connectors::amocrm::check(cfg).await {
-                Ok(report) => {
-                    let filter = if report.api_filter { "with API filtering" } else { "without API filtering (incremental syncs scan by update time)" };
-                    println!("{}: amoCRM account {} answers, {filter}", t.name, report.account);
-                    match report.users {
-                        Ok(n) => {
-                            println!("{}: {n} users readable", t.name);
-                            Ok(BTreeMap::new())
+                let mut rows = report.rows;
+                match (&t.inputs, report.problems.is_empty()) {
+                    // The inputs folder is read as a refresh reads it.
+                    (Some(folder), true) => match salespulse::connectors::files::read_folder(folder, t.timezone, salespulse::model::Table::is_input) {
+                        Ok(inputs) => {
+                            rows.extend(inputs.tables.keys().map(|k| (k.name().to_string(), inputs.rows(*k))));
+                            Ok(rows)
                         }
-                        Err(e) => Err(format!("the users list is not readable ({e}); the token must belong to an account administrator")),
-                    }
+                        Err(e) => Err(format!("inputs {}: {e}", folder.display())),
+                    },
+                    (_, true) => Ok(rows),
+                    (_, false) => Err(report.problems.join("; ")),
                 }
-                Err(e) => Err(e.to_string()),
-            },
+            }
+            Err(e) => Err(e.to_string()),
         };
         match probe {
             Ok(tables) if tables.is_empty() => println!("{}: source {} ok", t.name, t.source.kind()),

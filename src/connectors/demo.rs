@@ -1047,5 +1047,38 @@ impl Generator {
     }
 }
 
+/// The demo source as a connector: every pull generates the whole dataset (on a blocking
+/// thread), as of `as_of` or of the pull.
+#[derive(Debug, Clone)]
+pub struct DemoConnector {
+    pub scale: f64,
+    pub seed: u64,
+    pub as_of: Option<DateTime<Utc>>,
+    pub timezone: Tz,
+}
+
+#[async_trait::async_trait]
+impl super::Connector for DemoConnector {
+    fn id(&self) -> &'static str {
+        "demo"
+    }
+
+    async fn check(&self) -> Result<super::CheckReport, super::ConnectorError> {
+        Ok(super::CheckReport { facts: vec![format!("demo data, seed {}, scale {}", self.seed, self.scale)], ..Default::default() })
+    }
+
+    async fn pull(&self, _previous: Option<super::sync::Previous>, now: DateTime<Utc>, _progress: super::progress::ProgressHandle) -> Result<super::Pull, super::ConnectorError> {
+        let params = DemoParams { scale: self.scale, seed: self.seed, as_of: self.as_of.unwrap_or(now), timezone: self.timezone };
+        let dataset = tokio::task::spawn_blocking(move || generate(&params)).await.map_err(|e| super::ConnectorError::Task { what: "demo generator", message: e.to_string() })?;
+        Ok(super::Pull {
+            dataset,
+            taken_at: self.as_of.unwrap_or(now),
+            source_label: format!("demo (seed {}, scale {})", self.seed, self.scale),
+            cursors: Default::default(),
+            sync: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -357,3 +357,40 @@ mod tests {
         assert!(parse_timestamp("30.06.2025", tz).is_err());
     }
 }
+
+/// The files source as a connector: every pull reads the whole folder (on a blocking
+/// thread); `check` reads it too and counts the rows.
+#[derive(Debug, Clone)]
+pub struct FilesConnector {
+    pub path: PathBuf,
+    pub exported_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub timezone: Tz,
+}
+
+impl FilesConnector {
+    async fn read(&self) -> Result<Dataset, super::ConnectorError> {
+        if !self.path.is_dir() {
+            return Err(super::ConnectorError::MissingFolder { path: self.path.clone() });
+        }
+        let (path, timezone) = (self.path.clone(), self.timezone);
+        let read = tokio::task::spawn_blocking(move || read_folder(&path, timezone, |_| true)).await.map_err(|e| super::ConnectorError::Task { what: "file import", message: e.to_string() })?;
+        Ok(read?)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Connector for FilesConnector {
+    fn id(&self) -> &'static str {
+        "files"
+    }
+
+    async fn check(&self) -> Result<super::CheckReport, super::ConnectorError> {
+        let dataset = self.read().await?;
+        Ok(super::CheckReport { rows: dataset.tables.keys().map(|k| (k.name().to_string(), dataset.rows(*k))).collect(), ..Default::default() })
+    }
+
+    async fn pull(&self, _previous: Option<super::sync::Previous>, now: chrono::DateTime<chrono::Utc>, _progress: super::progress::ProgressHandle) -> Result<super::Pull, super::ConnectorError> {
+        let dataset = self.read().await?;
+        Ok(super::Pull { dataset, taken_at: self.exported_at.unwrap_or(now), source_label: format!("files: {}", self.path.display()), cursors: Default::default(), sync: None })
+    }
+}

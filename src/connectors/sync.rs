@@ -32,6 +32,19 @@ pub const CRM_TABLES: &[Table] = &[
     Table::Tasks,
 ];
 
+/// Merging a pull into the previous snapshot failed: the previous snapshot's tables are not
+/// shaped as this version writes them (a snapshot of another version, or damaged), or a
+/// merged table does not rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("the previous snapshot's table does not have the expected shape: {0}; delete the tenant's current snapshot (or restore a good one) so that the next refresh is a full sync")]
+    Shape(String),
+    #[error("rebuilding a merged table: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Row(#[from] crate::model::RowError),
+}
+
 /// The previous snapshot, for an incremental pull.
 #[derive(Debug, Clone, Default)]
 pub struct Previous {
@@ -63,13 +76,13 @@ pub struct SyncReport {
 ///
 /// # Errors
 /// The system has no random source.
-pub fn phone_key(cursors: &mut BTreeMap<String, String>, cursor: &str) -> Result<Vec<u8>, String> {
+pub fn phone_key(cursors: &mut BTreeMap<String, String>, cursor: &str) -> Result<Vec<u8>, getrandom::Error> {
     let kept = cursors.get(cursor).and_then(|hex| decode_hex(hex)).filter(|k| k.len() == 32);
     let key = match kept {
         Some(key) => key,
         None => {
             let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key).map_err(|e| format!("no random source for the phone hash key: {e}"))?;
+            getrandom::fill(&mut key)?;
             key
         }
     };
@@ -163,9 +176,9 @@ pub fn strings(batch: &RecordBatch, column: usize) -> Option<&StringArray> {
 ///
 /// # Errors
 /// The table has no such column, or it is not text.
-pub fn column<'a>(table: Table, batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, String> {
-    let i = table.column_index(name).ok_or_else(|| format!("{} has no column {name}", table.name()))?;
-    strings(batch, i).ok_or_else(|| format!("{}.{name} is not text", table.name()))
+pub fn column<'a>(table: Table, batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, MergeError> {
+    let i = table.column_index(name).ok_or_else(|| MergeError::Shape(format!("{} has no column {name}", table.name())))?;
+    strings(batch, i).ok_or_else(|| MergeError::Shape(format!("{}.{name} is not text", table.name())))
 }
 
 /// Every value of a text column.
@@ -184,14 +197,14 @@ pub fn keys(batches: &[RecordBatch], column: usize) -> HashSet<String> {
 ///
 /// # Errors
 /// The column is not text.
-pub fn retain(batches: &[RecordBatch], column: usize, keep: impl Fn(Option<&str>) -> bool) -> Result<(Vec<RecordBatch>, usize), String> {
+pub fn retain(batches: &[RecordBatch], column: usize, keep: impl Fn(Option<&str>) -> bool) -> Result<(Vec<RecordBatch>, usize), MergeError> {
     let mut out = Vec::new();
     let mut dropped = 0;
     for b in batches {
-        let col = strings(b, column).ok_or_else(|| format!("column {column} of a previous table is not text"))?;
+        let col = strings(b, column).ok_or_else(|| MergeError::Shape(format!("column {column} of a previous table is not text")))?;
         let mask: BooleanArray = (0..col.len()).map(|i| Some(keep(col.is_valid(i).then(|| col.value(i))))).collect();
         dropped += mask.iter().filter(|k| *k == Some(false)).count();
-        out.push(filter_record_batch(b, &mask).map_err(|e| e.to_string())?);
+        out.push(filter_record_batch(b, &mask)?);
     }
     Ok((out, dropped))
 }

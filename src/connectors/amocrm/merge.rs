@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::TimestampMicrosecondType;
 
 use super::mapping::Step;
-use crate::connectors::sync::{Previous, column, keys, retain, strings};
+use crate::connectors::sync::{MergeError, Previous, column, keys, retain, strings};
 use crate::model::{Dataset, Table, TableBuilder, Value};
 
 /// Records deleted in the account since the previous snapshot.
@@ -22,13 +22,13 @@ pub(super) struct Deleted {
 }
 
 /// The previous snapshot's stage history, by deal.
-pub(super) fn previous_history(previous: &Previous) -> Result<HashMap<String, Vec<Step>>, String> {
+pub(super) fn previous_history(previous: &Previous) -> Result<HashMap<String, Vec<Step>>, MergeError> {
     let table = Table::DealStageHistory;
     let mut out: HashMap<String, Vec<Step>> = HashMap::new();
     for b in previous.tables.get(&table).into_iter().flatten() {
         let (deal, pipeline, stage, by) = (column(table, b, "deal_id")?, column(table, b, "pipeline_id")?, column(table, b, "stage_id")?, column(table, b, "manager_id")?);
-        let i = table.column_index("entered_at").ok_or("deal_stage_history has no entered_at")?;
-        let at = b.column(i).as_primitive_opt::<TimestampMicrosecondType>().ok_or("deal_stage_history.entered_at is not a timestamp")?;
+        let i = table.column_index("entered_at").ok_or(MergeError::Shape("deal_stage_history has no entered_at".into()))?;
+        let at = b.column(i).as_primitive_opt::<TimestampMicrosecondType>().ok_or(MergeError::Shape("deal_stage_history.entered_at is not a timestamp".into()))?;
         for r in 0..b.num_rows() {
             if deal.is_null(r) || stage.is_null(r) || at.is_null(r) {
                 continue;
@@ -47,7 +47,7 @@ pub(super) fn previous_history(previous: &Previous) -> Result<HashMap<String, Ve
 
 /// Deals of the previous snapshot that are requests (their `lead_id` is set), and every deal
 /// id it has.
-pub(super) fn previous_deals(previous: &Previous) -> Result<(HashSet<String>, HashSet<String>), String> {
+pub(super) fn previous_deals(previous: &Previous) -> Result<(HashSet<String>, HashSet<String>), MergeError> {
     let mut requests = HashSet::new();
     let mut all = HashSet::new();
     for b in previous.tables.get(&Table::Deals).into_iter().flatten() {
@@ -75,7 +75,7 @@ fn replaced(table: Table) -> bool {
 /// The previous snapshot's tables with the fresh rows merged in and the deleted records
 /// dropped. Returns the dataset and the number of rows dropped as deleted.
 /// `fresh_deals` are the deals read in this pull: their product rows replace the old ones.
-pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Deleted, fresh_deals: &HashSet<String>) -> Result<(Dataset, usize), String> {
+pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Deleted, fresh_deals: &HashSet<String>) -> Result<(Dataset, usize), MergeError> {
     let mut dataset = Dataset::default();
     let mut dropped = 0;
     for mut builder in fresh {
@@ -100,7 +100,7 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
             _ => &[],
         };
         for (name, ids) in gone {
-            let i = if name.is_empty() { 0 } else { table.column_index(name).ok_or_else(|| format!("{} has no {name}", table.name()))? };
+            let i = if name.is_empty() { 0 } else { table.column_index(name).ok_or_else(|| MergeError::Shape(format!("{} has no {name}", table.name())))? };
             let (kept, n) = retain(&batches, i, |k| k.is_none_or(|k| !ids.contains(k)))?;
             batches = kept;
             dropped += n;
@@ -112,13 +112,13 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
             _ => &[],
         };
         for (name, ids) in links {
-            let i = table.column_index(name).ok_or_else(|| format!("{} has no {name}", table.name()))?;
+            let i = table.column_index(name).ok_or_else(|| MergeError::Shape(format!("{} has no {name}", table.name())))?;
             batches = batches.iter().map(|b| unlink(b, i, ids)).collect::<Result<_, _>>()?;
         }
         let schema = table.schema();
         let entry = dataset.tables.entry(table).or_default();
         for b in batches.into_iter().filter(|b| b.num_rows() > 0) {
-            entry.push(RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()).map_err(|e| e.to_string())?);
+            entry.push(RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())?);
         }
         if entry.is_empty() {
             entry.push(RecordBatch::new_empty(schema));
@@ -129,27 +129,27 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, deleted: &Del
 }
 
 /// Sets the text `column` to NULL where it names one of `ids`.
-fn unlink(batch: &RecordBatch, column: usize, ids: &HashSet<String>) -> Result<RecordBatch, String> {
+fn unlink(batch: &RecordBatch, column: usize, ids: &HashSet<String>) -> Result<RecordBatch, MergeError> {
     if ids.is_empty() {
         return Ok(batch.clone());
     }
-    let values = strings(batch, column).ok_or_else(|| format!("column {column} is not text"))?;
+    let values = strings(batch, column).ok_or_else(|| MergeError::Shape(format!("column {column} is not text")))?;
     let kept: StringArray = values.iter().map(|v| v.filter(|v| !ids.contains(*v))).collect();
     let mut columns = batch.columns().to_vec();
     columns[column] = Arc::new(kept);
-    RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// Sources are those the merged deals and leads name: this pull's rows (fresh names and
 /// channels), else the previous snapshot's, so one no deal names any more goes.
-fn rebuild_sources(dataset: &mut Dataset, previous: &Previous) -> Result<(), String> {
+fn rebuild_sources(dataset: &mut Dataset, previous: &Previous) -> Result<(), MergeError> {
     let mut seen = std::collections::BTreeSet::new();
     for table in [Table::Deals, Table::Leads] {
         for b in dataset.tables.get(&table).into_iter().flatten() {
             seen.extend(column(table, b, "source_id")?.iter().flatten().map(str::to_string));
         }
     }
-    let known = |batches: Option<&Vec<RecordBatch>>| -> Result<Vec<(String, RecordBatch, usize)>, String> {
+    let known = |batches: Option<&Vec<RecordBatch>>| -> Result<Vec<(String, RecordBatch, usize)>, MergeError> {
         let mut rows = Vec::new();
         for b in batches.into_iter().flatten() {
             let ids = column(Table::Sources, b, "source_id")?;
@@ -171,14 +171,14 @@ fn rebuild_sources(dataset: &mut Dataset, previous: &Previous) -> Result<(), Str
             Some((b, r)) => {
                 let name = column(Table::Sources, b, "name")?;
                 let channel = column(Table::Sources, b, "channel")?;
-                let online = b.column(Table::Sources.column_index("is_online").ok_or("sources has no is_online")?).as_boolean_opt().ok_or("sources.is_online is not a boolean")?;
+                let online = b.column(Table::Sources.column_index("is_online").ok_or(MergeError::Shape("sources has no is_online".into()))?).as_boolean_opt().ok_or(MergeError::Shape("sources.is_online is not a boolean".into()))?;
                 let name = name.is_valid(*r).then(|| name.value(*r));
                 let channel = if channel.is_valid(*r) { channel.value(*r) } else { "other" };
                 let online = online.is_valid(*r) && online.value(*r);
                 let row = [Value::Str(source), name.map_or(Value::Null, Value::Str), Value::Str(channel), Value::Bool(online)];
-                builder.append_row(&row).map_err(|e| e.to_string())?;
+                builder.append_row(&row)?;
             }
-            None => builder.append_row(&[Value::Str(source), Value::Null, Value::Str("other"), Value::Bool(false)]).map_err(|e| e.to_string())?,
+            None => builder.append_row(&[Value::Str(source), Value::Null, Value::Str("other"), Value::Bool(false)])?,
         }
     }
     dataset.tables.insert(Table::Sources, vec![builder.finish()]);

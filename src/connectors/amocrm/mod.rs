@@ -32,8 +32,9 @@ use client::{Auth, Client, ListSpec};
 use mapping::{Context, Raw, Step};
 
 use crate::connectors::http::{HttpError, PoliteClient, RetryPolicy};
+use crate::connectors::{CheckReport as SourceCheck, Connector, ConnectorError, Pull};
 pub use crate::connectors::sync::{Previous, SyncReport};
-use crate::model::{Dataset, RowError, Table};
+use crate::model::{RowError, Table};
 
 pub use salespulse_input::config::sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
 
@@ -53,20 +54,14 @@ pub enum AmoCrmError {
     #[error("amoCRM {table} record {id}: {source}")]
     Row { table: &'static str, id: String, source: RowError },
     #[error("merging the changes into the previous snapshot: {0}")]
-    Merge(String),
+    Merge(#[from] crate::connectors::sync::MergeError),
+    #[error("the system has no random source for the phone hash key: {0}")]
+    NoRandom(#[from] getrandom::Error),
 }
 
 /// The tables an incremental pull reads from the previous snapshot.
 pub const PREVIOUS_TABLES: &[Table] = crate::connectors::sync::CRM_TABLES;
 
-/// One pull's result.
-#[derive(Debug)]
-pub struct AmoCrmPull {
-    pub dataset: Dataset,
-    pub cursors: BTreeMap<String, String>,
-    pub label: String,
-    pub report: SyncReport,
-}
 
 const CURSOR_ACCOUNT: &str = "amocrm.account";
 const CURSOR_PHONE_KEY: &str = "amocrm.phone_key";
@@ -208,7 +203,7 @@ fn dedupe(rows: Vec<Value>) -> Vec<Value> {
 ///
 /// # Errors
 /// See [`AmoCrmError`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<AmoCrmPull, AmoCrmError> {
+pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<Pull, AmoCrmError> {
     let started = std::time::Instant::now();
     let (client, host) = client_for(cfg)?;
     let client = client.with_progress(progress);
@@ -227,7 +222,7 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
     let incremental = previous.is_some();
     let mut cursors = previous.as_ref().map(|p| p.cursors.clone()).unwrap_or_default();
     cursors.insert(CURSOR_ACCOUNT.into(), account_id);
-    let phone_key = crate::connectors::sync::phone_key(&mut cursors, CURSOR_PHONE_KEY).map_err(AmoCrmError::Merge)?;
+    let phone_key = crate::connectors::sync::phone_key(&mut cursors, CURSOR_PHONE_KEY)?;
     let until = now.timestamp();
     let filtered = api_filter(&account);
 
@@ -400,7 +395,7 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
         seconds: started.elapsed().as_secs_f64(),
     };
     let label = format!("amocrm: {label}, {} sync", if incremental { "incremental" } else { "full" });
-    Ok(AmoCrmPull { dataset, cursors, label, report })
+    Ok(Pull { dataset, taken_at: now, source_label: label, cursors, sync: Some(report) })
 }
 
 /// The events that delete a record or bring it back from the trash (A-EVENTS-4; tasks are
@@ -556,6 +551,38 @@ fn notes_entity(entity: &str) -> &'static str {
 /// A 404 for one record: it went again (deleted after its restore).
 fn is_not_found(e: &AmoCrmError) -> bool {
     matches!(e, AmoCrmError::Http(HttpError::Refused { message, .. }) if message.contains("(404"))
+}
+
+/// An amoCRM/Kommo account as a [`Connector`].
+#[derive(Debug, Clone)]
+pub struct AmoCrmConnector {
+    pub config: Box<AmoCrmConfig>,
+}
+
+#[async_trait::async_trait]
+impl Connector for AmoCrmConnector {
+    fn id(&self) -> &'static str {
+        "amocrm"
+    }
+
+    fn builds_on(&self) -> &'static [Table] {
+        PREVIOUS_TABLES
+    }
+
+    async fn check(&self) -> Result<SourceCheck, ConnectorError> {
+        let report = check(&self.config).await?;
+        let filter = if report.api_filter { "with API filtering" } else { "without API filtering (incremental syncs scan by update time)" };
+        let mut out = SourceCheck { facts: vec![format!("amoCRM account {} answers, {filter}", report.account)], ..Default::default() };
+        match report.users {
+            Ok(n) => out.facts.push(format!("{n} users readable")),
+            Err(e) => out.problems.push(format!("the users list is not readable ({e}); the token must belong to an account administrator")),
+        }
+        Ok(out)
+    }
+
+    async fn pull(&self, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<Pull, ConnectorError> {
+        Ok(pull(&self.config, previous, now, progress).await?)
+    }
 }
 
 fn account_currency(account: &Value) -> Option<String> {

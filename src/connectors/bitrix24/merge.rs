@@ -9,7 +9,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 
 use super::Previous;
 use super::mapping::Links;
-use crate::connectors::sync::{keys, retain, strings};
+use crate::connectors::sync::{MergeError, keys, retain, strings};
 use crate::model::{Dataset, Table, TableBuilder};
 
 /// How a table's rows combine with the previous snapshot's.
@@ -34,11 +34,11 @@ fn rule(table: Table) -> Rule {
 }
 
 /// Links from the previous snapshot's rows: activity owners and converted leads.
-pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(), String> {
+pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(), MergeError> {
     for b in previous.tables.get(&Table::Activities).into_iter().flatten() {
-        let column = |name: &str| -> Result<&arrow::array::StringArray, String> {
-            let i = Table::Activities.column_index(name).ok_or_else(|| format!("activities has no {name}"))?;
-            strings(b, i).ok_or_else(|| format!("activities.{name} is not text"))
+        let column = |name: &str| -> Result<&arrow::array::StringArray, MergeError> {
+            let i = Table::Activities.column_index(name).ok_or_else(|| MergeError::Shape(format!("activities has no {name}")))?;
+            strings(b, i).ok_or_else(|| MergeError::Shape(format!("activities.{name} is not text")))
         };
         let (ids, deal, lead, contact, company) = (column("activity_id")?, column("deal_id")?, column("lead_id")?, column("contact_id")?, column("company_id")?);
         for i in 0..b.num_rows() {
@@ -49,11 +49,11 @@ pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(
         }
     }
     for b in previous.tables.get(&Table::Leads).into_iter().flatten() {
-        let lead = strings(b, 0).ok_or("leads.lead_id is not text")?;
+        let lead = strings(b, 0).ok_or(MergeError::Shape("leads.lead_id is not text".into()))?;
         let at = Table::Leads
             .column_index("qualified_at")
             .and_then(|i| b.column(i).as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>())
-            .ok_or("leads.qualified_at is not a timestamp")?;
+            .ok_or(MergeError::Shape("leads.qualified_at is not a timestamp".into()))?;
         for i in 0..b.num_rows() {
             if lead.is_valid(i) && at.is_valid(i) {
                 links.lead_qualified.insert(lead.value(i).to_string(), at.value(i));
@@ -62,8 +62,8 @@ pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(
     }
     let mut pairs = Vec::new();
     for b in previous.tables.get(&Table::Deals).into_iter().flatten() {
-        let deal = Table::Deals.column_index("deal_id").and_then(|i| strings(b, i)).ok_or("deals.deal_id is not text")?;
-        let lead = Table::Deals.column_index("lead_id").and_then(|i| strings(b, i)).ok_or("deals.lead_id is not text")?;
+        let deal = Table::Deals.column_index("deal_id").and_then(|i| strings(b, i)).ok_or(MergeError::Shape("deals.deal_id is not text".into()))?;
+        let lead = Table::Deals.column_index("lead_id").and_then(|i| strings(b, i)).ok_or(MergeError::Shape("deals.lead_id is not text".into()))?;
         for i in 0..b.num_rows() {
             if deal.is_valid(i) && lead.is_valid(i) {
                 pairs.push((deal.value(i).parse::<u64>().unwrap_or(u64::MAX), deal.value(i).to_string(), lead.value(i).to_string()));
@@ -80,7 +80,7 @@ pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(
 /// The previous snapshot's tables with the fresh rows merged in. `alive` holds, for the
 /// tables whose ids were scanned, every id the portal still has. Returns the dataset and
 /// the number of rows dropped as deleted.
-pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals: &[String], alive: &BTreeMap<Table, HashSet<String>>) -> Result<(Dataset, usize), String> {
+pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals: &[String], alive: &BTreeMap<Table, HashSet<String>>) -> Result<(Dataset, usize), MergeError> {
     let mut dataset = Dataset::default();
     let mut deleted = 0;
     let live_deals = alive.get(&Table::Deals);
@@ -116,7 +116,7 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals
         let schema = table.schema();
         let entry = dataset.tables.entry(table).or_default();
         for b in kept.into_iter().filter(|b| b.num_rows() > 0) {
-            entry.push(RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()).map_err(|e| e.to_string())?);
+            entry.push(RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())?);
         }
         entry.push(new);
     }
@@ -129,33 +129,33 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals
 
 /// Calls keep their row when their deal is deleted, but no longer point at it (the portal
 /// deletes the deal's activities, through which a call reaches its deal).
-fn unlink_deleted_deals(dataset: &mut Dataset, live: &HashSet<String>) -> Result<(), String> {
-    let column = Table::Calls.column_index("deal_id").ok_or("calls has no deal_id")?;
+fn unlink_deleted_deals(dataset: &mut Dataset, live: &HashSet<String>) -> Result<(), MergeError> {
+    let column = Table::Calls.column_index("deal_id").ok_or(MergeError::Shape("calls has no deal_id".into()))?;
     let Some(calls) = dataset.tables.get_mut(&Table::Calls) else { return Ok(()) };
     for batch in calls.iter_mut() {
-        let deals = strings(batch, column).ok_or("calls.deal_id is not text")?;
+        let deals = strings(batch, column).ok_or(MergeError::Shape("calls.deal_id is not text".into()))?;
         let kept: arrow::array::StringArray = deals.iter().map(|d| d.filter(|d| live.contains(*d))).collect();
         let mut columns = batch.columns().to_vec();
         columns[column] = Arc::new(kept);
-        *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())?;
+        *batch = RecordBatch::try_new(batch.schema(), columns)?;
     }
     Ok(())
 }
 
 /// `leads.converted_deal_id` from the merged deals: a lead converted since, or whose deal
 /// was deleted, is right without the lead itself having changed.
-fn relink_converted_leads(dataset: &mut Dataset) -> Result<(), String> {
+fn relink_converted_leads(dataset: &mut Dataset) -> Result<(), MergeError> {
     let deals = Previous { cursors: BTreeMap::new(), tables: BTreeMap::from([(Table::Deals, dataset.tables.get(&Table::Deals).cloned().unwrap_or_default())]) };
     let mut links = Links::default();
     previous_links(&deals, &mut links)?;
-    let column = Table::Leads.column_index("converted_deal_id").ok_or("leads has no converted_deal_id")?;
+    let column = Table::Leads.column_index("converted_deal_id").ok_or(MergeError::Shape("leads has no converted_deal_id".into()))?;
     let Some(leads) = dataset.tables.get_mut(&Table::Leads) else { return Ok(()) };
     for batch in leads.iter_mut() {
-        let ids = strings(batch, 0).ok_or("leads.lead_id is not text")?;
+        let ids = strings(batch, 0).ok_or(MergeError::Shape("leads.lead_id is not text".into()))?;
         let linked: arrow::array::StringArray = (0..batch.num_rows()).map(|i| if ids.is_valid(i) { links.lead_deal.get(ids.value(i)).map(String::as_str) } else { None }).collect();
         let mut columns = batch.columns().to_vec();
         columns[column] = Arc::new(linked);
-        *batch = RecordBatch::try_new(batch.schema(), columns).map_err(|e| e.to_string())?;
+        *batch = RecordBatch::try_new(batch.schema(), columns)?;
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ use mapping::{Links, Mapping, Raw};
 use crate::config::SecretSource;
 use crate::connectors::http::{HttpError, PoliteClient, RetryPolicy};
 use crate::connectors::progress::ProgressHandle;
+use crate::connectors::{CheckReport as SourceCheck, Connector, ConnectorError, Pull};
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{Dataset, RowError, Table};
 
@@ -48,20 +49,14 @@ pub enum Bitrix24Error {
     #[error("Bitrix24 {table} record {id}: {source}")]
     Row { table: &'static str, id: String, source: RowError },
     #[error("merging the changes into the previous snapshot: {0}")]
-    Merge(String),
+    Merge(#[from] crate::connectors::sync::MergeError),
+    #[error("the system has no random source for the phone hash key: {0}")]
+    NoRandom(#[from] getrandom::Error),
 }
 
 /// The tables an incremental pull reads from the previous snapshot.
 pub const PREVIOUS_TABLES: &[Table] = crate::connectors::sync::CRM_TABLES;
 
-/// One pull's result.
-#[derive(Debug)]
-pub struct Bitrix24Pull {
-    pub dataset: Dataset,
-    pub cursors: BTreeMap<String, String>,
-    pub label: String,
-    pub report: SyncReport,
-}
 
 const CURSOR_PORTAL: &str = "bitrix24.portal";
 const CURSOR_PHONE_KEY: &str = "bitrix24.phone_key";
@@ -195,7 +190,7 @@ const TASKS: Changed = Changed { entity: "tasks", filter: ">=CHANGED_DATE", fiel
 ///
 /// # Errors
 /// See [`Bitrix24Error`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Bitrix24Pull, Bitrix24Error> {
+pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, Bitrix24Error> {
     let started = std::time::Instant::now();
     let (client, portal) = client_for(cfg)?;
     let client = client.with_progress(progress);
@@ -203,7 +198,7 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
     let incremental = previous.is_some();
     let mut cursors = previous.as_ref().map(|p| p.cursors.clone()).unwrap_or_default();
     cursors.insert(CURSOR_PORTAL.into(), portal.clone());
-    let phone_key = crate::connectors::sync::phone_key(&mut cursors, CURSOR_PHONE_KEY).map_err(Bitrix24Error::Merge)?;
+    let phone_key = crate::connectors::sync::phone_key(&mut cursors, CURSOR_PHONE_KEY)?;
     let since = |c: &Changed| -> Option<String> {
         let cursor = cursors.get(&format!("bitrix24.{}", c.entity))?;
         let at = DateTime::parse_from_rfc3339(cursor).ok()?.with_timezone(&Utc) - cfg.overlap;
@@ -410,7 +405,39 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
         seconds: started.elapsed().as_secs_f64(),
     };
     let label = format!("bitrix24: {portal}, {} sync", if incremental { "incremental" } else { "full" });
-    Ok(Bitrix24Pull { dataset, cursors, label, report })
+    Ok(Pull { dataset, taken_at: Utc::now(), source_label: label, cursors, sync: Some(report) })
+}
+
+/// A Bitrix24 portal as a [`Connector`].
+#[derive(Debug, Clone)]
+pub struct Bitrix24Connector {
+    pub config: Box<Bitrix24Config>,
+    pub timezone: Tz,
+}
+
+#[async_trait::async_trait]
+impl Connector for Bitrix24Connector {
+    fn id(&self) -> &'static str {
+        "bitrix24"
+    }
+
+    fn builds_on(&self) -> &'static [Table] {
+        PREVIOUS_TABLES
+    }
+
+    async fn check(&self) -> Result<SourceCheck, ConnectorError> {
+        let report = check(&self.config).await?;
+        let mut out = SourceCheck { facts: vec![format!("Bitrix24 portal {} answers; webhook scopes: {}", report.portal, report.scopes.join(", "))], ..Default::default() };
+        if !report.missing.is_empty() {
+            let missing: Vec<String> = report.missing.iter().map(|(scope, reads)| format!("'{scope}' (for {reads})")).collect();
+            out.problems.push(format!("the webhook lacks the scope(s) {}; add them to the webhook in Bitrix24 (Applications → Developer resources)", missing.join(", ")));
+        }
+        Ok(out)
+    }
+
+    async fn pull(&self, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, ConnectorError> {
+        Ok(pull(&self.config, self.timezone, previous, now, progress).await?)
+    }
 }
 
 fn spec_is_camel(spec: &ListSpec) -> bool {
