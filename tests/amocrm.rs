@@ -104,6 +104,8 @@ async fn a_generated_account_maps_in_full_without_a_single_429() {
     let (_root, store) = new_store();
     let report = refresh(&store, config(&account.base_url)).await.unwrap();
     let m = &report.report.manifest;
+    let oracle = account.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, m, &oracle).await;
     for (table, n) in &counts {
         assert_eq!(m.tables[*table].rows as usize, *n, "{table}");
     }
@@ -193,6 +195,8 @@ async fn a_run_of_429s_is_waited_out_and_never_earned() {
     account.state.push_fault_plan(faults);
     let (_root, store) = new_store();
     let report = refresh(&store, config(&account.base_url)).await.unwrap();
+    let oracle = account.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, &report.report.manifest, &oracle).await;
     for table in amocrm::PREVIOUS_TABLES {
         let a = rows(&store, &report.report.manifest, *table, &["phone_hash"]).await;
         let b = rows(&clean_store, &expected.report.manifest, *table, &["phone_hash"]).await;
@@ -322,6 +326,8 @@ async fn incremental_equals_full(api_filter_enabled: bool) {
     change_the_account(&account);
     let before = account.state.requests();
     let incremental = refresh(&store, config(&account.base_url)).await.unwrap();
+    let oracle = account.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, &incremental.report.manifest, &oracle).await;
     let sync = incremental.sync.as_ref().unwrap();
     assert!(sync.incremental);
     assert!(sync.deleted >= 2, "a deal and a contact, and what hangs on them: {}", sync.deleted);

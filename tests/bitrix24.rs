@@ -81,6 +81,8 @@ async fn full_sync_maps_every_entity_under_the_rate_limit() {
     let store = Store::open(&root.path().to_string_lossy()).unwrap();
     let report = refresh(&store, config(&portal.webhook_url)).await.unwrap();
     let m = &report.report.manifest;
+    let oracle = portal.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, m, &oracle).await;
     for (table, n) in &counts {
         assert_eq!(m.tables[*table].rows as usize, *n, "{table}");
     }
@@ -169,6 +171,8 @@ async fn faults_are_retried_into_identical_data() {
     let store = Store::open(&root.path().to_string_lossy()).unwrap();
     let report = refresh(&store, config(&portal.webhook_url)).await.unwrap();
     injector.abort();
+    let oracle = portal.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, &report.report.manifest, &oracle).await;
     let injected = injected.load(std::sync::atomic::Ordering::SeqCst);
     let left = portal.state.faults.lock().unwrap().len() as u64;
     let sync = report.sync.unwrap();
@@ -272,6 +276,8 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
     }
     let before = portal.state.requests();
     let incremental = refresh(&store, config(&portal.webhook_url)).await.unwrap();
+    let oracle = portal.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, &incremental.report.manifest, &oracle).await;
     let sync = incremental.sync.as_ref().unwrap();
     assert!(sync.incremental && sync.reconciled);
     assert!(sync.deleted >= 2, "a deal and a contact (and what hangs on the deal) are dropped: {}", sync.deleted);

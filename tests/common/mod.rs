@@ -227,3 +227,49 @@ pub async fn refresh_crm_recorded(store: &Store, source: SourceConfig) -> (sales
     let report = salespulse::refresh::refresh_tenant_with_progress(store, &t, salespulse::refresh::source_of(&t), 3, Arc::clone(&progress) as _).await.unwrap();
     (report, progress)
 }
+
+/// Checks a snapshot against a mock CRM's oracle (`MockData::oracle`): every table's keys
+/// equal (`deal_items`: `deal|item`; `deal_stage_history`: `deal|rows`), every
+/// `deals.amount_base` entry present, and exactly the oracle's leads qualified.
+pub async fn assert_matches_oracle(store: &Store, manifest: &salespulse::snapshot::Manifest, oracle: &std::collections::BTreeMap<&'static str, std::collections::BTreeSet<String>>) {
+    use arrow::array::Array;
+    use arrow::util::display::array_value_to_string;
+    use std::collections::{BTreeMap, BTreeSet};
+    let cells = |batches: &[arrow::array::RecordBatch], columns: &[&str]| -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for b in batches {
+            let idx: Vec<usize> = columns.iter().map(|c| b.schema().index_of(c).unwrap()).collect();
+            for r in 0..b.num_rows() {
+                out.push(idx.iter().map(|i| if b.column(*i).is_null(r) { String::new() } else { array_value_to_string(b.column(*i), r).unwrap() }).collect());
+            }
+        }
+        out
+    };
+    for (key, expected) in oracle {
+        let (table, what) = key.split_once('.').unwrap_or((key, ""));
+        let t = salespulse::model::Table::from_name(table).unwrap_or_else(|| panic!("no table {table}"));
+        let batches = store.read_table(manifest, t).await.unwrap();
+        let first = t.schema().field(0).name().clone();
+        let found: BTreeSet<String> = match (table, what) {
+            ("deal_items", _) => cells(&batches, &["deal_id", "item_id"]).into_iter().map(|c| c.join("|")).collect(),
+            ("deal_stage_history", _) => {
+                let mut n: BTreeMap<String, usize> = BTreeMap::new();
+                for c in cells(&batches, &["deal_id"]) {
+                    *n.entry(c[0].clone()).or_default() += 1;
+                }
+                n.into_iter().map(|(d, n)| format!("{d}|{n}")).collect()
+            }
+            ("deals", "amount_base") => {
+                let all: BTreeSet<String> = cells(&batches, &["deal_id", "amount_base"]).into_iter().map(|c| c.join("|")).collect();
+                let missing: Vec<&String> = expected.iter().filter(|e| !all.contains(*e)).collect();
+                assert!(missing.is_empty(), "deals.amount_base differs from what the CRM reports: {:?}", &missing[..missing.len().min(5)]);
+                continue;
+            }
+            ("leads", "qualified") => cells(&batches, &["lead_id", "qualified_at"]).into_iter().filter(|c| !c[1].is_empty()).map(|c| c[0].clone()).collect(),
+            _ => cells(&batches, &[first.as_str()]).into_iter().map(|c| c[0].clone()).collect(),
+        };
+        let extra: Vec<&String> = found.difference(expected).take(5).collect();
+        let missing: Vec<&String> = expected.difference(&found).take(5).collect();
+        assert!(extra.is_empty() && missing.is_empty(), "{key}: the snapshot has {} rows the CRM does not ({extra:?}…) and lacks {} it has ({missing:?}…)", found.difference(expected).count(), expected.difference(&found).count());
+    }
+}
