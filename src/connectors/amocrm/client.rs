@@ -226,8 +226,9 @@ impl Client {
     }
 
     /// Reads a list to its end. The first page comes alone; when it is full and links a
-    /// next one, the following pages are asked `READ_AHEAD` at a time (amoCRM pages by
-    /// number), so one long list is not paced by the answer time of each page in turn. The
+    /// next one, the following pages are asked 2, 4, then up to `READ_AHEAD` at a time
+    /// (amoCRM pages by number), so one long list is not paced by the answer time of each
+    /// page in turn. The
     /// list ends at the first page that is empty (204), short, or has no `next` link; pages
     /// asked beyond it are dropped. A scan that stops at a cursor reads one page at a time.
     pub(super) async fn list(&self, spec: &ListSpec) -> Result<Vec<Value>, AmoCrmError> {
@@ -240,11 +241,14 @@ impl Client {
 
     async fn read_list(&self, spec: &ListSpec, name: &str) -> Result<Vec<Value>, AmoCrmError> {
         let limit: usize = spec.query.iter().find(|(k, _)| k == "limit").and_then(|(_, v)| v.parse().ok()).unwrap_or(50);
-        let ahead = if spec.stop_below.is_some() { 1 } else { READ_AHEAD };
+        // Pages asked at once: 1 for page 1, then doubling while every page comes back full
+        // (a long list keeps enough requests in flight to use the whole rate while each
+        // answer takes its time; a short one wastes at most a page or two past its end).
+        let mut ahead = 1;
         let mut rows = Vec::new();
         let mut page = 1;
         loop {
-            let window = if page == 1 { 1 } else { ahead };
+            let window = if spec.stop_below.is_some() { 1 } else { ahead };
             let asked = futures::future::try_join_all((page..page + window).map(|p| self.page(spec, p))).await?;
             let asked_pages = asked.len();
             for (i, answer) in asked.into_iter().enumerate() {
@@ -269,6 +273,7 @@ impl Client {
                 }
             }
             page += window;
+            ahead = (ahead * 2).min(READ_AHEAD);
             if page > MAX_PAGES {
                 return Err(AmoCrmError::Shape { path: spec.path.clone(), message: format!("more than {MAX_PAGES} pages; the list does not end") });
             }
@@ -292,8 +297,8 @@ impl Client {
     }
 }
 
-/// Pages of one list asked at once after the first.
-const READ_AHEAD: usize = 3;
+/// The most pages of one list asked at once.
+const READ_AHEAD: usize = 8;
 /// A list longer than this (2.5 M rows at 250) is taken for a server that never ends it.
 const MAX_PAGES: usize = 10_000;
 
