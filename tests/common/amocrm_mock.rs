@@ -982,6 +982,14 @@ fn route(data: &MockData, config: &MockConfig, base: &str, path: &str, q: &Query
             paged(base, path, q, rows, &f, &ListSpec { key: "notes", max_limit: MAX_LIMIT, order: &NOTE_ORDER })
         }
         "events" => {
+            // A-EVENTS-1: `filter[entity_id]` takes at most 10 ids and needs exactly one
+            // `filter[entity]`.
+            let entity_ids = q.list(&["filter", "entity_id"]).len();
+            if entity_ids > 0 && (entity_ids > 10 || q.list(&["filter", "entity"]).len() != 1) {
+                let mut body = fixture_json(ERROR_VALIDATION);
+                body["validation-errors"][0]["errors"] = json!([{"code": "InvalidFilter", "path": "filter.entity_id", "detail": "entity_id needs exactly one filter[entity] and at most 10 ids"}]);
+                return Answer::json(StatusCode::BAD_REQUEST, PROBLEM_JSON, &body);
+            }
             let mut f = Filters::default();
             f.any_of(q, "id", "id", trimmed)
                 .any_of(q, "type", "type", trimmed)
@@ -2254,6 +2262,92 @@ async fn conformance_undocumented_sort_fields_are_refused() {
     }
     for (path, field) in [("/api/v4/tasks", "id"), ("/api/v4/tasks", "complete_till"), ("/api/v4/contacts", "updated_at"), ("/api/v4/leads", "created_at"), ("/api/v4/leads/notes", "updated_at")] {
         assert_eq!(api.get(&format!("{path}?order[{field}]=asc")).await.status, 200, "{path} {field}");
+    }
+}
+
+/// A-EVENTS-1: `filter[entity_id]` needs one `filter[entity]` and at most 10 ids.
+#[tokio::test]
+async fn conformance_event_entity_ids_need_one_entity_and_at_most_ten() {
+    let mock = MockAmoCrm::start(unlimited(), MockData::generated(30)).await;
+    let api = Api::new(&mock);
+    let ids: Vec<String> = (0..11).map(|i| format!("filter[entity_id][{i}]={}", LEAD_BASE + i)).collect();
+    for query in [format!("filter[entity]=lead&{}", ids.join("&")), ids[..2].join("&"), format!("filter[entity][]=lead&filter[entity][]=contact&{}", ids[..2].join("&"))] {
+        let r = api.get(&format!("/api/v4/events?{query}")).await;
+        assert_eq!((r.status, r.json()["validation-errors"][0]["errors"][0]["path"].as_str()), (400, Some("filter.entity_id")), "{query}");
+    }
+    let r = api.get(&format!("/api/v4/events?filter[entity]=lead&filter[type][]=lead_status_changed&{}", ids[..10].join("&"))).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["_embedded"]["events"].as_array().unwrap().iter().all(|e| e["entity_type"] == "lead"));
+}
+
+/// A-LEADS-2, A-LEADS-5, A-PROD-1: a lead carries its source, products, contacts and loss
+/// reason only when `with` asks; A-LEADS-9: a record fetched by id that is not there is a 204.
+#[tokio::test]
+async fn conformance_with_gives_only_what_it_asks_and_a_missing_record_is_204() {
+    let data = MockData::generated(60);
+    let mock = MockAmoCrm::start(unlimited(), data.clone()).await;
+    let api = Api::new(&mock);
+    let lead = data.leads.iter().find(|l| l["_embedded"]["source"].is_object() && l["_embedded"]["catalog_elements"].is_array()).expect("a lead with a source and products");
+    let id = lead["id"].as_i64().unwrap();
+    let bare = api.ok(&format!("/api/v4/leads/{id}")).await;
+    for key in ["source", "catalog_elements", "contacts", "loss_reason"] {
+        assert!(bare["_embedded"].get(key).is_none(), "{key} without with=");
+    }
+    assert!(bare.get("source_id").is_some(), "source_id comes without with= (as the fixture pages show)");
+    let full = api.ok(&format!("/api/v4/leads/{id}?with=contacts,source,catalog_elements")).await;
+    assert_eq!(full["_embedded"]["source"], lead["_embedded"]["source"]);
+    assert_eq!(full["_embedded"]["catalog_elements"], lead["_embedded"]["catalog_elements"]);
+    assert!(full["_embedded"]["contacts"].is_array());
+    let listed = api.rows("/api/v4/leads?limit=250&with=catalog_elements", "leads").await;
+    assert!(listed.iter().any(|l| l["_embedded"]["catalog_elements"].is_array()) && listed.iter().all(|l| l["_embedded"].get("source").is_none()));
+    for path in ["/api/v4/leads/1", "/api/v4/contacts/1", "/api/v4/companies/1"] {
+        let r = api.get(path).await;
+        assert_eq!((r.status, r.body.len()), (204, 0), "{path}");
+    }
+}
+
+/// A-PAGE-7: catalog element pages come without `next`, even when full; A-CAT-2: catalogs
+/// have a type.
+#[tokio::test]
+async fn conformance_catalog_element_pages_have_no_next_link() {
+    let mock = MockAmoCrm::start(unlimited(), MockData::generated(30)).await;
+    let api = Api::new(&mock);
+    let catalogs = api.rows("/api/v4/catalogs", "catalogs").await;
+    assert_eq!(catalogs.iter().filter(|c| c["type"] == "products").count(), 1);
+    let page = api.ok(&format!("/api/v4/catalogs/{PRODUCTS_CATALOG}/elements?limit=250")).await;
+    assert_eq!(page["_embedded"]["elements"].as_array().unwrap().len(), 250);
+    assert!(page["_links"].get("next").is_none(), "a full page without next");
+    let rest = api.rows(&format!("/api/v4/catalogs/{PRODUCTS_CATALOG}/elements?limit=250&page=2"), "elements").await;
+    assert_eq!(rest.len(), PRODUCT_COUNT - 250);
+}
+
+/// A-EVENTS-4, A-EVENTS-6, A-EVENTS-9: restores, task deletions and links log their events
+/// with the documented values; a restored lead keeps its `updated_at`.
+#[tokio::test]
+async fn conformance_restore_task_and_link_events() {
+    let data = MockData::generated(30);
+    let mock = MockAmoCrm::start(unlimited(), data.clone()).await;
+    let api = Api::new(&mock);
+    let s = &mock.state;
+    let (lead, task) = (data.leads[3]["id"].as_i64().unwrap(), data.tasks[0]["id"].as_i64().unwrap());
+    let t = 1_800_000_000;
+    s.delete_lead(lead, t);
+    assert_eq!(api.get(&format!("/api/v4/leads/{lead}")).await.status, 204);
+    s.restore_lead(lead, t + 10);
+    assert_eq!(api.ok(&format!("/api/v4/leads/{lead}")).await["updated_at"], data.leads[3]["updated_at"]);
+    s.delete_task(task, t + 20);
+    s.link_product(lead, 900_001, Some(2.0), t + 30);
+    let events = api.rows(&format!("/api/v4/events?filter[created_at][from]={t}&limit=100"), "events").await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for kind in ["lead_deleted", "lead_restored", "task_deleted", "entity_linked"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    for e in &events {
+        match e["type"].as_str().unwrap() {
+            "lead_deleted" | "lead_restored" | "task_deleted" => assert_eq!((&e["value_before"], &e["value_after"]), (&json!([]), &json!([]))),
+            "entity_linked" => assert_eq!(e["value_after"][0]["link"]["entity"], json!({"type": "catalog_elements", "id": 900_001})),
+            _ => {}
+        }
     }
 }
 

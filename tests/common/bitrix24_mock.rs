@@ -927,10 +927,19 @@ fn execute(data: &MockData, config: &MockConfig, method: &str, params: &Value) -
         "crm.company.list" => list(&data.companies, params, "ID", "ID", None, true),
         "crm.activity.list" => by_id(&data.activities, None),
         "crm.stagehistory.list" => {
+            // B-HIST-2: an order direction other than ASC or DESC is refused.
+            if let Some(Value::Object(order)) = param(params, "order")
+                && let Some((field, direction)) = order.iter().find(|(_, d)| !matches!(d.as_str(), Some("ASC" | "DESC")))
+            {
+                return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "INVALID_ARG_VALUE", &format!("Invalid order: allowed sort directions are ASC, DESC. But got '{}' for field '{field}'", direction.as_str().unwrap_or(""))));
+            }
+            // B-HIST-1: leads, deals, invoices and smart processes (dynamic ids from 128).
             let rows: &[Value] = match entity_type_id(params) {
                 Some(2) => &data.deal_stage_history,
                 Some(1) => &data.lead_stage_history,
-                _ => &[],
+                Some(5 | 31) => &[],
+                Some(t) if t >= 128 => &[],
+                _ => return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "ENTITY_TYPE_NOT_SUPPORTED", "Entity type is not supported")),
             };
             by_id(rows, Some("items"))
         }
@@ -2342,6 +2351,28 @@ async fn conformance_product_rows_need_owner_type_and_owner_id() {
     assert_eq!(v["result"]["result_error"]["a"]["error"], "REQUIRED_ARG_MISSING", "{v}");
     assert!(v["result"]["result"]["b"]["productRows"].is_array(), "{v}");
     assert_eq!(ids(&v["result"]["result"]["b"]["productRows"], "ownerId"), [1000, 1000, 1001]);
+}
+
+/// B-HIST-1, B-HIST-2, B-HIST-7 of docs/connectors/bitrix24-conformance.md: the stage history
+/// needs a supported `entityTypeId` and ASC/DESC orders; lead rows carry status fields only.
+#[tokio::test]
+async fn conformance_stage_history_types_orders_and_lead_fields() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::generated(60)).await;
+    let api = Api::new(&mock);
+    for params in [json!({}), json!({"entityTypeId": 3}), json!({"entityTypeId": 7})] {
+        let (status, v) = api.call("crm.stagehistory.list", params.clone()).await;
+        assert_eq!((status, v["error"].as_str()), (400, Some("ENTITY_TYPE_NOT_SUPPORTED")), "{params}");
+    }
+    let (status, v) = api.call("crm.stagehistory.list", json!({"entityTypeId": 1, "order": {"ID": "asc"}})).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("INVALID_ARG_VALUE")));
+    let v = api.ok("crm.stagehistory.list", json!({"entityTypeId": 1, "order": {"ID": "ASC"}})).await;
+    let rows = v["result"]["items"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(row.get("STATUS_ID").is_some() && row.get("STATUS_SEMANTIC_ID").is_some(), "{row}");
+        assert!(row.get("STAGE_ID").is_none() && row.get("CATEGORY_ID").is_none() && row.get("STAGE_SEMANTIC_ID").is_none(), "{row}");
+    }
+    assert!(api.ok("crm.stagehistory.list", json!({"entityTypeId": 2, "order": {"ID": "DESC"}})).await["result"]["items"][0].get("STAGE_ID").is_some());
 }
 
 #[tokio::test]
