@@ -2171,7 +2171,7 @@ async fn filters_are_honoured_or_ignored_per_the_account_flag() {
     let times: Vec<i64> = chain.iter().map(|e| e["created_at"].as_i64().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] > w[1]));
     if let (Some(first), Some(last)) = (times.last(), times.first()) {
-        let q = format!("/api/v4/events?filter[entity_id]={a}&filter[created_at][from]={first}&filter[created_at][to]={last}");
+        let q = format!("/api/v4/events?filter[entity]=lead&filter[entity_id]={a}&filter[created_at][from]={first}&filter[created_at][to]={last}");
         assert_eq!(api.rows(&q, "events").await.len(), times.len());
     }
     assert_eq!(api.get("/api/v4/events?filter[entity][]=contact&filter[entity][]=company").await.status, 204);
