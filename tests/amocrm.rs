@@ -206,6 +206,18 @@ async fn a_run_of_429s_is_waited_out_and_never_earned() {
     assert!(account.state.answered_429() >= 3, "the injected ones were met: {}", account.state.answered_429());
 }
 
+/// More 429s in a row than a request has attempts: each is waited out, none is counted as a
+/// failed attempt, and the sync completes (only the block page stops it).
+#[tokio::test]
+async fn nine_429s_in_a_row_are_waited_out() {
+    let account = MockAmoCrm::start(MockConfig { block_after_429s: 0, ..MockConfig::default() }, MockData::fixtures()).await;
+    account.state.push_faults(std::iter::repeat_n(Fault::TooManyJson, 9));
+    let (_root, store) = new_store();
+    let report = refresh(&store, config(&account.base_url)).await.unwrap();
+    assert_eq!(report.report.manifest.tables["deals"].rows, 62);
+    assert_eq!((account.state.answered_429(), account.state.earned_429()), (9, 0));
+}
+
 #[tokio::test]
 async fn a_block_stops_the_sync_at_once_and_is_never_retried() {
     let account = MockAmoCrm::start(MockConfig { block_after_429s: 1, ..MockConfig::default() }, MockData::generated(100)).await;

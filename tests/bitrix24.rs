@@ -273,6 +273,10 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
         let lead_id: u64 = lead["ID"].as_str().unwrap().parse().unwrap();
         let next = data.lead_stage_history.iter().filter_map(|h| h["ID"].as_u64()).max().unwrap() + 1;
         data.lead_stage_history.push(json!({"ID": next, "TYPE_ID": 2, "OWNER_ID": lead_id, "CREATED_TIME": later, "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "PROCESSED"}));
+        // A status-history row whose lead is not read again (as when a lead is read just
+        // before its move): the lead's qualified_at still comes from it.
+        let quiet = data.leads.iter().find(|l| l["STATUS_ID"] == "NEW" && l["ID"] != json!(lead_id.to_string())).unwrap()["ID"].as_str().unwrap().parse::<u64>().unwrap();
+        data.lead_stage_history.push(json!({"ID": next + 1, "TYPE_ID": 2, "OWNER_ID": quiet, "CREATED_TIME": later, "STATUS_SEMANTIC_ID": "P", "STATUS_ID": "PROCESSED"}));
     }
     let before = portal.state.requests();
     let incremental = refresh(&store, config(&portal.webhook_url)).await.unwrap();

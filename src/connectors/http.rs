@@ -150,10 +150,9 @@ struct Pace {
     paused_until: Mutex<Option<tokio::time::Instant>>,
 }
 
-/// Paces by account and rate (a changed rate starts a new bucket).
-type PaceKey = (String, u64, u32);
-
-static PACES: std::sync::LazyLock<Mutex<BTreeMap<PaceKey, Arc<Pace>>>> = std::sync::LazyLock::new(|| Mutex::new(BTreeMap::new()));
+/// Paces by account: the CRM counts an account's requests together, whichever tenant,
+/// webhook or token sends them.
+static PACES: std::sync::LazyLock<Mutex<BTreeMap<String, Arc<Pace>>>> = std::sync::LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 /// A rate-limited, retrying HTTP client.
 #[derive(Debug)]
@@ -174,7 +173,9 @@ impl PoliteClient {
     }
 
     /// A client that shares its pace with every other client of `account` (a host, or the
-    /// host and port) at the same rate in this process.
+    /// host and port) in this process. The first client of an account sets the rate; a
+    /// later one with another rate shares the first one's bucket (a changed
+    /// `requests_per_second` applies after a restart), so together they never exceed it.
     ///
     /// # Errors
     /// A rate of 0 or below, or a TLS setup failure.
@@ -199,9 +200,8 @@ impl PoliteClient {
         let pace = match account {
             None => fresh(),
             Some(account) => {
-                let key = (account.to_string(), rate.requests_per_second.to_bits(), rate.burst);
                 let mut paces = PACES.lock().map_err(|_| HttpError::Client("the pace registry is poisoned".into()))?;
-                Arc::clone(paces.entry(key).or_insert_with(fresh))
+                Arc::clone(paces.entry(account.to_string()).or_insert_with(fresh))
             }
         };
         Ok(PoliteClient { http, pace, policy, stats: HttpStats::default() })
@@ -231,6 +231,9 @@ impl PoliteClient {
             .with_jitter()
             .build();
         let mut attempts = 0;
+        // Throttled answers: the next unnamed wait, and the time waited so far.
+        let mut throttle_step = self.policy.min_delay;
+        let mut throttled_for = Duration::ZERO;
         loop {
             attempts += 1;
             // A pause that began while this request waited for its token is waited out
@@ -259,6 +262,22 @@ impl PoliteClient {
                     (describe(e), None, false)
                 }
             };
+            if throttled {
+                // The server asks the whole client to wait: every request waits it out, and
+                // a throttled answer does not use up an attempt (only the block page, a
+                // final answer, stops a sync); the waits of one request are capped in all.
+                let wait = after.unwrap_or(throttle_step);
+                throttle_step = (throttle_step * 2).min(self.policy.max_delay);
+                self.pause_for(wait.min(self.policy.max_server_wait));
+                throttled_for += wait;
+                if throttled_for > self.policy.max_server_wait {
+                    return Err(HttpError::WaitTooLong { what: what.into(), wait: throttled_for.as_secs_f64(), limit: self.policy.max_server_wait.as_secs_f64() });
+                }
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(what, attempt = attempts, wait_seconds = wait.as_secs_f64(), "{reason}; every request to this account waits, then this one is retried");
+                attempts -= 1;
+                continue;
+            }
             let Some(step) = backoff.next() else {
                 return Err(HttpError::GaveUp { what: what.into(), attempts, seconds: started.elapsed().as_secs_f64(), last: reason });
             };
@@ -268,9 +287,6 @@ impl PoliteClient {
                 return Err(HttpError::WaitTooLong { what: what.into(), wait: wait.as_secs_f64(), limit: self.policy.max_server_wait.as_secs_f64() });
             }
             let wait = after.map_or(step, |a| a.max(step.min(self.policy.min_delay)));
-            if throttled {
-                self.pause_for(wait);
-            }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(what, attempt = attempts, wait_seconds = wait.as_secs_f64(), "{reason}; retrying");
             tokio::time::sleep(wait).await;

@@ -243,7 +243,7 @@ impl Client {
         let limit: usize = spec.query.iter().find(|(k, _)| k == "limit").and_then(|(_, v)| v.parse().ok()).unwrap_or(50);
         // Pages asked at once: 1 for page 1, then doubling while every page comes back full
         // (a long list keeps enough requests in flight to use the whole rate while each
-        // answer takes its time; a short one wastes at most a page or two past its end).
+        // answer takes its time; the price is up to READ_AHEAD - 1 pages asked past the end).
         let mut ahead = 1;
         let mut rows = Vec::new();
         let mut page = 1;
@@ -261,6 +261,15 @@ impl Client {
                 };
                 let before = rows.len();
                 let full = items.len() >= limit;
+                // A list read on past pages without `next` ends at a page with nothing new
+                // (a server that ignores `page` would otherwise be read to MAX_PAGES).
+                if spec.full_page_continues && page > 1 && !items.is_empty() {
+                    let seen: std::collections::HashSet<String> = rows.iter().filter_map(|r: &Value| r.get("id")).map(Value::to_string).collect();
+                    if items.iter().all(|i| i.get("id").is_some_and(|id| seen.contains(&id.to_string()))) {
+                        past_the_end(self.progress.as_ref());
+                        return Ok(rows);
+                    }
+                }
                 let oldest = items.iter().filter_map(|r| r.get("updated_at").and_then(Value::as_i64)).min();
                 match spec.stop_below {
                     Some(floor) => rows.extend(items.into_iter().filter(|r| r.get("updated_at").and_then(Value::as_i64).is_none_or(|t| t >= floor))),

@@ -162,6 +162,12 @@ async fn reconcile(client: &Client, plan: &Plan, raw: &mut Raw, deletions: &Dele
     deleted.deals.extend(in_trash.iter().filter(|d| !restored.deals.contains(*d)).cloned());
     if plan.incremental {
         read_restored(client, &restored, raw).await?;
+        // A restored record's note may also have changed inside the window: once each.
+        let notes = std::mem::take(&mut raw.notes);
+        for entity in ["leads", "contacts", "companies"] {
+            let of_entity: Vec<Value> = notes.iter().filter(|(e, _)| *e == entity).map(|(_, n)| n.clone()).collect();
+            raw.notes.extend(dedupe(of_entity).into_iter().map(|n| (entity, n)));
+        }
         read_deals_by_id(client, &relinked_deals(&deletions.events), raw).await?;
         records.insert("restored", restored.deals.len() + restored.contacts.len() + restored.companies.len());
     }
@@ -286,14 +292,29 @@ fn relinked_deals(events: &[Value]) -> HashSet<String> {
 /// Reads deals by id (a 404: deleted since) unless already read, into `raw.leads`.
 async fn read_deals_by_id(client: &Client, ids: &HashSet<String>, raw: &mut Raw) -> Result<(), AmoCrmError> {
     let fresh: HashSet<String> = raw.leads.iter().filter_map(|r| mapping::id(r, "id")).collect();
-    let query = vec![("with".to_string(), LEAD_WITH.to_string())];
-    for id in ids.iter().filter(|i| !fresh.contains(*i)) {
-        if let Some(lead) = client.get(&format!("/api/v4/leads/{id}"), &query).await.or_else(|e| if is_not_found(&e) { Ok(None) } else { Err(e) })? {
-            raw.leads.push(lead);
-        }
-    }
+    let wanted: Vec<&String> = ids.iter().filter(|i| !fresh.contains(*i)).collect();
+    raw.leads.extend(get_by_id(client, "/api/v4/leads", LEAD_WITH, &wanted).await?);
     Ok(())
 }
+
+/// Records by id, several requests in flight (the shared token bucket sets the pace); a
+/// 204 or 404 (deleted since) is left out.
+async fn get_by_id(client: &Client, path: &str, with: &str, ids: &[&String]) -> Result<Vec<Value>, AmoCrmError> {
+    let query: Vec<(String, String)> = if with.is_empty() { Vec::new() } else { vec![("with".into(), with.into())] };
+    let mut out = Vec::new();
+    for chunk in ids.chunks(BY_ID_IN_FLIGHT) {
+        let found = futures::future::try_join_all(chunk.iter().map(|id| get_one(client, path, &query, id))).await?;
+        out.extend(found.into_iter().flatten());
+    }
+    Ok(out)
+}
+
+async fn get_one(client: &Client, path: &str, query: &[(String, String)], id: &str) -> Result<Option<Value>, AmoCrmError> {
+    client.get(&format!("{path}/{id}"), query).await.or_else(|e| if is_not_found(&e) { Ok(None) } else { Err(e) })
+}
+
+/// Requests in flight when records are read one by one.
+const BY_ID_IN_FLIGHT: usize = 6;
 
 /// The products on the deals read: which catalogs hold products (one request), then the
 /// linked elements of those, by id (50 a request; element pages may lack `next`, A-PAGE-7).
@@ -366,17 +387,12 @@ async fn read_restored(client: &Client, restored: &merge::Deleted, raw: &mut Raw
         (&restored.companies, "/api/v4/companies", "", "companies"),
     ] {
         let ids: Vec<&String> = ids.iter().collect();
-        for id in &ids {
-            let query: Vec<(String, String)> = if with.is_empty() { Vec::new() } else { vec![("with".into(), with.into())] };
-            let Some(record) = client.get(&format!("{path}/{id}"), &query).await.or_else(|e| if is_not_found(&e) { Ok(None) } else { Err(e) })? else { continue };
-            if fresh.contains(*id) {
-                continue;
-            }
-            match entity {
-                "leads" => raw.leads.push(record),
-                "contacts" => raw.contacts.push(record),
-                _ => raw.companies.push(record),
-            }
+        let wanted: Vec<&String> = ids.iter().filter(|id| !fresh.contains(**id)).copied().collect();
+        let records = get_by_id(client, path, with, &wanted).await?;
+        match entity {
+            "leads" => raw.leads.extend(records),
+            "contacts" => raw.contacts.extend(records),
+            _ => raw.companies.extend(records),
         }
         for chunk in ids.chunks(50) {
             let mut notes = ListSpec::new(notes_path(entity), "notes", 250).with("order[id]", "asc");

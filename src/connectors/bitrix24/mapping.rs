@@ -443,7 +443,9 @@ fn deals(raw: &Raw, rates: &Rates, m: &Mapping) -> Result<TableBuilder, Bitrix24
         let currency = text(d, "CURRENCY_ID");
         // As the portal reports it (`OPPORTUNITY_ACCOUNT` in `ACCOUNT_CURRENCY_ID`, fixed at
         // the rate of the deal's last save); converted at today's rates only when absent.
-        let reported = money(d, "OPPORTUNITY_ACCOUNT").filter(|_| text(d, "ACCOUNT_CURRENCY_ID").is_some());
+        // (Only in the account currency of today: a deal saved before the base currency
+        // changed reports in the old one and is converted instead.)
+        let reported = money(d, "OPPORTUNITY_ACCOUNT").filter(|_| text(d, "ACCOUNT_CURRENCY_ID").is_some_and(|c| rates.base.as_ref().is_none_or(|b| *b == c)));
         let amount_base = reported.or_else(|| amount.and_then(|a| rates.to_base(a, currency.as_deref())));
         let loss_reason = match (status, &m.loss_reason_field) {
             ("lost", Some(field)) => field_text(d, field),

@@ -80,7 +80,15 @@ pub(super) fn previous_links(previous: &Previous, links: &mut Links) -> Result<(
 /// The previous snapshot's tables with the fresh rows merged in. `alive` holds, for the
 /// tables whose ids were scanned, every id the portal still has. Returns the dataset and
 /// the number of rows dropped as deleted.
-pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals: &[String], alive: &BTreeMap<Table, HashSet<String>>) -> Result<(Dataset, usize), MergeError> {
+/// `qualified` is every lead's first qualification known (previous snapshot and this pull's
+/// status history): a lead not read again, or read before its history row, gets it too.
+pub(super) fn merge(
+    previous: &Previous,
+    fresh: Vec<TableBuilder>,
+    changed_deals: &[String],
+    alive: &BTreeMap<Table, HashSet<String>>,
+    qualified: &std::collections::HashMap<String, i64>,
+) -> Result<(Dataset, usize), MergeError> {
     let mut dataset = Dataset::default();
     let mut deleted = 0;
     let live_deals = alive.get(&Table::Deals);
@@ -121,8 +129,13 @@ pub(super) fn merge(previous: &Previous, fresh: Vec<TableBuilder>, changed_deals
         entry.push(new);
     }
     relink_converted_leads(&mut dataset)?;
+    requalify_leads(&mut dataset, qualified)?;
     if let Some(live) = live_deals {
-        unlink_deleted_deals(&mut dataset, live)?;
+        // Deals read in this pull are alive even when the id scan (which runs beside the
+        // reading) did not see them yet: a call on a deal created meanwhile keeps its link.
+        let mut live = live.clone();
+        live.extend(changed_deals.iter().cloned());
+        unlink_deleted_deals(&mut dataset, &live)?;
     }
     Ok((dataset, deleted))
 }
@@ -137,6 +150,31 @@ fn unlink_deleted_deals(dataset: &mut Dataset, live: &HashSet<String>) -> Result
         let kept: arrow::array::StringArray = deals.iter().map(|d| d.filter(|d| live.contains(*d))).collect();
         let mut columns = batch.columns().to_vec();
         columns[column] = Arc::new(kept);
+        *batch = RecordBatch::try_new(batch.schema(), columns)?;
+    }
+    Ok(())
+}
+
+/// `leads.qualified_at`: the earliest of the row's own and the one `qualified` knows.
+fn requalify_leads(dataset: &mut Dataset, qualified: &std::collections::HashMap<String, i64>) -> Result<(), MergeError> {
+    let column = Table::Leads.column_index("qualified_at").ok_or(MergeError::Shape("leads has no qualified_at".into()))?;
+    let Some(leads) = dataset.tables.get_mut(&Table::Leads) else { return Ok(()) };
+    for batch in leads.iter_mut() {
+        let ids = strings(batch, 0).ok_or(MergeError::Shape("leads.lead_id is not text".into()))?;
+        let own = batch.column(column).as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>().ok_or(MergeError::Shape("leads.qualified_at is not a timestamp".into()))?;
+        let timezone = own.timezone().map(Arc::<str>::from);
+        let merged: arrow::array::TimestampMicrosecondArray = (0..batch.num_rows())
+            .map(|i| {
+                let known = ids.is_valid(i).then(|| qualified.get(ids.value(i)).copied()).flatten();
+                let mine = own.is_valid(i).then(|| own.value(i));
+                match (mine, known) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[column] = Arc::new(merged.with_timezone_opt(timezone));
         *batch = RecordBatch::try_new(batch.schema(), columns)?;
     }
     Ok(())

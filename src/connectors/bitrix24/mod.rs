@@ -135,8 +135,10 @@ fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
         }
     };
     let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
-    // One pace per portal in this process (see `PoliteClient::for_account`).
-    let http = PoliteClient::for_account(&format!("bitrix24 {portal}"), cfg.rate, policy)?;
+    // One pace per portal in this process, whichever webhook or app calls it (the portal
+    // counts their requests together; see `PoliteClient::for_account`).
+    let host = portal.split(' ').next().unwrap_or(&portal);
+    let http = PoliteClient::for_account(&format!("bitrix24 {host}"), cfg.rate, policy)?;
     Ok((Client::new(endpoint, http, key), portal))
 }
 

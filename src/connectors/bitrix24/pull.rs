@@ -227,7 +227,7 @@ fn map_and_merge(raw: &Raw, previous: Option<&Previous>, m: &Mapping, alive: &BT
     let fresh = mapping::map(raw, &links, m)?;
     let changed_deals: Vec<String> = raw.deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
     Ok(match previous {
-        Some(p) => merge::merge(p, fresh, &changed_deals, alive)?,
+        Some(p) => merge::merge(p, fresh, &changed_deals, alive, &links.lead_qualified)?,
         None => {
             let mut dataset = Dataset::default();
             for builder in fresh {
