@@ -920,12 +920,19 @@ fn execute(data: &MockData, config: &MockConfig, method: &str, params: &Value) -
             list(rows, params, "id", "id", Some("categories"), false)
         }
         "crm.status.list" => by_id(&data.statuses, None),
-        "crm.currency.list" => list(&data.currencies, params, "CURRENCY", "SORT", None, false),
+        // B-CUR-1, B-CUR-2: no filter and no paging; every currency at once, `total` 0.
+        "crm.currency.list" => {
+            let mut all = list(&data.currencies, &json!({"order": param(params, "order").cloned().unwrap_or(json!({"SORT": "ASC"}))}), "CURRENCY", "SORT", None, false)?;
+            all.total = Some(0);
+            all.next = None;
+            Ok(all)
+        }
         "crm.deal.list" => by_id(&data.deals, None),
         "crm.lead.list" => by_id(&data.leads, None),
         "crm.contact.list" => list(&data.contacts, params, "ID", "ID", None, true),
         "crm.company.list" => list(&data.companies, params, "ID", "ID", None, true),
-        "crm.activity.list" => by_id(&data.activities, None),
+        // B-ACT-2: activities come by START_TIME unless an order is given.
+        "crm.activity.list" => list(&data.activities, params, "ID", "START_TIME", None, false),
         "crm.stagehistory.list" => {
             // B-HIST-2: an order direction other than ASC or DESC is refused.
             if let Some(Value::Object(order)) = param(params, "order")
@@ -954,10 +961,21 @@ fn execute(data: &MockData, config: &MockConfig, method: &str, params: &Value) -
             list(&data.product_rows, params, "id", "id", Some("productRows"), false)
         }
         "voximplant.statistic.get" => by_id(&data.calls, None),
-        "tasks.task.list" => list(&data.tasks, params, "id", "id", Some("tasks"), false),
+        "tasks.task.list" => {
+            // B-TASK-1: ID descending by default; a key that cannot be sorted is refused.
+            if let Some(Value::Object(order)) = param(params, "order")
+                && let Some(key) = order.keys().find(|k| !TASK_SORT_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k)))
+            {
+                return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "0", &format!("Invalid sorting key (internal error): {key}")));
+            }
+            list(&data.tasks, params, "id", "-id", Some("tasks"), false)
+        }
         _ => Err(ErrorReply::fixture(StatusCode::NOT_FOUND, ERROR_METHOD_NOT_FOUND)),
     }
 }
+
+/// The sort keys `tasks.task.list` takes (B-TASK-1).
+const TASK_SORT_KEYS: [&str; 13] = ["ID", "TITLE", "CREATED_DATE", "CHANGED_DATE", "CLOSED_DATE", "DEADLINE", "DATE_START", "STATUS", "REAL_STATUS", "RESPONSIBLE_ID", "CREATED_BY", "PRIORITY", "SORTING"];
 
 fn entity_type_id(params: &Value) -> Option<i64> {
     param(params, "entityTypeId").and_then(as_f64).map(|f| f as i64)
@@ -1085,10 +1103,14 @@ fn ordering(params: &Value, default_field: &str) -> (String, bool) {
             let (k, d) = m.iter().next().unwrap();
             (k.clone(), desc(d))
         }
-        other => {
-            let field = param(params, "sort").and_then(Value::as_str).unwrap_or(default_field).to_string();
-            (field, other.is_some_and(desc))
-        }
+        other => match param(params, "sort").and_then(Value::as_str) {
+            Some(field) => (field.to_string(), other.is_some_and(desc)),
+            // B-LIST-6: a method's own default order (`-FIELD`: descending).
+            None => match default_field.strip_prefix('-') {
+                Some(field) => (field.to_string(), other.is_none_or(|o| !o.as_str().is_some_and(|d| d.eq_ignore_ascii_case("asc")))),
+                None => (default_field.to_string(), other.is_some_and(desc)),
+            },
+        },
     }
 }
 
@@ -2375,6 +2397,27 @@ async fn conformance_stage_history_types_orders_and_lead_fields() {
     assert!(api.ok("crm.stagehistory.list", json!({"entityTypeId": 2, "order": {"ID": "DESC"}})).await["result"]["items"][0].get("STAGE_ID").is_some());
 }
 
+/// B-LIST-6, B-ACT-2, B-TASK-1, B-CUR-1, B-CUR-2: methods' own default orders (so a keyset
+/// read must name its order), the task sort keys, and currencies all at once with total 0.
+#[tokio::test]
+async fn conformance_default_orders_task_sort_keys_and_currencies() {
+    let mock = MockBitrix24::start(MockConfig::default(), MockData::generated(60)).await;
+    let api = Api::new(&mock);
+    let tasks = api.ok("tasks.task.list", json!({})).await;
+    let ids_of = |v: &Value, root: Option<&str>| -> Vec<u64> { let rows = match root { Some(r) => &v["result"][r], None => &v["result"] }; ids(rows, if root.is_some() { "id" } else { "ID" }) };
+    let t = ids_of(&tasks, Some("tasks"));
+    assert!(t.windows(2).all(|w| w[0] > w[1]), "tasks: ID descending by default: {t:?}");
+    let t = ids_of(&api.ok("tasks.task.list", json!({"order": {"ID": "asc"}})).await, Some("tasks"));
+    assert!(t.windows(2).all(|w| w[0] < w[1]));
+    let (status, v) = api.call("tasks.task.list", json!({"order": {"NO_SUCH_FIELD": "asc"}})).await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("0")), "{v}");
+    let acts = api.ok("crm.activity.list", json!({})).await;
+    let starts: Vec<DateTime<FixedOffset>> = acts["result"].as_array().unwrap().iter().map(|a| date_of(a, "START_TIME")).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "activities: START_TIME ascending by default");
+    let currencies = api.ok("crm.currency.list", json!({"filter": {"CURRENCY": "USD"}, "start": 50})).await;
+    assert_eq!((currencies["result"].as_array().unwrap().len(), currencies["total"].as_u64(), currencies.get("next")), (3, Some(0), None));
+}
+
 #[tokio::test]
 async fn filters_orders_and_selects() {
     let data = MockData::generated(120);
@@ -2411,7 +2454,7 @@ async fn filters_orders_and_selects() {
     let v = api.ok("crm.company.list", json!({"select": ["*", "PHONE"], "start": 50})).await;
     assert_eq!(v["total"], 60);
     assert!(v["result"][0]["PHONE"].is_array() && v["result"][0].get("EMAIL").is_none());
-    let v = api.ok("tasks.task.list", json!({"select": ["ID"], "start": -1})).await;
+    let v = api.ok("tasks.task.list", json!({"select": ["ID"], "order": {"ID": "asc"}, "start": -1})).await;
     assert_eq!(v["result"]["tasks"][0], json!({"id": "8017"}));
 }
 
