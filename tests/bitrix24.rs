@@ -304,6 +304,22 @@ async fn incremental_sync_after_edits_moves_and_deletions_equals_a_full_sync() {
     assert_eq!(full.report.manifest.sync_cursors["bitrix24.phone_key"], incremental.report.manifest.sync_cursors["bitrix24.phone_key"]);
 }
 
+/// B-LIMIT-6, B-LIMIT-10: each method has its own time budget, and the calls nested in a
+/// `batch` are billed to their methods. A sync that spends a method's budget waits until the
+/// portal frees it, then reads on: the same rows as the portal's own records.
+#[tokio::test]
+async fn a_spent_method_budget_is_waited_out_per_method() {
+    let config = MockConfig { operating_limit_seconds: 0.4, ..fast_portal() };
+    let portal = MockBitrix24::start(config, MockData::generated(300)).await;
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(&root.path().to_string_lossy()).unwrap();
+    let report = refresh(&store, crate::bitrix24::config(&portal.webhook_url)).await.unwrap();
+    assert!(portal.state.rejected_operating() > 0, "the budget was met");
+    assert_eq!(portal.state.operating_used("batch"), 0.0, "a batch itself is not billed");
+    let oracle = portal.state.data.lock().unwrap().oracle();
+    crate::common::assert_matches_oracle(&store, &report.report.manifest, &oracle).await;
+}
+
 /// The measure: rows per second of an initial sync against the vendor's limits
 /// (2 requests/s drained, burst 50), with the connector's defaults (2/s, burst 10). The
 /// ceiling is 50 commands x 50 rows x 2 requests/s = 5,000 rows/s. Run by

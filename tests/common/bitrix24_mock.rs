@@ -841,8 +841,8 @@ impl MockState {
             return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded"));
         }
         let halt = param(params, "halt").is_some_and(truthy);
-        self.check_operating("batch", config)?;
-        let used_before = self.operating_used("batch");
+        // B-LIMIT-10: the batch itself is not billed; each nested call is, to its own
+        // method, and a nested call to a method whose budget is spent fails on its own.
 
         let mut results = Map::new();
         let mut errors = Map::new();
@@ -854,7 +854,9 @@ impl MockState {
             let data = self.data.lock().unwrap();
             for (name, command) in commands {
                 let sub_start = unix_now();
-                match self.run_command(&data, config, &command, &results) {
+                let sub_method = command.as_str().map(|c| c.split('?').next().unwrap_or("").trim_end_matches(".json").to_string()).unwrap_or_default();
+                let outcome = self.check_operating(&sub_method, config).and_then(|()| self.run_command(&data, config, &command, &results));
+                match outcome {
                     Ok(o) => {
                         rows += o.rows;
                         results.insert(name.clone(), o.result);
@@ -864,8 +866,8 @@ impl MockState {
                         if let Some(n) = o.next {
                             nexts.insert(name.clone(), json!(n));
                         }
-                        let operating = used_before + rows as f64 * config.operating_cost_per_row;
-                        times.insert(name, time_object(sub_start, unix_now(), (!config.omit_operating).then_some((None, round6(operating)))));
+                        let (reset_at, used) = self.bill(&sub_method, o.rows, config);
+                        times.insert(name, time_object(sub_start, unix_now(), (!config.omit_operating).then_some((Some(reset_at), used))));
                     }
                     Err(e) => {
                         errors.insert(name, e.body);
@@ -876,7 +878,9 @@ impl MockState {
                 }
             }
         }
-        let (reset_at, used) = self.bill("batch", rows, config);
+        let _ = rows;
+        let (reset_at, used) = self.bill("batch", 0, config);
+        let used = used.abs();
         // PHP encodes an empty array as `[]`, as the fixtures show.
         let php = |m: Map<String, Value>| if m.is_empty() { json!([]) } else { Value::Object(m) };
         Ok(json!({
@@ -2163,8 +2167,9 @@ async fn batch_chains_pages_through_result_references() {
     assert_eq!(r["result_error"], json!([]));
     assert_eq!(r["result_total"], json!({"c0": 0, "c1": 0}));
     assert_eq!(r["result_next"], json!([]));
-    assert!(r["result_time"]["c1"]["operating"].is_number());
-    assert_eq!(v["time"]["operating"], 0.1);
+    // Each nested call is billed to its method (B-LIMIT-10), the batch itself not at all.
+    assert_eq!((r["result_time"]["c0"]["operating"].as_f64(), r["result_time"]["c1"]["operating"].as_f64()), (Some(0.05), Some(0.1)));
+    assert_eq!(v["time"]["operating"].as_f64(), Some(0.0));
 
     // Twelve commands named c0..c11 run in the order sent, not c0, c1, c10, c11, c2, ...;
     // the reference is percent-encoded in half of them.
@@ -2347,10 +2352,12 @@ async fn the_operating_budget_blocks_only_the_spent_method() {
     assert_eq!(api.call("crm.deal.list", json!({"start": 50})).await, (429, fixture_json(ERROR_OPERATION_TIME_LIMIT)));
     assert_eq!(mock.state.rejected_operating(), 1);
     api.ok("crm.lead.list", json!({})).await;
-    // A batch is billed to "batch" as a whole.
-    api.ok("batch", json!({"cmd": {"a": "crm.contact.list", "b": "crm.company.list"}})).await;
-    assert_eq!(mock.state.operating_used("batch"), 0.1);
-    assert_eq!(api.call("batch", json!({"cmd": {"a": "scope"}})).await.0, 429);
+    // B-LIMIT-10: a batch is not billed; its nested calls are, each to its own method, and
+    // one to a spent method fails alone with OPERATION_TIME_LIMIT in result_error.
+    let v = api.ok("batch", json!({"cmd": {"a": "crm.contact.list", "b": "crm.company.list", "c": "crm.deal.list?start=100"}})).await;
+    assert_eq!((mock.state.operating_used("batch"), mock.state.operating_used("crm.contact.list"), mock.state.operating_used("crm.company.list")), (0.0, 0.05, 0.05));
+    assert_eq!(v["result"]["result_error"]["c"]["error"], "OPERATION_TIME_LIMIT");
+    assert!(v["result"]["result"]["a"].is_array() && v["result"]["result_time"]["a"]["operating_reset_at"].as_i64().is_some());
     assert_eq!(mock.state.rejected_operating(), 2);
 
     mock.state.config.lock().unwrap().omit_operating = true;

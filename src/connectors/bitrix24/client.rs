@@ -270,6 +270,16 @@ impl Client {
         }
     }
 
+    /// Remembers the `operating_reset_at` of each command of a `batch` answer under the
+    /// command's method: nested calls are billed to their own methods (B-LIMIT-10).
+    fn note_command_times<'a>(&self, batch_result: &Value, commands: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (name, method) in commands {
+            if let Some(time) = batch_result.pointer(&format!("/result_time/{name}")) {
+                self.note_time(method, &json!({ "time": time }));
+            }
+        }
+    }
+
     /// How long until the method's time budget frees up, from its last `operating_reset_at`;
     /// `None` (the backoff decides) when no envelope of the method named one.
     fn until_reset(&self, method: &str) -> Option<Duration> {
@@ -331,6 +341,7 @@ impl Client {
                 cmd.insert(name.clone(), Value::String(format!("{}?{query}", spec.method)));
             }
             let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
+            self.note_command_times(&answer.result, names.iter().map(String::as_str).zip(group.iter().map(|s| s.method)));
             for (name, spec) in names.iter().zip(group) {
                 if let Some(e) = answer.result.get("result_error").and_then(|e| e.get(name)) {
                     let (code, description) = error_of(e);
@@ -374,15 +385,18 @@ impl Client {
                 cmd.insert(name.clone(), Value::String(format!("{}?{}", spec.method, command_query(spec, &percent(after)))));
             }
             let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
+            self.note_command_times(&answer.result, names.iter().map(|n| (n.as_str(), first.method)));
             let mut served = 0;
             let mut passing: Option<(String, String)> = None;
+            let mut operating_spent = false;
             for (name, (i, after)) in names.iter().zip(round) {
                 let spec = &specs[i];
                 if let Some(e) = answer.result.get("result_error").and_then(|e| e.get(name)) {
                     let (code, description) = error_of(e);
                     match self.classify(spec.method, &code, &description, 200) {
                         ErrorKind::Final(message) => return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message }),
-                        _ => {
+                        kind => {
+                            operating_spent |= matches!(kind, ErrorKind::OperatingLimit);
                             passing.get_or_insert((code, description));
                             pending.push_back((i, after));
                             continue;
@@ -403,7 +417,11 @@ impl Client {
                 }
                 rows[i].extend(page.iter().cloned());
             }
-            if served == 0 {
+            if operating_spent {
+                // The method's time budget is spent: wait until the portal frees it (a
+                // wait, not a failure; `until_reset` is at most 15 minutes).
+                tokio::time::sleep(self.until_reset(first.method).unwrap_or(Duration::from_secs(5))).await;
+            } else if served == 0 {
                 // Every command failed with a passing error: wait as the portal asks, a
                 // bounded number of times (the polite client retries the request itself).
                 stalled += 1;
@@ -411,7 +429,7 @@ impl Client {
                 if stalled > 5 {
                     return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", first.method), message: format!("every command failed 5 rounds in a row: {code} {description}") });
                 }
-                tokio::time::sleep(self.until_reset("batch").unwrap_or(Duration::from_secs(2))).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
             } else {
                 stalled = 0;
             }
@@ -475,7 +493,7 @@ impl Client {
                 match errors {
                     Some((code, description)) => match self.classify(spec.method, &code, &description, 200) {
                         ErrorKind::Final(message) => return Err(Bitrix24Error::Refused { what: format!("Bitrix24 {}", spec.method), message }),
-                        ErrorKind::OperatingLimit => tokio::time::sleep(self.until_reset("batch").unwrap_or(Duration::from_secs(5))).await,
+                        ErrorKind::OperatingLimit => tokio::time::sleep(self.until_reset(spec.method).unwrap_or(Duration::from_secs(5))).await,
                         ErrorKind::Passing | ErrorKind::Expired => tokio::time::sleep(Duration::from_secs(2)).await,
                     },
                     None => return Err(shape(spec.method, "a batch page did not continue the ID order")),
@@ -513,6 +531,7 @@ impl Client {
             cmd.insert(name.clone(), Value::String(format!("{}?{}", spec.method, command_query(spec, &after))));
         }
         let answer = self.call("batch", &json!({"halt": 0, "cmd": cmd})).await?;
+        self.note_command_times(&answer.result, names.iter().map(|n| (n.as_str(), spec.method)));
         let results = answer.result.get("result");
         let errors = answer.result.get("result_error").and_then(Value::as_object);
         let mut pages = Vec::with_capacity(commands);
