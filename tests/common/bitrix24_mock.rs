@@ -962,7 +962,15 @@ fn execute(data: &MockData, config: &MockConfig, method: &str, params: &Value) -
             if !has("=ownerType") || !has("=ownerId") {
                 return Err(ErrorReply::new(StatusCode::BAD_REQUEST, "REQUIRED_ARG_MISSING", "Required fields: =ownerType, =ownerId"));
             }
-            list(&data.product_rows, params, "id", "id", Some("productRows"), false)
+            // Only the owners' rows are matched (the portal indexes them; a scan of every
+            // row per command would make the mock, not the client, set the pace).
+            let owners: HashSet<u64> = match filter.and_then(|f| f.get("=ownerId")) {
+                Some(Value::Array(ids)) => ids.iter().filter_map(|v| as_f64(v).map(|f| f as u64)).collect(),
+                Some(v) => as_f64(v).map(|f| f as u64).into_iter().collect(),
+                None => HashSet::new(),
+            };
+            let rows: Vec<Value> = data.product_rows.iter().filter(|r| r["ownerId"].as_u64().is_some_and(|o| owners.contains(&o))).cloned().collect();
+            list(&rows, params, "id", "id", Some("productRows"), false)
         }
         "voximplant.statistic.get" => by_id(&data.calls, None),
         "tasks.task.list" => {

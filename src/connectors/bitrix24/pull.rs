@@ -112,8 +112,8 @@ fn plan(cfg: &Bitrix24Config, portal: &str, previous: Option<&Previous>) -> Resu
 
 /// Phase 2: every list. Reference lists by plain paging; every other list's first page in
 /// one `batch`, then the lists side by side (the token bucket alone sets the pace, and one
-/// list's wait for an answer is another's turn to ask); then the product rows of the deals
-/// read, by `=ownerId` arrays (the portal requires `=ownerType` and `=ownerId`).
+/// list's wait for an answer is another's turn to ask); the product rows of the deals read
+/// follow the deals, by `=ownerId` arrays (the portal requires `=ownerType` and `=ownerId`).
 async fn read(client: &Client, plan: &Plan, records: &mut BTreeMap<&'static str, usize>) -> Result<Raw, Bitrix24Error> {
     let mut raw = Raw {
         departments: client.list_paged("department.get", None, json!({"sort": "ID", "order": "ASC"})).await?,
@@ -128,9 +128,21 @@ async fn read(client: &Client, plan: &Plan, records: &mut BTreeMap<&'static str,
     let mut first = || firsts.next().unwrap_or_default();
     let (users, deals, leads, contacts, companies, activities, tasks, deal_history, lead_history, calls) =
         (first(), first(), first(), first(), first(), first(), first(), first(), first(), first());
-    (raw.users, raw.deals, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.lead_history, raw.calls) = tokio::try_join!(
+    // Product rows follow the deals (the portal wants their ids) while the other lists are
+    // still being read.
+    let deals_then_rows = async {
+        let deals = client.list_rest(&p.deals, deals.0, deals.1).await?;
+        let rows = ListSpec { method: "crm.item.productrow.list", root: Some("productRows"), id_field: "id", keyset_key: ">id", filter_param: "filter", filter: Default::default(), params: Default::default(), start_after: None }
+            .with("order", json!({"id": "ASC"}))
+            .filter("=ownerType", json!("D"));
+        let deal_ids: Vec<String> = deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
+        let owner_lists: Vec<ListSpec> = deal_ids.chunks(OWNERS_PER_COMMAND).map(|chunk| rows.clone().filter("=ownerId", json!(chunk))).collect();
+        let product_rows = client.list_many(&owner_lists).await?;
+        Ok::<_, Bitrix24Error>((deals, product_rows))
+    };
+    let ((deals, product_rows), users, leads, contacts, companies, activities, tasks, deal_history, lead_history, calls) = tokio::try_join!(
+        deals_then_rows,
         client.list_rest(&p.users, users.0, users.1),
-        client.list_rest(&p.deals, deals.0, deals.1),
         client.list_rest(&p.leads, leads.0, leads.1),
         client.list_rest(&p.contacts, contacts.0, contacts.1),
         client.list_rest(&p.companies, companies.0, companies.1),
@@ -140,12 +152,8 @@ async fn read(client: &Client, plan: &Plan, records: &mut BTreeMap<&'static str,
         client.list_rest(&p.lead_history, lead_history.0, lead_history.1),
         client.list_rest(&p.calls, calls.0, calls.1),
     )?;
-    let rows = ListSpec { method: "crm.item.productrow.list", root: Some("productRows"), id_field: "id", keyset_key: ">id", filter_param: "filter", filter: Default::default(), params: Default::default(), start_after: None }
-        .with("order", json!({"id": "ASC"}))
-        .filter("=ownerType", json!("D"));
-    let deal_ids: Vec<String> = raw.deals.iter().filter_map(|d| mapping::id(d, "ID")).collect();
-    let owner_lists: Vec<ListSpec> = deal_ids.chunks(OWNERS_PER_COMMAND).map(|chunk| rows.clone().filter("=ownerId", json!(chunk))).collect();
-    raw.product_rows = client.list_many(&owner_lists).await?;
+    (raw.users, raw.deals, raw.product_rows, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.lead_history, raw.calls) =
+        (users, deals, product_rows, leads, contacts, companies, activities, tasks, deal_history, lead_history, calls);
     for (entity, n) in [
         ("departments", raw.departments.len()),
         ("pipelines, stages, sources, currencies", raw.categories.len() + raw.statuses.len() + raw.currencies.len()),
