@@ -71,6 +71,24 @@ pub struct SyncReport {
     pub seconds: f64,
 }
 
+impl SyncReport {
+    /// The report of an incremental (ids or events reconciled) or full pull, with the
+    /// client's counters, started at `started` and done reading after `read_seconds`.
+    pub fn new(incremental: bool, records: BTreeMap<&'static str, usize>, stats: &crate::connectors::http::HttpStats, deleted: usize, read_seconds: f64, started: std::time::Instant) -> SyncReport {
+        SyncReport {
+            incremental,
+            records,
+            requests: stats.requests(),
+            retries: stats.retries(),
+            answers: stats.answers(),
+            reconciled: incremental,
+            deleted,
+            read_seconds,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// The key of `phone_hash` kept in the cursors under `cursor` (hex), or a fresh random one.
 /// The key stays with the snapshots so hashes stay comparable from one sync to the next.
 ///

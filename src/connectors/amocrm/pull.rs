@@ -256,18 +256,7 @@ pub(super) async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: Da
     if !plan.incremental {
         cursors.insert(CURSOR_FULL_SYNC.into(), now.to_rfc3339_opts(SecondsFormat::Secs, true));
     }
-    let stats = client.http().stats();
-    let report = SyncReport {
-        incremental: plan.incremental,
-        records,
-        requests: stats.requests(),
-        retries: stats.retries(),
-        answers: stats.answers(),
-        reconciled: plan.incremental,
-        deleted: dropped,
-        read_seconds,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let report = SyncReport::new(plan.incremental, records, client.http().stats(), dropped, read_seconds, started);
     let label = format!("amocrm: {label}, {} sync", if plan.incremental { "incremental" } else { "full" });
     Ok(Pull { dataset, taken_at: now, source_label: label, cursors, sync: Some(report) })
 }

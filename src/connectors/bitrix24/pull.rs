@@ -264,18 +264,7 @@ pub(super) async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Pr
     let m = Mapping { timezone, loss_reason_field: cfg.loss_reason_field.clone(), phone_key: std::mem::take(&mut plan.phone_key) };
     let (dataset, deleted) = map_and_merge(&raw, previous.as_ref(), &m, &alive)?;
     // Phase 6: the report.
-    let stats = client.http().stats();
-    let report = SyncReport {
-        incremental: plan.incremental,
-        records,
-        requests: stats.requests(),
-        retries: stats.retries(),
-        answers: stats.answers(),
-        reconciled: plan.incremental,
-        deleted,
-        read_seconds,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let report = SyncReport::new(plan.incremental, records, client.http().stats(), deleted, read_seconds, started);
     let label = format!("bitrix24: {portal}, {} sync", if plan.incremental { "incremental" } else { "full" });
     Ok(Pull { dataset, taken_at: Utc::now(), source_label: label, cursors: plan.cursors, sync: Some(report) })
 }
