@@ -3,7 +3,7 @@
 # time each, with AddressSanitizer. scripts/test.sh runs it for 20 s per target; run longer
 # by hand: scripts/fuzz.sh [SECONDS per target]   (default 60)
 # cargo-fuzz needs nightly compiler flags; the stable toolchain is told to allow them
-# (RUSTC_BOOTSTRAP), as CI has no other toolchain. The targets build the input crate only
+# (RUSTC_BOOTSTRAP), as CI has no other toolchain. The targets build the config crate only
 # (no DataFusion), so the instrumented build takes a couple of minutes.
 # Each run starts from the committed seeds (fuzz/corpus); new finds stay in a temporary
 # folder. A crash stops the script with the input saved under fuzz/artifacts/TARGET/.

@@ -16,12 +16,11 @@
 //! ```
 //!
 //! `refresh` drives connectors → snapshot → catalog swap; `scheduler` runs it on each
-//! tenant's schedule while serving; `config` (the `salespulse-input` crate, with `server::auth`
+//! tenant's schedule while serving; `config` (the `salespulse-config` crate, with `server::auth`
 //! and the ticket format) reads the TOML file.
 
 pub mod audit;
 pub mod catalog;
-pub use salespulse_input::config;
 pub mod connectors;
 pub mod model;
 pub mod refresh;

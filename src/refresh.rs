@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use futures::stream;
 
-use crate::config::{SourceConfig, TenantConfig};
+use salespulse_config::config::{SourceConfig, TenantConfig};
 use chrono::Utc;
 
 use crate::connectors::progress::{ProgressHandle, silent};

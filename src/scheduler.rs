@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-pub use salespulse_input::schedule::Schedule;
+use salespulse_config::schedule::Schedule;
 
 
 /// Where the loops get the time and wait.
@@ -182,7 +182,7 @@ impl Refresher {
             match (self.run)(tenant.to_string()).await {
                 Ok(summary) => (Outcome::Ok, None, Some(summary)),
                 // Shown in /health and system.refreshes: no webhook secret or token.
-                Err(e) => (Outcome::Failed, Some(salespulse_input::redact::redact_secrets(&e)), None),
+                Err(e) => (Outcome::Failed, Some(salespulse_config::redact::redact_secrets(&e)), None),
             }
         } else {
             (Outcome::Skipped, Some("a refresh of this tenant was already running".to_string()), None)

@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use salespulse::config::{SecretSource, SourceConfig};
-use salespulse::connectors::amocrm::{self, AmoCrmAuth, AmoCrmConfig, OAuthConfig};
-use salespulse::connectors::http::RateLimit;
+use salespulse_config::config::{SecretSource, SourceConfig};
+use salespulse::connectors::amocrm;
+use salespulse_config::config::sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
+use salespulse_config::config::sources::RateLimit;
 use salespulse::model::Table;
 use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::Store;

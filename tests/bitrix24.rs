@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::util::display::array_value_to_string;
-use salespulse::config::{SecretSource, SourceConfig};
-use salespulse::connectors::bitrix24::{self, Bitrix24Auth, Bitrix24Config, OAuthConfig};
-use salespulse::connectors::http::RateLimit;
+use salespulse_config::config::{SecretSource, SourceConfig};
+use salespulse::connectors::bitrix24;
+use salespulse_config::config::sources::bitrix24::{Bitrix24Auth, Bitrix24Config, OAuthConfig};
+use salespulse_config::config::sources::RateLimit;
 use salespulse::model::Table;
 use salespulse::refresh::RefreshReport;
 use salespulse::snapshot::{Manifest, Store};

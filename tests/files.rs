@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use arrow::compute::concat_batches;
-use salespulse::config::{default_settings, SourceConfig, TenantConfig};
+use salespulse_config::config::{default_settings, SourceConfig, TenantConfig};
 use salespulse::connectors::Source;
 use salespulse::connectors::files::read_folder;
 use salespulse::model::Table;

@@ -248,7 +248,7 @@ async fn repeated_queries_are_answered_from_the_cache_until_a_refresh() {
     // A refresh brings other deals: the same query misses and returns the new count.
     let store = server.catalog.store().clone();
     let mut tenant = crate::common::tenant("acme");
-    tenant.source = salespulse::config::SourceConfig::Demo { scale: 0.01, seed: 4242 };
+    tenant.source = salespulse_config::config::SourceConfig::Demo { scale: 0.01, seed: 4242 };
     salespulse::refresh::refresh_tenant(&store, &tenant, salespulse::refresh::source_of(&tenant), 3).await.unwrap();
     server.catalog.load_tenant("acme").await.unwrap();
     let (_, third) = query(&mut client, "SELECT count(*) AS n FROM crm.deals").await.unwrap();

@@ -12,7 +12,7 @@ use arrow_flight::{Action, Ticket};
 use base64::Engine;
 use futures::TryStreamExt;
 use prost::Message;
-use salespulse::config::{PasswordSecret, UserConfig};
+use salespulse_config::config::{PasswordSecret, UserConfig};
 use tonic::transport::Channel;
 
 use crate::common::{TestServer, fetch, query, rows};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch};
 use salespulse::catalog::Catalog;
 use salespulse::catalog::kpi::VIEWS;
-use salespulse::config::SourceConfig;
+use salespulse_config::config::SourceConfig;
 use salespulse::snapshot::Store;
 
 use crate::common::{info, refresh_crm, write_demo};

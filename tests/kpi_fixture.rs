@@ -39,7 +39,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use salespulse::catalog::{Catalog, TenantInfo};
-use salespulse::config::{SourceConfig, TenantConfig, default_settings};
+use salespulse_config::config::{SourceConfig, TenantConfig, default_settings};
 use salespulse::connectors::Source;
 use salespulse::refresh::refresh_tenant;
 use salespulse::snapshot::Store;

@@ -10,7 +10,7 @@ use arrow::datatypes::Int64Type;
 use arrow_flight::Ticket;
 use arrow_flight::sql::{CommandPreparedStatementQuery, ProstMessageExt, TicketStatementQuery};
 use prost::Message;
-use salespulse::config::{Limits, PasswordSecret, UserConfig};
+use salespulse_config::config::{Limits, PasswordSecret, UserConfig};
 
 use crate::common::{TestServer, query, rows};
 

@@ -3,7 +3,7 @@
 //! (`COPY … TO STDOUT` in text, CSV and binary, simple and extended). The real programs run in
 //! tests/clients; these tests pin the protocol-level behaviour they rely on.
 
-use salespulse::config::Limits;
+use salespulse_config::config::Limits;
 
 use crate::common::TestServer;
 use crate::common::pg_wire::{Msg, Pg, error_of, rows_of};
@@ -145,10 +145,10 @@ async fn copy_stays_read_only_and_under_the_limits() {
     server.shutdown_and_wait().await;
 }
 
-fn user(name: &str, tenants: Option<&[&str]>) -> salespulse::config::UserConfig {
-    salespulse::config::UserConfig {
+fn user(name: &str, tenants: Option<&[&str]>) -> salespulse_config::config::UserConfig {
+    salespulse_config::config::UserConfig {
         name: name.into(),
-        password: salespulse::config::PasswordSecret::Plain(format!("{name}-pass")),
+        password: salespulse_config::config::PasswordSecret::Plain(format!("{name}-pass")),
         tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
         api_token_sha256: None,
         may_refresh: false,

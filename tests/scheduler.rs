@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use salespulse::catalog::Catalog;
-use salespulse::config::SourceConfig;
+use salespulse_config::config::SourceConfig;
+use salespulse_config::schedule::Schedule;
 use salespulse::refresh::serving_refresh;
-use salespulse::scheduler::{Clock, Outcome, RefreshFn, RefreshLog, RefreshSummary, Refresher, Schedule, SchedulePolicy, TenantSchedule, run_schedules};
+use salespulse::scheduler::{Clock, Outcome, RefreshFn, RefreshLog, RefreshSummary, Refresher, SchedulePolicy, TenantSchedule, run_schedules};
 use salespulse::snapshot::Store;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;

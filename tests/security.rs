@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use salespulse::config::{Limits, PasswordSecret, UserConfig};
+use salespulse_config::config::{Limits, PasswordSecret, UserConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

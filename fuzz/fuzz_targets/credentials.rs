@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use salespulse_input::auth::{Authenticator, Principal};
-use salespulse_input::config::{PasswordSecret, UserConfig};
+use salespulse_config::auth::{Authenticator, Principal};
+use salespulse_config::config::{PasswordSecret, UserConfig};
 
 fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();

@@ -11,10 +11,10 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pgwire::messages::startup::{PasswordMessageFamily, Startup};
 use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
-use salespulse_input::auth::Authenticator;
-use salespulse_input::config::{PasswordSecret, UserConfig};
-use salespulse_input::pg_login::{clip, reserved_parameter, tenant_for};
-use salespulse_input::redact::redact_secrets;
+use salespulse_config::auth::Authenticator;
+use salespulse_config::config::{PasswordSecret, UserConfig};
+use salespulse_config::pg_login::{clip, reserved_parameter, tenant_for};
+use salespulse_config::redact::redact_secrets;
 
 fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use salespulse_input::auth::Authenticator;
-use salespulse_input::config::{PasswordSecret, UserConfig};
-use salespulse_input::handle::QueryHandle;
+use salespulse_config::auth::Authenticator;
+use salespulse_config::config::{PasswordSecret, UserConfig};
+use salespulse_config::handle::QueryHandle;
 
 fn auth() -> &'static Authenticator {
     static AUTH: OnceLock<Authenticator> = OnceLock::new();

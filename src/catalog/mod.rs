@@ -14,7 +14,7 @@ mod query;
 mod query_memory;
 mod system;
 
-pub use query::{OutputProfile, QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with, planning_error};
+pub use query::{QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with, planning_error};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -298,7 +298,7 @@ impl Catalog {
 
     /// The same hint for a user of the server: only the tenants `principal` may read, and
     /// without storage paths (`tenant acme serves no snapshot yet`).
-    pub fn missing_snapshot_hint_for(&self, principal: &crate::server::auth::Principal) -> Option<String> {
+    pub fn missing_snapshot_hint_for(&self, principal: &salespulse_config::auth::Principal) -> Option<String> {
         let problems: Vec<String> = self
             .tenants
             .iter()

@@ -59,7 +59,7 @@ impl QueryError {
     }
 }
 
-pub use salespulse_input::handle::OutputProfile;
+use salespulse_config::handle::OutputProfile;
 
 /// What a statement's text may be before it is parsed: its length and how deep its
 /// expressions nest. A left-deep chain such as `1+1+…+1` parses into a tree as deep as the
@@ -74,7 +74,7 @@ pub struct TextLimits {
 
 impl TextLimits {
     /// The limits of `[limits]`.
-    pub fn of(limits: &crate::config::Limits) -> TextLimits {
+    pub fn of(limits: &salespulse_config::config::Limits) -> TextLimits {
         TextLimits { max_bytes: limits.max_sql_bytes, max_depth: limits.max_expression_depth }
     }
 
@@ -593,7 +593,7 @@ mod tests {
             .spawn(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async {
-                    let limits = super::TextLimits { max_bytes: 100_000, max_depth: crate::config::Limits::default().max_expression_depth };
+                    let limits = super::TextLimits { max_bytes: 100_000, max_depth: salespulse_config::config::Limits::default().max_expression_depth };
                     let ctx = datafusion::prelude::SessionContext::new();
                     ctx.register_batch("t", arrow::array::RecordBatch::try_from_iter([("a", std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2])) as arrow::array::ArrayRef)]).expect("batch")).expect("table");
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);

@@ -18,11 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use salespulse::catalog::{Catalog, TenantInfo, plan_query};
 use salespulse_udfs::CalendarRegistry;
-use salespulse::config::{Config, Limits, SourceConfig, TenantConfig, default_settings, is_valid_tenant_name, resolve_root};
+use salespulse_config::config::{Config, Limits, SourceConfig, TenantConfig, default_settings, is_valid_tenant_name, resolve_root};
 use salespulse::connectors::Source;
 use salespulse::refresh::{RefreshReport, refresh_tenant, refresh_tenant_with_progress, serving_refresh, source_of};
 use salespulse::scheduler::{Clock, Refresher, SchedulePolicy, SystemClock, TenantSchedule, run_schedules};
-use salespulse::server::auth::Authenticator;
+use salespulse_config::auth::Authenticator;
 use salespulse::server::tls::TlsIdentity;
 use salespulse::server::{Listeners as ServerListeners, Server};
 use salespulse::snapshot::Store;
@@ -673,7 +673,7 @@ async fn amocrm_auth(config_path: &Path, tenant: Option<&str>, code: &str) -> an
 }
 
 fn api_token() -> anyhow::Result<ExitCode> {
-    let (token, digest) = salespulse::server::auth::new_api_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (token, digest) = salespulse_config::auth::new_api_token().map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("token:            {token}");
     println!("api_token_sha256 = \"{digest}\"");
     Ok(ExitCode::SUCCESS)
@@ -686,7 +686,7 @@ fn hash_password() -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         bail!("the password is empty; pipe it in, e.g. `printf '%s' \"$PASSWORD\" | salespulse hash-password`");
     }
-    let hash = salespulse::server::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    let hash = salespulse_config::auth::hash_password(password).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
     println!("{hash}");
     Ok(ExitCode::SUCCESS)
 }

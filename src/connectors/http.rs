@@ -25,7 +25,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 
-pub use salespulse_input::config::sources::RateLimit;
+use salespulse_config::config::sources::RateLimit;
 
 /// How hard a connector insists.
 #[derive(Debug, Clone, Copy, PartialEq)]

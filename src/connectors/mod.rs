@@ -45,9 +45,9 @@ pub enum Source {
     Demo { scale: f64, seed: u64, as_of: Option<DateTime<Utc>> },
     Files { path: PathBuf, exported_at: Option<DateTime<Utc>> },
     /// A Bitrix24 portal.
-    Bitrix24(Box<bitrix24::Bitrix24Config>),
+    Bitrix24(Box<salespulse_config::config::sources::bitrix24::Bitrix24Config>),
     /// An amoCRM/Kommo account.
-    AmoCrm(Box<amocrm::AmoCrmConfig>),
+    AmoCrm(Box<salespulse_config::config::sources::amocrm::AmoCrmConfig>),
 }
 
 /// Reads a tenant's `inputs` folder (sales plans, compensation, absences, feedback) and puts

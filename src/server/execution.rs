@@ -155,7 +155,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Limits;
+    use salespulse_config::config::Limits;
     use crate::server::limits::QueryGate;
 
     #[tokio::test(start_paused = true)]

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::{AuthError, Authenticator, Principal};
+use salespulse_config::auth::{AuthError, Authenticator, Principal};
 use super::cache::ResultCache;
 use super::connections::{ConnectionCap, Guarded};
 use super::query_stats::QueryStats;
@@ -46,7 +46,7 @@ pub struct HttpState {
     pub cache: Arc<ResultCache>,
     pub queries: Arc<QueryStats>,
     /// The connection cap and idle timeout of the port (`[limits]`).
-    pub limits: crate::config::Limits,
+    pub limits: salespulse_config::config::Limits,
 }
 
 impl std::fmt::Debug for HttpState {

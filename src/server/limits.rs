@@ -29,7 +29,7 @@ use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Limits;
+use salespulse_config::config::Limits;
 
 /// A query refused or stopped by a limit. The message names the setting.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 //! thing. The caller binds the listeners and holds the cancellation token, so tests run on
 //! port 0 and stop the server without sleeps.
 
-pub use salespulse_input::auth;
 pub mod cache;
 pub mod connections;
 pub mod execution;
@@ -52,7 +51,7 @@ pub struct Listeners {
 #[derive(Debug)]
 pub struct Server {
     catalog: std::sync::Arc<crate::catalog::Catalog>,
-    auth: std::sync::Arc<auth::Authenticator>,
+    auth: std::sync::Arc<salespulse_config::auth::Authenticator>,
     refresher: std::sync::Arc<crate::scheduler::Refresher>,
     tls: Option<tls::TlsIdentity>,
     gate: std::sync::Arc<limits::QueryGate>,
@@ -66,8 +65,8 @@ impl Server {
     /// /tenants/{name}/refresh`.
     pub fn new(
         catalog: std::sync::Arc<crate::catalog::Catalog>,
-        auth: std::sync::Arc<auth::Authenticator>,
-        limits: crate::config::Limits,
+        auth: std::sync::Arc<salespulse_config::auth::Authenticator>,
+        limits: salespulse_config::config::Limits,
         result_cache_bytes: u64,
         refresher: std::sync::Arc<crate::scheduler::Refresher>,
     ) -> Server {

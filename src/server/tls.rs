@@ -10,7 +10,7 @@ use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::TlsFiles;
+use salespulse_config::config::TlsFiles;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]

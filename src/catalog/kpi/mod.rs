@@ -155,7 +155,7 @@ mod tests {
             timezone: "Europe/Moscow".into(),
             taken_at: "2026-06-15T12:00:00Z".parse().unwrap(),
             calendar: "ru_msk".into(),
-            settings: crate::config::default_settings(),
+            settings: salespulse_config::config::default_settings(),
         }
     }
 

@@ -41,7 +41,7 @@ use crate::connectors::{CheckReport as SourceCheck, Connector, ConnectorError, P
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{RowError, Table};
 
-pub use salespulse_input::config::sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
+use salespulse_config::config::sources::amocrm::{AmoCrmAuth, AmoCrmConfig, OAuthConfig};
 
 /// An amoCRM failure, naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -223,8 +223,8 @@ impl Connector for AmoCrmConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SecretSource;
-    use crate::connectors::http::RateLimit;
+    use salespulse_config::config::SecretSource;
+    use salespulse_config::config::sources::RateLimit;
     use std::time::Duration;
 
     fn cfg(url: &str) -> AmoCrmConfig {

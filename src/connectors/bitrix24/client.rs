@@ -194,7 +194,7 @@ impl Client {
         let status = answer.status;
         if status.is_redirection() {
             // The Location of a moved portal holds the webhook secret: only its host is told.
-            let to = salespulse_input::redact::redact_secrets(answer.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("?"));
+            let to = salespulse_config::redact::redact_secrets(answer.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("?"));
             return Verdict::Fail(format!(
                 "the portal answers with a redirect to {to} (the portal's address changed?); update the webhook URL in {}",
                 self.credential_key

@@ -27,14 +27,14 @@ use url::Url;
 
 use client::Client;
 
-use crate::config::SecretSource;
+use salespulse_config::config::SecretSource;
 use crate::connectors::http::{HttpError, PoliteClient, RetryPolicy};
 use crate::connectors::progress::ProgressHandle;
 use crate::connectors::{CheckReport as SourceCheck, Connector, ConnectorError, Pull};
 pub use crate::connectors::sync::{Previous, SyncReport};
 use crate::model::{RowError, Table};
 
-pub use salespulse_input::config::sources::bitrix24::{Bitrix24Auth, Bitrix24Config, OAuthConfig};
+use salespulse_config::config::sources::bitrix24::{Bitrix24Auth, Bitrix24Config, OAuthConfig};
 
 /// A Bitrix24 failure, naming what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,7 @@ impl Connector for Bitrix24Connector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::http::RateLimit;
+    use salespulse_config::config::sources::RateLimit;
     use std::time::Duration;
 
     fn cfg(url: &str) -> Bitrix24Config {

@@ -1,5 +1,5 @@
 //! Tickets and prepared-statement handles in the Flight SQL service. The input crate
-//! (`salespulse_input::handle`) seals, opens and carries them; here their errors become gRPC
+//! (`salespulse_config::handle`) seals, opens and carries them; here their errors become gRPC
 //! statuses and their parameter row becomes DataFusion values.
 
 use std::sync::Arc;
@@ -7,11 +7,11 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch, UnionArray};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
-use salespulse_input::handle::HandleError;
-pub(super) use salespulse_input::handle::QueryHandle;
+use salespulse_config::handle::HandleError;
+pub(super) use salespulse_config::handle::QueryHandle;
 use tonic::Status;
 
-use crate::server::auth::{Authenticator, Principal};
+use salespulse_config::auth::{Authenticator, Principal};
 
 /// A handle's operations with the errors a Flight SQL client receives.
 pub(super) trait HandleStatus: Sized {
@@ -97,7 +97,7 @@ pub(super) fn parameter_schema(types: &[(String, Option<DataType>)]) -> Arc<Sche
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::OutputProfile;
+    use salespulse_config::handle::OutputProfile;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::Field;
     use std::time::Duration;

@@ -43,11 +43,12 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::config::Limits;
+use salespulse_config::config::Limits;
 use crate::server::execution::{self, Audit, Refusal};
 use crate::server::limits::{Admission, LimitError, QueryGate};
-use crate::catalog::{Catalog, OutputProfile, QueryError, TextLimits, client_type, conform_batch, parameter_types, plan_query_with};
-use crate::server::auth::{AuthError, Authenticator, Principal};
+use salespulse_config::handle::OutputProfile;
+use crate::catalog::{Catalog, QueryError, TextLimits, client_type, conform_batch, parameter_types, plan_query_with};
+use salespulse_config::auth::{AuthError, Authenticator, Principal};
 use crate::server::cache::{CacheKey, Recorder, ResultCache};
 use crate::server::query_stats::QueryStats;
 use handle::{HandleStatus, QueryHandle, parameter_schema};

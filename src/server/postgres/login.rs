@@ -18,8 +18,8 @@ use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontend
 use futures::{Sink, SinkExt};
 
 use super::{Shared, user_error};
-use salespulse_input::pg_login::{self, DatabaseRefusal, clip};
-use crate::server::auth::{AuthError, Principal};
+use salespulse_config::pg_login::{self, DatabaseRefusal, clip};
+use salespulse_config::auth::{AuthError, Principal};
 
 /// Who a connection logged in as, and the tenant its database name chose.
 #[derive(Debug, Clone)]

@@ -44,8 +44,8 @@ use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
-use crate::config::Limits;
-use crate::server::auth::Authenticator;
+use salespulse_config::config::Limits;
+use salespulse_config::auth::Authenticator;
 use crate::server::limits::{LimitError, QueryGate};
 use crate::server::query_stats::QueryStats;
 
