@@ -19,9 +19,9 @@
 //! tenant's schedule while serving; `config` (the `salespulse-config` crate, with `server::auth`
 //! and the ticket format) reads the TOML file.
 
-pub mod audit;
 pub mod catalog;
 pub mod connectors;
+pub mod history;
 pub mod model;
 pub mod refresh;
 pub mod scheduler;

@@ -138,7 +138,7 @@ pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Cat
             }
             let manifest = &report.report.manifest;
             let sync = report.sync.as_ref();
-            Ok(crate::scheduler::RefreshSummary {
+            Ok(crate::history::refreshes::RefreshSummary {
                 snapshot_id: manifest.snapshot_id.clone(),
                 rows: manifest.total_rows(),
                 requests: sync.map_or(0, |s| s.requests),

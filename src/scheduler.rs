@@ -10,7 +10,7 @@
 //!
 //! Time comes from a [`Clock`], so tests drive the loops without sleeping.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use salespulse_config::schedule::Schedule;
+
+use crate::history::RefreshLog;
+use crate::history::refreshes::{Outcome, RefreshRecord, RefreshSummary, Trigger};
 
 
 /// Where the loops get the time and wait.
@@ -43,114 +46,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// How a refresh attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Failed,
-    /// Another refresh of the tenant was running.
-    Skipped,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
-
-/// What a successful refresh produced.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RefreshSummary {
-    pub snapshot_id: String,
-    pub rows: u64,
-    /// CRM requests (0 for files and demo sources), answers by status, retries.
-    pub requests: u64,
-    pub answers: std::collections::BTreeMap<String, u64>,
-    pub retries: u64,
-}
-
-/// One attempt, as `system.refreshes` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefreshRecord {
-    pub tenant: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub outcome: Outcome,
-    pub error: Option<String>,
-    pub summary: Option<RefreshSummary>,
-    /// Why it ran: `schedule`, `start`, `retry`, `http`.
-    pub trigger: &'static str,
-}
-
 /// The refresh of one tenant, as the server runs it (the real one writes a snapshot and
 /// reloads the catalog).
 pub type RefreshFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RefreshSummary, String>> + Send>> + Send + Sync>;
-
-/// The attempts kept in memory (the newest).
-const LOG_LIMIT: usize = 1000;
-
-/// Every refresh attempt of this process: the newest in full, and running totals for
-/// `/metrics` (counters never go down, whatever the log drops).
-#[derive(Debug, Default)]
-pub struct RefreshLog {
-    records: Mutex<VecDeque<RefreshRecord>>,
-    totals: Mutex<std::collections::BTreeMap<String, TenantTotals>>,
-}
-
-/// Running totals of one tenant's refreshes.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct TenantTotals {
-    /// Attempts by outcome (`ok`, `failed`, `skipped`).
-    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
-    /// Seconds spent in refreshes that ran.
-    pub seconds: f64,
-    /// CRM answers by status, and retries.
-    pub answers: std::collections::BTreeMap<String, u64>,
-    pub retries: u64,
-}
-
-impl RefreshLog {
-    fn push(&self, record: RefreshRecord) {
-        if let Ok(mut totals) = self.totals.lock() {
-            let t = totals.entry(record.tenant.clone()).or_default();
-            *t.outcomes.entry(record.outcome.as_str()).or_default() += 1;
-            if record.outcome != Outcome::Skipped {
-                t.seconds += (record.finished_at - record.started_at).to_std().unwrap_or_default().as_secs_f64();
-            }
-            if let Some(s) = &record.summary {
-                for (status, n) in &s.answers {
-                    *t.answers.entry(status.clone()).or_default() += n;
-                }
-                t.retries += s.retries;
-            }
-        }
-        if let Ok(mut log) = self.records.lock() {
-            if log.len() >= LOG_LIMIT {
-                log.pop_front();
-            }
-            log.push_back(record);
-        }
-    }
-
-    /// Every logged attempt of `tenant` (all tenants with `None`), oldest first.
-    pub fn records(&self, tenant: Option<&str>) -> Vec<RefreshRecord> {
-        self.records.lock().map(|l| l.iter().filter(|r| tenant.is_none_or(|t| r.tenant == t)).cloned().collect()).unwrap_or_default()
-    }
-
-    /// The newest attempt of `tenant`.
-    pub fn last(&self, tenant: &str) -> Option<RefreshRecord> {
-        self.records.lock().ok().and_then(|l| l.iter().rev().find(|r| r.tenant == tenant).cloned())
-    }
-
-    /// Running totals by tenant.
-    pub fn totals(&self) -> std::collections::BTreeMap<String, TenantTotals> {
-        self.totals.lock().map(|t| t.clone()).unwrap_or_default()
-    }
-}
 
 /// Runs refreshes one per tenant at a time and logs every attempt.
 pub struct Refresher {
@@ -173,7 +71,7 @@ impl Refresher {
 
     /// Refreshes `tenant` now, unless a refresh of it is already running (then the attempt
     /// is logged as skipped). Returns the logged record.
-    pub async fn refresh(&self, tenant: &str, trigger: &'static str) -> RefreshRecord {
+    pub async fn refresh(&self, tenant: &str, trigger: Trigger) -> RefreshRecord {
         let started_at = self.clock.now();
         let admitted = self.running.lock().map(|mut r| r.insert(tenant.to_string())).unwrap_or(false);
         let (outcome, error, summary) = if admitted {
@@ -189,9 +87,9 @@ impl Refresher {
         };
         let record = RefreshRecord { tenant: tenant.to_string(), started_at, finished_at: self.clock.now(), outcome, error, summary, trigger };
         match outcome {
-            Outcome::Ok => tracing::info!(tenant, trigger, "refresh done"),
-            Outcome::Failed => tracing::warn!(tenant, trigger, error = record.error.as_deref().unwrap_or(""), "refresh failed; the previous snapshot keeps serving"),
-            Outcome::Skipped => tracing::info!(tenant, trigger, "refresh skipped: one is already running"),
+            Outcome::Ok => tracing::info!(tenant, trigger = trigger.as_str(), "refresh done"),
+            Outcome::Failed => tracing::warn!(tenant, trigger = trigger.as_str(), error = record.error.as_deref().unwrap_or(""), "refresh failed; the previous snapshot keeps serving"),
+            Outcome::Skipped => tracing::info!(tenant, trigger = trigger.as_str(), "refresh skipped: one is already running"),
         }
         self.log.push(record.clone());
         record
@@ -264,7 +162,7 @@ pub async fn run_schedules(tenants: Vec<TenantSchedule>, refresher: Arc<Refreshe
 
 async fn tenant_loop(t: TenantSchedule, refresher: Arc<Refresher>, clock: Arc<dyn Clock>, policy: SchedulePolicy, cancel: CancellationToken) {
     if t.refresh_now {
-        attempt(&t.tenant, "start", &refresher, clock.as_ref(), policy, &cancel).await;
+        attempt(&t.tenant, Trigger::Start, &refresher, clock.as_ref(), policy, &cancel).await;
     }
     let Some(schedule) = &t.schedule else { return };
     loop {
@@ -277,7 +175,7 @@ async fn tenant_loop(t: TenantSchedule, refresher: Arc<Refresher>, clock: Arc<dy
             () = cancel.cancelled() => return,
             () = clock.sleep_until(at) => {}
         }
-        attempt(&t.tenant, "schedule", &refresher, clock.as_ref(), policy, &cancel).await;
+        attempt(&t.tenant, Trigger::Schedule, &refresher, clock.as_ref(), policy, &cancel).await;
         if cancel.is_cancelled() {
             return;
         }
@@ -285,12 +183,12 @@ async fn tenant_loop(t: TenantSchedule, refresher: Arc<Refresher>, clock: Arc<dy
 }
 
 /// A refresh, retried with backoff while it fails.
-async fn attempt(tenant: &str, trigger: &'static str, refresher: &Refresher, clock: &dyn Clock, policy: SchedulePolicy, cancel: &CancellationToken) {
+async fn attempt(tenant: &str, trigger: Trigger, refresher: &Refresher, clock: &dyn Clock, policy: SchedulePolicy, cancel: &CancellationToken) {
     let mut wait = policy.first_retry;
     for n in 0..policy.attempts.max(1) {
         let record = tokio::select! {
             () = cancel.cancelled() => return,
-            r = refresher.refresh(tenant, if n == 0 { trigger } else { "retry" }) => r,
+            r = refresher.refresh(tenant, if n == 0 { trigger } else { Trigger::Retry }) => r,
         };
         if record.outcome != Outcome::Failed || n + 1 >= policy.attempts {
             return;

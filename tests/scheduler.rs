@@ -14,7 +14,9 @@ use salespulse::catalog::Catalog;
 use salespulse_config::config::SourceConfig;
 use salespulse_config::schedule::Schedule;
 use salespulse::refresh::serving_refresh;
-use salespulse::scheduler::{Clock, Outcome, RefreshFn, RefreshLog, RefreshSummary, Refresher, SchedulePolicy, TenantSchedule, run_schedules};
+use salespulse::history::RefreshLog;
+use salespulse::history::refreshes::{Outcome, RefreshSummary, Trigger};
+use salespulse::scheduler::{Clock, RefreshFn, Refresher, SchedulePolicy, TenantSchedule, run_schedules};
 use salespulse::snapshot::Store;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -128,8 +130,8 @@ async fn schedules_fire_at_their_local_time_and_failures_retry_with_backoff() {
 
     clock.sleepers(1).await;
     let records = log.records(Some("acme"));
-    let seen: Vec<(Outcome, &str)> = records.iter().map(|r| (r.outcome, r.trigger)).collect();
-    assert_eq!(seen, [(Outcome::Failed, "schedule"), (Outcome::Failed, "retry"), (Outcome::Ok, "retry"), (Outcome::Ok, "schedule")]);
+    let seen: Vec<(Outcome, Trigger)> = records.iter().map(|r| (r.outcome, r.trigger)).collect();
+    assert_eq!(seen, [(Outcome::Failed, Trigger::Schedule), (Outcome::Failed, Trigger::Retry), (Outcome::Ok, Trigger::Retry), (Outcome::Ok, Trigger::Schedule)]);
     assert_eq!(records[0].error.as_deref(), Some("CRM down"));
     assert_eq!(records[0].started_at, Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap(), "06:00 Moscow");
     let totals = &log.totals()["acme"];
@@ -146,16 +148,16 @@ async fn a_refresh_asked_for_while_one_runs_is_skipped() {
     let refresher = Arc::new(Refresher::new(run, clock.clone(), Arc::new(RefreshLog::default())));
     let first = tokio::spawn({
         let refresher = Arc::clone(&refresher);
-        async move { refresher.refresh("acme", "schedule").await }
+        async move { refresher.refresh("acme", Trigger::Schedule).await }
     });
     called(&mut calls).await;
     assert!(refresher.is_running("acme"));
-    let second = refresher.refresh("acme", "http").await;
+    let second = refresher.refresh("acme", Trigger::Http).await;
     assert_eq!(second.outcome, Outcome::Skipped);
     // Another tenant is not held up.
     let other = tokio::spawn({
         let refresher = Arc::clone(&refresher);
-        async move { refresher.refresh("beta", "http").await }
+        async move { refresher.refresh("beta", Trigger::Http).await }
     });
     called(&mut calls).await;
     gate.notify_waiters();
@@ -178,7 +180,7 @@ async fn a_failed_refresh_keeps_the_old_snapshot_and_shows_in_system_refreshes()
     let mut tenant = crate::common::tenant("acme");
     tenant.source = SourceConfig::Files { path: root.path().join("no-such-exports"), exported_at: None };
     let clock = ManualClock::at(Utc::now());
-    let refresher = Arc::new(Refresher::new(serving_refresh(store, Arc::clone(&catalog), vec![tenant], 3), clock.clone(), Arc::clone(catalog.refresh_log())));
+    let refresher = Arc::new(Refresher::new(serving_refresh(store, Arc::clone(&catalog), vec![tenant], 3), clock.clone(), Arc::clone(&catalog.logs().refreshes)));
     let cancel = CancellationToken::new();
     // No snapshot is missing, but refresh_now stands for a start-up refresh here.
     let tenants = vec![TenantSchedule { tenant: "acme".into(), schedule: None, refresh_now: true }];

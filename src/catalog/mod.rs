@@ -30,8 +30,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use salespulse_udfs::{Absence, CalendarRegistry, SalesOptions};
 
 use crate::model::Table;
-use crate::audit::QueryLog;
-use crate::scheduler::RefreshLog;
+use crate::history::Logs;
 use crate::snapshot::{Manifest, SnapshotError, Store};
 
 /// What the catalog needs to know about a tenant besides its snapshots.
@@ -83,13 +82,6 @@ pub struct Catalog {
     logs: Logs,
 }
 
-/// What the `system` schema reads at query time.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Logs {
-    pub(crate) refreshes: Arc<RefreshLog>,
-    pub(crate) queries: Arc<QueryLog>,
-}
-
 impl Catalog {
     /// A catalog for these tenants, each serving nothing until [`Catalog::load_tenant`].
     pub fn new(store: Store, tenants: Vec<TenantInfo>) -> Catalog {
@@ -139,9 +131,10 @@ impl Catalog {
         SessionContext::new_with_state(state)
     }
 
-    /// The queries of this process, for the audit and `system.queries`.
-    pub fn query_log(&self) -> &Arc<QueryLog> {
-        &self.logs.queries
+    /// The refreshes and queries of this process that `system.refreshes` and
+    /// `system.queries` show: the scheduler and the front ends write to them.
+    pub fn logs(&self) -> &Logs {
+        &self.logs
     }
 
     /// Whether loading a tenant computes its missing KPI tables (the default) or only uses
@@ -155,11 +148,6 @@ impl Catalog {
     pub fn with_fallback_calendars(mut self, calendars: Arc<CalendarRegistry>) -> Catalog {
         self.fallback_calendars = calendars;
         self
-    }
-
-    /// The log every refresh of this process goes to (`system.refreshes`, `/health`).
-    pub fn refresh_log(&self) -> &Arc<RefreshLog> {
-        &self.logs.refreshes
     }
 
     pub fn store(&self) -> &Store {

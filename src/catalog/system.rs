@@ -10,9 +10,8 @@ use datafusion::datasource::{MemTable, TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::{Logs, TenantInfo};
-use crate::audit::QueryLog;
-use crate::scheduler::RefreshLog;
+use super::TenantInfo;
+use crate::history::{Logs, QueryLog, RefreshLog};
 use crate::snapshot::Manifest;
 
 datafusion::common::extensions_options! {
@@ -130,14 +129,14 @@ fn refreshes_schema() -> SchemaRef {
 impl RefreshesTable {
     fn batch(&self) -> datafusion::error::Result<RecordBatch> {
         let records = self.log.records(Some(&self.tenant));
-        let time = |f: &dyn Fn(&crate::scheduler::RefreshRecord) -> i64| -> ArrayRef {
+        let time = |f: &dyn Fn(&crate::history::refreshes::RefreshRecord) -> i64| -> ArrayRef {
             Arc::new(TimestampMicrosecondArray::from_iter_values(records.iter().map(f)).with_timezone("UTC"))
         };
         let columns: Vec<ArrayRef> = vec![
             time(&|r| r.started_at.timestamp_micros()),
             time(&|r| r.finished_at.timestamp_micros()),
             Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.outcome.as_str()))),
-            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.trigger))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.trigger.as_str()))),
             Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
             Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.rows as i64)))),
             Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.requests as i64)))),
@@ -191,7 +190,7 @@ impl QueriesTable {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.started_at.timestamp_micros())).with_timezone("UTC")),
             Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.user.as_str()))),
-            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.protocol))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.protocol.as_str()))),
             Arc::new(StringArray::from_iter(records.iter().map(|r| r.tenant.as_deref()))),
             Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.sql.as_str()))),
             Arc::new(arrow::array::Float64Array::from_iter_values(records.iter().map(|r| r.seconds * 1000.0))),

@@ -353,7 +353,7 @@ async fn run_server(
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let run = serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.clone(), keep_snapshots);
-    let refresher = Arc::new(Refresher::new(run, Arc::clone(&clock), Arc::clone(catalog.refresh_log())));
+    let refresher = Arc::new(Refresher::new(run, Arc::clone(&clock), Arc::clone(&catalog.logs().refreshes)));
     let schedules: Vec<TenantSchedule> = tenants
         .iter()
         .map(|t| TenantSchedule {

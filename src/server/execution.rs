@@ -21,7 +21,7 @@ use std::sync::Arc;
 use futures::Stream;
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{QueryLog, QueryOutcome, QueryRecord};
+use crate::history::queries::{Protocol, QueryLog, QueryOutcome, QueryRecord};
 use crate::catalog::QueryError;
 use crate::server::limits::{Admission, LimitError, Limited, QueryGate, StreamEnd};
 
@@ -83,7 +83,7 @@ where
 pub struct Audit {
     log: Arc<QueryLog>,
     user: String,
-    protocol: &'static str,
+    protocol: Protocol,
     tenant: Option<String>,
     sql: String,
     cached: bool,
@@ -93,7 +93,7 @@ pub struct Audit {
 
 impl Audit {
     /// A statement starting now.
-    pub fn start(log: &Arc<QueryLog>, user: &str, protocol: &'static str, tenant: Option<String>, sql: &str) -> Audit {
+    pub fn start(log: &Arc<QueryLog>, user: &str, protocol: Protocol, tenant: Option<String>, sql: &str) -> Audit {
         Audit {
             log: Arc::clone(log),
             user: user.to_string(),

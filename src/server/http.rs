@@ -35,7 +35,8 @@ use super::connections::{ConnectionCap, Guarded};
 use super::query_stats::QueryStats;
 use super::tls::{TlsAcceptor, TlsIdentity};
 use crate::catalog::Catalog;
-use crate::scheduler::{Outcome, RefreshRecord, Refresher};
+use crate::history::refreshes::{Outcome, RefreshRecord, Trigger};
+use crate::scheduler::Refresher;
 
 /// What the endpoint reads and drives.
 #[derive(Clone)]
@@ -208,7 +209,7 @@ fn refused(e: &AuthError) -> Response {
 fn record_json(r: &RefreshRecord) -> serde_json::Value {
     json!({
         "outcome": r.outcome.as_str(),
-        "trigger": r.trigger,
+        "trigger": r.trigger.as_str(),
         "started_at": r.started_at.to_rfc3339(),
         "finished_at": r.finished_at.to_rfc3339(),
         "seconds": (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0,
@@ -224,7 +225,7 @@ async fn health(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connect
         Err(e) => return refused(&e),
     };
     let now = Utc::now();
-    let log = state.catalog.refresh_log();
+    let log = state.refresher.log();
     let mut all_serving = true;
     let mut tenants = Vec::new();
     for name in state.catalog.tenant_names().into_iter().filter(|n| who.may_read(n)) {
@@ -276,7 +277,7 @@ async fn metrics(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connec
     }
     let tenant = |name: &str| vec![("tenant".to_string(), name.to_string())];
     let with = |name: &str, key: &str, value: &str| vec![("tenant".to_string(), name.to_string()), (key.to_string(), value.to_string())];
-    for (name, totals) in state.catalog.refresh_log().totals().iter().filter(|(n, _)| who.may_read(n)) {
+    for (name, totals) in state.refresher.log().totals().iter().filter(|(n, _)| who.may_read(n)) {
         for outcome in [Outcome::Ok, Outcome::Failed, Outcome::Skipped] {
             refreshes.get_or_create(&with(name, "outcome", outcome.as_str())).inc_by(totals.outcomes.get(outcome.as_str()).copied().unwrap_or(0));
         }
@@ -320,7 +321,7 @@ async fn refresh(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connec
             &json!({ "error": format!("user '{}' may read tenant '{name}' but not start its refreshes; give the user `refresh = true` in [[users]]", who.user) }),
         );
     }
-    let record = state.refresher.refresh(&name, "http").await;
+    let record = state.refresher.refresh(&name, Trigger::Http).await;
     let status = match record.outcome {
         Outcome::Ok => StatusCode::OK,
         Outcome::Skipped => StatusCode::CONFLICT,

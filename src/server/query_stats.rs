@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use crate::history::queries::Protocol;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -31,12 +33,12 @@ impl Default for QueryStats {
 
 impl QueryStats {
     /// Records a query that ended now.
-    pub fn observe(&self, protocol: &str, started: Instant, ok: bool, cached: bool) {
+    pub fn observe(&self, protocol: Protocol, started: Instant, ok: bool, cached: bool) {
         if ok {
-            let labels = vec![("protocol".to_string(), protocol.to_string()), ("cached".to_string(), cached.to_string())];
+            let labels = vec![("protocol".to_string(), protocol.as_str().to_string()), ("cached".to_string(), cached.to_string())];
             self.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         } else {
-            self.errors.get_or_create(&vec![("protocol".to_string(), protocol.to_string())]).inc();
+            self.errors.get_or_create(&vec![("protocol".to_string(), protocol.as_str().to_string())]).inc();
         }
     }
 }

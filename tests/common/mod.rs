@@ -123,7 +123,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         // The library's server, as `salespulse serve` runs it; refreshes write demo snapshots.
         let run = salespulse::refresh::serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.iter().map(|t| tenant(t)).collect(), 3);
-        let refresher = Arc::new(Refresher::new(run, Arc::new(SystemClock), Arc::clone(catalog.refresh_log())));
+        let refresher = Arc::new(Refresher::new(run, Arc::new(SystemClock), Arc::clone(&catalog.logs().refreshes)));
         let server = Arc::new(Server::new(Arc::clone(&catalog), auth, limits, 64 << 20, refresher));
         let (cache, gate) = (Arc::clone(server.cache()), Arc::clone(server.gate()));
         let token = shutdown.clone();

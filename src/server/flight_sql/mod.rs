@@ -44,6 +44,7 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use salespulse_config::config::Limits;
+use crate::history::queries::Protocol;
 use crate::server::execution::{self, Audit, Refusal};
 use crate::server::limits::{Admission, LimitError, QueryGate};
 use salespulse_config::handle::OutputProfile;
@@ -105,7 +106,7 @@ impl SalesFlightSql {
 
     /// The audit record of a handle's statement, starting now.
     fn audit(&self, handle: &QueryHandle) -> Audit {
-        Audit::start(self.catalog.query_log(), &handle.user, "flight_sql", handle.tenant.clone(), &handle.sql)
+        Audit::start(&self.catalog.logs().queries, &handle.user, Protocol::FlightSql, handle.tenant.clone(), &handle.sql)
     }
 
     /// Answers repeated queries from `cache` and records every query in `stats`.
@@ -248,7 +249,7 @@ impl SalesFlightSql {
         });
         let key = key.map(|k| format!("{}\u{1f}{k}", handle.tenant.as_deref().unwrap_or("")));
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
-            self.stats.observe("flight_sql", started, true, true);
+            self.stats.observe(Protocol::FlightSql, started, true, true);
             let rows = hit.batches.iter().map(|b| b.num_rows() as u64).sum();
             audit.cached().finished(rows);
             let batches = futures::stream::iter(hit.batches.clone().into_iter().map(Ok));
@@ -256,7 +257,7 @@ impl SalesFlightSql {
         }
         let stats = Arc::clone(&self.stats);
         let fail = |status: Status| {
-            stats.observe("flight_sql", started, false, false);
+            stats.observe(Protocol::FlightSql, started, false, false);
             audit.failed(status.message());
             status
         };
@@ -296,13 +297,13 @@ impl SalesFlightSql {
         let seen_stats = Arc::clone(&stats);
         let batches = batches.map(move |item| {
             if seen.record(item.as_ref().ok()) {
-                seen_stats.observe("flight_sql", started, false, false);
+                seen_stats.observe(Protocol::FlightSql, started, false, false);
             }
             item
         });
         let done = futures::stream::once(async move {
             if done_recorder.finish() {
-                stats.observe("flight_sql", started, true, false);
+                stats.observe(Protocol::FlightSql, started, true, false);
             }
         })
         .filter_map(|()| async { None });

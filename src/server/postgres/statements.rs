@@ -48,6 +48,7 @@ use super::search_path;
 use super::login::Login;
 use super::settings::{self, query_hooks};
 use super::{Shared, limit_error, pg_message, user_error};
+use crate::history::queries::Protocol;
 use crate::catalog::{QueryError, TextLimits, check_read_only, planning_error};
 use crate::server::execution::{self, Audit, Refusal};
 use crate::server::limits::Admission;
@@ -168,12 +169,12 @@ impl Queries {
     fn audit(&self, sql: &str) -> Audit {
         let login = self.login.get();
         let user = login.map(|l| l.principal.user.clone()).unwrap_or_default();
-        Audit::start(self.shared.catalog.query_log(), &user, "postgres", login.map(|l| l.tenant.clone()), sql)
+        Audit::start(&self.shared.catalog.logs().queries, &user, Protocol::Postgres, login.map(|l| l.tenant.clone()), sql)
     }
 
     /// A query refused or failed before it streamed.
     fn refused(&self, audit: &Audit, e: &PgWireError) {
-        self.shared.stats.observe("postgres", audit.started(), false, false);
+        self.shared.stats.observe(Protocol::Postgres, audit.started(), false, false);
         audit.failed(&pg_message(e));
     }
 
@@ -373,7 +374,7 @@ impl SimpleQueryHandler for Queries {
             .await;
             match ran {
                 Ok(response) => {
-                    self.shared.stats.observe("postgres", audit.started(), true, false);
+                    self.shared.stats.observe(Protocol::Postgres, audit.started(), true, false);
                     responses.push(response);
                 }
                 Err(e) => {
@@ -497,7 +498,7 @@ impl ExtendedQueryHandler for Queries {
                 Ok(export) => self.export(&ctx, plan.clone(), &export.format, admission, audit.clone()).await,
                 Err(e) => Err(e),
             };
-            self.shared.stats.observe("postgres", audit.started(), exported.is_ok(), false);
+            self.shared.stats.observe(Protocol::Postgres, audit.started(), exported.is_ok(), false);
             return exported.map(Response::CopyOut).inspect_err(|e| audit.failed(&pg_message(e)));
         }
         let service = self.service(ctx)?;
@@ -506,7 +507,7 @@ impl ExtendedQueryHandler for Queries {
             Ok(result) => result,
             Err(_) => Err(limit_error(&admission.timeout_error())),
         };
-        self.shared.stats.observe("postgres", audit.started(), result.is_ok(), false);
+        self.shared.stats.observe(Protocol::Postgres, audit.started(), result.is_ok(), false);
         match result {
             Ok(Response::Query(mut rows)) => {
                 limit_rows(&mut rows, admission, audit);
@@ -635,7 +636,7 @@ pub(super) async fn declare_cursor(shared: &Arc<Shared>, ctx: &SessionContext, u
     let schema = Arc::clone(plan.schema());
     let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
     let mut response = df::encode_dataframe(df, &Format::UnifiedText, None).await?;
-    let audit = Audit::start(shared.catalog.query_log(), user, "postgres", None, &format!("DECLARE CURSOR FOR {query}"));
+    let audit = Audit::start(&shared.catalog.logs().queries, user, Protocol::Postgres, None, &format!("DECLARE CURSOR FOR {query}"));
     limit_rows(&mut response, admission, audit);
     Ok((response, schema))
 }

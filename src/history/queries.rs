@@ -34,13 +34,29 @@ impl QueryOutcome {
     }
 }
 
+/// The front end a query came in by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    FlightSql,
+    Postgres,
+}
+
+impl Protocol {
+    /// The name `system.queries`, the audit line and `/metrics` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::FlightSql => "flight_sql",
+            Protocol::Postgres => "postgres",
+        }
+    }
+}
+
 /// One query.
 #[derive(Debug, Clone)]
 pub struct QueryRecord {
     pub started_at: DateTime<Utc>,
     pub user: String,
-    /// `flight_sql` or `postgres`.
-    pub protocol: &'static str,
+    pub protocol: Protocol,
     /// The tenant (database) the query addressed.
     pub tenant: Option<String>,
     pub sql: String,
@@ -71,7 +87,7 @@ impl QueryLog {
         tracing::info!(
             target: "salespulse::audit",
             user = %record.user,
-            protocol = record.protocol,
+            protocol = record.protocol.as_str(),
             tenant = record.tenant.as_deref().unwrap_or(""),
             rows = record.rows,
             ms = (record.seconds * 1000.0).round() as u64,
@@ -122,7 +138,7 @@ mod tests {
         QueryRecord {
             started_at: Utc::now(),
             user: user.into(),
-            protocol: "flight_sql",
+            protocol: Protocol::FlightSql,
             tenant: Some("acme".into()),
             sql: sql.into(),
             seconds: 0.01,
