@@ -6,7 +6,7 @@
 //!  CRM API / files / demo generator
 //!         │  connectors/   one module per source
 //!         ▼
-//!  canonical rows           model/     SCHEMA.md as Arrow schemas + builders
+//!  canonical rows           model/     docs/schema.md as Arrow schemas + builders
 //!         ▼
 //!  Parquet snapshot         snapshot/  immutable folders + an atomic CURRENT pointer
 //!         ▼

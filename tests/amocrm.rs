@@ -66,7 +66,7 @@ async fn full_sync_of_the_fixtures_maps_every_entity() {
     assert!(won.contains("2025-09-03T01:29:49Z"), "closed_at from Unix seconds, UTC: {won}");
     let lost = one(&deals, "28100014|");
     assert!(lost.contains("|lost|") && lost.contains("|4203748|"), "{lost}");
-    // Calls: UDFS.md §2.6 statuses; talk time only when answered; the phone only as a hash.
+    // Calls: docs/udfs.md §2.6 statuses; talk time only when answered; the phone only as a hash.
     let calls = rows(&store, m, Table::Calls, &["phone_hash"]).await;
     assert!(one(&calls, "76787983|").starts_with("76787983|5701103|outbound|answered|4|2025-09-02T12:49:06Z|64|28100042|"), "{calls:#?}");
     assert!(one(&calls, "76787985|").starts_with("76787985|5701101|inbound|missed|6|2025-09-01T06:46:06Z|0|28100000|"), "{calls:#?}");

@@ -1,4 +1,4 @@
-//! The Flight SQL calls BI clients make beyond plain statements (CLIENTS.md): prepared
+//! The Flight SQL calls BI clients make beyond plain statements (docs/clients.md): prepared
 //! statements with parameters, SqlInfo, keys, type info, the Grafana profile, unknown
 //! actions, and authentication with tenant isolation.
 

@@ -1,5 +1,5 @@
 //! The KPI views over the demo tenant: every view builds, returns rows with client-safe
-//! types, and the sanity invariants of METRICS.md hold.
+//! types, and the sanity invariants of docs/metrics.md ("Tests") hold.
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;

@@ -1,4 +1,4 @@
-//! Pins the canonical schema (SCHEMA.md contract v1): a change shows up as a reviewed diff.
+//! Pins the canonical schema (docs/schema.md contract v1): a change shows up as a reviewed diff.
 
 use salespulse::model::Table;
 

@@ -1,4 +1,4 @@
-//! The TOML configuration (DESIGN.md "Command line and configuration"): parsed raw with
+//! The TOML configuration (docs/design.md "Command line and configuration"): parsed raw with
 //! serde, then validated into [`Config`] with one clear message per mistake.
 //!
 //! Relative paths (storage root, files folders, inputs, calendars) are resolved against
@@ -341,7 +341,7 @@ pub struct TenantConfig {
     pub refresh_on_start: bool,
     pub inputs: Option<PathBuf>,
     pub source: SourceConfig,
-    /// METRICS.md thresholds and other settings, as text.
+    /// The thresholds of docs/metrics.md and other settings, as text.
     pub settings: BTreeMap<String, String>,
 }
 
@@ -411,7 +411,7 @@ impl SourceConfig {
     }
 }
 
-/// Default settings of every tenant (METRICS.md), overridden by `[tenants.settings]`.
+/// Default settings of every tenant (docs/metrics.md), overridden by `[tenants.settings]`.
 pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("calls.success_threshold_seconds", "60"),
     ("calls.callback_window_hours", "24"),

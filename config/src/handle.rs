@@ -4,7 +4,8 @@
 //! planned on, the output profile and, once a client has bound them through DoPut, the
 //! parameter values (one Arrow IPC row). The JSON payload is sealed with the server's HMAC
 //! key, so a handle cannot be altered or forged, any replica with the key can redeem it,
-//! and the server keeps no per-statement state (CLIENTS.md §6 items 13 and 14).
+//! and the server keeps no per-statement state (docs/clients.md § Schemas, tickets and
+//! handles, items 4 and 5).
 //!
 //! Whatever bytes a client sends back, [`QueryHandle::open_sealed`] and
 //! [`QueryHandle::parameter_batch`] answer with a [`HandleError`], never a panic: the

@@ -1,7 +1,7 @@
 //! Stage 4 of the pipeline: the DataFusion catalogs that SQL runs against.
 //!
 //! One catalog per tenant, with schemas `crm` (listing tables over the current snapshot's
-//! Parquet files), `kpi` (the METRICS.md views, replaced by their materialised tables once
+//! Parquet files), `kpi` (the docs/metrics.md views, replaced by their materialised tables once
 //! stored: see [`kpi::materialise`]) and `system`
 //! (`snapshots`, `tables`, `settings`). Each tenant's catalog sits behind an `ArcSwap`:
 //! [`Catalog::load_tenant`] builds the new one aside and swaps it in one step, and a query
@@ -40,7 +40,7 @@ pub struct TenantInfo {
     pub timezone: Tz,
     /// Effective settings, shown in `system.settings` (never secrets).
     pub settings: BTreeMap<String, String>,
-    /// The tenant's calendar file (UDFS.md §3); the built-in calendars when `None`.
+    /// The tenant's calendar file (docs/udfs.md §3); the built-in calendars when `None`.
     pub calendars: Option<std::path::PathBuf>,
 }
 

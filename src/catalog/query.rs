@@ -6,8 +6,9 @@
 //! 4. Cast the output to types every BI client reads: view and large strings to `Utf8`,
 //!    view and large binaries to `Binary`, dictionaries to their values, timestamps to
 //!    `Timestamp(µs, UTC)`, `Float16/32` to `Float64`. The Grafana profile goes further, to
-//!    what the Grafana Flight SQL plugin renders (CLIENTS.md §1.3): timestamps and dates to
-//!    `Timestamp(ns, UTC)`, decimals to `Float64`, and other types it drops to `Utf8`.
+//!    what the Grafana Flight SQL plugin renders (docs/clients.md § Types the Grafana
+//!    plugin renders): timestamps and dates to `Timestamp(ns, UTC)`, decimals to `Float64`,
+//!    and other types it drops to `Utf8`.
 
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Column, ParamValues, ScalarValue};
@@ -453,7 +454,7 @@ fn normalize_output(df: DataFrame, profile: OutputProfile) -> datafusion::error:
 
 /// `batch` with the advertised schema: the engine sometimes produces a wider type than its
 /// plan says (a decimal's precision, say), so differing columns are cast; nullability and
-/// names come from the advertised schema (CLIENTS.md §6 item 7).
+/// names come from the advertised schema (docs/clients.md § Schemas, tickets and handles, item 1).
 ///
 /// # Errors
 /// A column cannot be cast, or holds nulls where the advertised field has none.

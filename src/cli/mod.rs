@@ -1,4 +1,5 @@
-//! The command line (DESIGN.md): `demo`, `serve`, `refresh`, `query`, `check`.
+//! The command line (docs/design.md § Command line and configuration): `demo`, `serve`,
+//! `refresh`, `query`, `check`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -100,7 +101,7 @@ enum Command {
         /// The default catalog for unqualified names.
         #[arg(long)]
         tenant: Option<String>,
-        /// A calendar file (UDFS.md format) for the working-time functions, instead of the
+        /// A calendar file (docs/udfs.md §3) for the working-time functions, instead of the
         /// tenants' own or the built-in calendars.
         #[arg(long)]
         calendars: Option<PathBuf>,

@@ -3,7 +3,7 @@
 //! One file per table, named after it: `deals.csv`, `calls.jsonl` (`.ndjson` and `.json`
 //! are read as JSON lines too). CSV files have a header row naming the columns (any order,
 //! case-insensitive; `,` or `;` separated; a UTF-8 BOM is fine). Every value is checked
-//! against SCHEMA.md; the first bad value stops the import with the file, line, column and
+//! against docs/schema.md; the first bad value stops the import with the file, line, column and
 //! reason, and nothing is written. The same reader loads a tenant's `inputs` folder.
 //!
 //! Value formats: empty = NULL; timestamps in RFC 3339 (`2025-06-30T18:00:00+03:00`) or

@@ -112,7 +112,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     (0..hex.len()).step_by(2).map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
 }
 
-/// The keyed hash of a phone number's digits (SCHEMA.md `phone_hash`): a Russian `8XXXXXXXXXX`
+/// The keyed hash of a phone number's digits (docs/schema.md `phone_hash`): a Russian `8XXXXXXXXXX`
 /// counts as `7XXXXXXXXXX`, so a callback matches the missed call whichever way it was dialled.
 pub fn phone_hash(phone: &str, key: &[u8]) -> String {
     let mut digits: String = phone.chars().filter(char::is_ascii_digit).collect();

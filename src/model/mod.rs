@@ -1,4 +1,4 @@
-//! Stage 2 of the pipeline: the canonical CRM tables (SCHEMA.md) as Arrow schemas, and
+//! Stage 2 of the pipeline: the canonical CRM tables (docs/schema.md) as Arrow schemas, and
 //! builders that turn connector rows into record batches.
 //!
 //! Connectors feed this module; the snapshot writer consumes its batches. It imports no

@@ -1,4 +1,4 @@
-//! The canonical tables of SCHEMA.md (contract v1) as column definitions.
+//! The canonical tables of docs/schema.md (contract v1) as column definitions.
 //!
 //! This file is the only place where a table's columns are written down. Everything else
 //! (Arrow schemas, builders, the file importer, the snapshot writer's sort order, the
@@ -284,7 +284,7 @@ macro_rules! tables {
         pub enum Table { $($variant),* }
 
         impl Table {
-            /// Every canonical table, in SCHEMA.md order.
+            /// Every canonical table, in docs/schema.md order.
             pub const ALL: &'static [Table] = &[$(Table::$variant),*];
 
             /// The SQL name of the table (in schema `crm`).

@@ -21,7 +21,7 @@ pub struct Manifest {
     pub written_at: DateTime<Utc>,
     /// Where the rows came from, e.g. `demo (seed 42, scale 1)` or `files: /exports/acme`.
     pub source: String,
-    /// The canonical schema version (SCHEMA.md contract).
+    /// The canonical schema version (docs/schema.md contract).
     pub schema_version: u32,
     pub tables: BTreeMap<String, TableEntry>,
     /// Connector positions for the next incremental pull (empty for full loads).

@@ -1,8 +1,8 @@
 """Grafana's macro expansion, as its data sources do it, so tests run the SQL Grafana sends.
 
 `flightsql` follows the Flight SQL plugin (influxdata/grafana-flightsql-datasource v1.1.1
-plus grafana-plugin-sdk-go's sqlutil defaults; CLIENTS.md §1.4). `postgres` follows
-Grafana's built-in PostgreSQL data source.
+plus grafana-plugin-sdk-go's sqlutil defaults; docs/clients.md § Grafana plugin macros).
+`postgres` follows Grafana's built-in PostgreSQL data source.
 """
 import re
 from datetime import datetime, timezone

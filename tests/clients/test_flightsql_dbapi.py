@@ -1,4 +1,5 @@
-"""flightsql-dbapi through SQLAlchemy: the path Apache Superset takes (CLIENTS.md §2)."""
+"""flightsql-dbapi through SQLAlchemy: the path Apache Superset takes
+(docs/clients.md § flightsql-dbapi and Superset)."""
 import pytest
 import flightsql.sqlalchemy  # noqa: F401  registers the datafusion+flightsql dialect
 import sqlalchemy

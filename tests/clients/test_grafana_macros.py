@@ -35,7 +35,8 @@ def test_flightsql_plugin_panels(grafana_conn, demo, panel):
         table = cur.fetch_arrow_table()
     assert table.num_rows > 0, sql
     for field in table.schema:
-        # What the plugin renders (CLIENTS.md §1.3): ns timestamps, numbers, bools, Utf8.
+        # What the plugin renders (docs/clients.md § Types the Grafana plugin renders):
+        # ns timestamps, numbers, bools, Utf8.
         assert (pa.types.is_timestamp(field.type) and field.type.unit == "ns") or pa.types.is_integer(field.type) \
             or pa.types.is_float64(field.type) or pa.types.is_string(field.type) or pa.types.is_boolean(field.type), field
     # The same expanded SQL over PostgreSQL.

@@ -1,4 +1,4 @@
-//! Sales UDFs for Apache DataFusion (UDFS.md contract v1), usable in any `SessionContext`.
+//! Sales UDFs for Apache DataFusion (docs/udfs.md contract v1), usable in any `SessionContext`.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! `is_successful_call(duration_s [, threshold_seconds [, answered]]) -> BOOLEAN` (UDFS.md §2.6).
+//! `is_successful_call(duration_s [, threshold_seconds [, answered]]) -> BOOLEAN` (docs/udfs.md §2.6).
 //!
 //! A call is successful when it is strictly longer than the threshold (60 s by default) and,
 //! when `answered` is given, answered: `answered AND duration_s > threshold_seconds` under

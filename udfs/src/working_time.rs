@@ -1,4 +1,4 @@
-//! The working-time UDFs of UDFS.md §2: `working_seconds`, `working_hours`,
+//! The working-time UDFs of docs/udfs.md §2: `working_seconds`, `working_hours`,
 //! `is_working_time` and `add_working_time`, over a [`CalendarRegistry`].
 //!
 //! Arrow plumbing only: instants of any unit and zone become nanoseconds (values outside

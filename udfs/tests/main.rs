@@ -1,4 +1,4 @@
-//! Every vector of UDFS.md (`vectors.json`, copied from the spec with `calendars.toml`)
+//! Every vector of docs/udfs.md (`vectors.json`, copied from the spec with `calendars.toml`)
 //! through SQL, plus argument checks, whole-year totals and properties against a
 //! deliberately simple minute-by-minute reference evaluator.
 // Helpers unwrap the tests' own fixtures; a failure there is a failed test.
@@ -198,7 +198,7 @@ async fn whole_years_hold_the_published_totals() {
 }
 
 /// The reference evaluator: walks minute by minute in local wall time, straight from the
-/// rules of UDFS.md §2.2, for the ru_msk calendar (no DST in Moscow since 2014).
+/// rules of docs/udfs.md §2.2, for the ru_msk calendar (no DST in Moscow since 2014).
 fn reference_working_minutes(a: DateTime<chrono::Utc>, b: DateTime<chrono::Utc>) -> i64 {
     let tz = chrono_tz::Europe::Moscow;
     let holidays: Vec<NaiveDate> = [

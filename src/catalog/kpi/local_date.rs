@@ -1,6 +1,6 @@
 //! `local_date(ts, 'Europe/Moscow') -> DATE`: the calendar date of an instant in a time zone.
 //!
-//! The KPI views bucket days, weeks and months by the tenant's local dates (SCHEMA.md:
+//! The KPI views bucket days, weeks and months by the tenant's local dates (docs/schema.md:
 //! "local time"). The zone must be a literal; any timestamp unit and annotation is read as
 //! an instant.
 

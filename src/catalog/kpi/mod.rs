@@ -1,4 +1,4 @@
-//! The KPI catalog (METRICS.md): one view per metric family in schema `kpi` of every tenant.
+//! The KPI catalog (docs/metrics.md): one view per metric family in schema `kpi` of every tenant.
 //!
 //! Each view is a reviewable `.sql` file under `views/`, with `${…}` placeholders filled in
 //! from the tenant at catalog build time: `${tz}` (its zone as a literal), `${taken_at}`

@@ -1,4 +1,4 @@
-//! amoCRM records (HAL JSON, Unix seconds) into the canonical tables of SCHEMA.md.
+//! amoCRM records (HAL JSON, Unix seconds) into the canonical tables of docs/schema.md.
 //! docs/connectors/amocrm.md is the same mapping in prose; change both together.
 //!
 //! - amoCRM's "leads" are deals. Those that entered through the pipeline's entry stages
@@ -405,7 +405,7 @@ fn loss_reasons(raw: &Raw) -> Result<TableBuilder, AmoCrmError> {
 }
 
 /// `custom_fields_values` as a JSON object by field name: one value as itself, several as a
-/// list; dates as RFC 3339 in UTC. Phones and e-mails are left out (SCHEMA.md keeps only a
+/// list; dates as RFC 3339 in UTC. Phones and e-mails are left out (docs/schema.md keeps only a
 /// keyed hash of numbers).
 fn custom_fields(record: &Json) -> Option<String> {
     let fields = record.get("custom_fields_values")?.as_array()?;
@@ -560,7 +560,7 @@ fn owner(entity: &str, note: &Json) -> (Option<String>, Option<String>, Option<S
     }
 }
 
-/// UDFS.md §2.6: `call_status` 4 is a conversation; 7 busy; 5 a wrong number; the others
+/// docs/udfs.md §2.6: `call_status` 4 is a conversation; 7 busy; 5 a wrong number; the others
 /// (voicemail, call back later, not available, did not get through) did not connect.
 fn call_status(status: Option<i64>, duration: i64, inbound: bool) -> &'static str {
     let unanswered = if inbound { "missed" } else { "no_answer" };

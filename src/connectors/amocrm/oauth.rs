@@ -1,6 +1,7 @@
-//! OAuth 2.0 for an amoCRM integration (API_NOTES.md §2.1): the access token lives 24 hours
-//! and the refresh token can be exchanged once only, so each new pair is written to the token
-//! file (atomically: a temporary file, fsync, rename) before the new access token is used.
+//! OAuth 2.0 for an amoCRM integration (docs/connectors/amocrm-conformance.md §5): the access
+//! token lives 24 hours and the refresh token can be exchanged once only, so each new pair is
+//! written to the token file (atomically: a temporary file, fsync, rename) before the new
+//! access token is used.
 //! The access token is refreshed when it has run out (by its `expires_at`) or on a 401.
 //! [`exchange_code`] turns the authorization code from the integration's redirect into the
 //! first pair (`salespulse amocrm-auth`).

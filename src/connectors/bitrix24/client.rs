@@ -2,7 +2,8 @@
 //! vendor's error codes sorted into passing and final, and the two ways of reading a list:
 //! plain `start` paging for small lists, and for large ones keyset chains in `batch`
 //! (`filter[>ID]` from the previous command's 50th row, `start=-1` so the portal skips its
-//! COUNT), up to 50 commands = 2,500 rows per request (API_NOTES.md §1.2).
+//! COUNT), up to 50 commands = 2,500 rows per request
+//! (docs/connectors/bitrix24-conformance.md B-BATCH-9, B-LIMIT-3).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -189,7 +190,8 @@ impl Client {
         }
     }
 
-    /// Sorts an answer into done, passing and final (API_NOTES.md §1.5–1.6).
+    /// Sorts an answer into done, passing and final: the error codes and limits of
+    /// docs/connectors/bitrix24-conformance.md § B-GEN and § B-LIMIT.
     fn judge(&self, method: &str, answer: Answer) -> Verdict<Reply> {
         let status = answer.status;
         if status.is_redirection() {

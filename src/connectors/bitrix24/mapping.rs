@@ -1,4 +1,4 @@
-//! Bitrix24 records (JSON, as the portal sends them) into the canonical tables of SCHEMA.md.
+//! Bitrix24 records (JSON, as the portal sends them) into the canonical tables of docs/schema.md.
 //! docs/connectors/bitrix24.md is the same mapping in prose; change both together.
 //!
 //! The portal sends nearly every scalar as a string (`"ID": "37"`, `"OPPORTUNITY":
@@ -510,7 +510,7 @@ fn deal_items(raw: &Raw) -> Result<TableBuilder, Bitrix24Error> {
     Ok(b)
 }
 
-/// UDFS.md §2.6: `200` is answered; the other codes map to why the call did not connect.
+/// docs/udfs.md §2.6: `200` is answered; the other codes map to why the call did not connect.
 fn call_status(code: &str) -> &'static str {
     match code {
         "200" => "answered",

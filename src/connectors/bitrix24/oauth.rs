@@ -1,8 +1,8 @@
-//! OAuth 2.0 for a Bitrix24 app (API_NOTES.md §1.1): calls carry the access token; on
-//! `expired_token` the client asks the token server for a new pair, writes the new refresh
-//! token to the token file (atomically: a temporary file, fsync, rename) before it uses the
-//! new access token, and repeats the call. Tokens are refreshed only then, never on a timer,
-//! as the vendor asks.
+//! OAuth 2.0 for a Bitrix24 app (docs/connectors/bitrix24-conformance.md § B-AUTH): calls
+//! carry the access token; on `expired_token` the client asks the token server for a new
+//! pair, writes the new refresh token to the token file (atomically: a temporary file,
+//! fsync, rename) before it uses the new access token, and repeats the call. Tokens are
+//! refreshed only then, never on a timer, as the vendor asks.
 
 use std::path::PathBuf;
 

@@ -56,7 +56,7 @@ fn every_table_has_rows_and_the_shape_is_realistic() {
     assert_eq!(d.rows(Table::Pipelines), 2);
     let departments = table(&d, Table::Departments);
     assert!(strings(&departments, "parent_id").iter().filter(|p| p.is_some()).count() == 5, "a tree under one root");
-    // Every channel of SCHEMA.md is a source, and leads come from each of them.
+    // Every channel of docs/schema.md is a source, and leads come from each of them.
     let sources = table(&d, Table::Sources);
     let channels: HashSet<_> = strings(&sources, "channel").into_iter().flatten().collect();
     for c in crate::model::CHANNELS {

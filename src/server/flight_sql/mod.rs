@@ -1,4 +1,4 @@
-//! The Arrow Flight SQL front end (CLIENTS.md): handshake, statement and prepared queries,
+//! The Arrow Flight SQL front end (docs/clients.md): handshake, statement and prepared queries,
 //! and every metadata command, over the tenants' catalogs.
 //!
 //! A statement runs as GetFlightInfo → one endpoint with no locations and a signed,
@@ -467,7 +467,7 @@ fn foreign_keys_schema() -> Schema {
     ])
 }
 
-/// The canonical tables declare no keys (SCHEMA.md): key commands answer with no rows.
+/// The canonical tables declare no keys (docs/schema.md): key commands answer with no rows.
 fn empty_stream(schema: Schema) -> Result<Response<DoGetStream>, Status> {
     batch_stream(Ok(RecordBatch::new_empty(Arc::new(schema))))
 }

@@ -1,11 +1,12 @@
 //! What the server says about itself: the GetSqlInfo set and the GetXdbcTypeInfo table.
 //!
-//! The SqlInfo set is complete and spec-typed (CLIENTS.md §0 item 3): strings, booleans,
+//! The SqlInfo set is complete and spec-typed (docs/clients.md § SqlInfo): strings, booleans,
 //! int32 bitmasks, int64 for every `SQL_MAX_*`, string lists and the int32 → list map of
 //! `SQL_SUPPORTS_CONVERT`. Exactly 17 ids sit below 508, so that rows 17–21 are the keyword
-//! and function lists Grafana's editor reads by position (CLIENTS.md §1.5). The keyword list
-//! is the SQL parser's; the function lists come from the session's own functions, grouped by
-//! their documentation section, so they never drift from what the engine runs.
+//! and function lists Grafana's editor reads by position (docs/clients.md § SqlInfo). The
+//! keyword list is the SQL parser's; the function lists come from the session's own
+//! functions, grouped by their documentation section, so they never drift from what the
+//! engine runs.
 
 use std::collections::BTreeMap;
 
@@ -219,7 +220,8 @@ fn xdbc(name: &str, data_type: XdbcDataType, size: Option<i32>, literal: Option<
     }
 }
 
-/// The types a result column can have (DESIGN.md: the types every client renders).
+/// The types a result column can have (docs/design.md § Protocol coverage: the types every
+/// client renders).
 ///
 /// # Errors
 /// Never in practice: the rows are constants.

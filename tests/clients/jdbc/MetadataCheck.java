@@ -223,7 +223,7 @@ public class MetadataCheck {
         check("dmd.getTables_crm_types", () -> readValues(md.getTables(conn.getCatalog(), SCHEMA, "%",
                 new String[] {"TABLE", "VIEW"}), "TABLE_SCHEM", "TABLE_NAME"));
         check("dmd.getTables_deals", () -> readValues(md.getTables(null, SCHEMA, TABLE, null), "TABLE_CAT", "TABLE_SCHEM", "TABLE_NAME"));
-        // kpi holds the views of METRICS.md; DBeaver and Metabase ask for TABLE and VIEW.
+        // kpi holds the views of docs/metrics.md; DBeaver and Metabase ask for TABLE and VIEW.
         check("dmd.getTables_kpi", () -> {
             Result r = readValues(md.getTables(null, "kpi", "%", new String[] {"TABLE", "VIEW"}), "TABLE_TYPE", "TABLE_NAME");
             if (r.rows == 0) throw new AssertionError("getTables lists nothing in schema kpi");

@@ -1,4 +1,4 @@
-//! The calendar file (UDFS.md §3, `format_version = 1`): parsed with serde, then validated
+//! The calendar file (docs/udfs.md §3, `format_version = 1`): parsed with serde, then validated
 //! and resolved (`extends`, holiday sets) into [`CalendarSpec`]s. Every mistake is reported
 //! here, at load time, naming the file, the calendar (or holiday set or absence) and the
 //! offending entry.

@@ -1,4 +1,4 @@
-//! Working calendars: a [`CalendarRegistry`] loaded from the TOML format of UDFS.md §3 (or
+//! Working calendars: a [`CalendarRegistry`] loaded from the TOML format of docs/udfs.md §3 (or
 //! the built-in production calendars), plus employee absences from the file or a table.
 //!
 //! Each calendar builds its [`timeline::Timeline`] on first use; employees get their removal
@@ -181,7 +181,7 @@ impl Calendar {
         self.timeline().contains(t) && !removal.is_some_and(|r| r.contains(t))
     }
 
-    /// UDFS.md §2.5: the earliest instant after `ts` with `n` working nanoseconds between, or
+    /// docs/udfs.md §2.5: the earliest instant after `ts` with `n` working nanoseconds between, or
     /// (for negative `n`) the latest before. `Ok(None)` when there is none within 3660 days
     /// or the supported range.
     pub(crate) fn add(&self, ts: i64, n: i64, removal: Option<&Removal>) -> Result<Option<i64>, Outside> {
@@ -247,7 +247,7 @@ impl CalendarRegistry {
     /// Parses calendar-file text; `origin` (usually the file name) prefixes every error.
     ///
     /// # Errors
-    /// Any validation failure of UDFS.md §3, naming the calendar and entry.
+    /// Any validation failure of docs/udfs.md §3, naming the calendar and entry.
     pub fn from_toml(origin: &str, text: &str) -> Result<CalendarRegistry, CalendarError> {
         let parsed = config::parse(origin, text)?;
         let default_calendar = parsed

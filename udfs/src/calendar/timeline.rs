@@ -1,4 +1,4 @@
-//! The fast path of UDFS.md §4.1: a calendar's working set as sorted disjoint UTC intervals
+//! The fast path of docs/udfs.md §4.1: a calendar's working set as sorted disjoint UTC intervals
 //! with prefix sums and a bucket index (about 19.5 h buckets), built once; evaluating `W(t)` (working
 //! nanoseconds before `t`) is then O(1) and branch-free. All time-zone and DST work
 //! happens here, at build time.
