@@ -272,7 +272,6 @@ impl Catalog {
         }
         // Working-time functions use the default tenant's calendars and absences.
         salespulse_udfs::register_all(&ctx, calendars);
-        kpi::register_functions(&ctx);
         ctx
     }
 

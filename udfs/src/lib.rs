@@ -19,13 +19,17 @@
 //! - `is_working_time(ts [, calendar [, employee_id]])` → BOOLEAN
 //! - `add_working_time(ts, seconds [, calendar [, employee_id]])` → TIMESTAMP
 //! - `is_successful_call(duration_s [, threshold_seconds [, answered]])` → BOOLEAN
+//! - `local_date(ts, zone)` → DATE, `local_start(date, zone)` → TIMESTAMP: calendar dates of
+//!   a time zone (the KPI views bucket days, weeks and months by them)
 
 pub mod calendar;
+mod local_time;
 mod options;
 mod successful_call;
 mod working_time;
 
 pub use calendar::{Absence, CalendarError, CalendarRegistry, OutsideCoverage};
+pub use local_time::{LocalDate, LocalStart};
 pub use options::SalesOptions;
 pub use successful_call::{IsSuccessfulCall, is_successful_call_kernel, long_enough};
 pub use working_time::{WorkingTimeKind, WorkingTimeUdf};
@@ -42,6 +46,8 @@ pub fn udfs(registry: Arc<CalendarRegistry>) -> Vec<ScalarUDF> {
         .map(|k| ScalarUDF::from(WorkingTimeUdf::new(k, Arc::clone(&registry))))
         .collect();
     out.push(ScalarUDF::from(IsSuccessfulCall::default()));
+    out.push(ScalarUDF::from(LocalDate::default()));
+    out.push(ScalarUDF::from(LocalStart::default()));
     out
 }
 

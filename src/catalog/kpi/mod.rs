@@ -7,7 +7,6 @@
 //! in a session holding only this tenant, so their working-time functions use the tenant's
 //! calendars and absences whoever queries them.
 
-mod local_date;
 mod materialise;
 
 use std::collections::BTreeMap;
@@ -16,11 +15,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::catalog::CatalogProvider;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use salespulse_udfs::CalendarRegistry;
 
-pub(crate) use local_date::{LocalDate, LocalStart};
 pub use materialise::{Materialise, MaterialiseReport, fingerprint, materialise};
 
 /// The views, in dependency order (a view may read the ones before it).
@@ -109,12 +106,6 @@ fn one_line(text: &str) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "caused by").collect::<Vec<_>>().join(": ")
 }
 
-/// Registers the local-time functions the views use (also handy in ad-hoc SQL).
-pub fn register_functions(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::from(LocalDate::default()));
-    ctx.register_udf(ScalarUDF::from(LocalStart::default()));
-}
-
 /// A session holding only this tenant's catalog (default schema `crm`), with its calendars,
 /// in which the views are planned and materialised.
 pub fn tenant_session(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<CalendarRegistry>, params: &ViewParams, runtime: Arc<RuntimeEnv>) -> SessionContext {
@@ -126,7 +117,6 @@ pub fn tenant_session(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<Calenda
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_catalog(&params.tenant, Arc::clone(catalog));
     salespulse_udfs::register_all(&ctx, calendars);
-    register_functions(&ctx);
     ctx
 }
 

@@ -1,4 +1,5 @@
-//! `local_date(ts, 'Europe/Moscow') -> DATE`: the calendar date of an instant in a time zone.
+//! `local_date(ts, 'Europe/Moscow') -> DATE`: the calendar date of an instant in a time zone,
+//! and `local_start(date, 'Europe/Moscow') -> TIMESTAMP`: the instant that date starts there.
 //!
 //! The KPI views bucket days, weeks and months by the tenant's local dates (docs/schema.md:
 //! "local time"). The zone must be a literal; any timestamp unit and annotation is read as
@@ -6,16 +7,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Array};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::array::{ArrayRef, AsArray, Date32Array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate};
 use chrono_tz::Tz;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub(crate) struct LocalDate {
+pub struct LocalDate {
     signature: Signature,
 }
 
@@ -89,7 +90,7 @@ impl ScalarUDFImpl for LocalDate {
 /// `local_start(date, 'Europe/Moscow') -> TIMESTAMP`: the instant a local date begins in a
 /// time zone (the earliest valid local time of that day), in UTC.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub(crate) struct LocalStart {
+pub struct LocalStart {
     signature: Signature,
 }
 
@@ -126,8 +127,8 @@ impl ScalarUDFImpl for LocalStart {
         let tz = zone_argument("local_start", &args.args[1])?;
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let input = args.args[0].to_array(args.number_rows)?;
-        let days = input.as_primitive::<arrow::datatypes::Date32Type>();
-        let out: arrow::array::TimestampMicrosecondArray = days
+        let days = input.as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        let out: datafusion::arrow::array::TimestampMicrosecondArray = days
             .iter()
             .map(|d| {
                 let date = EPOCH.checked_add_signed(chrono::Duration::days(i64::from(d?)))?;
@@ -145,7 +146,7 @@ impl ScalarUDFImpl for LocalStart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Array;
+    use datafusion::arrow::array::Array;
     use datafusion::logical_expr::ScalarUDF;
     use datafusion::prelude::SessionContext;
 
