@@ -8,6 +8,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 
 use super::*;
+use super::calendar::DAY_US;
 
 fn params(seed: u64) -> DemoParams {
     DemoParams {
