@@ -21,7 +21,7 @@ pub(super) fn hash_password() -> anyhow::Result<ExitCode> {
 }
 
 pub(super) fn api_token() -> anyhow::Result<ExitCode> {
-    let (token, digest) = salespulse_config::auth::new_api_token().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let salespulse_config::auth::NewApiToken { token, sha256_hex: digest } = salespulse_config::auth::new_api_token().map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("token:            {token}");
     println!("api_token_sha256 = \"{digest}\"");
     Ok(ExitCode::SUCCESS)

@@ -100,7 +100,7 @@ fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
     let auth = match &cfg.auth {
         AmoCrmAuth::LongLived(secret) => {
             let key = secret.describe();
-            let token = secret.resolve().map_err(|message| AmoCrmError::Config { key: key.clone(), message })?;
+            let token = secret.resolve().map_err(|e| AmoCrmError::Config { key: key.clone(), message: e.to_string() })?;
             Auth::LongLived { token, key }
         }
         AmoCrmAuth::OAuth(o) => {
@@ -113,7 +113,7 @@ fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
 }
 
 fn oauth_app(o: &OAuthConfig, base: &Url) -> Result<oauth::OAuthApp, AmoCrmError> {
-    let client_secret = o.client_secret.resolve().map_err(|message| AmoCrmError::Config { key: o.key.clone(), message })?;
+    let client_secret = o.client_secret.resolve().map_err(|e| AmoCrmError::Config { key: o.key.clone(), message: e.to_string() })?;
     let mut token_url = base.clone();
     token_url.set_path("/oauth2/access_token");
     Ok(oauth::OAuthApp {

@@ -75,7 +75,7 @@ fn is_loopback(host: &str) -> bool {
 fn webhook(secret: &SecretSource) -> Result<Webhook, Bitrix24Error> {
     let key = secret.describe();
     let bad = |message: String| Bitrix24Error::Config { key: key.clone(), message };
-    let text = secret.resolve().map_err(bad)?;
+    let text = secret.resolve().map_err(|e| bad(e.to_string()))?;
     let mut url = Url::parse(&text).map_err(|_| bad("is not a URL; expected the webhook URL https://PORTAL/rest/USER/CODE/".into()))?;
     let host = url.host_str().unwrap_or("").to_string();
     if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback(&host)) {
@@ -115,7 +115,7 @@ fn oauth_endpoint(cfg: &OAuthConfig) -> Result<(client::Endpoint, String), Bitri
     base.set_path(&format!("{trimmed}/rest/"));
     base.set_query(None);
     let token_url = https(&cfg.token_url, "oauth_token_url")?;
-    let client_secret = cfg.client_secret.resolve().map_err(bad)?;
+    let client_secret = cfg.client_secret.resolve().map_err(|e| bad(e.to_string()))?;
     let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
     let app = oauth::OAuthApp { token_url, client_id: cfg.client_id.clone(), client_secret, token_file: cfg.token_file.clone(), key: cfg.key.clone() };
     // The token file must be there and readable before anything else.
