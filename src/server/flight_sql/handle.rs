@@ -1,17 +1,18 @@
-//! Tickets and prepared-statement handles in the Flight SQL service. The input crate
-//! (`salespulse_config::handle`) seals, opens and carries them; here their errors become gRPC
-//! statuses and their parameter row becomes DataFusion values.
+//! Tickets and prepared-statement handles in the Flight SQL service. The config crate
+//! (`salespulse_config::handle`) seals, opens and carries them; here they are used with gRPC
+//! statuses (mapped in `status`) and their parameter row becomes DataFusion values.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, UnionArray};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
-use salespulse_config::handle::HandleError;
 pub(super) use salespulse_config::handle::QueryHandle;
 use tonic::Status;
 
 use salespulse_config::auth::{Authenticator, Principal};
+
+use super::status::IntoStatus;
 
 /// A handle's operations with the errors a Flight SQL client receives.
 pub(super) trait HandleStatus: Sized {
@@ -25,24 +26,17 @@ pub(super) trait HandleStatus: Sized {
     fn bind(&mut self, batches: &[RecordBatch]) -> Result<(), Status>;
 }
 
-fn status(e: HandleError) -> Status {
-    match e {
-        HandleError::OtherUser => Status::permission_denied(e.to_string()),
-        HandleError::Foreign | HandleError::Parameters(_) => Status::invalid_argument(e.to_string()),
-    }
-}
-
 impl HandleStatus for QueryHandle {
     fn seal(&self, auth: &Authenticator) -> Result<Vec<u8>, Status> {
         Ok(self.seal_with(auth))
     }
 
     fn open(sealed: &[u8], auth: &Authenticator, principal: &Principal) -> Result<QueryHandle, Status> {
-        QueryHandle::open_sealed(sealed, auth, &principal.user).map_err(status)
+        QueryHandle::open_sealed(sealed, auth, &principal.user).map_err(|e| e.status())
     }
 
     fn parameters(&self) -> Result<Vec<ScalarValue>, Status> {
-        match self.parameter_batch().map_err(status)? {
+        match self.parameter_batch().map_err(|e| e.status())? {
             Some(batch) => row_values(&batch),
             None => Ok(Vec::new()),
         }
@@ -59,7 +53,7 @@ impl HandleStatus for QueryHandle {
         if let Some(batch) = batch {
             row_values(batch)?;
         }
-        self.set_parameter_batch(batch).map_err(status)
+        self.set_parameter_batch(batch).map_err(|e| e.status())
     }
 }
 
