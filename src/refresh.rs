@@ -23,8 +23,12 @@ pub enum RefreshError {
     Connector { tenant: String, source: ConnectorError },
     #[error("tenant {tenant}: {source}")]
     Snapshot { tenant: String, source: SnapshotError },
-    #[error("tenant {tenant}: the import task failed: {message}")]
-    Task { tenant: String, message: String },
+    #[error("tenant {tenant}: the import task failed: {source}")]
+    Task { tenant: String, source: tokio::task::JoinError },
+    #[error("no tenant '{tenant}' is configured")]
+    UnknownTenant { tenant: String },
+    #[error("tenant {tenant}: the new snapshot was written but does not load: {source}")]
+    Load { tenant: String, source: crate::catalog::CatalogError },
 }
 
 /// What a refresh did, for progress output and logs.
@@ -76,7 +80,7 @@ pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, 
             let (folder, timezone) = (folder.to_path_buf(), tenant.timezone);
             let (merged, replaced) = tokio::task::spawn_blocking(move || merge_inputs(&mut pull, &folder, timezone).map(|r| (pull, r)))
                 .await
-                .map_err(|e| RefreshError::Task { tenant: name.clone(), message: e.to_string() })?
+                .map_err(|e| RefreshError::Task { tenant: name.clone(), source: e })?
                 .map_err(connector_error)?;
             pull = merged;
             replaced
@@ -130,9 +134,9 @@ pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Cat
     std::sync::Arc::new(move |name: String| {
         let (store, catalog, tenants) = (store.clone(), std::sync::Arc::clone(&catalog), std::sync::Arc::clone(&tenants));
         Box::pin(async move {
-            let tenant = tenants.iter().find(|t| t.name == name).ok_or_else(|| format!("no tenant '{name}' is configured"))?;
-            let report = refresh_tenant(&store, tenant, source_of(tenant), keep_snapshots).await.map_err(|e| e.to_string())?;
-            let state = catalog.load_tenant(&name).await.map_err(|e| format!("tenant {name}: the new snapshot was written but does not load: {e}"))?;
+            let tenant = tenants.iter().find(|t| t.name == name).ok_or_else(|| RefreshError::UnknownTenant { tenant: name.clone() })?;
+            let report = refresh_tenant(&store, tenant, source_of(tenant), keep_snapshots).await?;
+            let state = catalog.load_tenant(&name).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
             if let Some(problem) = &state.problem {
                 tracing::warn!(tenant = %name, "{problem}");
             }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use salespulse_config::schedule::Schedule;
 
 use crate::history::RefreshLog;
+use crate::refresh::RefreshError;
 use crate::history::refreshes::{Outcome, RefreshRecord, RefreshSummary, Trigger};
 
 
@@ -48,7 +49,7 @@ impl Clock for SystemClock {
 
 /// The refresh of one tenant, as the server runs it (the real one writes a snapshot and
 /// reloads the catalog).
-pub type RefreshFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RefreshSummary, String>> + Send>> + Send + Sync>;
+pub type RefreshFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RefreshSummary, RefreshError>> + Send>> + Send + Sync>;
 
 /// Runs refreshes one per tenant at a time and logs every attempt.
 pub struct Refresher {
@@ -80,7 +81,7 @@ impl Refresher {
             match (self.run)(tenant.to_string()).await {
                 Ok(summary) => (Outcome::Ok, None, Some(summary)),
                 // Shown in /health and system.refreshes: no webhook secret or token.
-                Err(e) => (Outcome::Failed, Some(salespulse_config::redact::redact_secrets(&e)), None),
+                Err(e) => (Outcome::Failed, Some(salespulse_config::redact::redact_secrets(&e.to_string())), None),
             }
         } else {
             (Outcome::Skipped, Some("a refresh of this tenant was already running".to_string()), None)

@@ -126,13 +126,7 @@ async fn slots_queue_then_refuse_with_the_limit_named() {
     boris.handshake("boris", "boris-pass").await.unwrap();
     // anna's one slot is taken by a query that runs until its timeout.
     let endless = tokio::spawn(async move { query(&mut anna, "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r").await });
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while server.gate.running() == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server.gate.until_running(|n| n >= 1)).await.unwrap();
     let err = query(&mut anna_again, "SELECT 1").await.unwrap_err();
     assert!(err.contains("limits.max_concurrent_queries_per_user") && err.contains("anna"), "{err}");
     // Another user is not held up by anna.
@@ -158,7 +152,7 @@ async fn tokens_expire_and_wrong_or_missing_ones_are_refused() {
     let mut client = server.client().await;
     client.handshake("anna", "anna-pass").await.unwrap();
     query(&mut client, "SELECT 1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    server.advance_clock(Duration::from_millis(2100));
     let err = query(&mut client, "SELECT 1").await.unwrap_err();
     assert!(err.contains("expired") && err.contains("log in again"), "expired: {err}");
     server.shutdown_and_wait().await;

@@ -13,7 +13,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use salespulse::catalog::Catalog;
 use salespulse_config::config::SourceConfig;
 use salespulse_config::schedule::Schedule;
-use salespulse::refresh::serving_refresh;
+use salespulse::connectors::ConnectorError;
+use salespulse::refresh::{RefreshError, serving_refresh};
 use salespulse::history::RefreshLog;
 use salespulse::history::refreshes::{Outcome, RefreshSummary, Trigger};
 use salespulse::scheduler::{Clock, RefreshFn, Refresher, SchedulePolicy, TenantSchedule, run_schedules};
@@ -67,12 +68,17 @@ impl Clock for ManualClock {
 /// A refresh that reports each call and answers from a script (ok by default); with `gate`
 /// each call waits to be released.
 struct Script {
-    results: Mutex<VecDeque<Result<(), String>>>,
+    results: Mutex<VecDeque<Result<(), RefreshError>>>,
     calls: mpsc::UnboundedSender<String>,
     gate: Option<Arc<Notify>>,
 }
 
-fn scripted(results: Vec<Result<(), String>>, gate: Option<Arc<Notify>>) -> (RefreshFn, mpsc::UnboundedReceiver<String>) {
+/// A failed refresh as the scheduler sees one (the connector's error names the cause).
+fn failed(why: &str) -> RefreshError {
+    RefreshError::Connector { tenant: "acme".into(), source: ConnectorError::MissingFolder { path: why.into() } }
+}
+
+fn scripted(results: Vec<Result<(), RefreshError>>, gate: Option<Arc<Notify>>) -> (RefreshFn, mpsc::UnboundedReceiver<String>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let script = Arc::new(Script { results: Mutex::new(results.into()), calls: tx, gate });
     let run: RefreshFn = Arc::new(move |tenant: String| {
@@ -101,7 +107,7 @@ fn no_jitter() -> SchedulePolicy {
 async fn schedules_fire_at_their_local_time_and_failures_retry_with_backoff() {
     // 05:30 in Moscow; the schedule is 06:00 local every day.
     let clock = ManualClock::at(Utc.with_ymd_and_hms(2026, 3, 2, 2, 30, 0).unwrap());
-    let (run, mut calls) = scripted(vec![Err("CRM down".into()), Err("CRM down".into()), Ok(())], None);
+    let (run, mut calls) = scripted(vec![Err(failed("/crm-down")), Err(failed("/crm-down")), Ok(())], None);
     let log = Arc::new(RefreshLog::default());
     let refresher = Arc::new(Refresher::new(run, clock.clone(), Arc::clone(&log)));
     let cancel = CancellationToken::new();
@@ -132,7 +138,7 @@ async fn schedules_fire_at_their_local_time_and_failures_retry_with_backoff() {
     let records = log.records(Some("acme"));
     let seen: Vec<(Outcome, Trigger)> = records.iter().map(|r| (r.outcome, r.trigger)).collect();
     assert_eq!(seen, [(Outcome::Failed, Trigger::Schedule), (Outcome::Failed, Trigger::Retry), (Outcome::Ok, Trigger::Retry), (Outcome::Ok, Trigger::Schedule)]);
-    assert_eq!(records[0].error.as_deref(), Some("CRM down"));
+    assert_eq!(records[0].error.as_deref(), Some(failed("/crm-down").to_string().as_str()));
     assert_eq!(records[0].started_at, Utc.with_ymd_and_hms(2026, 3, 2, 3, 0, 0).unwrap(), "06:00 Moscow");
     let totals = &log.totals()["acme"];
     assert_eq!((totals.outcomes["ok"], totals.outcomes["failed"]), (2, 2));

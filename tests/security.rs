@@ -284,14 +284,11 @@ async fn a_client_that_stops_reading_loses_its_slot_at_the_deadline() {
         pg.send(&Pg::query_bytes("SELECT repeat('x', 1000) AS pad, a.value FROM generate_series(1, 200000) a")).await;
         stalled.push(pg);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(10), server.gate.until_running(|n| n >= 2)).await.expect("both hold a slot while they run");
     assert_eq!(server.gate.running(), 2, "both hold a slot while they run");
     // Within the deadline plus the grace (1 s each), the slots are free although nobody read.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while server.gate.running() > 0 && std::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(server.gate.running(), 0, "stalled readers still hold their slots");
+    let freed = tokio::time::timeout(Duration::from_secs(10), server.gate.until_running(|n| n == 0)).await;
+    assert!(freed.is_ok(), "stalled readers still hold their slots");
     still_answers(&server).await;
 }
 
@@ -317,11 +314,8 @@ async fn a_suspended_portal_or_an_open_cursor_cannot_keep_its_slot_past_the_dead
         }
         // A portal suspended by a partial Execute holds no slot once its rows stop (pgwire
         // keeps no stream between Executes); either way none is left past the deadline.
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while server.gate.running() > 0 && std::time::Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(server.gate.running(), 0);
+        let freed = tokio::time::timeout(Duration::from_secs(10), server.gate.until_running(|n| n == 0)).await;
+        assert!(freed.is_ok(), "a slot outlived the deadline");
     }
 }
 
@@ -460,13 +454,10 @@ async fn a_flight_client_that_stops_reading_loses_its_slot_at_the_deadline() {
     let info = flight.execute("SELECT repeat('x', 1000) AS pad, a.value FROM generate_series(1, 500000) a".to_string(), None).await.unwrap();
     let ticket = info.endpoint[0].ticket.clone().unwrap();
     let unread = flight.do_get(ticket).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), server.gate.until_running(|n| n >= 1)).await.expect("the query holds a slot");
     assert_eq!(server.gate.running(), 1);
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while server.gate.running() > 0 && std::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(server.gate.running(), 0, "an unread result still holds its slot");
+    let freed = tokio::time::timeout(Duration::from_secs(10), server.gate.until_running(|n| n == 0)).await;
+    assert!(freed.is_ok(), "an unread result still holds its slot");
     // What the client reads at last ends with the timeout, never a silently cut result.
     let read: Result<Vec<_>, _> = futures::TryStreamExt::try_collect::<Vec<_>>(unread).await;
     let e = read.expect_err("ends with an error");

@@ -234,7 +234,7 @@ fn append_texts(
             None => Value::Null,
             Some(t) => match column.kind {
                 ColumnKind::Enum(_) => Value::Str(next_enum.next().map_or("", String::as_str)),
-                _ => parse_value(column.kind, t, tz).map_err(|reason| value_error(column, reason))?,
+                _ => parse_value(column.kind, t, tz).map_err(|reason| value_error(column, reason.to_string()))?,
             },
         };
         values.push(value);
@@ -250,17 +250,43 @@ fn append_texts(
     })
 }
 
+/// Why one cell's text is not a value of its column; the caller adds the file, line and
+/// column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected a JSON object such as {{\"field\": 1}}, got '{0}'")]
+    NotJsonObject(String),
+    #[error("expected a whole number, got '{0}'")]
+    NotWholeNumber(String),
+    #[error("expected a number, got '{0}'")]
+    NotNumber(String),
+    #[error("expected true or false, got '{0}'")]
+    NotBoolean(String),
+    #[error("expected a date as YYYY-MM-DD, got '{0}'")]
+    NotDate(String),
+    #[error("expected a timestamp such as 2025-06-30T18:00:00+03:00 or 2025-06-30 18:00:00, got '{0}'")]
+    NotTimestamp(String),
+    #[error("'{text}' does not exist in time zone {zone}")]
+    NoSuchLocalTime { text: String, zone: Tz },
+    #[error("expected an amount such as 1234.50, got '{0}'")]
+    NotAmount(String),
+    #[error("'{text}' has more than {scale} decimal places")]
+    TooManyDecimals { text: String, scale: u32 },
+    #[error("'{0}' is too large")]
+    TooLarge(String),
+}
+
 /// Parses one non-empty text value for a column kind (text kinds borrow the input).
-fn parse_value(kind: ColumnKind, text: &str, tz: Tz) -> Result<Value<'_>, String> {
+fn parse_value(kind: ColumnKind, text: &str, tz: Tz) -> Result<Value<'_>, ValueError> {
     let t = text.trim();
     match kind {
         ColumnKind::Id | ColumnKind::Text | ColumnKind::Enum(_) => Ok(Value::Str(text)),
         ColumnKind::Json => match serde_json::from_str::<serde_json::Value>(t) {
             Ok(serde_json::Value::Object(_)) => Ok(Value::Str(text)),
-            _ => Err(format!("expected a JSON object such as {{\"field\": 1}}, got '{t}'")),
+            _ => Err(ValueError::NotJsonObject(t.to_string())),
         },
         ColumnKind::Int32 | ColumnKind::Int64 => {
-            t.parse::<i64>().map(Value::Int).map_err(|_| format!("expected a whole number, got '{t}'"))
+            t.parse::<i64>().map(Value::Int).map_err(|_| ValueError::NotWholeNumber(t.to_string()))
         }
         ColumnKind::Float64 => t
             .replace(',', ".")
@@ -268,22 +294,22 @@ fn parse_value(kind: ColumnKind, text: &str, tz: Tz) -> Result<Value<'_>, String
             .ok()
             .filter(|f| f.is_finite())
             .map(Value::Float)
-            .ok_or_else(|| format!("expected a number, got '{t}'")),
+            .ok_or_else(|| ValueError::NotNumber(t.to_string())),
         ColumnKind::Bool => match t.to_ascii_lowercase().as_str() {
             "true" | "t" | "1" | "yes" | "y" => Ok(Value::Bool(true)),
             "false" | "f" | "0" | "no" | "n" => Ok(Value::Bool(false)),
-            _ => Err(format!("expected true or false, got '{t}'")),
+            _ => Err(ValueError::NotBoolean(t.to_string())),
         },
         ColumnKind::Date => NaiveDate::parse_from_str(t, "%Y-%m-%d")
             .map(|d| Value::Date(date_to_days(d)))
-            .map_err(|_| format!("expected a date as YYYY-MM-DD, got '{t}'")),
+            .map_err(|_| ValueError::NotDate(t.to_string())),
         ColumnKind::Timestamp => parse_timestamp(t, tz).map(Value::Timestamp),
         ColumnKind::Money | ColumnKind::Rate => parse_decimal(t, kind.scale().unwrap_or(2)).map(Value::Decimal),
     }
 }
 
 /// An instant in microseconds; text without an offset is wall-clock time in `tz`.
-pub fn parse_timestamp(t: &str, tz: Tz) -> Result<i64, String> {
+pub fn parse_timestamp(t: &str, tz: Tz) -> Result<i64, ValueError> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(dt.timestamp_micros());
     }
@@ -297,7 +323,7 @@ pub fn parse_timestamp(t: &str, tz: Tz) -> Result<i64, String> {
         .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
         .or_else(|| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)));
     let Some(naive) = naive else {
-        return Err(format!("expected a timestamp such as 2025-06-30T18:00:00+03:00 or 2025-06-30 18:00:00, got '{t}'"));
+        return Err(ValueError::NotTimestamp(t.to_string()));
     };
     match tz.from_local_datetime(&naive).earliest() {
         Some(dt) => Ok(dt.timestamp_micros()),
@@ -306,12 +332,12 @@ pub fn parse_timestamp(t: &str, tz: Tz) -> Result<i64, String> {
             .from_local_datetime(&(naive + chrono::Duration::hours(1)))
             .earliest()
             .map(|dt| dt.timestamp_micros())
-            .ok_or_else(|| format!("'{t}' does not exist in time zone {tz}")),
+            .ok_or_else(|| ValueError::NoSuchLocalTime { text: t.to_string(), zone: tz }),
     }
 }
 
 /// A decimal as its unscaled integer at `scale` digits: "1 234,5" at scale 2 is 123450.
-pub fn parse_decimal(t: &str, scale: u32) -> Result<i128, String> {
+pub fn parse_decimal(t: &str, scale: u32) -> Result<i128, ValueError> {
     let cleaned: String = t.chars().filter(|c| !c.is_whitespace() && *c != '\u{a0}').collect();
     let cleaned = if cleaned.contains('.') { cleaned } else { cleaned.replace(',', ".") };
     let (negative, digits) = match cleaned.strip_prefix('-') {
@@ -321,16 +347,16 @@ pub fn parse_decimal(t: &str, scale: u32) -> Result<i128, String> {
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     let valid = !whole.is_empty() && whole.chars().all(|c| c.is_ascii_digit()) && fraction.chars().all(|c| c.is_ascii_digit());
     if !valid {
-        return Err(format!("expected an amount such as 1234.50, got '{t}'"));
+        return Err(ValueError::NotAmount(t.to_string()));
     }
     if fraction.len() > scale as usize {
-        return Err(format!("'{t}' has more than {scale} decimal places"));
+        return Err(ValueError::TooManyDecimals { text: t.to_string(), scale });
     }
     if whole.len() > 16 {
-        return Err(format!("'{t}' is too large"));
+        return Err(ValueError::TooLarge(t.to_string()));
     }
     let padded = format!("{whole}{fraction:0<width$}", width = scale as usize);
-    let value: i128 = padded.parse().map_err(|_| format!("expected an amount such as 1234.50, got '{t}'"))?;
+    let value: i128 = padded.parse().map_err(|_| ValueError::NotAmount(t.to_string()))?;
     Ok(if negative { -value } else { value })
 }
 
@@ -373,7 +399,7 @@ impl FilesConnector {
             return Err(super::ConnectorError::MissingFolder { path: self.path.clone() });
         }
         let (path, timezone) = (self.path.clone(), self.timezone);
-        let read = tokio::task::spawn_blocking(move || read_folder(&path, timezone, |_| true)).await.map_err(|e| super::ConnectorError::Task { what: "file import", message: e.to_string() })?;
+        let read = tokio::task::spawn_blocking(move || read_folder(&path, timezone, |_| true)).await.map_err(|e| super::ConnectorError::Task { what: "file import", source: e })?;
         Ok(read?)
     }
 }

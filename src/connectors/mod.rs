@@ -29,8 +29,8 @@ use crate::model::Table;
 pub enum ConnectorError {
     #[error(transparent)]
     Import(#[from] files::ImportError),
-    #[error("the {what} task failed: {message}")]
-    Task { what: &'static str, message: String },
+    #[error("the {what} task failed: {source}")]
+    Task { what: &'static str, source: tokio::task::JoinError },
     #[error("the files folder {path} does not exist; set [tenants.source].path to the folder holding the exports")]
     MissingFolder { path: PathBuf },
     #[error(transparent)]

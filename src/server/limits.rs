@@ -52,6 +52,8 @@ pub struct QueryGate {
     limits: Limits,
     total: Arc<Semaphore>,
     per_user: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Woken whenever a slot is taken or given back, for [`QueryGate::until_running`].
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// A query's slot: held while the query runs. Clones share the slot, the deadline and the
@@ -64,8 +66,11 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Slot {
-    _user: OwnedSemaphorePermit,
-    _total: OwnedSemaphorePermit,
+    /// Given back in `drop`, before the gate is told the slot is free.
+    user: Option<OwnedSemaphorePermit>,
+    total: Option<OwnedSemaphorePermit>,
+    /// The gate's signal that the number of running queries changed.
+    changed: Arc<tokio::sync::Notify>,
     deadline: tokio::time::Instant,
     max_rows: u64,
     max_bytes: u64,
@@ -79,7 +84,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        drop(self.total.take());
+        drop(self.user.take());
         self.released.cancel();
+        self.changed.notify_waiters();
     }
 }
 
@@ -119,7 +127,7 @@ impl Admission {
 
 impl QueryGate {
     pub fn new(limits: Limits) -> QueryGate {
-        QueryGate { total: Arc::new(Semaphore::new(limits.max_concurrent_queries.max(1))), per_user: Mutex::new(HashMap::new()), limits }
+        QueryGate { total: Arc::new(Semaphore::new(limits.max_concurrent_queries.max(1))), per_user: Mutex::new(HashMap::new()), changed: Arc::new(tokio::sync::Notify::new()), limits }
     }
 
     /// The limits in force.
@@ -147,10 +155,12 @@ impl QueryGate {
             Ok(Ok(permit)) => permit,
             _ => return Err(LimitError::Busy { max: self.limits.max_concurrent_queries, waited_seconds }),
         };
+        self.changed.notify_waiters();
         Ok(Admission {
             slot: Arc::new(Slot {
-                _user: user_permit,
-                _total: total_permit,
+                user: Some(user_permit),
+                total: Some(total_permit),
+                changed: Arc::clone(&self.changed),
                 deadline: tokio::time::Instant::now() + self.limits.query_timeout,
                 max_rows: self.limits.max_result_rows,
                 max_bytes: self.limits.max_result_bytes,
@@ -165,6 +175,22 @@ impl QueryGate {
     /// Queries running now (for tests and metrics).
     pub fn running(&self) -> usize {
         self.limits.max_concurrent_queries.max(1) - self.total.available_permits()
+    }
+
+    /// Returns once the number of queries holding a slot satisfies `done` (at least two
+    /// running, none left): a readiness signal for tests, instead of polling
+    /// [`QueryGate::running`] with sleeps.
+    pub async fn until_running(&self, done: impl Fn(usize) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the check, so a change between the two is not missed.
+            changed.as_mut().enable();
+            if done(self.running()) {
+                return;
+            }
+            changed.await;
+        }
     }
 }
 

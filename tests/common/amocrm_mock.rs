@@ -32,8 +32,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-// The rate window and the block window run on tokio's clock: under `tokio::time::pause()`
-// (tokio's `test-util` feature) they move in virtual time, like the client's sleeps.
+// The rate window, the 429 waits and the block window run on tokio's clock plus what a test
+// moved it on by (`MockState::advance_clock`), so conformance tests need no sleep. No test
+// pauses tokio's clock: the mock serves real sockets.
 use tokio::time::Instant;
 
 macro_rules! fixture {
@@ -246,6 +247,8 @@ pub struct MockState {
     /// Read on every request: tests may change limits or the filter flag on the fly.
     pub config: Mutex<MockConfig>,
     limiter: Mutex<Limiter>,
+    /// How far tests moved the clock on ([`MockState::advance_clock`]).
+    clock_skew: Mutex<Duration>,
     blocked: AtomicBool,
     requests: AtomicU64,
     served_ok: AtomicU64,
@@ -268,6 +271,7 @@ impl MockState {
             faults: Mutex::new(VecDeque::new()),
             config: Mutex::new(config),
             limiter: Mutex::new(Limiter::default()),
+            clock_skew: Mutex::new(Duration::ZERO),
             blocked: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             served_ok: AtomicU64::new(0),
@@ -365,10 +369,22 @@ impl MockState {
         self.log.lock().unwrap().clone()
     }
 
+    /// The mock's clock: tokio's, plus what tests moved it on by ([`MockState::advance_clock`]),
+    /// so a test of the rate window or a named wait needs no sleep.
+    fn now(&self) -> Instant {
+        Instant::now() + *self.clock_skew.lock().unwrap()
+    }
+
+    /// Moves the mock's clock on by `by`: its rate window and 429 waits see that much more
+    /// time gone by.
+    pub fn advance_clock(&self, by: Duration) {
+        *self.clock_skew.lock().unwrap() += by;
+    }
+
     /// Counts the request into the rolling window; false when it is one too many or inside
     /// the wait the last 429 named (A-LIMIT rows of docs/connectors/amocrm-conformance.md).
     fn admit(&self, limit: u32) -> bool {
-        let now = Instant::now();
+        let now = self.now();
         let mut l = self.limiter.lock().unwrap();
         while l.window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
             l.window.pop_front();
@@ -386,7 +402,7 @@ impl MockState {
     /// A 429 answer (HTML or JSON per `html`), recorded toward the block.
     fn too_many(&self, config: &MockConfig, html: bool) -> Answer {
         self.answered_429.fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
+        let now = self.now();
         {
             let mut l = self.limiter.lock().unwrap();
             while l.recent_429s.front().is_some_and(|t| now.duration_since(*t) >= config.block_window) {
@@ -2197,7 +2213,7 @@ async fn eight_fast_requests_get_one_429_and_repeated_429s_block_the_account() {
     assert_eq!((mock.state.rejected_rate_limit(), mock.state.answered_429(), mock.state.max_in_window()), (1, 1, 8));
     assert!(!mock.state.is_blocked());
     // A second later the window has room again.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    mock.state.advance_clock(Duration::from_millis(1100));
     assert_eq!(api.get("/api/v4/account").await.status, 200);
 
     // HTML 429s; the fifth within the minute blocks everything, forever.
@@ -2214,7 +2230,7 @@ async fn eight_fast_requests_get_one_429_and_repeated_429s_block_the_account() {
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 429, 429, 429, 429, 429, 403]);
     assert!(mock.state.is_blocked());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    mock.state.advance_clock(Duration::from_millis(1100));
     let r = api.get("/api/v4/account").await;
     assert_eq!((r.status, r.content_type.as_deref(), r.text()), (403, Some(TEXT_HTML), ERROR_BLOCKED_HTML.to_string()));
     assert_eq!(api.with_token(None).get("/api/v4/account").await.status, 403);
@@ -2246,7 +2262,7 @@ async fn conformance_a_request_inside_the_named_wait_earns_a_429() {
     assert_eq!(mock.state.earned_429(), 0, "an injected 429 is not earned");
     assert_eq!(api.get("/api/v4/users").await.status, 429);
     assert_eq!(mock.state.earned_429(), 1);
-    tokio::time::sleep(Duration::from_millis(1050)).await;
+    mock.state.advance_clock(Duration::from_millis(1050));
     assert_eq!(api.get("/api/v4/users").await.status, 200);
     assert_eq!(mock.state.earned_429(), 1);
 }
@@ -2354,14 +2370,14 @@ async fn conformance_restore_task_and_link_events() {
 #[tokio::test]
 async fn the_window_rolls_over_one_second() {
     let mock = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
-    // The window is the mock's own: admit directly, with real sleeps in between.
+    // The window is the mock's own: admit directly, moving the mock's clock in between.
     let s = &mock.state;
     for _ in 0..7 {
         assert!(s.admit(7));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.advance_clock(Duration::from_millis(500));
     assert!(!s.admit(7), "eight inside one second");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.advance_clock(Duration::from_millis(600));
     // The first seven are over a second old now, out of (t-1s, t]: two in the window.
     assert!(s.admit(7));
     assert_eq!(s.max_in_window(), 8);

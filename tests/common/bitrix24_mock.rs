@@ -33,8 +33,8 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-// The bucket and the operating windows run on tokio's clock: with `tokio::time::pause()` they
-// drain in virtual time, like the client's sleeps.
+// The bucket and the operating windows run on tokio's clock (real time: the mock serves real
+// sockets, so no test pauses it; tests that need time to pass use short configured windows).
 use tokio::time::Instant;
 
 macro_rules! fixture {
@@ -110,8 +110,7 @@ pub struct MockConfig {
     /// The access token valid at start; `None`: no valid access token until a refresh (read
     /// once, when the server starts).
     pub oauth_access_token: Option<String>,
-    /// Lifetime of the start access token and of every issued one (tokio's clock: under
-    /// `tokio::time::pause()` it runs out in virtual time).
+    /// Lifetime of the start access token and of every issued one (on tokio's clock).
     pub oauth_access_ttl: Duration,
 }
 

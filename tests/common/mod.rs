@@ -87,6 +87,9 @@ pub struct TestServer {
     /// The Flight SQL result cache (64 MiB).
     pub cache: Arc<ResultCache>,
     pub root: tempfile::TempDir,
+    /// How far [`TestServer::advance_clock`] moved the clock tokens are issued and checked
+    /// against.
+    clock_skew: Arc<std::sync::Mutex<std::time::Duration>>,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<()>>,
 }
@@ -113,7 +116,14 @@ impl TestServer {
         for t in tenants {
             catalog.load_tenant(t).await.unwrap();
         }
-        let auth = Arc::new(Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(limits.token_ttl_seconds)).with_failed_login_limit(limits.failed_logins_per_minute));
+        let clock_skew = Arc::new(std::sync::Mutex::new(std::time::Duration::ZERO));
+        let skew = Arc::clone(&clock_skew);
+        let clock = Arc::new(move || std::time::SystemTime::now() + *skew.lock().unwrap());
+        let auth = Arc::new(
+            Authenticator::new(&users, Some(b"integration-test-key"), std::time::Duration::from_secs(limits.token_ttl_seconds))
+                .with_failed_login_limit(limits.failed_logins_per_minute)
+                .with_clock(clock),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let pg_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,7 +141,13 @@ impl TestServer {
         let handle = tokio::spawn(async move {
             server.serve(listeners, token).await.unwrap();
         });
-        TestServer { addr, pg_addr, http_addr, catalog, cache, gate, root, shutdown, handle: Some(handle) }
+        TestServer { addr, pg_addr, http_addr, catalog, cache, gate, root, clock_skew, shutdown, handle: Some(handle) }
+    }
+
+    /// Moves the clock bearer tokens are issued and checked against on by `by`, so a test of
+    /// their expiry needs no sleep.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        *self.clock_skew.lock().unwrap() += by;
     }
 
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {

@@ -78,7 +78,7 @@ pub fn fingerprint(params: &ViewParams, calendars: &[u8]) -> Result<String, KpiE
     let mut hash = Sha256::new();
     hash.update(format!("salespulse {} kpi layout {LAYOUT_VERSION}\0", env!("CARGO_PKG_VERSION")));
     for (name, sql) in VIEWS {
-        let body = fill(sql, params).map_err(|message| KpiError { view: (*name).into(), message })?;
+        let body = fill(sql, params).map_err(|e| KpiError { view: (*name).into(), message: e.to_string() })?;
         hash.update(name.as_bytes());
         hash.update([0]);
         hash.update(body.as_bytes());
@@ -138,7 +138,7 @@ pub async fn materialise(
         let failed = |message: String| KpiError { view: (*name).into(), message };
         // The live view's schema is the contract; the stored table keeps it exactly.
         let schema = view_schema(ctx, tenant, name).await?;
-        let body = fill(sql, params).map_err(failed)?;
+        let body = fill(sql, params).map_err(|e| failed(e.to_string()))?;
         // Row-level views are stored in the order dashboards filter them by, so a month's
         // query reads only that month's row groups.
         let body = match STORED_ORDER.iter().find(|(view, _)| view == name) {

@@ -68,28 +68,40 @@ pub struct ViewParams {
     pub settings: BTreeMap<String, String>,
 }
 
+/// A view file's placeholder that cannot be filled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceholderError {
+    #[error("an unclosed ${{ placeholder")]
+    Unclosed,
+    #[error("unknown placeholder ${{{0}}}")]
+    Unknown(String),
+    /// Settings are pasted into SQL, so only numbers are.
+    #[error("setting {setting} = '{value}' is not a number")]
+    NotANumber { setting: String, value: String },
+}
+
 /// `sql` with every `${name}` replaced.
 ///
 /// # Errors
 /// A placeholder names no parameter or setting.
-pub fn fill(sql: &str, params: &ViewParams) -> Result<String, String> {
+pub fn fill(sql: &str, params: &ViewParams) -> Result<String, PlaceholderError> {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| "an unclosed ${ placeholder".to_string())?;
+        let end = after.find('}').ok_or(PlaceholderError::Unclosed)?;
         let name = &after[..end];
         let value = match name {
             "tz" => format!("'{}'", params.timezone.replace('\'', "''")),
             "taken_at" => format!("CAST('{}' AS TIMESTAMP)", params.taken_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
             "calendar" => format!("'{}'", params.calendar.replace('\'', "''")),
             other => {
-                let v = params.settings.get(other).ok_or_else(|| format!("unknown placeholder ${{{other}}}"))?;
+                let v = params.settings.get(other).ok_or_else(|| PlaceholderError::Unknown(other.to_string()))?;
                 // Settings are numbers (validated with the config); refuse anything else
                 // rather than paste it into SQL.
                 if v.parse::<f64>().is_err() {
-                    return Err(format!("setting {other} = '{v}' is not a number"));
+                    return Err(PlaceholderError::NotANumber { setting: other.to_string(), value: v.clone() });
                 }
                 v.clone()
             }
@@ -127,7 +139,7 @@ pub fn tenant_session(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<Calenda
 /// The first view that fails to plan.
 pub async fn register_views(ctx: &SessionContext, params: &ViewParams) -> Result<(), KpiError> {
     for (name, sql) in VIEWS {
-        let body = fill(sql, params).map_err(|message| KpiError { view: (*name).into(), message })?;
+        let body = fill(sql, params).map_err(|e| KpiError { view: (*name).into(), message: e.to_string() })?;
         let statement = format!("CREATE OR REPLACE VIEW \"{}\".kpi.{name} AS {body}", params.tenant);
         let failed = |e: datafusion::error::DataFusionError| KpiError { view: (*name).into(), message: one_line(&e.strip_backtrace()) };
         ctx.sql(&statement).await.map_err(failed)?.collect().await.map_err(failed)?;

@@ -143,12 +143,12 @@ pub async fn authorize(cfg: &AmoCrmConfig, code: &str) -> Result<PathBuf, AmoCrm
 }
 
 /// What `salespulse check` found about an account.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CheckReport {
     pub account: String,
     pub api_filter: bool,
     /// Users readable (the token's user is an admin), or why not.
-    pub users: Result<usize, String>,
+    pub users: Result<usize, AmoCrmError>,
 }
 
 /// Probes the account: it answers to the token, whether it has API filtering, and whether
@@ -159,7 +159,7 @@ pub struct CheckReport {
 pub async fn check(cfg: &AmoCrmConfig) -> Result<CheckReport, AmoCrmError> {
     let (client, host) = client_for(cfg)?;
     let account = account(&client).await?;
-    let users = client.list(&ListSpec::new("/api/v4/users", "users", 250)).await.map(|u| u.len()).map_err(|e| e.to_string());
+    let users = client.list(&ListSpec::new("/api/v4/users", "users", 250)).await.map(|u| u.len());
     Ok(CheckReport { account: describe(&account, &host), api_filter: api_filter(&account), users })
 }
 

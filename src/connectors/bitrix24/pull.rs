@@ -131,7 +131,7 @@ async fn read(client: &Client, plan: &Plan, records: &mut BTreeMap<&'static str,
     // Product rows follow the deals (the portal wants their ids) while the other lists are
     // still being read.
     let deals_then_rows = async {
-        let deals = client.list_rest(&p.deals, deals.0, deals.1).await?;
+        let deals = client.list_rest(&p.deals, deals).await?;
         let rows = ListSpec { method: "crm.item.productrow.list", root: Some("productRows"), id_field: "id", keyset_key: ">id", filter_param: "filter", filter: Default::default(), params: Default::default(), start_after: None }
             .with("order", json!({"id": "ASC"}))
             .filter("=ownerType", json!("D"));
@@ -142,15 +142,15 @@ async fn read(client: &Client, plan: &Plan, records: &mut BTreeMap<&'static str,
     };
     let ((deals, product_rows), users, leads, contacts, companies, activities, tasks, deal_history, lead_history, calls) = tokio::try_join!(
         deals_then_rows,
-        client.list_rest(&p.users, users.0, users.1),
-        client.list_rest(&p.leads, leads.0, leads.1),
-        client.list_rest(&p.contacts, contacts.0, contacts.1),
-        client.list_rest(&p.companies, companies.0, companies.1),
-        client.list_rest(&p.activities, activities.0, activities.1),
-        client.list_rest(&p.tasks, tasks.0, tasks.1),
-        client.list_rest(&p.deal_history, deal_history.0, deal_history.1),
-        client.list_rest(&p.lead_history, lead_history.0, lead_history.1),
-        client.list_rest(&p.calls, calls.0, calls.1),
+        client.list_rest(&p.users, users),
+        client.list_rest(&p.leads, leads),
+        client.list_rest(&p.contacts, contacts),
+        client.list_rest(&p.companies, companies),
+        client.list_rest(&p.activities, activities),
+        client.list_rest(&p.tasks, tasks),
+        client.list_rest(&p.deal_history, deal_history),
+        client.list_rest(&p.lead_history, lead_history),
+        client.list_rest(&p.calls, calls),
     )?;
     (raw.users, raw.deals, raw.product_rows, raw.leads, raw.contacts, raw.companies, raw.activities, raw.tasks, raw.deal_history, raw.lead_history, raw.calls) =
         (users, deals, product_rows, leads, contacts, companies, activities, tasks, deal_history, lead_history, calls);

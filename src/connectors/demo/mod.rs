@@ -207,7 +207,7 @@ impl super::Connector for DemoConnector {
 
     async fn pull(&self, _previous: Option<super::sync::Previous>, now: DateTime<Utc>, _progress: super::progress::ProgressHandle) -> Result<super::Pull, super::ConnectorError> {
         let params = DemoParams { scale: self.scale, seed: self.seed, as_of: self.as_of.unwrap_or(now), timezone: self.timezone };
-        let dataset = tokio::task::spawn_blocking(move || generate(&params)).await.map_err(|e| super::ConnectorError::Task { what: "demo generator", message: e.to_string() })?;
+        let dataset = tokio::task::spawn_blocking(move || generate(&params)).await.map_err(|e| super::ConnectorError::Task { what: "demo generator", source: e })?;
         Ok(super::Pull {
             dataset,
             taken_at: self.as_of.unwrap_or(now),

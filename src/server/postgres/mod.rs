@@ -25,8 +25,10 @@ mod coercion;
 mod connection;
 mod information_schema;
 mod copy;
+mod errors;
 mod login;
 mod pg_functions;
+mod parser;
 mod rewrite;
 mod search_path;
 mod server_info;
@@ -40,20 +42,16 @@ use std::sync::{Arc, Mutex};
 
 use datafusion_postgres::pgwire::api::auth::DefaultServerParameterProvider;
 use datafusion_postgres::pgwire::api::query::ExtendedQueryHandler as _;
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use salespulse_config::config::Limits;
 use salespulse_config::auth::Authenticator;
-use crate::server::limits::{LimitError, QueryGate};
+use crate::server::limits::QueryGate;
 use crate::server::query_stats::QueryStats;
 
 pub use connection::serve_postgres;
-
-fn user_error(severity: &str, code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(severity.to_string(), code.to_string(), message)))
-}
+use errors::user_error;
 
 /// The PostgreSQL server's handlers, shared by every connection.
 pub struct PostgresFrontend {
@@ -136,21 +134,3 @@ impl PostgresFrontend {
     }
 }
 
-/// A limit's refusal as a PostgreSQL error: `53000`-class for slots and size, `57014`
-/// (query_canceled) for the timeout, as PostgreSQL's `statement_timeout` does.
-fn limit_error(e: &LimitError) -> PgWireError {
-    let code = match e {
-        LimitError::Busy { .. } | LimitError::UserBusy { .. } => "53300",
-        LimitError::Timeout { .. } => "57014",
-        LimitError::TooManyRows { .. } | LimitError::TooManyBytes { .. } => "54000",
-    };
-    user_error("ERROR", code, e.to_string())
-}
-
-/// What a client is told of an error.
-fn pg_message(e: &PgWireError) -> String {
-    match e {
-        PgWireError::UserError(info) => info.message.clone(),
-        other => other.to_string(),
-    }
-}

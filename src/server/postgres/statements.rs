@@ -25,10 +25,10 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response};
-use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
+use datafusion_postgres::pgwire::api::results::{CopyResponse, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::stmt::StoredStatement;
 use datafusion_postgres::pgwire::api::store::{Entry, PortalStore};
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, Type};
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::data::DataRow;
@@ -36,21 +36,23 @@ use datafusion_postgres::pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use datafusion_postgres::pgwire::types::format::FormatOptions;
-use datafusion_postgres::{DfSessionService, Parser};
+use datafusion_postgres::DfSessionService;
 use datafusion::arrow::array::RecordBatch;
 use futures::{Sink, SinkExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::coercion;
+use super::parser::TenantParser;
 use super::copy;
 use super::rewrite;
 use super::search_path;
 use super::login::Login;
 use super::settings::{self, query_hooks};
-use super::{Shared, limit_error, pg_message, user_error};
+use super::Shared;
+use super::errors::{limit_error, parse_error, pg_message, query_error, refusal_error, user_error};
 use crate::history::queries::Protocol;
 use crate::catalog::{QueryError, TextLimits, check_read_only, planning_error};
-use crate::server::execution::{self, Audit, Refusal};
+use crate::server::execution::{self, Audit};
 use crate::server::limits::Admission;
 
 pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
@@ -61,16 +63,16 @@ pub(super) type SessionCache = HashMap<(String, String, String), (Vec<Option<Str
 
 /// One connection's query handling.
 pub(super) struct Queries {
-    shared: Arc<Shared>,
-    login: Arc<OnceLock<Login>>,
-    parser: Arc<TenantParser>,
-    sql_parser: Arc<PostgresCompatibilityParser>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) login: Arc<OnceLock<Login>>,
+    pub(super) parser: Arc<TenantParser>,
+    pub(super) sql_parser: Arc<PostgresCompatibilityParser>,
     /// Cancelled when a query of this connection overran its deadline unread.
-    overrun: CancellationToken,
+    pub(super) overrun: CancellationToken,
     /// Names of the prepared statements and portals the connection keeps.
-    kept: Mutex<(HashSet<String>, HashSet<String>)>,
+    pub(super) kept: Mutex<(HashSet<String>, HashSet<String>)>,
     /// Names of the cursors open on the connection.
-    cursors: Arc<Mutex<HashMap<String, datafusion::common::DFSchemaRef>>>,
+    pub(super) cursors: Arc<Mutex<HashMap<String, datafusion::common::DFSchemaRef>>>,
 }
 
 impl Queries {
@@ -96,11 +98,11 @@ impl Queries {
         )
     }
 
-    fn login(&self) -> PgWireResult<&Login> {
+    pub(super) fn login(&self) -> PgWireResult<&Login> {
         self.login.get().ok_or_else(|| user_error("FATAL", "28000", "the connection has not logged in".into()))
     }
 
-    fn text_limits(&self) -> TextLimits {
+    pub(super) fn text_limits(&self) -> TextLimits {
         TextLimits::of(self.shared.limits())
     }
 
@@ -139,48 +141,48 @@ impl Queries {
 
     /// The context one query runs on: the connection's session with a memory pool of the
     /// query's own (`limits.query_memory` is per query, as on Flight SQL).
-    fn query_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
+    pub(super) fn query_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
         Ok(Arc::new(search_path::apply(self.shared.catalog.with_own_memory(&session), client.metadata().get("search_path").map(String::as_str), client.metadata().get("timezone").map(String::as_str))))
     }
 
     /// The connection's session with its `search_path` applied, for planning.
-    fn planning_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
+    pub(super) fn planning_context(&self, client: &dyn ClientInfo) -> PgWireResult<Arc<SessionContext>> {
         let session = self.session()?;
         Ok(Arc::new(search_path::apply((*session).clone(), client.metadata().get("search_path").map(String::as_str), client.metadata().get("timezone").map(String::as_str))))
     }
 
     /// The hooks of this connection's statements (settings, cursors, the statement filter).
-    fn hooks(&self) -> PgWireResult<Vec<Arc<dyn datafusion_postgres::QueryHook>>> {
+    pub(super) fn hooks(&self) -> PgWireResult<Vec<Arc<dyn datafusion_postgres::QueryHook>>> {
         let user = self.login()?.principal.user.clone();
         Ok(query_hooks(settings::HookContext { shared: Arc::clone(&self.shared), user, overrun: self.overrun.clone(), cursors: Arc::clone(&self.cursors) }))
     }
 
-    fn service(&self, ctx: Arc<SessionContext>) -> PgWireResult<DfSessionService> {
+    pub(super) fn service(&self, ctx: Arc<SessionContext>) -> PgWireResult<DfSessionService> {
         Ok(DfSessionService::new_with_hooks(ctx, self.hooks()?))
     }
 
     /// A slot for the connection's user, watched for overruns.
-    async fn admit(&self) -> PgWireResult<Admission> {
+    pub(super) async fn admit(&self) -> PgWireResult<Admission> {
         let user = self.login()?.principal.user.clone();
         execution::admit(&self.shared.gate, &user, &self.overrun).await.map_err(|e| limit_error(&e))
     }
 
-    fn audit(&self, sql: &str) -> Audit {
+    pub(super) fn audit(&self, sql: &str) -> Audit {
         let login = self.login.get();
         let user = login.map(|l| l.principal.user.clone()).unwrap_or_default();
         Audit::start(&self.shared.catalog.logs().queries, &user, Protocol::Postgres, login.map(|l| l.tenant.clone()), sql)
     }
 
     /// A query refused or failed before it streamed.
-    fn refused(&self, audit: &Audit, e: &PgWireError) {
+    pub(super) fn refused(&self, audit: &Audit, e: &PgWireError) {
         self.shared.stats.observe(Protocol::Postgres, audit.started(), false, false);
         audit.failed(&pg_message(e));
     }
 
     /// Plans `statement` under `admission`'s deadline in a task of its own (a panic in the
     /// planner is an error for this query), then checks the plan is read-only.
-    async fn plan(&self, ctx: &Arc<SessionContext>, statement: Statement, admission: &Admission) -> PgWireResult<LogicalPlan> {
+    pub(super) async fn plan(&self, ctx: &Arc<SessionContext>, statement: Statement, admission: &Admission) -> PgWireResult<LogicalPlan> {
         let state = ctx.state();
         let hint = self.missing_hint();
         let planning = async move {
@@ -196,13 +198,13 @@ impl Queries {
     }
 
     /// What a "table not found" error may add: only the asking user's tenants' problems.
-    fn missing_hint(&self) -> Option<String> {
+    pub(super) fn missing_hint(&self) -> Option<String> {
         let login = self.login.get()?;
         self.shared.catalog.missing_snapshot_hint_for(&login.principal)
     }
 
     /// Runs one planned query statement: its rows under `admission`.
-    async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: Audit) -> PgWireResult<QueryResponse> {
+    pub(super) async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: Audit) -> PgWireResult<QueryResponse> {
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let mut response = df::encode_dataframe(df, format, Some(options)).await?;
         limit_rows(&mut response, admission, audit);
@@ -210,7 +212,7 @@ impl Queries {
     }
 
     /// Runs one planned `COPY … TO STDOUT`: its rows under `admission`, as `CopyData`.
-    async fn export(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &copy::CopyFormat, admission: Admission, audit: Audit) -> PgWireResult<CopyResponse> {
+    pub(super) async fn export(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &copy::CopyFormat, admission: Admission, audit: Audit) -> PgWireResult<CopyResponse> {
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let schema = df.schema().as_arrow().clone();
         let batches = df.execute_stream().await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
@@ -221,7 +223,7 @@ impl Queries {
     }
 
     /// Refuses a new prepared statement or portal name past the connection's limit.
-    fn keep(&self, statement: bool, name: &str) -> PgWireResult<()> {
+    pub(super) fn keep(&self, statement: bool, name: &str) -> PgWireResult<()> {
         let max = self.shared.limits().max_prepared_per_connection;
         let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let set = if statement { &mut kept.0 } else { &mut kept.1 };
@@ -236,61 +238,6 @@ impl Queries {
         }
         set.insert(name.to_string());
         Ok(())
-    }
-}
-
-/// A query error as a PostgreSQL error with its SQLSTATE.
-pub(super) fn query_error(e: &QueryError) -> PgWireError {
-    let code = match e {
-        QueryError::TooLong { .. } | QueryError::TooDeep { .. } | QueryError::TooManyStatements { .. } => "54000",
-        QueryError::ReadOnly { .. } => "25006",
-        QueryError::Plan(_) => "42P01",
-        QueryError::Memory(_) => "53200",
-        QueryError::Execution(_) => "XX000",
-    };
-    let code = match e {
-        QueryError::Plan(text) if !(text.contains("not found") || text.contains("does not exist")) => "42601",
-        _ => code,
-    };
-    user_error("ERROR", code, e.to_string())
-}
-
-/// The statement keywords that write or change the server, for text that does not parse
-/// (`CREATE EXTERNAL TABLE …`, `COPY … STORED AS …`): refused as read-only, not as a syntax
-/// error.
-fn write_keyword(sql: &str) -> Option<String> {
-    let first: String = sql
-        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    const WRITES: [&str; 18] = [
-        "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "TRUNCATE", "GRANT", "REVOKE", "VACUUM", "ANALYZE", "CLUSTER", "REINDEX", "COMMENT",
-        "LOAD", "CALL",
-    ];
-    let explain = first == "EXPLAIN";
-    let what = if explain {
-        sql.split_whitespace().map(str::to_ascii_uppercase).find(|w| WRITES.contains(&w.as_str()) && w != "ANALYZE")?
-    } else {
-        WRITES.contains(&first.as_str()).then_some(first)?
-    };
-    Some(what)
-}
-
-fn parse_error(sql: &str, e: impl std::fmt::Display) -> PgWireError {
-    match write_keyword(sql) {
-        Some(what) => query_error(&QueryError::ReadOnly { what }),
-        None => user_error("ERROR", "42601", format!("syntax error: {e}")),
-    }
-}
-
-/// A refusal of the shared execution path as a PostgreSQL error.
-fn refusal_error(e: &Refusal) -> PgWireError {
-    match e {
-        Refusal::Limit(limit) => limit_error(limit),
-        Refusal::Query(query) => query_error(query),
-        Refusal::Planner(_) => user_error("ERROR", "XX000", e.to_string()),
     }
 }
 
@@ -526,96 +473,6 @@ impl ExtendedQueryHandler for Queries {
                 Err(e)
             }
         }
-    }
-}
-
-/// Parses extended-protocol statements against the connection's own session, under the
-/// text limits and the read-only check.
-pub(super) struct TenantParser {
-    /// A parser over an empty session, for what does not depend on the session (parameter
-    /// and result types of an already planned statement).
-    template: Arc<Parser>,
-    queries: std::sync::Weak<Queries>,
-}
-
-#[async_trait]
-impl QueryParser for TenantParser {
-    type Statement = DfStatement;
-
-    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
-    where
-        C: ClientInfo + Unpin + Send + Sync,
-    {
-        let queries = self.queries.upgrade().ok_or_else(|| user_error("FATAL", "57P01", "the server is shutting down".into()))?;
-        queries.login()?;
-        let audit = queries.audit(sql);
-        let checked = async {
-            queries.text_limits().check(sql).map_err(|e| query_error(&e))?;
-            // One statement per Parse, as PostgreSQL requires.
-            let protected = rewrite::protect_subqueries(sql);
-            let mut statements = queries.sql_parser.parse(protected.as_deref().unwrap_or(sql)).map_err(|e| parse_error(sql, e))?;
-            if statements.len() > 1 {
-                return Err(user_error("ERROR", "42601", "cannot insert multiple commands into a prepared statement".into()));
-            }
-            // `COPY … TO STDOUT` (ConnectorX prepares it): its query planned as any other;
-            // described as returning no rows, as PostgreSQL does.
-            if let Some(export) = statements.first().and_then(copy::export_of) {
-                let export = export?;
-                let slot = queries.admit().await?;
-                let ctx = queries.planning_context(client)?;
-                let plan = queries.plan(&ctx, copy::statement_of(&export), &slot).await?;
-                return Ok(Some((sql.to_string(), Some((statements.remove(0), plan)))));
-            }
-            // Planning takes a slot like running does, for the time it plans.
-            let _slot = queries.admit().await?;
-            let ctx = queries.planning_context(client)?;
-            let service = queries.service(ctx)?;
-            let timeout = queries.shared.limits().query_timeout;
-            // The text datafusion-postgres parses again, with this module's rewrites applied.
-            let sql = match statements.pop() {
-                Some(statement) => {
-                    let rewritten = rewrite::rewrite(statement.clone());
-                    if rewritten == statement { protected.unwrap_or_else(|| sql.to_string()) } else { rewritten.to_string() }
-                }
-                None => sql.to_string(),
-            };
-            let parsed = tokio::time::timeout(timeout, service.query_parser().parse_sql(client, &sql, types))
-                .await
-                .map_err(|_| user_error("ERROR", "57014", format!("planning took longer than {} s (limits.query_timeout_seconds)", timeout.as_secs())))?
-                .map_err(|e| match e {
-                    PgWireError::ApiError(inner) => match inner.downcast::<datafusion::error::DataFusionError>() {
-                        Ok(df) => query_error(&planning_error(*df, &|| queries.missing_hint())),
-                        Err(other) => query_error(&QueryError::Plan(other.to_string())),
-                    },
-                    other => other,
-                })?;
-            if let Some((_, Some((_, plan)))) = &parsed {
-                check_read_only(plan).map_err(|e| query_error(&e))?;
-            }
-            let parsed = match parsed {
-                Some((sql, Some((statement, plan)))) => {
-                    let plan = coercion::type_limit_parameters(plan)
-                        .and_then(|plan| coercion::client_parameter_types(plan, types))
-                        .map_err(|e| query_error(&QueryError::Plan(e.to_string())))?;
-                    Some((sql, Some((statement, plan))))
-                }
-                other => other,
-            };
-            Ok(parsed)
-        }
-        .await;
-        checked.inspect_err(|e| queries.refused(&audit, e))
-    }
-
-    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
-        self.template.get_parameter_types(stmt)
-    }
-
-    fn get_result_schema(&self, stmt: &Self::Statement, column_format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
-        if let (_, Some((Statement::Copy { .. }, _))) = stmt {
-            return Ok(Vec::new());
-        }
-        self.template.get_result_schema(stmt, column_format)
     }
 }
 

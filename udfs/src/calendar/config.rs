@@ -197,12 +197,27 @@ fn parse_time(text: &str, allow_24: bool) -> Option<u32> {
     }
 }
 
-fn parse_window(text: &str) -> Result<Window, String> {
-    let (a, b) = text.split_once('-').ok_or_else(|| format!("window '{text}' must look like 09:00-18:00"))?;
-    let start = parse_time(a, false).ok_or_else(|| format!("window '{text}': '{a}' is not a start time HH:MM[:SS] (24:00 only ends a window)"))?;
-    let end = parse_time(b, true).ok_or_else(|| format!("window '{text}': '{b}' is not an end time HH:MM[:SS]"))?;
+/// A day's working windows that cannot be read; the caller names the file and entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum WindowError {
+    #[error("window '{0}' must look like 09:00-18:00")]
+    Shape(String),
+    #[error("window '{window}': '{time}' is not a start time HH:MM[:SS] (24:00 only ends a window)")]
+    Start { window: String, time: String },
+    #[error("window '{window}': '{time}' is not an end time HH:MM[:SS]")]
+    End { window: String, time: String },
+    #[error("window '{0}' has start = end; use 00:00-24:00 for a full day")]
+    Empty(String),
+    #[error("windows {0} and {1} overlap")]
+    Overlap(String, String),
+}
+
+fn parse_window(text: &str) -> Result<Window, WindowError> {
+    let (a, b) = text.split_once('-').ok_or_else(|| WindowError::Shape(text.to_string()))?;
+    let start = parse_time(a, false).ok_or_else(|| WindowError::Start { window: text.to_string(), time: a.to_string() })?;
+    let end = parse_time(b, true).ok_or_else(|| WindowError::End { window: text.to_string(), time: b.to_string() })?;
     if start == end {
-        return Err(format!("window '{text}' has start = end; use 00:00-24:00 for a full day"));
+        return Err(WindowError::Empty(text.to_string()));
     }
     // An end before the start runs overnight into the next day.
     let end = if end < start { end + 86_400 } else { end };
@@ -210,12 +225,12 @@ fn parse_window(text: &str) -> Result<Window, String> {
 }
 
 /// Parses one day's windows and checks they do not overlap (touching is fine).
-fn parse_day(texts: &[String]) -> Result<Vec<Window>, String> {
+fn parse_day(texts: &[String]) -> Result<Vec<Window>, WindowError> {
     let mut windows = texts.iter().map(|t| parse_window(t)).collect::<Result<Vec<_>, _>>()?;
     windows.sort_by_key(|w| w.start);
     for pair in windows.windows(2) {
         if pair[1].start < pair[0].end {
-            return Err(format!("windows {} and {} overlap", show(pair[0]), show(pair[1])));
+            return Err(WindowError::Overlap(show(pair[0]), show(pair[1])));
         }
     }
     Ok(windows)
@@ -483,9 +498,9 @@ mod tests {
         assert_eq!(parse_window("22:00-06:00"), Ok(Window { start: 22 * 3600, end: 30 * 3600 }));
         assert_eq!(parse_window("00:00-24:00"), Ok(Window { start: 0, end: 86_400 }));
         assert!(parse_window("24:00-06:00").is_err());
-        assert!(parse_window("09:00-09:00").unwrap_err().contains("start = end"));
+        assert!(parse_window("09:00-09:00").unwrap_err().to_string().contains("start = end"));
         assert!(parse_window("9-18").is_err());
-        assert!(parse_day(&["09:00-13:00".into(), "12:00-18:00".into()]).unwrap_err().contains("overlap"));
+        assert!(parse_day(&["09:00-13:00".into(), "12:00-18:00".into()]).unwrap_err().to_string().contains("overlap"));
         assert!(parse_day(&["09:00-13:00".into(), "13:00-18:00".into()]).is_ok());
     }
 }

@@ -8,14 +8,14 @@ use serde_json::{Map, Value, json};
 use super::answers::{ErrorKind, error_of, shape};
 use super::paging::{compare_ids, last_id, list_name};
 use super::query::{command_query, command_query_counted, percent};
-use super::{BATCH, Client, ListSpec, PAGE, as_u64};
+use super::{BATCH, Client, FirstPage, ListSpec, PAGE, as_u64};
 use crate::connectors::bitrix24::Bitrix24Error;
 
 impl Client {
     /// The first page of each list (with the portal's count, or after its cursor) in one
     /// `batch`, so a sync does not spend a request per list on 50 rows. A list whose
     /// command failed with a passing error gets its first page by a direct call.
-    pub(in crate::connectors::bitrix24) async fn first_pages(&self, specs: &[&ListSpec]) -> Result<Vec<(Vec<Value>, Option<u64>)>, Bitrix24Error> {
+    pub(in crate::connectors::bitrix24) async fn first_pages(&self, specs: &[&ListSpec]) -> Result<Vec<FirstPage>, Bitrix24Error> {
         let mut out = Vec::with_capacity(specs.len());
         for group in specs.chunks(BATCH) {
             let names: Vec<String> = (0..group.len()).map(|i| format!("c{i:02}")).collect();
@@ -39,11 +39,11 @@ impl Client {
                 let page = answer.result.pointer(&format!("/result/{name}")).and_then(|r| spec.rows(r)).cloned();
                 let total = answer.result.pointer(&format!("/result_total/{name}")).and_then(as_u64);
                 match page {
-                    Some(rows) => out.push((rows, total)),
+                    Some(rows) => out.push(FirstPage { rows, total }),
                     None => {
                         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
                         let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
-                        out.push((rows, first.total));
+                        out.push(FirstPage { rows, total: first.total });
                     }
                 }
             }

@@ -104,6 +104,14 @@ enum Reply {
     Expired,
 }
 
+/// The first page of a list: its rows, and the portal's count of all its rows when it
+/// gave one.
+#[derive(Debug, Default)]
+pub(super) struct FirstPage {
+    pub(super) rows: Vec<Value>,
+    pub(super) total: Option<u64>,
+}
+
 /// A portal client.
 #[derive(Debug)]
 pub(super) struct Client {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::answers::{ErrorKind, error_of, shape};
 use super::query::{command_query, percent};
-use super::{BATCH, Client, ListSpec, PAGE};
+use super::{BATCH, Client, FirstPage, ListSpec, PAGE};
 use crate::connectors::bitrix24::Bitrix24Error;
 
 impl Client {
@@ -44,11 +44,12 @@ impl Client {
     pub(in crate::connectors::bitrix24) async fn list_all(&self, spec: &ListSpec) -> Result<Vec<Value>, Bitrix24Error> {
         let first = self.call(spec.method, &self.direct_body(spec, spec.start_after.as_deref())).await?;
         let rows = spec.rows(&first.result).ok_or_else(|| shape(spec.method, "the result is not a list"))?.clone();
-        self.list_rest(spec, rows, first.total).await
+        self.list_rest(spec, FirstPage { rows, total: first.total }).await
     }
 
-    /// The rest of a list after its first page (`rows`, and the count when it had one).
-    pub(in crate::connectors::bitrix24) async fn list_rest(&self, spec: &ListSpec, rows: Vec<Value>, total: Option<u64>) -> Result<Vec<Value>, Bitrix24Error> {
+    /// The rest of a list after its first page.
+    pub(in crate::connectors::bitrix24) async fn list_rest(&self, spec: &ListSpec, first: FirstPage) -> Result<Vec<Value>, Bitrix24Error> {
+        let FirstPage { rows, total } = first;
         let list = list_name(spec);
         self.progress.list_started(&list, total.filter(|_| spec.start_after.is_none()));
         self.progress.page_read(&list, rows.len() as u64);
