@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  CRM API / files / demo generator
-//!         │  connectors/   one module per source
+//!         │  connectors/   the Connector trait, one module per source, the polite HTTP client
 //!         ▼
 //!  canonical rows           model/     docs/schema.md as Arrow schemas + builders
 //!         ▼
@@ -15,9 +15,18 @@
 //!  protocol front ends      server/    Flight SQL, PostgreSQL, HTTP (health, metrics)
 //! ```
 //!
-//! `refresh` drives connectors → snapshot → catalog swap; `scheduler` runs it on each
-//! tenant's schedule while serving; `config` (the `salespulse-config` crate, with `server::auth`
-//! and the ticket format) reads the TOML file.
+//! Beside the stages:
+//! - [`refresh`] drives connectors → snapshot → catalog swap, and [`scheduler`] runs it on
+//!   each tenant's schedule while serving;
+//! - [`history`] keeps what this process did (refresh attempts, queries): a leaf that the
+//!   scheduler and the front ends write and the `system` schema, `/health` and `/metrics`
+//!   read.
+//!
+//! Two crates of the workspace sit below this one, each imported by its own path:
+//! `salespulse_udfs` (the SQL functions: working time, successful calls, local dates) and
+//! `salespulse_config` (the TOML configuration, users and tokens, ticket format, parsed
+//! without DataFusion so the fuzz targets build fast). docs/design.md explains the
+//! decisions; the README's Development section maps every file.
 
 pub mod catalog;
 pub mod connectors;

@@ -16,7 +16,7 @@
 //!
 //! - Products on deals (the products catalog) fill `deal_items`; UTM tracking fields or the
 //!   named lead source fill `sources`.
-//! - `pull.rs` has the phases of one pull; `client.rs` the calls, `mapping.rs` the mapping,
+//! - `pull.rs` has the phases of one pull; `client` the calls, `mapping` the mapping (one file per table family),
 //!   `merge.rs` the merge into the previous snapshot.
 //!
 //! docs/connectors/amocrm.md documents the setup, the mapping and the sync rules;

@@ -8,7 +8,7 @@
 //!   on every refresh scans ids only to drop deleted records.
 //! - Product rows are read by `=ownerId` arrays of deal ids; small reference lists (users,
 //!   departments, pipelines, stages, sources, currencies) in full every time.
-//! - `pull.rs` has the phases of one pull; `client.rs` the calls, `mapping.rs` the mapping,
+//! - `pull.rs` has the phases of one pull; `client` the calls, `mapping` the mapping (one file per table family),
 //!   `merge.rs` the merge into the previous snapshot.
 //!
 //! docs/connectors/bitrix24.md documents the mapping and the sync rules;
