@@ -192,11 +192,11 @@ fn stage_history(previous: &Previous, raw: &Raw, deleted: &merge::Deleted) -> Re
     let (requests_before, deals_before) = merge::previous_deals(previous)?;
     let had_history: HashSet<String> = history.keys().cloned().collect();
     let mut first_before: HashMap<String, (i64, (String, String))> = HashMap::new();
-    for (deal, step, before) in mapping::event_steps(&raw.status_events) {
-        if let Some(before) = before
+    for mapping::Move { deal, step, left } in mapping::event_steps(&raw.status_events) {
+        if let Some(left) = left
             && first_before.get(&deal).is_none_or(|(at, _)| step.at < *at)
         {
-            first_before.insert(deal.clone(), (step.at, before));
+            first_before.insert(deal.clone(), (step.at, (left.pipeline, left.stage)));
         }
         let steps = history.entry(deal).or_default();
         if !steps.contains(&step) {

@@ -57,9 +57,25 @@ use crate::server::limits::Admission;
 
 pub(super) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
 
-/// Sessions (each with its own `pg_catalog`) by (tenant, allowed tenants, user), with the
-/// snapshots each was built on.
-pub(super) type SessionCache = HashMap<(String, String, String), (Vec<Option<String>>, Arc<SessionContext>)>;
+/// Sessions (each with its own `pg_catalog`) by who asks for what, with the snapshots each
+/// was built on.
+pub(super) type SessionCache = HashMap<SessionKey, CachedSession>;
+
+/// Who a cached session is for: its tenant, the tenants its user may read (`*` for all),
+/// and the user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct SessionKey {
+    tenant: String,
+    allowed: String,
+    user: String,
+}
+
+/// A connection session kept for reuse while the snapshots it was built on are served.
+pub(super) struct CachedSession {
+    /// The snapshot ids of the visible tenants when it was built, in tenant order.
+    built_on: Vec<Option<String>>,
+    session: Arc<SessionContext>,
+}
 
 /// One connection's query handling.
 pub(super) struct Queries {
@@ -115,12 +131,12 @@ impl Queries {
         let snapshots: Vec<Option<String>> =
             visible.iter().map(|t| catalog.tenant(t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()))).collect();
         let allowed_text = principal.tenants.as_ref().map_or_else(|| "*".to_string(), |t| t.join(","));
-        let key = (login.tenant.clone(), allowed_text, principal.user.clone());
+        let key = SessionKey { tenant: login.tenant.clone(), allowed: allowed_text, user: principal.user.clone() };
         let mut sessions = self.shared.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((built_on, session)) = sessions.get(&key)
-            && *built_on == snapshots
+        if let Some(cached) = sessions.get(&key)
+            && cached.built_on == snapshots
         {
-            return Ok(Arc::clone(session));
+            return Ok(Arc::clone(&cached.session));
         }
         let ctx = catalog.session_for(Some(&login.tenant), principal.tenants.as_deref(), &principal.user);
         // The session's catalogs are its own layers over the shared ones, so this
@@ -135,7 +151,7 @@ impl Queries {
             .and_then(|pg_settings| super::catalog_overlay::install(&ctx, pg_settings))
             .map_err(|e| user_error("ERROR", "XX000", format!("building the PostgreSQL catalog failed: {e}")))?;
         let session = Arc::new(ctx);
-        sessions.insert(key, (snapshots, Arc::clone(&session)));
+        sessions.insert(key, CachedSession { built_on: snapshots, session: Arc::clone(&session) });
         Ok(session)
     }
 

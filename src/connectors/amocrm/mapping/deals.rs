@@ -70,8 +70,19 @@ pub(super) fn history(ctx: &Context) -> Result<TableBuilder, AmoCrmError> {
     Ok(b)
 }
 
-/// A deal's move: the deal, the step, and the (pipeline, stage) it left.
-pub(in crate::connectors::amocrm) type Move = (String, Step, Option<(String, String)>);
+/// A deal's move from one stage to another, as a `lead_status_changed` event tells it.
+pub(in crate::connectors::amocrm) struct Move {
+    pub(in crate::connectors::amocrm) deal: String,
+    pub(in crate::connectors::amocrm) step: Step,
+    /// The stage it left, when the event names it.
+    pub(in crate::connectors::amocrm) left: Option<StageRef>,
+}
+
+/// A stage by its pipeline and its stage key.
+pub(in crate::connectors::amocrm) struct StageRef {
+    pub(in crate::connectors::amocrm) pipeline: String,
+    pub(in crate::connectors::amocrm) stage: String,
+}
 
 /// The stage steps of `lead_status_changed` events, by deal, with each event's "before"
 /// stage (for the first row of a deal that had none).
@@ -86,8 +97,8 @@ pub(in crate::connectors::amocrm) fn event_steps(events: &[Json]) -> Vec<Move> {
             let deal = id(e, "entity_id")?;
             let (pipeline, status) = lead_status(e.get("value_after"))?;
             let at = seconds(e, "created_at")?;
-            let before = lead_status(e.get("value_before")).map(|(p, s)| (p.clone(), stage_key(&p, &s)));
-            Some((deal, Step { at, stage: stage_key(&pipeline, &status), pipeline, by: id(e, "created_by") }, before))
+            let left = lead_status(e.get("value_before")).map(|(p, s)| StageRef { stage: stage_key(&p, &s), pipeline: p });
+            Some(Move { deal, step: Step { at, stage: stage_key(&pipeline, &status), pipeline, by: id(e, "created_by") }, left })
         })
         .collect()
 }

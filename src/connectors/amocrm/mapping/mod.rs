@@ -31,7 +31,7 @@ use serde_json::Value as Json;
 use super::AmoCrmError;
 use crate::connectors::sync::Cell;
 use crate::model::{Table, TableBuilder, Value};
-pub(super) use deals::event_steps;
+pub(super) use deals::{Move, event_steps};
 use deals::{deal_items, deal_row, history};
 pub(super) use fields::{id, seconds};
 use leads::{lead_row, request};
