@@ -31,6 +31,12 @@ pub enum RefreshError {
     Load { tenant: String, source: crate::catalog::CatalogError },
 }
 
+/// The refresh of one tenant as the scheduler runs it, by tenant name: [`serving_refresh`]
+/// writes a snapshot and reloads the catalog; tests script their own.
+pub type RefreshFn = std::sync::Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<crate::history::refreshes::RefreshSummary, RefreshError>> + Send>> + Send + Sync,
+>;
+
 /// What a refresh did, for progress output and logs.
 #[derive(Debug)]
 pub struct RefreshReport {
@@ -129,7 +135,7 @@ async fn previous_snapshot(store: &Store, tenant: &str, tables_read: &[Table]) -
 /// The refresh a server runs (scheduled or asked for over HTTP): pull, write a snapshot,
 /// then load it into `catalog` (KPI tables built), so queries move to it atomically while
 /// the ones already running finish on the old one.
-pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Catalog>, tenants: Vec<TenantConfig>, keep_snapshots: usize) -> crate::scheduler::RefreshFn {
+pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Catalog>, tenants: Vec<TenantConfig>, keep_snapshots: usize) -> RefreshFn {
     let tenants = std::sync::Arc::new(tenants);
     std::sync::Arc::new(move |name: String| {
         let (store, catalog, tenants) = (store.clone(), std::sync::Arc::clone(&catalog), std::sync::Arc::clone(&tenants));

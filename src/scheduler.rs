@@ -1,9 +1,8 @@
 //! Scheduled and on-demand refresh while serving.
 //!
-//! - [`Schedule`]: a tenant's cron `schedule`, evaluated in the tenant's time zone.
 //! - [`Refresher`]: runs one tenant's refresh at a time (single-flight: a refresh asked for
-//!   while one runs is recorded as `skipped`), and keeps the log of attempts that
-//!   `system.refreshes`, `/health` and `/metrics` read.
+//!   while one runs is recorded as `skipped`), and writes every attempt to the
+//!   [`RefreshLog`] that `system.refreshes`, `/health` and `/metrics` read.
 //! - [`run_schedules`]: one loop per tenant. It refreshes at start when the tenant has no
 //!   snapshot, then at each scheduled time plus a random jitter. A failed refresh is retried
 //!   with backoff, and the previous snapshot keeps serving meanwhile.
@@ -22,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use salespulse_config::schedule::Schedule;
 
 use crate::history::RefreshLog;
-use crate::refresh::RefreshError;
-use crate::history::refreshes::{Outcome, RefreshRecord, RefreshSummary, Trigger};
+use crate::refresh::RefreshFn;
+use crate::history::refreshes::{Outcome, RefreshRecord, Trigger};
 
 
 /// Where the loops get the time and wait.
@@ -47,9 +46,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// The refresh of one tenant, as the server runs it (the real one writes a snapshot and
-/// reloads the catalog).
-pub type RefreshFn = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<RefreshSummary, RefreshError>> + Send>> + Send + Sync>;
 
 /// Runs refreshes one per tenant at a time and logs every attempt.
 pub struct Refresher {

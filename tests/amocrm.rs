@@ -244,10 +244,13 @@ async fn a_block_stops_the_sync_at_once_and_is_never_retried() {
         }
         n
     };
+    assert_eq!(whole.state.answered_429(), 0, "the whole sync to compare with met no 429");
     let in_whole_sync = times(&whole.state.request_log());
-    // The request that met the 429 is asked once more after the wait it names: a JSON 429
-    // does not say the account is blocked, only the 403 page that answers the retry does.
+    // The request that met the 429 (the first: the account, read before any list) is asked
+    // once more after the wait it names: a JSON 429 does not say the account is blocked,
+    // only the 403 page that answers the retry does.
     let met_the_429 = log.first().cloned();
+    assert_eq!(met_the_429.as_ref().map(|(path, _)| path.as_str()), Some("/api/v4/account"));
     for (request, n) in times(&log) {
         let allowed = in_whole_sync.get(&request).copied().unwrap_or(0).max(1) + usize::from(Some(&request) == met_the_429.as_ref());
         assert!(n <= allowed, "asked {n} times (a whole sync and the retry of the 429 allow {allowed}): {request:?}");

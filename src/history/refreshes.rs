@@ -75,7 +75,7 @@ impl Trigger {
 }
 
 /// The attempts kept in memory (the newest).
-pub const LOG_LIMIT: usize = 1000;
+pub(crate) const LOG_LIMIT: usize = 1000;
 
 /// Every refresh attempt of this process: the newest in full, and running totals for
 /// `/metrics` (counters never go down, whatever the log drops).

@@ -70,6 +70,8 @@ impl Server {
         result_cache_bytes: u64,
         refresher: std::sync::Arc<crate::scheduler::Refresher>,
     ) -> Server {
+        // `system.refreshes` (the catalog's) and `/health` (the refresher's) read one log.
+        debug_assert!(std::sync::Arc::ptr_eq(refresher.log(), &catalog.logs().refreshes), "the refresher must write the catalog's refresh log");
         Server {
             catalog,
             auth,

@@ -1,6 +1,6 @@
 //! What a tenant's `[tenants.source]` becomes once validated: the settings each CRM
-//! connector runs with. The connectors re-export these types; they live here so the
-//! config parser needs no HTTP client.
+//! connector runs with. The connectors import them from here, so the config parser needs no
+//! HTTP client.
 
 /// How fast a connector may call its CRM.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,7 +7,7 @@
 //! FlightInfo advertised, nullability included, also for 0 rows. Prepared statements use
 //! the same handle: DoPut binds parameters into a new handle, which the client executes.
 //!
-//! Every call is authenticated ([`crate::server::auth`]) and sees only the principal's
+//! Every call is authenticated ([`salespulse_config::auth`]) and sees only the principal's
 //! tenants. The tenant is the `database` (or `catalog`) header, else the first allowed
 //! one; the header `x-salespulse-compat: grafana` selects the Grafana output profile.
 //!
