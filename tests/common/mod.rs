@@ -34,6 +34,20 @@ pub const SCALE: f64 = 0.01;
 pub const SEED: u64 = 42;
 pub const AS_OF: &str = "2026-06-15T12:00:00Z";
 
+/// Serves `app` on `listener` until the returned sender is dropped or sent to: the mock
+/// CRMs' server loop.
+pub fn serve_until_dropped(listener: TcpListener, app: axum::Router) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    stop
+}
+
 pub fn demo_params() -> DemoParams {
     DemoParams { scale: SCALE, seed: SEED, as_of: AS_OF.parse().unwrap(), timezone: chrono_tz::Europe::Moscow }
 }

@@ -321,14 +321,7 @@ impl MockAmoCrm {
         let base_url = format!("http://{addr}");
         let state = Arc::new(MockState::new(config, data, base_url.clone()));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let tx = crate::common::serve_until_dropped(listener, app);
         MockAmoCrm { base_url, addr, state, shutdown: Some(tx) }
     }
 

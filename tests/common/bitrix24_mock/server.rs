@@ -13,7 +13,6 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use super::batch::batch_order;
 use super::reply::{ErrorReply, html_page, reply, reply_error};
@@ -42,14 +41,7 @@ impl MockBitrix24 {
         let client_endpoint = format!("http://{addr}/rest/");
         let state = Arc::new(MockState::new(config, data, client_endpoint.clone()));
         let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let tx = crate::common::serve_until_dropped(listener, app);
         MockBitrix24 {
             webhook_url: format!("http://{addr}/rest/1/{code}/"),
             client_endpoint,
