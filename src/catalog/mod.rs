@@ -1,7 +1,7 @@
 //! Stage 4 of the pipeline: the DataFusion catalogs that SQL runs against.
 //!
-//! One catalog per tenant, with schemas `crm` (listing tables over the current snapshot's
-//! Parquet files), `kpi` (the docs/metrics.md views, replaced by their materialised tables once
+//! One catalog per tenant, with schemas `crm` (the current snapshot's Parquet files, as its
+//! manifest lists them: [`snapshot_table`]), `kpi` (the docs/metrics.md views, replaced by their materialised tables once
 //! stored: see [`kpi::materialise`]) and `system`
 //! (`snapshots`, `tables`, `settings`). Each tenant's catalog sits behind an `ArcSwap`:
 //! [`Catalog::load_tenant`] builds the new one aside and swaps it in one step, and a query
@@ -12,6 +12,7 @@
 pub mod kpi;
 mod query;
 mod query_memory;
+mod snapshot_table;
 mod system;
 
 pub use query::{QueryError, TextLimits, check_read_only, client_type, conform_batch, expression_depth, grafana_type, parameter_types, plan_query, plan_query_with, planning_error};
@@ -22,8 +23,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use chrono_tz::Tz;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -32,6 +32,7 @@ use salespulse_udfs::{Absence, CalendarRegistry, SalesOptions};
 use crate::model::Table;
 use crate::history::Logs;
 use crate::snapshot::{Manifest, SnapshotError, Store};
+use snapshot_table::SnapshotTable;
 
 /// What the catalog needs to know about a tenant besides its snapshots.
 #[derive(Debug, Clone)]
@@ -211,16 +212,18 @@ impl Catalog {
     }
 
     async fn try_build(&self, info: &TenantInfo, manifest: &Manifest, snapshots: &[Manifest]) -> Result<Arc<dyn CatalogProvider>, CatalogError> {
-        self.store.verify(manifest).await?;
+        let mut files = self.store.verify(manifest).await?;
         let crm = MemorySchemaProvider::new();
+        let state = SessionContext::new_with_config_rt(SessionConfig::new(), Arc::clone(self.runtimes.shared())).state();
+        let store_url = ObjectStoreUrl::parse(self.store.base_url().as_str())
+            .map_err(|source| CatalogError::Register { tenant: info.name.clone(), table: "crm", source })?;
         for table in Table::ALL {
-            let url = self.store.table_url(&info.name, &manifest.snapshot_id, table.name());
             let register = |source| CatalogError::Register { tenant: info.name.clone(), table: table.name(), source };
-            let url = ListingTableUrl::parse(&url).map_err(register)?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema());
-            let provider = ListingTable::try_new(config).map_err(register)?;
+            // A table the manifest does not list is empty in this snapshot (written before
+            // the table existed); a listed file that is missing failed `verify` above.
+            let sorted_by = manifest.tables.get(table.name()).map(|e| e.sorted_by.as_str());
+            let table_files = files.remove(table).unwrap_or_default();
+            let provider = SnapshotTable::load(&state, store_url.clone(), *table, table_files, sorted_by).await.map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
         Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs))
@@ -384,7 +387,9 @@ async fn read_absences(catalog: &Arc<dyn CatalogProvider>) -> datafusion::error:
     let batches = SessionContext::new().read_table(table)?.select_columns(&["manager_id", "starts_on", "ends_on"])?.collect().await?;
     let mut out = Vec::new();
     for b in batches {
-        let ids = b.column(0).as_string::<i32>();
+        // The engine reads strings as views (`snapshot_table`).
+        let ids = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let ids = ids.as_string::<i32>();
         let from = b.column(1).as_primitive::<arrow::datatypes::Date32Type>();
         let to = b.column(2).as_primitive::<arrow::datatypes::Date32Type>();
         for i in 0..b.num_rows() {

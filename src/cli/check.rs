@@ -60,7 +60,7 @@ pub(super) async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
         }
         match store.current_manifest(&t.name).await {
             Ok(m) => match store.verify(&m).await {
-                Ok(()) => println!("{}: current snapshot {} ({} rows, taken at {})", t.name, m.snapshot_id, m.total_rows(), m.taken_at),
+                Ok(_) => println!("{}: current snapshot {} ({} rows, taken at {})", t.name, m.snapshot_id, m.total_rows(), m.taken_at),
                 Err(e) => {
                     problems += 1;
                     println!("{}: current snapshot {} is damaged: {e}", t.name, m.snapshot_id);

@@ -20,6 +20,7 @@ mod store;
 mod writer;
 
 pub use manifest::{Manifest, TableEntry};
+pub use reader::VerifiedFiles;
 pub use store::Store;
 pub use writer::{WriteOptions, WriteReport};
 

@@ -8,6 +8,9 @@ use super::manifest::{FORMAT_VERSION, Manifest};
 use super::{Result, SnapshotError, Store};
 use crate::model::Table;
 
+/// The files of a verified snapshot, per table, as the store describes them.
+pub type VerifiedFiles = std::collections::BTreeMap<Table, Vec<object_store::ObjectMeta>>;
+
 impl Store {
     /// The id `CURRENT` points at, or `None` when the tenant has no snapshot yet.
     ///
@@ -104,9 +107,13 @@ impl Store {
     /// schema, so a corrupt or foreign file is reported when the snapshot is loaded, with its
     /// path, rather than in the middle of a dashboard query.
     ///
+    /// Returns each table's files as the store describes them (size, version), so the
+    /// catalog registers exactly these files and never lists storage.
+    ///
     /// # Errors
     /// The first file that is missing, unreadable or of the wrong schema.
-    pub async fn verify(&self, manifest: &Manifest) -> Result<()> {
+    pub async fn verify(&self, manifest: &Manifest) -> Result<VerifiedFiles> {
+        let mut verified = VerifiedFiles::new();
         for (name, entry) in &manifest.tables {
             let Some(table) = Table::from_name(name) else {
                 return Err(SnapshotError::BadManifest {
@@ -146,9 +153,10 @@ impl Store {
                         }
                     }
                 }
+                verified.entry(table).or_default().push(meta);
             }
         }
-        Ok(())
+        Ok(verified)
     }
 
     /// Every row of one table of a snapshot, in the canonical schema (for an incremental

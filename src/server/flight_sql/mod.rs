@@ -24,6 +24,7 @@
 
 mod handle;
 mod metadata;
+mod planned;
 mod planner;
 mod service;
 #[doc(hidden)]
@@ -70,6 +71,7 @@ pub struct SalesFlightSql {
     cache: Arc<ResultCache>,
     stats: Arc<QueryStats>,
     gate: Arc<QueryGate>,
+    planned: Arc<planned::PlannedStatements>,
 }
 
 impl std::fmt::Debug for SalesFlightSql {
@@ -88,7 +90,7 @@ impl SalesFlightSql {
         let sql_info = Arc::new(sql_info::sql_info(&ctx).map_err(|e| Status::internal(e.to_string()))?);
         let xdbc_info = Arc::new(sql_info::xdbc_type_info().map_err(|e| Status::internal(e.to_string()))?);
         let gate = Arc::new(QueryGate::new(Limits { max_sql_bytes, ..Limits::default() }));
-        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()), gate })
+        Ok(Self { catalog, auth, max_sql_bytes, sql_info, xdbc_info, cache: Arc::new(ResultCache::new(0)), stats: Arc::new(QueryStats::default()), gate, planned: Arc::default() })
     }
 
     /// The limits the service runs queries and connections under.

@@ -28,6 +28,7 @@ use crate::server::execution;
 use crate::server::limits::Admission;
 use super::handle::{HandleStatus, QueryHandle, parameter_schema};
 use super::metadata::{schema_bytes, schema_info};
+use super::planned::Snapshots;
 use super::status::IntoStatus;
 use super::{DoGetStream, MAX_FLIGHT_DATA_BYTES, SalesFlightSql};
 
@@ -53,9 +54,10 @@ impl SalesFlightSql {
     }
 
     /// FlightInfo for a handle: the planned schema and one endpoint whose ticket is the
-    /// sealed handle.
+    /// sealed handle. The plan is kept for the DoGet that redeems the ticket (`planned`).
     pub(super) async fn handle_info(&self, handle: &QueryHandle, principal: &Principal, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
         let audit = self.audit(handle);
+        let snapshots = self.snapshots_of(principal);
         let df = match self.plan(handle, principal, handle.parameters()?).await {
             Ok(df) => df,
             Err(status) => {
@@ -64,15 +66,31 @@ impl SalesFlightSql {
             }
         };
         let schema = df.schema().as_arrow().clone();
-        let ticket = TicketStatementQuery { statement_handle: handle.seal(&self.auth)?.into() };
+        let sealed = handle.seal(&self.auth)?;
+        let ticket = TicketStatementQuery { statement_handle: sealed.clone().into() };
         let info = schema_info(&schema)?
             .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())))
             .with_descriptor(descriptor);
+        self.planned.keep(sealed, &principal.user, snapshots, df);
         Ok(Response::new(info))
     }
 
-    /// Runs a handle and streams its batches.
-    pub(super) async fn stream_handle(&self, handle: &QueryHandle, principal: &Principal) -> Result<Response<DoGetStream>, Status> {
+    /// (tenant, snapshot id) of every tenant `principal` may read, now.
+    fn snapshots_of(&self, principal: &Principal) -> Snapshots {
+        self.catalog
+            .tenant_names()
+            .into_iter()
+            .filter(|t| principal.may_read(t))
+            .map(|t| {
+                let id = self.catalog.tenant(&t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()));
+                (t, id)
+            })
+            .collect()
+    }
+
+    /// Runs a handle and streams its batches; `ticket` is the sealed handle as the client
+    /// sent it, under which GetFlightInfo may have kept the plan.
+    pub(super) async fn stream_handle(&self, ticket: &[u8], handle: &QueryHandle, principal: &Principal) -> Result<Response<DoGetStream>, Status> {
         // The handle names the snapshot it was planned on; snapshots are immutable and the
         // canonical schema is fixed, so a ticket redeemed after a swap runs on the current
         // snapshot with the same result schema.
@@ -87,16 +105,7 @@ impl SalesFlightSql {
         let parameters = handle.parameters()?;
         // The snapshot ids come first: a result planned on a newer snapshot may then be kept
         // under an older key (never asked for again), never the other way round.
-        let snapshots: Vec<(String, Option<String>)> = self
-            .catalog
-            .tenant_names()
-            .into_iter()
-            .filter(|t| principal.may_read(t))
-            .map(|t| {
-                let id = self.catalog.tenant(&t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()));
-                (t, id)
-            })
-            .collect();
+        let snapshots = self.snapshots_of(principal);
         let key = self.cache.key(&CacheKey {
             sql: &handle.sql,
             parameters: &format!("{parameters:?}"),
@@ -120,7 +129,10 @@ impl SalesFlightSql {
         };
         let overrun = tokio_util::sync::CancellationToken::new();
         let admission = execution::admit(&self.gate, &principal.user, &overrun).await.map_err(|e| fail(e.status()))?;
-        let df = self.plan_admitted(handle, principal, parameters, &admission).await.map_err(fail)?;
+        let df = match self.planned.take(ticket, &principal.user, &snapshots) {
+            Some(df) => df,
+            None => self.plan_admitted(handle, principal, parameters, &admission).await.map_err(fail)?,
+        };
         // Whether a result may be shared is decided on the plan, not the text: a result that
         // reads `system`, `information_schema` or `pg_catalog` (whatever the quoting) or calls
         // a volatile function depends on who asks and when, and is never kept.

@@ -36,7 +36,7 @@ impl FlightSqlService for SalesFlightSql {
     async fn do_get_statement(&self, ticket: TicketStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request).await?;
         let handle = QueryHandle::open(&ticket.statement_handle, &self.auth, &principal)?;
-        self.stream_handle(&handle, &principal).await
+        self.stream_handle(&ticket.statement_handle, &handle, &principal).await
     }
 
     async fn do_action_create_prepared_statement(
@@ -69,7 +69,7 @@ impl FlightSqlService for SalesFlightSql {
     async fn do_get_prepared_statement(&self, query: CommandPreparedStatementQuery, request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
         let principal = self.principal(&request).await?;
         let handle = QueryHandle::open(&query.prepared_statement_handle, &self.auth, &principal)?;
-        self.stream_handle(&handle, &principal).await
+        self.stream_handle(&query.prepared_statement_handle, &handle, &principal).await
     }
 
     /// Handles are stateless: there is nothing to free.

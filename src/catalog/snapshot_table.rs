@@ -1,0 +1,146 @@
+//! One `crm` table of a served snapshot, as DataFusion scans it.
+//!
+//! - **The manifest's files, not a listing.** The files, their sizes and their statistics
+//!   are read once, when the snapshot is loaded. A query lists no storage, and a file
+//!   deleted from under the server is an error (`… not found`), never an empty table.
+//! - **Strings as `Utf8View` inside the engine.** Parquet strings decode into views without
+//!   copying, and grouping, joining and filtering on them is faster. Results are cast back
+//!   to `Utf8` at the edge (`catalog::query::normalize_output`), and metadata shows the
+//!   canonical types ([`client_type`](super::client_type)), so clients never see a view.
+//! - **The writer's order.** Every snapshot file is sorted by its table's sort column
+//!   (`snapshot::writer`), so the scan declares that order: `ORDER BY started_at`, top-N
+//!   and window functions over it need no sort.
+//! - **Statistics.** Row counts and min/max per file answer `count(*)`, `max(started_at)`
+//!   without reading data, and prune row groups for time filters.
+
+use std::sync::Arc;
+
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::Statistics;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::expressions::Column;
+use object_store::ObjectMeta;
+
+use crate::model::Table;
+
+/// A snapshot table: its files as the manifest lists them, with what was read of them at
+/// load.
+#[derive(Debug)]
+pub(super) struct SnapshotTable {
+    schema: SchemaRef,
+    store_url: ObjectStoreUrl,
+    files: Vec<PartitionedFile>,
+    statistics: Statistics,
+    /// The sort column, when the manifest says the files are sorted by it.
+    sorted_by: Option<String>,
+}
+
+impl SnapshotTable {
+    /// `table` over `files` (each with the size the store reported at load), sorted by
+    /// `sorted_by` when the manifest says so. Reads each file's footer once (through the
+    /// runtime's metadata cache, so the first queries find it there).
+    ///
+    /// # Errors
+    /// A footer cannot be read.
+    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, table: Table, files: Vec<ObjectMeta>, sorted_by: Option<&str>) -> Result<SnapshotTable> {
+        let schema = engine_schema(&table.schema());
+        let store = state.runtime_env().object_store(&store_url)?;
+        let format = ParquetFormat::default();
+        let mut scanned = Vec::with_capacity(files.len());
+        let mut statistics = Vec::with_capacity(files.len());
+        for meta in files {
+            let file_statistics = Arc::new(format.infer_stats(state, &store, Arc::clone(&schema), &meta).await?);
+            statistics.push(Arc::clone(&file_statistics));
+            scanned.push(PartitionedFile::from(meta).with_statistics(file_statistics));
+        }
+        let statistics = match statistics.split_first() {
+            None => Statistics::new_unknown(&schema).with_num_rows(datafusion::common::stats::Precision::Exact(0)),
+            Some((first, [])) => first.as_ref().clone(),
+            Some(_) => Statistics::try_merge_iter(statistics.iter().map(AsRef::as_ref), &schema)?,
+        };
+        let sorted_by = sorted_by.filter(|c| *c == table.sort_column() && schema.index_of(c).is_ok()).map(str::to_string);
+        Ok(SnapshotTable { schema, store_url, files: scanned, statistics, sorted_by })
+    }
+
+    /// The declared order of a scan with `projection`: ascending, NULLs first (as the
+    /// writer sorts), when the sort column is among the projected columns.
+    fn ordering(&self, projection: Option<&Vec<usize>>) -> Vec<LexOrdering> {
+        let Some(column) = &self.sorted_by else { return Vec::new() };
+        let Ok(index) = self.schema.index_of(column) else { return Vec::new() };
+        // The ordering refers to the table's columns; the scan config projects it.
+        if projection.is_some_and(|p| !p.contains(&index)) {
+            return Vec::new();
+        }
+        let sort = PhysicalSortExpr::new(Arc::new(Column::new(column, index)), SortOptions { descending: false, nulls_first: true });
+        LexOrdering::new([sort]).into_iter().collect()
+    }
+}
+
+#[async_trait]
+impl TableProvider for SnapshotTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, _filters: &[Expr], limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+        if self.files.is_empty() {
+            let schema = datafusion::common::project_schema(&self.schema, projection)?;
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        let mut options = state.table_options().parquet.clone();
+        // Strings decode straight into views, matching the declared schema.
+        options.global.schema_force_view_types = true;
+        let format = ParquetFormat::default().with_options(options);
+        let source = format.file_source(TableSchema::from(Arc::clone(&self.schema)));
+        // One group; the optimizer splits it by byte ranges over the target partitions.
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), source)
+            .with_file_groups(vec![FileGroup::new(self.files.clone())])
+            .with_statistics(self.statistics.clone())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .with_output_ordering(self.ordering(projection))
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Filters prune row groups and pages in the scan; the filter itself still runs.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        Some(self.statistics.clone())
+    }
+}
+
+/// The schema the engine works with: the canonical schema with every `Utf8` column as
+/// `Utf8View`.
+pub(super) fn engine_schema(canonical: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = canonical
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, canonical.metadata().clone()))
+}
