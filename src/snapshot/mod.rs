@@ -14,6 +14,7 @@
 //!
 //! Fed by the connectors' `model::Dataset`; read by `catalog`.
 
+mod encode;
 mod manifest;
 mod reader;
 mod store;
@@ -37,6 +38,12 @@ pub enum SnapshotError {
     Write { path: String, source: object_store::Error },
     #[error("encoding {path} as Parquet: {source}")]
     Encode { path: String, source: parquet::errors::ParquetError },
+    #[error("encoding {path} as Parquet: an encoding task failed: {reason}")]
+    EncodeTask { path: String, reason: String },
+    #[error("completing the upload of {path}: {source}")]
+    Upload { path: String, source: std::io::Error },
+    #[error("writing {path}: a batch of {columns} columns does not fit the file's {expected} columns")]
+    BatchShape { path: String, columns: usize, expected: usize },
     #[error("sorting table {table}: {source}")]
     Sort { table: &'static str, source: arrow::error::ArrowError },
     #[error("reading {path}: {source}")]
