@@ -15,6 +15,7 @@ mod kpi_fixture;
 mod limits;
 mod model;
 mod pg_compat;
+mod pg_result_cache;
 mod scheduler;
 mod security;
 mod snapshot;

@@ -118,7 +118,7 @@ pub struct ServerConfig {
     pub postgres: SocketAddr,
     /// `/health`, `/metrics` and on-demand refresh.
     pub http: SocketAddr,
-    /// The Flight SQL result cache's size in bytes (0: off).
+    /// The result cache's size in bytes, shared by Flight SQL and PostgreSQL (0: off for both).
     pub result_cache_bytes: u64,
     /// The key that signs bearer tokens and tickets, from `server.token_secret_env`; when
     /// absent a random key is drawn at start, and tokens end with the process.

@@ -1,16 +1,24 @@
 //! The result cache: dashboards re-run the same queries every few seconds, so a finished
-//! result is kept and sent again without executing the query.
+//! result is kept and sent again without executing the query. One cache serves both
+//! protocols: Flight SQL ([`crate::server::flight_sql`]) and PostgreSQL
+//! ([`crate::server::postgres`], whose `result_cache` module says what its key adds).
 //!
 //! - **Key.** The normalized SQL (whitespace collapsed), the bound parameters and the output
-//!   profile. It also holds the user's tenant list and the snapshot id of **every** tenant
-//!   that user may read, as they were *before* the query was planned. A refresh changes the
-//!   snapshot id, so a result of an older snapshot can never match again. The ids are read
-//!   before planning, so a result planned on a newer snapshot can at worst be stored under
-//!   an older key, which is never asked for again.
+//!   profile (which names the protocol, so Flight SQL and PostgreSQL results never mix). It
+//!   also holds the user's tenant list and the snapshot id of **every** tenant that user may
+//!   read, as they were *before* the query was planned. A refresh changes the snapshot id,
+//!   so a result of an older snapshot can never match again. The ids are read before
+//!   planning, so a result planned on a newer snapshot can at worst be stored under an older
+//!   key, which is never asked for again.
 //! - **Bounded in bytes** (moka, weighed by the batches' memory). A result larger than an
-//!   eighth of the cache is sent and not kept.
+//!   eighth of the cache is sent and not kept. What is kept are Arrow batches: each protocol
+//!   encodes them per request.
+//! - **Kept only when read to the end** ([`Recorder`]): a result that failed, was stopped by
+//!   a limit (rows, bytes, time), or that the client did not read to its end is not kept.
 //! - **Left out:** queries whose answer changes without a new snapshot (`system.*`,
-//!   `information_schema`, `pg_catalog`, the clock, random numbers).
+//!   `information_schema`, `pg_catalog`, the clock, random numbers), judged on the text
+//!   first ([`ResultCache::key`]) and on the planned query after ([`plan_is_cacheable_in`]).
+//! - **Off** with `result_cache = "0"`: no key is made, for either protocol.
 //!
 //! Hits and misses go to `/metrics`.
 
@@ -30,6 +38,11 @@ pub struct CachedResult {
 impl CachedResult {
     fn bytes(&self) -> usize {
         self.batches.iter().map(RecordBatch::get_array_memory_size).sum()
+    }
+
+    /// The number of rows of the result.
+    pub fn rows(&self) -> u64 {
+        self.batches.iter().map(|b| b.num_rows() as u64).sum()
     }
 }
 
@@ -91,7 +104,9 @@ impl ResultCache {
         let sql = normalize(k.sql);
         // Quoted names are the same names: `"system".queries` is `system.queries`.
         let lower = sql.to_lowercase().replace('"', "");
-        const VOLATILE: &[&str] = &["system.", "information_schema", "pg_catalog", "now(", "current_date", "current_time", "random(", "uuid(", "pg_", "version("];
+        const VOLATILE: &[&str] = &[
+            "system.", "information_schema", "pg_catalog", "now(", "current_date", "current_time", "localtime", "today(", "random(", "uuid(", "pg_", "version(",
+        ];
         if VOLATILE.iter().any(|v| lower.contains(v)) {
             self.stats.uncacheable.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -204,14 +219,22 @@ fn normalize(sql: &str) -> String {
 
 /// Whether a planned query's result depends only on the snapshots and the SQL: it reads no
 /// `system`, `information_schema` or `pg_catalog` table (their rows depend on the user and
-/// the moment) and calls no volatile function.
+/// the moment) and calls no volatile function. A table named without a schema is judged
+/// in `crm`, where Flight SQL sessions resolve such names.
 pub fn plan_is_cacheable(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    plan_is_cacheable_in(plan, "crm")
+}
+
+/// [`plan_is_cacheable`] for a session whose names without a schema resolve in
+/// `default_schema`: a PostgreSQL connection's `search_path` may make that `system` or
+/// `information_schema`, and `FROM queries` then reads `system.queries`.
+pub fn plan_is_cacheable_in(plan: &datafusion::logical_expr::LogicalPlan, default_schema: &str) -> bool {
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::LogicalPlan;
     let mut cacheable = true;
     let visited = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
-            && scan.table_name.schema().is_some_and(|s| matches!(s.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog"))
+            && is_live_schema(scan.table_name.schema().unwrap_or(default_schema))
         {
             cacheable = false;
             return Ok(TreeNodeRecursion::Stop);
@@ -223,6 +246,11 @@ pub fn plan_is_cacheable(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
         Ok(TreeNodeRecursion::Continue)
     });
     visited.is_ok() && cacheable
+}
+
+/// A schema whose tables answer what is true now, for whoever asks, not what a snapshot holds.
+fn is_live_schema(schema: &str) -> bool {
+    matches!(schema.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog")
 }
 
 #[cfg(test)]
@@ -246,7 +274,24 @@ mod tests {
         assert_ne!(a, cache.key(&CacheKey { tenants: Some(&mine), ..key("SELECT 1 FROM t", &s1) }).unwrap());
         assert_eq!(cache.key(&key("SELECT * FROM system.refreshes", &s1)), None);
         assert_eq!(cache.key(&key("SELECT now()", &s1)), None);
+        assert_eq!(cache.key(&key("SELECT localtimestamp", &s1)), None);
         assert_eq!(ResultCache::new(0).key(&key("SELECT 1", &s1)), None, "capacity 0: off");
     }
-}
 
+    #[tokio::test]
+    async fn a_table_named_without_a_schema_is_judged_where_it_resolves() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::{SessionConfig, SessionContext};
+        // A session whose default schema is `system` (a PostgreSQL `search_path = system`).
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_default_catalog_and_schema("datafusion", "system"));
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        ctx.register_table("queries", Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap())).unwrap();
+        for sql in ["SELECT n FROM queries", "SELECT n FROM system.queries", "SELECT n FROM datafusion.system.queries"] {
+            let plan = ctx.sql(sql).await.unwrap().into_unoptimized_plan();
+            assert!(!plan_is_cacheable_in(&plan, "system"), "{sql}");
+        }
+        let plan = ctx.sql("SELECT 1 AS one").await.unwrap().into_unoptimized_plan();
+        assert!(plan_is_cacheable_in(&plan, "system"));
+    }
+}

@@ -12,8 +12,8 @@
 //!    ([`limited`]).
 //! 4. **Audit**: one record per statement in the log and `system.queries` ([`Audit`]).
 //!
-//! What stays with a front end is what its protocol decides: how errors are encoded,
-//! Flight SQL's result cache, PostgreSQL's settings and cursors.
+//! What stays with a front end is what its protocol decides: how errors are encoded, what
+//! its result cache keys hold, PostgreSQL's settings and cursors.
 
 use std::future::Future;
 use std::sync::Arc;

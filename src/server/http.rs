@@ -270,7 +270,7 @@ async fn metrics(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connec
     registry.register("query_seconds", "Query latency by protocol, and whether the result cache answered", state.queries.latency.clone());
     registry.register("query_errors", "Queries that failed, by protocol", state.queries.errors.clone());
     let cache = Family::<Labels, Counter>::default();
-    registry.register("result_cache", "Flight SQL result cache lookups: hit, miss, or uncacheable (answers that change without a refresh)", cache.clone());
+    registry.register("result_cache", "Result cache lookups (Flight SQL and PostgreSQL): hit, miss, or uncacheable (answers that change without a refresh)", cache.clone());
     let stats = state.cache.stats();
     for (result, n) in [("hit", &stats.hits), ("miss", &stats.misses), ("uncacheable", &stats.uncacheable)] {
         cache.get_or_create(&vec![("result".to_string(), result.to_string())]).inc_by(n.load(std::sync::atomic::Ordering::Relaxed));

@@ -61,8 +61,8 @@ pub struct Server {
 
 impl Server {
     /// A server of `catalog`'s tenants for `auth`'s users under `limits`, keeping up to
-    /// `result_cache_bytes` of Flight SQL results; `refresher` runs `POST
-    /// /tenants/{name}/refresh`.
+    /// `result_cache_bytes` of Flight SQL and PostgreSQL results (0: none); `refresher` runs
+    /// `POST /tenants/{name}/refresh`.
     pub fn new(
         catalog: std::sync::Arc<crate::catalog::Catalog>,
         auth: std::sync::Arc<salespulse_config::auth::Authenticator>,
@@ -95,7 +95,7 @@ impl Server {
         &self.gate
     }
 
-    /// The Flight SQL result cache.
+    /// The result cache both protocols share.
     pub fn cache(&self) -> &std::sync::Arc<cache::ResultCache> {
         &self.cache
     }
@@ -112,7 +112,8 @@ impl Server {
             .map_err(|s| ServerError::Postgres(std::io::Error::other(s.message().to_string())))?
             .with_observers(Arc::clone(&self.cache), Arc::clone(&self.stats))
             .with_gate(Arc::clone(&self.gate));
-        let postgres = PostgresFrontend::with_gate(Arc::clone(&self.catalog), Arc::clone(&self.auth), Arc::clone(&self.stats), Arc::clone(&self.gate));
+        let postgres =
+            PostgresFrontend::with_gate(Arc::clone(&self.catalog), Arc::clone(&self.auth), Arc::clone(&self.stats), Arc::clone(&self.gate), Arc::clone(&self.cache));
         let http = HttpState {
             catalog: Arc::clone(&self.catalog),
             refresher: Arc::clone(&self.refresher),

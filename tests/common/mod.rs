@@ -98,7 +98,7 @@ pub struct TestServer {
     pub catalog: Arc<Catalog>,
     /// The query slots and limits of both protocols.
     pub gate: Arc<QueryGate>,
-    /// The Flight SQL result cache (64 MiB).
+    /// The result cache both protocols share (64 MiB).
     pub cache: Arc<ResultCache>,
     pub root: tempfile::TempDir,
     /// How far [`TestServer::advance_clock`] moved the clock tokens are issued and checked

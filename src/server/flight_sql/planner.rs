@@ -116,8 +116,7 @@ impl SalesFlightSql {
         let key = key.map(|k| format!("{}\u{1f}{k}", handle.tenant.as_deref().unwrap_or("")));
         if let Some(hit) = key.as_deref().and_then(|k| self.cache.get(k)) {
             self.stats.observe(Protocol::FlightSql, started, true, true);
-            let rows = hit.batches.iter().map(|b| b.num_rows() as u64).sum();
-            audit.cached().finished(rows);
+            audit.cached().finished(hit.rows());
             let batches = futures::stream::iter(hit.batches.clone().into_iter().map(Ok));
             return Ok(Response::new(Box::pin(encode(Arc::clone(&hit.schema), batches))));
         }

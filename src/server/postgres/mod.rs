@@ -19,6 +19,9 @@
 //! - [`settings`]: the client settings a connection may `SET`, `RESET` and `SHOW` (answered
 //!   per connection, never as engine options), cursors under the same limits, and the
 //!   statement filter.
+//! - [`result_cache`]: the server's one result cache, shared with Flight SQL, answering
+//!   repeated queries (Grafana's panels) without running them; its key adds what a
+//!   connection plans with (its tenant, `search_path`, `TimeZone`) to Flight SQL's rules.
 
 mod catalog_overlay;
 mod coercion;
@@ -29,6 +32,7 @@ mod errors;
 mod login;
 mod pg_functions;
 mod parser;
+mod result_cache;
 mod rewrite;
 mod search_path;
 mod server_info;
@@ -47,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::Catalog;
 use salespulse_config::config::Limits;
 use salespulse_config::auth::Authenticator;
+use crate::server::cache::ResultCache;
 use crate::server::limits::QueryGate;
 use crate::server::query_stats::QueryStats;
 
@@ -72,6 +77,8 @@ struct Shared {
     auth: Arc<Authenticator>,
     stats: Arc<QueryStats>,
     gate: Arc<QueryGate>,
+    /// The server's result cache, shared with Flight SQL.
+    cache: Arc<ResultCache>,
     parameters: DefaultServerParameterProvider,
     /// Sessions by (tenant, allowed tenants, user), each with the snapshots it was built on.
     sessions: Mutex<statements::SessionCache>,
@@ -94,21 +101,23 @@ impl PostgresFrontend {
     }
 
     /// A front end that records every query in `stats` (to the first response: rows stream
-    /// after).
+    /// after), with no result cache.
     pub fn with_stats(catalog: Arc<Catalog>, auth: Arc<Authenticator>, max_sql_bytes: usize, stats: Arc<QueryStats>) -> PostgresFrontend {
         let gate = Arc::new(QueryGate::new(Limits { max_sql_bytes, ..Default::default() }));
-        Self::with_gate(catalog, auth, stats, gate)
+        Self::with_gate(catalog, auth, stats, gate, Arc::new(ResultCache::new(0)))
     }
 
-    /// A front end whose queries run under `gate`'s slots and limits (shared with Flight
-    /// SQL), recorded in `stats` and the audit log.
-    pub fn with_gate(catalog: Arc<Catalog>, auth: Arc<Authenticator>, stats: Arc<QueryStats>, gate: Arc<QueryGate>) -> PostgresFrontend {
+    /// A front end whose queries run under `gate`'s slots and limits and are answered from
+    /// `cache` when they can be (both shared with Flight SQL), recorded in `stats` and the
+    /// audit log.
+    pub fn with_gate(catalog: Arc<Catalog>, auth: Arc<Authenticator>, stats: Arc<QueryStats>, gate: Arc<QueryGate>, cache: Arc<ResultCache>) -> PostgresFrontend {
         let template = datafusion_postgres::DfSessionService::new_with_hooks(Arc::new(datafusion::prelude::SessionContext::new()), Vec::new()).query_parser();
         let shared = Shared {
             catalog,
             auth,
             stats,
             gate,
+            cache,
             parameters: server_info::startup_parameters(),
             sessions: Mutex::new(HashMap::new()),
             sql_parser: Arc::new(datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new()),

@@ -9,7 +9,9 @@
 //!    ([`check_read_only`]), on the simple path, at Parse and again at Execute;
 //! 5. rows stream under the slot's deadline and caps; the slot is watched so that a client
 //!    that stops reading loses it ([`crate::server::limits::Admission::watch`]);
-//! 6. every statement is audited (`system.queries`) and counted in the metrics.
+//! 6. every statement is audited (`system.queries`) and counted in the metrics;
+//! 7. a query answered before is answered from the result cache, without a slot, and its
+//!    new results are kept once read to their end ([`super::result_cache`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -35,6 +37,7 @@ use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Parse, ParseComplete, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
+use datafusion_postgres::pgwire::messages::response::TransactionStatus;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::DfSessionService;
 use datafusion::arrow::array::RecordBatch;
@@ -44,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use super::coercion;
 use super::parser::TenantParser;
 use super::copy;
+use super::result_cache::{self, PlannedStatement, PlanningView, RecordedExecution};
 use super::rewrite;
 use super::search_path;
 use super::login::Login;
@@ -52,6 +56,7 @@ use super::Shared;
 use super::errors::{limit_error, parse_error, pg_message, query_error, refusal_error, user_error};
 use crate::history::queries::Protocol;
 use crate::catalog::{QueryError, TextLimits, check_read_only, planning_error};
+use crate::server::cache::{CachedResult, plan_is_cacheable_in};
 use crate::server::execution::{self, Audit};
 use crate::server::limits::Admission;
 
@@ -72,8 +77,8 @@ pub(super) struct SessionKey {
 
 /// A connection session kept for reuse while the snapshots it was built on are served.
 pub(super) struct CachedSession {
-    /// The snapshot ids of the visible tenants when it was built, in tenant order.
-    built_on: Vec<Option<String>>,
+    /// (tenant, snapshot id) of the visible tenants when it was built, in tenant order.
+    built_on: Vec<(String, Option<String>)>,
     session: Arc<SessionContext>,
 }
 
@@ -89,6 +94,9 @@ pub(super) struct Queries {
     pub(super) kept: Mutex<(HashSet<String>, HashSet<String>)>,
     /// Names of the cursors open on the connection.
     pub(super) cursors: Arc<Mutex<HashMap<String, datafusion::common::DFSchemaRef>>>,
+    /// The prepared statements by name, with what each was planned on (the result cache's
+    /// key of their Executes).
+    pub(super) planned: Mutex<HashMap<String, PlannedStatement>>,
 }
 
 impl Queries {
@@ -101,6 +109,7 @@ impl Queries {
             overrun,
             kept: Mutex::new((HashSet::new(), HashSet::new())),
             cursors: Arc::default(),
+            planned: Mutex::new(HashMap::new()),
         })
     }
 
@@ -122,14 +131,33 @@ impl Queries {
         TextLimits::of(self.shared.limits())
     }
 
+    /// (tenant, snapshot id) of every tenant the connection's user may read, in tenant order.
+    pub(super) fn visible_snapshots(&self) -> PgWireResult<Vec<(String, Option<String>)>> {
+        let principal = &self.login()?.principal;
+        let catalog = &self.shared.catalog;
+        Ok(catalog
+            .tenant_names()
+            .into_iter()
+            .filter(|t| principal.may_read(t))
+            .map(|t| {
+                let id = catalog.tenant(&t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()));
+                (t, id)
+            })
+            .collect())
+    }
+
+    /// What the next statement of `client` will be planned on, read before it is planned
+    /// (the result cache's key: see [`super::result_cache`]).
+    pub(super) fn planning_view(&self, client: &dyn ClientInfo) -> PgWireResult<PlanningView> {
+        Ok(PlanningView::new(self.visible_snapshots()?, client))
+    }
+
     /// The connection's session, rebuilt when any visible tenant's snapshot changed.
     pub(super) fn session(&self) -> PgWireResult<Arc<SessionContext>> {
         let login = self.login()?;
         let principal = &login.principal;
         let catalog = &self.shared.catalog;
-        let visible: Vec<String> = catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)).collect();
-        let snapshots: Vec<Option<String>> =
-            visible.iter().map(|t| catalog.tenant(t).and_then(|s| s.manifest.as_ref().map(|m| m.snapshot_id.clone()))).collect();
+        let snapshots = self.visible_snapshots()?;
         let allowed_text = principal.tenants.as_ref().map_or_else(|| "*".to_string(), |t| t.join(","));
         let key = SessionKey { tenant: login.tenant.clone(), allowed: allowed_text, user: principal.user.clone() };
         let mut sessions = self.shared.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -178,6 +206,52 @@ impl Queries {
         Ok(DfSessionService::new_with_hooks(ctx, self.hooks()?))
     }
 
+    /// The service of an Execute whose query result may be kept: the hooks, then
+    /// `recording`, which runs the query from its Arrow batches.
+    fn recording_service(&self, ctx: Arc<SessionContext>, recording: RecordedExecution) -> PgWireResult<DfSessionService> {
+        let mut hooks = self.hooks()?;
+        hooks.push(Arc::new(recording));
+        Ok(DfSessionService::new_with_hooks(ctx, hooks))
+    }
+
+    /// The result cache key of one statement of a simple query planned on `view`: queries
+    /// only, keyed on the text that is planned.
+    fn simple_key(&self, statement: &Statement, view: &PlanningView) -> Option<String> {
+        if !matches!(statement, Statement::Query(_)) {
+            return None;
+        }
+        let login = self.login().ok()?;
+        result_cache::key(&self.shared.cache, login, view, &statement.to_string(), result_cache::SIMPLE_PARAMETERS)
+    }
+
+    /// The result cache key of an Execute of `portal`: queries only, on the view their
+    /// statement was planned on at Parse, with the parameters as bound.
+    fn extended_key(&self, client: &dyn ClientInfo, portal: &Portal<DfStatement>) -> Option<String> {
+        let (sql, Some((Statement::Query(_), _))) = &portal.statement.statement else { return None };
+        // An aborted transaction refuses every query: the hooks say so, not the cache.
+        if client.transaction_status() == TransactionStatus::Error {
+            return None;
+        }
+        let view = {
+            let planned = self.planned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            planned.get(&portal.statement.id)?.view_of(&portal.statement)?.clone()
+        };
+        // A `search_path` or `TimeZone` set since Parse: this Execute's context is not the
+        // one the plan was made for, so its result is not shared.
+        if !view.settings_match(client) {
+            return None;
+        }
+        let login = self.login().ok()?;
+        result_cache::key(&self.shared.cache, login, &view, sql, &result_cache::portal_parameters(portal))
+    }
+
+    /// `hit`'s rows encoded in `format`, the statement audited as answered from the cache.
+    fn answer_cached(&self, hit: &CachedResult, format: &Format, options: Arc<FormatOptions>, audit: &Audit) -> PgWireResult<QueryResponse> {
+        let rows = result_cache::replay(hit, format, options)?;
+        audit.clone().cached().finished(hit.rows());
+        Ok(rows)
+    }
+
     /// A slot for the connection's user, watched for overruns.
     pub(super) async fn admit(&self) -> PgWireResult<Admission> {
         let user = self.login()?.principal.user.clone();
@@ -219,10 +293,14 @@ impl Queries {
         self.shared.catalog.missing_snapshot_hint_for(&login.principal)
     }
 
-    /// Runs one planned query statement: its rows under `admission`.
-    pub(super) async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &Format, options: Arc<FormatOptions>, admission: Admission, audit: Audit) -> PgWireResult<QueryResponse> {
+    /// Runs one planned query statement of a simple query: its rows, as text, under
+    /// `admission`; kept in the result cache under `key` once read to their end, unless the
+    /// plan reads what changes without a refresh.
+    pub(super) async fn run(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, options: Arc<FormatOptions>, admission: Admission, audit: Audit, key: Option<String>) -> PgWireResult<QueryResponse> {
+        // Whether a result may be shared is decided on the plan, not the text.
+        let key = key.filter(|_| plan_is_cacheable_in(&plan, &result_cache::default_schema(ctx)));
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
-        let mut response = df::encode_dataframe(df, format, Some(options)).await?;
+        let mut response = result_cache::recorded(df, &Format::UnifiedText, options, Arc::clone(&self.shared.cache), key).await?;
         limit_rows(&mut response, admission, audit);
         Ok(response)
     }
@@ -295,6 +373,8 @@ impl SimpleQueryHandler for Queries {
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
+        // Read before the context is built: the snapshots its plans read are these or newer.
+        let view = self.planning_view(&*client).inspect_err(|e| self.refused(&audit, e))?;
         let ctx = self.query_context(&*client).inspect_err(|e| self.refused(&audit, e))?;
         let hooks = self.hooks()?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -321,7 +401,12 @@ impl SimpleQueryHandler for Queries {
                     }
                 }
             }
+            let key = self.simple_key(&statement, &view);
+            // The response, and whether the cache gave it.
             let ran = async {
+                if let Some(hit) = key.as_deref().and_then(|k| self.shared.cache.get(k)) {
+                    return self.answer_cached(&hit, &Format::UnifiedText, Arc::clone(&options), &audit).map(|rows| (Response::Query(rows), true));
+                }
                 let export = copy::export_of(&statement).transpose()?;
                 let admitted = match &admission {
                     Some(a) => a.clone(),
@@ -329,15 +414,15 @@ impl SimpleQueryHandler for Queries {
                 };
                 if let Some(export) = export {
                     let plan = self.plan(&ctx, copy::statement_of(&export), &admitted).await?;
-                    return self.export(&ctx, plan, &export.format, admitted, audit.clone()).await.map(Response::CopyOut);
+                    return self.export(&ctx, plan, &export.format, admitted, audit.clone()).await.map(|copied| (Response::CopyOut(copied), false));
                 }
                 let plan = self.plan(&ctx, statement, &admitted).await?;
-                self.run(&ctx, plan, &Format::UnifiedText, Arc::clone(&options), admitted, audit.clone()).await.map(Response::Query)
+                self.run(&ctx, plan, Arc::clone(&options), admitted, audit.clone(), key).await.map(|rows| (Response::Query(rows), false))
             }
             .await;
             match ran {
-                Ok(response) => {
-                    self.shared.stats.observe(Protocol::Postgres, audit.started(), true, false);
+                Ok((response, cached)) => {
+                    self.shared.stats.observe(Protocol::Postgres, audit.started(), true, cached);
                     responses.push(response);
                 }
                 Err(e) => {
@@ -373,9 +458,15 @@ impl ExtendedQueryHandler for Queries {
         self.login()?;
         let name = message.name.clone().unwrap_or_else(|| DEFAULT_NAME.to_string());
         self.keep(true, &name)?;
+        // Read before Parse plans: the snapshots the plan reads are these or newer.
+        let view = self.planning_view(&*client)?;
         let parser = self.query_parser();
         match StoredStatement::parse(client, &message, parser).await? {
-            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            Some(stmt) => {
+                let stmt = Arc::new(stmt);
+                self.planned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name, PlannedStatement::new(&stmt, view));
+                client.portal_store().put_statement(stmt);
+            }
             None => client.portal_store().put_empty_statement(&name),
         }
         client.send(PgWireBackendMessage::ParseComplete(ParseComplete::new())).await?;
@@ -430,6 +521,9 @@ impl ExtendedQueryHandler for Queries {
                 _ => kept.1.remove(&name),
             };
         }
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT {
+            self.planned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
+        }
         match message.target_type {
             TARGET_TYPE_BYTE_STATEMENT => client.portal_store().rm_statement(&name),
             TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(&name),
@@ -452,6 +546,13 @@ impl ExtendedQueryHandler for Queries {
         if let (_, Some((_, plan))) = &portal.statement.statement {
             check_read_only(plan).map_err(|e| query_error(&e)).inspect_err(|e| self.refused(&audit, e))?;
         }
+        let key = self.extended_key(&*client, portal);
+        if let Some(hit) = key.as_deref().and_then(|k| self.shared.cache.get(k)) {
+            let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+            let rows = self.answer_cached(&hit, &portal.result_column_format, options, &audit).inspect_err(|e| self.refused(&audit, e))?;
+            self.shared.stats.observe(Protocol::Postgres, audit.started(), true, true);
+            return Ok(Response::Query(rows));
+        }
         let admission = self.admit().await.inspect_err(|e| self.refused(&audit, e))?;
         let ctx = self.query_context(&*client).inspect_err(|e| self.refused(&audit, e))?;
         if let (_, Some((statement, plan))) = &portal.statement.statement
@@ -464,7 +565,10 @@ impl ExtendedQueryHandler for Queries {
             self.shared.stats.observe(Protocol::Postgres, audit.started(), exported.is_ok(), false);
             return exported.map(Response::CopyOut).inspect_err(|e| audit.failed(&pg_message(e)));
         }
-        let service = self.service(ctx)?;
+        let service = match key {
+            Some(key) => self.recording_service(ctx, RecordedExecution::new(portal.result_column_format.clone(), Arc::clone(&self.shared.cache), key))?,
+            None => self.service(ctx)?,
+        };
         let deadline = admission.deadline();
         let result = match tokio::time::timeout_at(deadline, <DfSessionService as ExtendedQueryHandler>::do_query(&service, client, portal, max_rows)).await {
             Ok(result) => result,
