@@ -2,9 +2,12 @@
 query after the server starts; compares the snapshot write rate with DuckDB writing the
 same rows to zstd Parquet, sorted the same way, in the same run.
 
-The snapshot write time is the `write` figure of the command's own report: the clock starts
-after the demo CRM is generated (generation is the `pull` figure) and covers the snapshot
-write alone (sort, encode, upload, manifest, commit), the counterpart of DuckDB's timed COPYs.
+The demo hands its calls to the snapshot writer while it generates them (so it never holds
+them all), so generating and writing overlap and the command reports them together ("made
+and written together"). That whole time is compared with DuckDB's timed COPYs of the same
+rows, which only write: a conservative comparison, since our figure includes generating
+every row. (A source that pulls before writing, a CRM, reports `pull` and `write` apart;
+both forms are read here.)
 
 Run through scripts/bench.sh, which builds the release binary and the venv.
 """
@@ -32,11 +35,17 @@ def run_demo(scale, data):
            "--as-of", AS_OF, "--data", data, "--no-serve"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     line = next(l for l in out.stdout.splitlines() if "rows from" in l)
-    m = re.search(r"of (\d+) rows .* in ([\d.]+) s \(pull ([\d.]+) s, write ([\d.]+) s", line)
     elapsed, max_kb = out.stderr.strip().splitlines()[-1].split()
+    together = re.search(r"of (\d+) rows .* in ([\d.]+) s \(made and written together", line)
+    if together:
+        rows, total = int(together.group(1)), float(together.group(2))
+        generate, write = None, total
+    else:
+        m = re.search(r"of (\d+) rows .* in ([\d.]+) s \(pull ([\d.]+) s, write ([\d.]+) s", line)
+        rows, total, generate, write = int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4))
     return {
-        "rows": int(m.group(1)), "total_s": float(m.group(2)), "generate_s": float(m.group(3)),
-        "write_s": float(m.group(4)), "wall_s": float(elapsed), "peak_rss_mib": int(max_kb) / 1024,
+        "rows": rows, "total_s": total, "generate_s": generate, "write_s": write,
+        "wall_s": float(elapsed), "peak_rss_mib": int(max_kb) / 1024,
     }
 
 
@@ -45,9 +54,10 @@ def duckdb_write(data):
     snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
     folder = os.path.join(tenant, "snapshots", snapshot)
     manifest = json.load(open(os.path.join(folder, "manifest.json")))
-    tables = {name: pq.read_table(os.path.join(folder, e["files"][0])) for name, e in manifest["tables"].items()}
+    tables = {name: pq.read_table([os.path.join(folder, f) for f in e["files"]]) for name, e in manifest["tables"].items()}
     out = tempfile.mkdtemp(prefix="duckdb-out-")
     con = duckdb.connect()
+    con.execute("SET threads = 2")
     rows = 0
     started = time.perf_counter()
     for name, table in tables.items():
@@ -88,9 +98,10 @@ def main():
         duck = duckdb_write(data)
         query = first_query(data)
         print(f"scale {scale:g}: {ours['rows']:,} rows")
-        print(f"  salespulse demo: wall {ours['wall_s']:.1f} s, generate {ours['generate_s']:.1f} s, "
-              f"snapshot write {ours['write_s']:.1f} s = {ours['rows'] / ours['write_s']:,.0f} rows/s, "
-              f"peak RSS {ours['peak_rss_mib']:,.0f} MiB")
+        split = ("generated and written together" if ours["generate_s"] is None
+                 else f"generate {ours['generate_s']:.1f} s, snapshot write")
+        print(f"  salespulse demo: wall {ours['wall_s']:.1f} s, {split} {ours['write_s']:.1f} s "
+              f"= {ours['rows'] / ours['write_s']:,.0f} rows/s, peak RSS {ours['peak_rss_mib']:,.0f} MiB")
         print(f"  DuckDB {duckdb.__version__} COPY to zstd Parquet ({duck['threads']} threads): {duck['write_s']:.1f} s "
               f"= {duck['rows'] / duck['write_s']:,.0f} rows/s")
         ratio = (ours['rows'] / ours['write_s']) / (duck['rows'] / duck['write_s'])

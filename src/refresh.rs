@@ -5,16 +5,17 @@
 
 use std::time::Instant;
 
-use futures::stream;
+use futures::stream::{self, BoxStream};
+use futures::StreamExt;
 
 use salespulse_config::config::{SourceConfig, TenantConfig};
 use chrono::Utc;
 
 use crate::connectors::progress::{ProgressHandle, silent};
 use crate::connectors::sync::{Previous, SyncReport};
-use crate::connectors::{ConnectorError, Source, connector_for, merge_inputs};
-use crate::model::Table;
-use crate::snapshot::{SnapshotError, Store, WriteOptions, WriteReport};
+use crate::connectors::{ConnectorError, Source, Streamed, connector_for, merge_inputs};
+use crate::model::{Dataset, Table};
+use crate::snapshot::{SnapshotError, Store, TableRows, WriteOptions, WriteReport};
 
 /// A refresh failure; nothing stored is changed by a failed refresh.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +44,12 @@ pub struct RefreshReport {
     pub report: WriteReport,
     /// Whole refresh, pull and snapshot write.
     pub seconds: f64,
-    /// The snapshot write alone (sort, encode, commit).
+    /// The snapshot write (sort, encode, commit); for a source that streams tables to the
+    /// writer (the demo), the write runs while the source still makes rows, and this is
+    /// both.
     pub write_seconds: f64,
+    /// Whether the source streamed tables to the writer (see `write_seconds`).
+    pub streamed: bool,
     pub inputs_replaced: Vec<Table>,
     /// What a CRM connector's sync did (requests, retries, records).
     pub sync: Option<SyncReport>,
@@ -101,13 +106,37 @@ pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, 
         sync_cursors: pull.cursors,
         keep_snapshots,
     };
-    let tables = stream::iter(pull.dataset.tables.into_iter().map(Ok));
+    let streamed = pull.streamed.take();
+    let overlapped = streamed.is_some();
+    let tables = tables_to_write(std::mem::take(&mut pull.dataset), streamed);
     let write_started = Instant::now();
     let report = store
         .write_snapshot(&options, tables)
         .await
         .map_err(|source| RefreshError::Snapshot { tenant: name.clone(), source })?;
-    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), inputs_replaced, sync })
+    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), streamed: overlapped, inputs_replaced, sync })
+}
+
+/// What the writer writes: a source's streamed tables first (written while it makes the
+/// rest), then its other tables, where `dataset` (the pull's own tables, with the inputs
+/// merged in) takes the place of the same tables of the rest.
+fn tables_to_write(dataset: Dataset, streamed: Option<Streamed>) -> BoxStream<'static, Result<(Table, TableRows), SnapshotError>> {
+    let whole = |dataset: Dataset| stream::iter(dataset.tables.into_iter().map(|(table, batches)| Ok((table, TableRows::Whole(batches)))));
+    let Some(streamed) = streamed else {
+        return whole(dataset).boxed();
+    };
+    let sorted = stream::iter(streamed.sorted.into_iter().map(|(table, rows)| Ok((table, TableRows::Sorted(rows)))));
+    let rest = stream::once(async move {
+        match streamed.rest.await {
+            Ok(mut rest) => {
+                rest.tables.extend(dataset.tables);
+                whole(rest).left_stream()
+            }
+            Err(e) => stream::iter([Err(e)]).right_stream(),
+        }
+    })
+    .flatten();
+    sorted.chain(rest).boxed()
 }
 
 /// The current snapshot's rows and cursors, when it was written by a CRM connector (an

@@ -74,6 +74,8 @@ pub struct TenantState {
 pub struct Catalog {
     store: Store,
     runtimes: query_memory::QueryRuntimes,
+    /// The KPI build's runtime: a memory budget of its own, spilling to disk beyond it.
+    kpi_runtime: Arc<RuntimeEnv>,
     tenants: BTreeMap<String, ArcSwap<TenantState>>,
     /// Calendars for sessions without a tenant (functions only).
     fallback_calendars: Arc<CalendarRegistry>,
@@ -102,8 +104,10 @@ impl Catalog {
                 (state.info.name.clone(), ArcSwap::from_pointee(state))
             })
             .collect();
+        let kpi_runtime = query_memory::kpi_build_runtime(&runtime);
         Catalog {
             store,
+            kpi_runtime,
             runtimes: query_memory::QueryRuntimes::new(runtime),
             tenants,
             fallback_calendars: Arc::new(CalendarRegistry::builtin()),
@@ -246,6 +250,7 @@ impl Catalog {
             .map(str::to_string)
             .or_else(|| self.tenants.keys().find(|n| visible(n)).cloned());
         let mut config = SessionConfig::new()
+            .with_target_partitions(query_partitions())
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(default.is_none());
         if let Some(d) = &default {
@@ -310,7 +315,8 @@ impl Catalog {
             calendar: calendars.default_calendar().to_string(),
             settings: info.settings.clone(),
         };
-        let ctx = kpi::tenant_session(catalog, Arc::clone(calendars), &params, Arc::clone(self.runtimes.shared()));
+        let build_catalog = canonical_strings(catalog).await;
+        let ctx = kpi::tenant_session(&build_catalog, Arc::clone(calendars), &params, Arc::clone(&self.kpi_runtime));
         if let Err(e) = kpi::register_views(&ctx, &params).await {
             tracing::error!(tenant = %info.name, "{e}");
             return Some(format!("the KPI views could not be built: {e}"));
@@ -340,6 +346,39 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
     }
+}
+
+/// `catalog` as the KPI build reads it: the same schemas (views and tables it registers land
+/// in the served `kpi` schema), with the `crm` tables' strings in the canonical `Utf8`
+/// (`snapshot_table`).
+async fn canonical_strings(catalog: &Arc<dyn CatalogProvider>) -> Arc<dyn CatalogProvider> {
+    let build = MemoryCatalogProvider::new();
+    for name in catalog.schema_names() {
+        let Some(schema) = catalog.schema(&name) else { continue };
+        if name != "crm" {
+            let _ = build.register_schema(&name, schema);
+            continue;
+        }
+        let crm = MemorySchemaProvider::new();
+        for table_name in schema.table_names() {
+            let Ok(Some(provider)) = schema.table(&table_name).await else { continue };
+            let canonical: Arc<dyn datafusion::catalog::TableProvider> =
+                match (provider.downcast_ref::<SnapshotTable>(), Table::from_name(&table_name)) {
+                    (Some(served), Some(table)) => Arc::new(served.canonical(table)),
+                    _ => provider,
+                };
+            let _ = crm.register_table(table_name, canonical);
+        }
+        let _ = build.register_schema(&name, Arc::new(crm));
+    }
+    Arc::new(build)
+}
+
+/// Partitions a query is split into: twice the cores. A snapshot file has few row groups,
+/// and while one partition waits for its next row group to be read and decompressed another
+/// computes (measured: BENCHMARKS.md, "Ad-hoc SQL").
+fn query_partitions() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs) -> Arc<dyn CatalogProvider> {

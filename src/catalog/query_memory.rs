@@ -67,6 +67,22 @@ fn human_bytes(bytes: usize) -> String {
     format!("{bytes} bytes")
 }
 
+/// Memory the KPI build may hold before its sorts and aggregations spill to disk. The build
+/// runs one view at a time; at scale 10 it peaked at 2.6 GB without a budget, and the
+/// process now stays under 1 GB (BENCHMARKS.md, "Memory").
+pub(super) const KPI_BUILD_MEMORY: usize = 384 << 20;
+
+/// The KPI build's runtime: `shared`'s object stores and caches, a fair pool of
+/// [`KPI_BUILD_MEMORY`] that spills to the OS temp folder.
+pub(super) fn kpi_build_runtime(shared: &Arc<RuntimeEnv>) -> Arc<RuntimeEnv> {
+    Arc::new(RuntimeEnv {
+        memory_pool: Arc::new(datafusion::execution::memory_pool::FairSpillPool::new(KPI_BUILD_MEMORY)),
+        disk_manager: Arc::clone(&shared.disk_manager),
+        cache_manager: Arc::clone(&shared.cache_manager),
+        object_store_registry: Arc::clone(&shared.object_store_registry),
+    })
+}
+
 /// Where the sessions of a catalog get their runtime: shared object stores and caches, and
 /// a pool of its own per session when there is a limit.
 #[derive(Debug)]

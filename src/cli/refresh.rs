@@ -58,15 +58,25 @@ pub(super) fn report_kpi_tables(tenant: &str, state: &salespulse::catalog::Tenan
 pub(super) fn print_refresh(tenant: &str, r: &RefreshReport) {
     let m = &r.report.manifest;
     let rows = m.total_rows();
-    println!(
-        "{tenant}: snapshot {} of {rows} rows from {} in {:.2} s (pull {:.2} s, write {:.2} s = {:.0} rows/s)",
-        m.snapshot_id,
-        m.source,
-        r.seconds,
-        r.seconds - r.write_seconds,
-        r.write_seconds,
-        rows as f64 / r.write_seconds.max(1e-9),
-    );
+    if r.streamed {
+        println!(
+            "{tenant}: snapshot {} of {rows} rows from {} in {:.2} s (made and written together = {:.0} rows/s)",
+            m.snapshot_id,
+            m.source,
+            r.seconds,
+            rows as f64 / r.seconds.max(1e-9),
+        );
+    } else {
+        println!(
+            "{tenant}: snapshot {} of {rows} rows from {} in {:.2} s (pull {:.2} s, write {:.2} s = {:.0} rows/s)",
+            m.snapshot_id,
+            m.source,
+            r.seconds,
+            r.seconds - r.write_seconds,
+            r.write_seconds,
+            rows as f64 / r.write_seconds.max(1e-9),
+        );
+    }
     for (name, entry) in &m.tables {
         println!("  {name:<20} {:>10} rows {:>12} bytes", entry.rows, entry.bytes);
     }

@@ -15,18 +15,42 @@ use chrono_tz::Tz;
 use super::progress::ProgressHandle;
 use super::sync::{Previous, SyncReport};
 use super::{ConnectorError, Source, amocrm, bitrix24, demo, files};
+use arrow::array::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
 use crate::model::{Dataset, Table};
+use crate::snapshot::SnapshotError;
 
 /// One pull: the rows, the instant they describe, a label for the manifest, the cursors of
 /// the next incremental pull, and (for a CRM) what the sync did.
 #[derive(Debug)]
 pub struct Pull {
     pub dataset: Dataset,
+    /// Tables still being made when the pull returns (the demo's calls); `dataset` is then
+    /// empty and the rest of the tables come from [`Streamed::rest`].
+    pub streamed: Option<Streamed>,
     pub taken_at: DateTime<Utc>,
     pub source_label: String,
     /// Connector positions for the next incremental pull, kept in the manifest.
     pub cursors: BTreeMap<String, String>,
     pub sync: Option<SyncReport>,
+}
+
+/// Tables a source hands over while it still makes them, so they are written as they come
+/// and never held whole, and the rest of its tables when it is done.
+pub struct Streamed {
+    /// Tables whose rows arrive in the table's sort order.
+    pub sorted: Vec<(Table, BoxStream<'static, Result<RecordBatch, SnapshotError>>)>,
+    /// Every other table, once the source is done.
+    pub rest: BoxFuture<'static, Result<Dataset, SnapshotError>>,
+}
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tables: Vec<&str> = self.sorted.iter().map(|(t, _)| t.name()).collect();
+        f.debug_struct("Streamed").field("sorted", &tables).finish_non_exhaustive()
+    }
 }
 
 /// What `check` found: facts to show, and problems (each names what to fix).

@@ -417,6 +417,6 @@ impl super::Connector for FilesConnector {
 
     async fn pull(&self, _previous: Option<super::sync::Previous>, now: chrono::DateTime<chrono::Utc>, _progress: super::progress::ProgressHandle) -> Result<super::Pull, super::ConnectorError> {
         let dataset = self.read().await?;
-        Ok(super::Pull { dataset, taken_at: self.exported_at.unwrap_or(now), source_label: format!("files: {}", self.path.display()), cursors: Default::default(), sync: None })
+        Ok(super::Pull { dataset, streamed: None, taken_at: self.exported_at.unwrap_or(now), source_label: format!("files: {}", self.path.display()), cursors: Default::default(), sync: None })
     }
 }

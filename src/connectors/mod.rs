@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-pub use connector::{CheckReport, Connector, Pull, connector_for};
+pub use connector::{CheckReport, Connector, Pull, Streamed, connector_for};
 
 use crate::model::Table;
 

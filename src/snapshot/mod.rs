@@ -23,7 +23,7 @@ mod writer;
 pub use manifest::{Manifest, TableEntry};
 pub use reader::VerifiedFiles;
 pub use store::Store;
-pub use writer::{WriteOptions, WriteReport};
+pub use writer::{TableRows, WriteOptions, WriteReport};
 
 use std::path::PathBuf;
 

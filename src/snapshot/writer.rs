@@ -80,6 +80,31 @@ pub struct WriteReport {
     pub expired: Vec<String>,
 }
 
+/// A table's rows as a source hands them to [`Store::write_snapshot`].
+pub enum TableRows {
+    /// Every row, in any order: the writer sorts them by the table's sort column.
+    Whole(Vec<RecordBatch>),
+    /// Rows already in the table's sort order, arriving while the source produces them (the
+    /// demo generator's calls): written as they come, so the table is never held whole.
+    /// Each batch is checked to continue the order; one that does not fails the snapshot.
+    Sorted(futures::stream::BoxStream<'static, Result<RecordBatch>>),
+}
+
+impl From<Vec<RecordBatch>> for TableRows {
+    fn from(batches: Vec<RecordBatch>) -> TableRows {
+        TableRows::Whole(batches)
+    }
+}
+
+impl std::fmt::Debug for TableRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TableRows::Whole(batches) => f.debug_tuple("Whole").field(&batches.len()).finish(),
+            TableRows::Sorted(_) => f.write_str("Sorted(..)"),
+        }
+    }
+}
+
 /// The table files of a snapshot being written, each in its own task (so a table keeps
 /// writing while the source yields the next one). Dropping it aborts the writes still
 /// running: a failed snapshot stops writing.
@@ -113,9 +138,10 @@ impl Store {
     /// # Errors
     /// Any storage, encoding or source failure; the previous snapshot stays current and the
     /// partial folder is left for the next write to clean up.
-    pub async fn write_snapshot<S>(&self, options: &WriteOptions, tables: S) -> Result<WriteReport>
+    pub async fn write_snapshot<S, R>(&self, options: &WriteOptions, tables: S) -> Result<WriteReport>
     where
-        S: Stream<Item = Result<(Table, Vec<RecordBatch>)>>,
+        S: Stream<Item = Result<(Table, R)>>,
+        R: Into<TableRows>,
     {
         let tenant = options.tenant.as_str();
         let cleaned = self.remove_leftovers(tenant).await?;
@@ -125,8 +151,8 @@ impl Store {
         let mut writing = TableWrites { snapshot: self.snapshot_dir(tenant, &id), started: BTreeSet::new(), running: JoinSet::new() };
         let mut tables = std::pin::pin!(tables);
         while let Some(next) = tables.next().await {
-            let (table, batches) = match next {
-                Ok(yielded) => yielded,
+            let (table, rows) = match next {
+                Ok((table, rows)) => (table, rows.into()),
                 Err(e) => {
                     // The tables yielded before the failure are still written, as when the
                     // tables were written one at a time.
@@ -135,17 +161,23 @@ impl Store {
                 }
             };
             // A table yielded twice is written twice, one after the other (the later wins).
-            let at_most = if writing.started.insert(table) { TABLES_IN_FLIGHT - 1 } else { 0 };
+            // Sorted tables arrive while the source makes them, several at once: each is
+            // written as it comes, or the source would wait on a table nobody reads.
+            let at_most = match (writing.started.insert(table), &rows) {
+                (false, _) => 0,
+                (true, TableRows::Sorted(_)) => usize::MAX,
+                (true, TableRows::Whole(_)) => TABLES_IN_FLIGHT - 1,
+            };
             writing.wait_until(at_most, &mut entries).await?;
             let (store, tenant_name, snapshot_id) = (self.clone(), tenant.to_string(), id.clone());
             writing.running.spawn(async move {
-                store.write_table(&tenant_name, &snapshot_id, table, batches).await.map(|entry| (table, entry))
+                store.write_table(&tenant_name, &snapshot_id, table, rows).await.map(|entry| (table, entry))
             });
         }
         writing.wait_until(0, &mut entries).await?;
         for table in Table::ALL {
             if !entries.contains_key(table.name()) {
-                let entry = self.write_table(tenant, &id, *table, Vec::new()).await?;
+                let entry = self.write_table(tenant, &id, *table, TableRows::Whole(Vec::new())).await?;
                 entries.insert(table.name().to_string(), entry);
             }
         }
@@ -171,10 +203,16 @@ impl Store {
         Ok(WriteReport { manifest, cleaned, expired })
     }
 
-    async fn write_table(&self, tenant: &str, id: &str, table: Table, batches: Vec<RecordBatch>) -> Result<TableEntry> {
+    async fn write_table(&self, tenant: &str, id: &str, table: Table, rows: TableRows) -> Result<TableEntry> {
         let relative = format!("{}/part-00000.parquet", table.name());
         let path = self.file_path(tenant, id, &relative);
-        let (rows, bytes) = self.write_sorted_table(&path, table, batches, ROW_GROUP_ROWS).await?;
+        let (rows, bytes) = match rows {
+            TableRows::Whole(batches) => self.write_sorted_table(&path, table, batches, ROW_GROUP_ROWS).await?,
+            TableRows::Sorted(batches) => {
+                let in_order = checked_order(table, path.clone(), batches);
+                self.write_batches(&path, table.schema(), in_order, ROW_GROUP_ROWS).await?
+            }
+        };
         Ok(TableEntry { rows, bytes, files: vec![relative], sorted_by: table.sort_column().to_string() })
     }
 
@@ -403,6 +441,35 @@ impl BatchStarts {
     }
 }
 
+/// `batches` as they come, each checked against `table`'s schema and to continue the order
+/// of its sort column (ascending, NULLs first) from the batch before.
+fn checked_order(table: Table, path: Path, batches: futures::stream::BoxStream<'static, Result<RecordBatch>>) -> impl Stream<Item = Result<RecordBatch>> {
+    let column = table.column_index(table.sort_column());
+    let mut last: Option<ArrayRef> = None;
+    batches.map(move |batch| {
+        let batch = batch?;
+        check_batches(table, &path, std::slice::from_ref(&batch))?;
+        let (Some(index), true) = (column, batch.num_rows() > 0) else { return Ok(batch) };
+        let keys = batch.column(index);
+        let unsorted = |reason: String| SnapshotError::SchemaMismatch { path: path.to_string(), table: table.name(), reason };
+        let continued = match &last {
+            Some(previous) => concat(&[previous.as_ref(), keys.as_ref()]).map_err(|e| unsorted(e.to_string()))?,
+            None => Arc::clone(keys),
+        };
+        if !is_sorted_nulls_first(&continued).map_err(|e| unsorted(e.to_string()))? {
+            return Err(unsorted(format!("rows handed over as sorted are not in {} order", table.sort_column())));
+        }
+        last = Some(keys.slice(keys.len() - 1, 1));
+        Ok(batch)
+    })
+}
+
+/// Whether `keys` ascend (ties allowed), NULLs first.
+fn is_sorted_nulls_first(keys: &ArrayRef) -> Result<bool, ArrowError> {
+    let compare = arrow::array::make_comparator(keys.as_ref(), keys.as_ref(), SortOptions { descending: false, nulls_first: true })?;
+    Ok((1..keys.len()).all(|i| compare(i - 1, i) != std::cmp::Ordering::Greater))
+}
+
 /// A new snapshot id: the UTC write time to the millisecond (so ids sort by age) and a
 /// random suffix against collisions.
 fn new_snapshot_id(at: DateTime<Utc>) -> String {
@@ -539,4 +606,27 @@ mod tests {
         assert!(err.to_string().contains("the query failed"), "{err}");
         assert!(!std::path::Path::new(&format!("/{path}")).exists());
     }
+
+    #[tokio::test]
+    async fn rows_handed_over_as_sorted_are_written_as_they_come_and_refused_out_of_order() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path().to_str().unwrap()).unwrap();
+        let sorted = sorted_copy(Table::Companies, &companies());
+        let in_order = vec![sorted.slice(0, 10), sorted.slice(10, 13)];
+        let rows = TableRows::Sorted(stream::iter(in_order.into_iter().map(Ok)).boxed());
+        let entry = store.write_table("t", "s", Table::Companies, rows).await.unwrap();
+        assert_eq!(entry.rows, 23);
+        let file = local_file(&store.file_path("t", "s", "companies/part-00000.parquet"));
+        let read: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(file)).unwrap().build().unwrap().map(Result::unwrap).collect();
+        assert_eq!(concat_batches(&Table::Companies.schema(), &read).unwrap(), sorted);
+
+        // The second batch starts before the first one ended.
+        let swapped = vec![sorted.slice(10, 13), sorted.slice(0, 10)];
+        let rows = TableRows::Sorted(stream::iter(swapped.into_iter().map(Ok)).boxed());
+        let err = store.write_table("t", "s2", Table::Companies, rows).await.unwrap_err();
+        assert!(err.to_string().contains("not in created_at order"), "{err}");
+        let refused = store.file_path("t", "s2", "companies/part-00000.parquet");
+        assert!(!std::path::Path::new(&format!("/{refused}")).exists(), "no file is left");
+    }
+
 }

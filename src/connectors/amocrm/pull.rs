@@ -258,7 +258,7 @@ pub(super) async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: Da
     }
     let report = SyncReport::new(plan.incremental, records, client.http().stats(), dropped, read_seconds, started);
     let label = format!("amocrm: {label}, {} sync", if plan.incremental { "incremental" } else { "full" });
-    Ok(Pull { dataset, taken_at: now, source_label: label, cursors, sync: Some(report) })
+    Ok(Pull { dataset, streamed: None, taken_at: now, source_label: label, cursors, sync: Some(report) })
 }
 
 /// The events that delete a record or bring it back from the trash (A-EVENTS-4; tasks are

@@ -266,5 +266,5 @@ pub(super) async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Pr
     // Phase 6: the report.
     let report = SyncReport::new(plan.incremental, records, client.http().stats(), deleted, read_seconds, started);
     let label = format!("bitrix24: {portal}, {} sync", if plan.incremental { "incremental" } else { "full" });
-    Ok(Pull { dataset, taken_at: Utc::now(), source_label: label, cursors: plan.cursors, sync: Some(report) })
+    Ok(Pull { dataset, streamed: None, taken_at: Utc::now(), source_label: label, cursors: plan.cursors, sync: Some(report) })
 }

@@ -27,6 +27,7 @@ mod leads;
 mod random;
 mod reference;
 mod staff;
+mod stream;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -91,6 +92,18 @@ struct Tables {
 }
 
 impl Tables {
+    /// The builder of a table the generator streams (`stream::STREAMED`).
+    fn builder(&mut self, table: Table) -> &mut TableBuilder {
+        match table {
+            Table::Calls => &mut self.calls,
+            Table::Activities => &mut self.activities,
+            Table::Tasks => &mut self.tasks,
+            Table::DealStageHistory => &mut self.history,
+            Table::Deals => &mut self.deals,
+            other => unreachable!("the demo does not stream table {}", other.name()),
+        }
+    }
+
     fn new() -> Self {
         Self {
             managers: TableBuilder::new(Table::Managers),
@@ -150,31 +163,67 @@ enum Counter {
 
 /// Generates the demo CRM.
 pub fn generate(params: &DemoParams) -> Dataset {
-    let as_of_local = params.as_of.with_timezone(&params.timezone).date_naive();
-    let mut g = Generator {
-        rng: ChaCha8Rng::seed_from_u64(params.seed),
-        tz: params.timezone,
-        scale: params.scale.max(0.0),
-        first_day: as_of_local - Duration::days(HISTORY_DAYS),
-        last_day: as_of_local,
-        as_of_us: params.as_of.timestamp_micros(),
-        phone_key: params.seed.to_le_bytes().to_vec(),
-        managers: Vec::new(),
-        clients: Vec::new(),
-        counters: [0; 8],
-        t: Tables::new(),
-    };
-    g.reference_tables();
-    g.staff();
-    g.existing_clients();
-    let mut day = g.first_day;
-    while day <= g.last_day {
-        g.leads_of_day(day);
-        g.calls_of_day(day);
-        day += Duration::days(1);
-    }
-    g.inputs();
+    let mut g = Generator::new(params);
+    g.run_steps(|_, _| Ok::<(), std::convert::Infallible>(())).unwrap_or_else(|never| match never {});
     g.t.into_dataset()
+}
+
+/// Generates the demo CRM, sending the rows of each table of `streams` (one per table of
+/// [`stream::STREAMED`]) in time order as they are made; returns every other table.
+///
+/// # Errors
+/// The writer stopped taking rows, or the generator made them out of order (a bug).
+fn generate_streaming(params: &DemoParams, mut streams: Vec<stream::SortedOut>) -> Result<Dataset, stream::StreamError> {
+    let mut g = Generator::new(params);
+    // After a day, no later day makes a row dated before that day's midnight; one day of
+    // margin on top costs a day of rows held.
+    g.run_steps(|g, day| {
+        let until = g.local(day, 0);
+        streams.iter_mut().try_for_each(|out| out.flush(g.t.builder(out.table()).finish(), until))
+    })?;
+    let mut dataset = g.t.into_dataset();
+    for out in streams {
+        let table = out.table();
+        let rest = dataset.tables.remove(&table).unwrap_or_default();
+        let rest = arrow::compute::concat_batches(&table.schema(), &rest)?;
+        out.finish(rest)?;
+    }
+    Ok(dataset)
+}
+
+impl Generator {
+    fn new(params: &DemoParams) -> Generator {
+        let as_of_local = params.as_of.with_timezone(&params.timezone).date_naive();
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(params.seed),
+            tz: params.timezone,
+            scale: params.scale.max(0.0),
+            first_day: as_of_local - Duration::days(HISTORY_DAYS),
+            last_day: as_of_local,
+            as_of_us: params.as_of.timestamp_micros(),
+            phone_key: params.seed.to_le_bytes().to_vec(),
+            managers: Vec::new(),
+            clients: Vec::new(),
+            counters: [0; 8],
+            t: Tables::new(),
+        }
+    }
+
+    /// Every step in the order of the random draws, calling `after_day` after each day.
+    fn run_steps<E>(&mut self, mut after_day: impl FnMut(&mut Generator, NaiveDate) -> Result<(), E>) -> Result<(), E> {
+        self.reference_tables();
+        self.staff();
+        self.existing_clients();
+        let mut day = self.first_day;
+        while day <= self.last_day {
+            self.leads_of_day(day);
+            self.calls_of_day(day);
+            after_day(self, day)?;
+            day += Duration::days(1);
+        }
+        self.inputs();
+        Ok(())
+    }
 }
 
 impl Generator {
@@ -207,9 +256,26 @@ impl super::Connector for DemoConnector {
 
     async fn pull(&self, _previous: Option<super::sync::Previous>, now: DateTime<Utc>, _progress: super::progress::ProgressHandle) -> Result<super::Pull, super::ConnectorError> {
         let params = DemoParams { scale: self.scale, seed: self.seed, as_of: self.as_of.unwrap_or(now), timezone: self.timezone };
-        let dataset = tokio::task::spawn_blocking(move || generate(&params)).await.map_err(|e| super::ConnectorError::Task { what: "demo generator", source: e })?;
+        // The big time-ordered tables go to the writer as they are made; the others come
+        // when the generator is done.
+        let (outs, sorted): (Vec<_>, Vec<_>) = stream::STREAMED
+            .iter()
+            .map(|table| {
+                let (out, rows) = stream::sorted_channel(*table);
+                (out, (*table, rows))
+            })
+            .unzip();
+        let generator = tokio::task::spawn_blocking(move || generate_streaming(&params, outs));
+        let rest = async move {
+            match generator.await {
+                Ok(Ok(dataset)) => Ok(dataset),
+                Ok(Err(e)) => Err(crate::snapshot::SnapshotError::Source(e.to_string())),
+                Err(e) => Err(crate::snapshot::SnapshotError::Source(format!("the demo generator failed: {e}"))),
+            }
+        };
         Ok(super::Pull {
-            dataset,
+            dataset: Dataset::default(),
+            streamed: Some(super::Streamed { sorted, rest: Box::pin(rest) }),
             taken_at: self.as_of.unwrap_or(now),
             source_label: format!("demo (seed {}, scale {})", self.seed, self.scale),
             cursors: Default::default(),

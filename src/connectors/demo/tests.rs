@@ -260,3 +260,73 @@ fn tasks_include_overdue_and_never_started() {
         assert_eq!(s.as_deref() == Some("completed"), completed.is_valid(i), "task row {i}");
     }
 }
+
+/// The streamed tables are the generated tables in time order (equal times in the order
+/// the rows were made), and the other tables are the same as a whole generation's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_tables_are_the_generated_tables_in_time_order() {
+    let whole = generate(&params(11));
+    let (outs, received): (Vec<_>, Vec<_>) = stream::STREAMED.iter().map(|t| stream::sorted_channel(*t)).unzip();
+    let generator = tokio::task::spawn_blocking(|| generate_streaming(&params(11), outs));
+    let streamed: Vec<Vec<RecordBatch>> = futures::future::join_all(received.into_iter().map(|r| async move {
+        use futures::TryStreamExt;
+        r.try_collect::<Vec<RecordBatch>>().await.unwrap()
+    }))
+    .await;
+    let rest = generator.await.unwrap().unwrap();
+
+    for (t, batches) in &rest.tables {
+        assert!(!stream::STREAMED.contains(t));
+        assert_eq!(table(&rest, *t), table(&whole, *t), "table {}", t.name());
+        assert!(!batches.is_empty());
+    }
+    for (t, batches) in stream::STREAMED.iter().zip(streamed) {
+        let column = t.sort_column();
+        assert!(!t.schema().field_with_name(column).unwrap().is_nullable(), "{} streams on a NOT NULL column", t.name());
+        assert!(batches.len() > 100, "{} goes out day by day, not at the end: {} batches", t.name(), batches.len());
+        let streamed = concat_batches(&t.schema(), &batches).unwrap();
+        let generated = table(&whole, *t);
+        let times = times(&generated, column);
+        let mut order: Vec<u32> = (0..generated.num_rows() as u32).collect();
+        order.sort_by_key(|&i| times[i as usize]);
+        let expected = arrow::compute::take_record_batch(&generated, &arrow::array::UInt32Array::from(order)).unwrap();
+        assert_eq!(streamed, expected, "table {}", t.name());
+    }
+}
+
+/// A writer that stops taking rows stops the generator with an error, and a generator that
+/// stops early ends the stream with an error, never with fewer rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_writer_or_generator_is_an_error_not_a_shorter_table() {
+    use futures::StreamExt;
+    let (out, received) = stream::sorted_channel(Table::Calls);
+    drop(received);
+    let stopped = tokio::task::spawn_blocking(|| generate_streaming(&params(3), vec![out])).await.unwrap();
+    assert!(matches!(stopped, Err(stream::StreamError::WriterGone("calls"))), "{stopped:?}");
+
+    let (out, mut received) = stream::sorted_channel(Table::Calls);
+    drop(out);
+    let first = received.next().await.expect("an item");
+    assert!(first.unwrap_err().to_string().contains("stopped before it made every row of calls"));
+    assert!(received.next().await.is_none());
+}
+
+/// Rows made out of day order are refused, not written unsorted.
+#[test]
+fn a_row_before_what_was_sent_is_refused() {
+    let (mut out, _received) = stream::sorted_channel(Table::Calls);
+    let mut g = Generator::new(&params(5));
+    let day = g.first_day + Duration::days(3);
+    let late = g.local(day, 12 * 3600);
+    g.staff();
+    g.call(0, "outbound", late, None, None, None, false);
+    let batch = g.t.calls.finish();
+    std::thread::spawn(move || {
+        out.flush(batch, late + 1).unwrap();
+        g.call(0, "outbound", late - 1, None, None, None, false);
+        let early = g.t.calls.finish();
+        assert!(matches!(out.flush(early, late + 2), Err(stream::StreamError::OutOfOrder { table: "calls", .. })));
+    })
+    .join()
+    .unwrap();
+}
