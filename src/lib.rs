@@ -31,6 +31,7 @@
 pub mod catalog;
 pub mod connectors;
 pub mod history;
+pub mod memory;
 pub mod model;
 pub mod refresh;
 pub mod scheduler;

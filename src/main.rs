@@ -8,25 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// mimalloc instead of glibc's allocator: glibc keeps what a KPI build or a large query freed
-/// (a server that built the KPI tables at scale 10 stayed at 2.3 GB; BENCHMARKS.md, "Memory").
+/// (a server that built the KPI tables at scale 10 stayed at 2.3 GB; `salespulse::memory`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay`: its place in `mi_option_e` of mimalloc v3's `mimalloc.h` (the
-/// version libmimalloc-sys builds), whose default is 10 ms.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Freed memory goes back to the OS at once. With mimalloc's 10 ms delay the pages freed by
-/// threads that then sit idle (the encoders of a KPI build) are purged only when those
-/// threads exit, and other threads cannot reuse them: measured at scale 10, the build peaked
-/// at 2.1 GB and the server stayed at 1.8 GB, against 0.9 GB and 0.2 GB without the delay.
-fn return_freed_memory_at_once() {
-    // SAFETY: sets an integer option of the allocator; no memory is touched.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
-}
-
 fn main() -> ExitCode {
-    return_freed_memory_at_once();
     let args = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -76,12 +62,3 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_purge_delay_option_is_the_one_mimalloc_documents() {
-        // SAFETY: reads an integer option of the allocator.
-        let default = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert_eq!(default, 10, "mimalloc's purge_delay defaults to 10 ms; another index is read");
-    }
-}

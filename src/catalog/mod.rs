@@ -225,9 +225,8 @@ impl Catalog {
             let register = |source| CatalogError::Register { tenant: info.name.clone(), table: table.name(), source };
             // A table the manifest does not list is empty in this snapshot (written before
             // the table existed); a listed file that is missing failed `verify` above.
-            let sorted_by = manifest.tables.get(table.name()).map(|e| e.sorted_by.as_str());
             let table_files = files.remove(table).unwrap_or_default();
-            let provider = SnapshotTable::load(&state, store_url.clone(), *table, table_files, sorted_by).await.map_err(register)?;
+            let provider = SnapshotTable::load(&state, store_url.clone(), *table, table_files).await.map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
         Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs))
@@ -324,7 +323,10 @@ impl Catalog {
         // The calendar definitions are part of what the rows depend on.
         let calendar_source = info.calendars.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
         let stored = match kpi::fingerprint(&params, &calendar_source) {
-            Ok(fp) => kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await,
+            Ok(fp) => {
+                let _purging = crate::memory::while_building();
+                kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await
+            }
             Err(e) => Err(e),
         };
         match stored {

@@ -10,15 +10,15 @@
 //!   a view. The KPI build reads the same files as plain `Utf8` ([`SnapshotTable::canonical`]):
 //!   a view keeps its whole page buffer alive, and the build's joins and sorts hold many
 //!   batches (measured at scale 10: 4.3 GB peak with views against 2.6 GB).
-//! - **The writer's order.** Every snapshot file is sorted by its table's sort column
-//!   (`snapshot::writer`), so the scan declares that order: `ORDER BY started_at`, top-N
-//!   and window functions over it need no sort.
+//! - **No declared order.** The files are sorted by their table's sort column, but the scan
+//!   does not declare it: with it declared, DataFusion 55 moved an `ORDER BY closed_at` below
+//!   three hash joins and returned rows out of order in one run out of ten
+//!   (`benches/adhoc.py`, query `q1_won_deals`).
 //! - **Statistics.** Row counts and min/max per file answer `count(*)`, `max(started_at)`
 //!   without reading data, and prune row groups for time filters.
 
 use std::sync::Arc;
 
-use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -32,10 +32,8 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::expressions::Column;
 use object_store::ObjectMeta;
 
 use crate::model::Table;
@@ -48,20 +46,18 @@ pub(super) struct SnapshotTable {
     store_url: ObjectStoreUrl,
     files: Vec<PartitionedFile>,
     statistics: Statistics,
-    /// The sort column, when the manifest says the files are sorted by it.
-    sorted_by: Option<String>,
     /// Whether strings are read as `Utf8View` (queries) or as the canonical `Utf8`.
     string_views: bool,
 }
 
 impl SnapshotTable {
-    /// `table` over `files` (each with the size the store reported at load), sorted by
-    /// `sorted_by` when the manifest says so. Reads each file's footer once (through the
+    /// `table` over `files` (each with the size the store reported at load). Reads each
+    /// file's footer once (through the
     /// runtime's metadata cache, so the first queries find it there).
     ///
     /// # Errors
     /// A footer cannot be read.
-    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, table: Table, files: Vec<ObjectMeta>, sorted_by: Option<&str>) -> Result<SnapshotTable> {
+    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, table: Table, files: Vec<ObjectMeta>) -> Result<SnapshotTable> {
         let schema = engine_schema(&table.schema());
         let store = state.runtime_env().object_store(&store_url)?;
         let format = ParquetFormat::default();
@@ -77,8 +73,7 @@ impl SnapshotTable {
             Some((first, [])) => first.as_ref().clone(),
             Some(_) => Statistics::try_merge_iter(statistics.iter().map(AsRef::as_ref), &schema)?,
         };
-        let sorted_by = sorted_by.filter(|c| *c == table.sort_column() && schema.index_of(c).is_ok()).map(str::to_string);
-        Ok(SnapshotTable { schema, store_url, files: scanned, statistics, sorted_by, string_views: true })
+        Ok(SnapshotTable { schema, store_url, files: scanned, statistics, string_views: true })
     }
 
     /// The same table with strings in the canonical `Utf8` (for the KPI build).
@@ -90,19 +85,6 @@ impl SnapshotTable {
         }
         let files = self.files.iter().map(|f| PartitionedFile { statistics: None, ..f.clone() }).collect();
         SnapshotTable { schema: table.schema(), statistics, files, string_views: false, ..self.clone() }
-    }
-
-    /// The declared order of a scan with `projection`: ascending, NULLs first (as the
-    /// writer sorts), when the sort column is among the projected columns.
-    fn ordering(&self, projection: Option<&Vec<usize>>) -> Vec<LexOrdering> {
-        let Some(column) = &self.sorted_by else { return Vec::new() };
-        let Ok(index) = self.schema.index_of(column) else { return Vec::new() };
-        // The ordering refers to the table's columns; the scan config projects it.
-        if projection.is_some_and(|p| !p.contains(&index)) {
-            return Vec::new();
-        }
-        let sort = PhysicalSortExpr::new(Arc::new(Column::new(column, index)), SortOptions { descending: false, nulls_first: true });
-        LexOrdering::new([sort]).into_iter().collect()
     }
 }
 
@@ -132,7 +114,6 @@ impl TableProvider for SnapshotTable {
             .with_statistics(self.statistics.clone())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
-            .with_output_ordering(self.ordering(projection))
             .build();
         format.create_physical_plan(state, config).await
     }
