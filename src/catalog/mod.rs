@@ -249,7 +249,6 @@ impl Catalog {
             .map(str::to_string)
             .or_else(|| self.tenants.keys().find(|n| visible(n)).cloned());
         let mut config = SessionConfig::new()
-            .with_target_partitions(query_partitions())
             .with_information_schema(true)
             .with_create_default_catalog_and_schema(default.is_none());
         if let Some(d) = &default {
@@ -374,13 +373,6 @@ async fn canonical_strings(catalog: &Arc<dyn CatalogProvider>) -> Arc<dyn Catalo
         let _ = build.register_schema(&name, Arc::new(crm));
     }
     Arc::new(build)
-}
-
-/// Partitions a query is split into: twice the cores. A snapshot file has few row groups,
-/// and while one partition waits for its next row group to be read and decompressed another
-/// computes (measured: BENCHMARKS.md, "Ad-hoc SQL").
-fn query_partitions() -> usize {
-    2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs) -> Arc<dyn CatalogProvider> {
