@@ -20,7 +20,8 @@
 //!   each tenant's schedule while serving;
 //! - [`history`] keeps what this process did (refresh attempts, queries): a leaf that the
 //!   scheduler and the front ends write and the `system` schema, `/health` and `/metrics`
-//!   read.
+//!   read;
+//! - [`memory`] gives freed memory back to the OS at once while a KPI build runs.
 //!
 //! Two crates of the workspace sit below this one, each imported by its own path:
 //! `salespulse_udfs` (the SQL functions: working time, successful calls, local dates) and
