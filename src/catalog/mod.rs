@@ -313,6 +313,8 @@ impl Catalog {
             calendar: calendars.default_calendar().to_string(),
             settings: info.settings.clone(),
         };
+        // Declared first, dropped last: everything the build holds is freed before it ends.
+        let _purging = crate::memory::while_building();
         let build_catalog = canonical_strings(catalog).await;
         let ctx = kpi::tenant_session(&build_catalog, Arc::clone(calendars), &params, Arc::clone(&self.kpi_runtime));
         if let Err(e) = kpi::register_views(&ctx, &params).await {
@@ -322,10 +324,7 @@ impl Catalog {
         // The calendar definitions are part of what the rows depend on.
         let calendar_source = info.calendars.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
         let stored = match kpi::fingerprint(&params, &calendar_source) {
-            Ok(fp) => {
-                let _purging = crate::memory::while_building();
-                kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await
-            }
+            Ok(fp) => kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await,
             Err(e) => Err(e),
         };
         match stored {
