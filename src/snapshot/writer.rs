@@ -4,16 +4,17 @@
 //! 2. Write each table to `<snapshot>/<table>/part-00000.parquet`, each in its own task,
 //!    up to [`TABLES_IN_FLIGHT`] at once (a source that fails part-way fails once the
 //!    tables it yielded before are written; a table that fails aborts the others):
-//!    a. the order of the rows, once: `sort_to_indices` over the sort column alone (NULLs
-//!       first), on the blocking pool; the rest of the table is neither concatenated nor
-//!       copied in sorted order;
-//!    b. that order cut into row groups of [`ROW_GROUP_ROWS`] rows; for each row group, one
-//!       blocking task per column gathers the column's rows from the table's batches and
-//!       encodes them (zstd level 3, page statistics), at most one task per core across the
-//!       process (`super::encode`);
-//!    c. each row group's column chunks appended to the file in column order and its bytes
-//!       uploaded while the next row group encodes; the footer completes the upload, which
-//!       makes the file appear whole (a failed file's upload is aborted).
+//!    - the order of the rows, once: `sort_to_indices` over the sort column alone (NULLs
+//!      first), on the blocking pool; the rest of the table is neither concatenated nor
+//!      copied in sorted order (a [`TableRows::Sorted`] table comes in order and is
+//!      written as it arrives, each batch checked to continue the order);
+//!    - that order cut into row groups of [`ROW_GROUP_ROWS`] rows; for each row group, one
+//!      blocking task per column gathers the column's rows from the table's batches and
+//!      encodes them (zstd level 3, page statistics), at most one task per core across the
+//!      process (`super::encode`);
+//!    - each row group's column chunks appended to the file in column order and its bytes
+//!      uploaded while the next row group encodes; the footer completes the upload, which
+//!      makes the file appear whole (a failed file's upload is aborted).
 //!
 //!    The file is byte for byte the one `AsyncArrowWriter` wrote from a sorted copy of the
 //!    table (same properties, same Parquet schema and `ARROW:schema` metadata, the same
