@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use salespulse_config::config::{Limits, PasswordSecret, SourceConfig, UserConfig};
+use salespulse_config::config::{Limits, SourceConfig};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, user};
 use crate::common::pg_wire::{Msg, Pg, error_of, rows_of};
 
 /// Logs in without a password (no `[[users]]`) to `database`.
@@ -21,15 +21,6 @@ async fn connect(server: &TestServer, database: &str) -> Pg {
     pg
 }
 
-fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
-    UserConfig {
-        name: name.into(),
-        password: PasswordSecret::Plain(format!("{name}-pass")),
-        tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
-        api_token_sha256: None,
-        may_refresh: false,
-    }
-}
 
 fn hits(server: &TestServer) -> u64 {
     server.cache.stats().hits.load(Ordering::Relaxed)

@@ -14,22 +14,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use salespulse_config::config::{Limits, PasswordSecret, UserConfig};
+use salespulse_config::config::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::pg_wire::{Msg, Pg, error_of, rows_of};
-use crate::common::{TestServer, query};
+use crate::common::{TestServer, query, user};
 
-fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
-    UserConfig {
-        name: name.into(),
-        password: PasswordSecret::Plain(format!("{name}-pass")),
-        tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
-        api_token_sha256: None,
-        may_refresh: false,
-    }
-}
 
 /// Three tenants, five users: anna and alex read acme, boris reads beta, vera reads acme and
 /// beta, root reads everything.

@@ -9,7 +9,7 @@ use arrow_flight::FlightInfo;
 use futures::TryStreamExt;
 use salespulse::catalog::{Catalog, TenantInfo};
 use salespulse::connectors::Source;
-use salespulse_config::config::{default_settings, SourceConfig, TenantConfig};
+use salespulse_config::config::{default_settings, PasswordSecret, SourceConfig, TenantConfig};
 use salespulse::connectors::demo::{DemoParams, generate};
 use salespulse::model::Dataset;
 use salespulse::refresh::refresh_tenant;
@@ -301,5 +301,16 @@ pub async fn assert_matches_oracle(store: &Store, manifest: &salespulse::snapsho
         let extra: Vec<&String> = found.difference(expected).take(5).collect();
         let missing: Vec<&String> = expected.difference(&found).take(5).collect();
         assert!(extra.is_empty() && missing.is_empty(), "{key}: the snapshot has {} rows the CRM does not ({extra:?}…) and lacks {} it has ({missing:?}…)", found.difference(expected).count(), expected.difference(&found).count());
+    }
+}
+
+/// A user whose password is `<name>-pass`, reading `tenants` (all when `None`).
+pub fn user(name: &str, tenants: Option<&[&str]>) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password: PasswordSecret::Plain(format!("{name}-pass")),
+        tenants: tenants.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        api_token_sha256: None,
+        may_refresh: false,
     }
 }
