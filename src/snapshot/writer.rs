@@ -453,11 +453,8 @@ fn checked_order(table: Table, path: Path, batches: futures::stream::BoxStream<'
         let (Some(index), true) = (column, batch.num_rows() > 0) else { return Ok(batch) };
         let keys = batch.column(index);
         let unsorted = |reason: String| SnapshotError::SchemaMismatch { path: path.to_string(), table: table.name(), reason };
-        let continued = match &last {
-            Some(previous) => concat(&[previous.as_ref(), keys.as_ref()]).map_err(|e| unsorted(e.to_string()))?,
-            None => Arc::clone(keys),
-        };
-        if !is_sorted_nulls_first(&continued).map_err(|e| unsorted(e.to_string()))? {
+        let in_order = follows(last.as_ref(), keys).map_err(|e| unsorted(e.to_string()))?;
+        if !in_order {
             return Err(unsorted(format!("rows handed over as sorted are not in {} order", table.sort_column())));
         }
         last = Some(keys.slice(keys.len() - 1, 1));
@@ -465,10 +462,17 @@ fn checked_order(table: Table, path: Path, batches: futures::stream::BoxStream<'
     })
 }
 
-/// Whether `keys` ascend (ties allowed), NULLs first.
-fn is_sorted_nulls_first(keys: &ArrayRef) -> Result<bool, ArrowError> {
-    let compare = arrow::array::make_comparator(keys.as_ref(), keys.as_ref(), SortOptions { descending: false, nulls_first: true })?;
-    Ok((1..keys.len()).all(|i| compare(i - 1, i) != std::cmp::Ordering::Greater))
+/// Whether `keys` ascend (ties allowed, NULLs first) and start at or after `previous` (the
+/// last key of the batch before).
+fn follows(previous: Option<&ArrayRef>, keys: &ArrayRef) -> Result<bool, ArrowError> {
+    let options = SortOptions { descending: false, nulls_first: true };
+    let within = arrow::array::make_comparator(keys.as_ref(), keys.as_ref(), options)?;
+    let ascending = (1..keys.len()).all(|i| within(i - 1, i) != std::cmp::Ordering::Greater);
+    let continues = match previous {
+        Some(previous) => arrow::array::make_comparator(previous.as_ref(), keys.as_ref(), options)?(0, 0) != std::cmp::Ordering::Greater,
+        None => true,
+    };
+    Ok(ascending && continues)
 }
 
 /// A new snapshot id: the UTC write time to the millisecond (so ids sort by age) and a

@@ -96,10 +96,6 @@ impl Tables {
     fn builder(&mut self, table: Table) -> &mut TableBuilder {
         match table {
             Table::Calls => &mut self.calls,
-            Table::Activities => &mut self.activities,
-            Table::Tasks => &mut self.tasks,
-            Table::DealStageHistory => &mut self.history,
-            Table::Deals => &mut self.deals,
             other => unreachable!("the demo does not stream table {}", other.name()),
         }
     }
