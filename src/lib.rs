@@ -21,6 +21,8 @@
 //! - [`history`] keeps what this process did (refresh attempts, queries): a leaf that the
 //!   scheduler and the front ends write and the `system` schema, `/health` and `/metrics`
 //!   read;
+//! - [`follow`] notices snapshots other processes commit (a cron `refresh`, a fleet's
+//!   refreshers) and swaps them in;
 //! - [`memory`] gives freed memory back to the OS at once while a KPI build runs.
 //!
 //! Two crates of the workspace sit below this one, each imported by its own path:
@@ -31,6 +33,7 @@
 
 pub mod catalog;
 pub mod connectors;
+pub mod follow;
 pub mod history;
 pub mod memory;
 pub mod model;

@@ -1,9 +1,12 @@
-//! One refresh of a tenant: pull its source (and `inputs` folder) and write a snapshot; a
-//! running server picks it up with `Catalog::load_tenant`. A CRM connector builds on the
-//! current snapshot (its rows and the manifest's cursors) for an incremental pull.
-//! Schedules and single-flight per tenant come with the scheduler.
+//! One refresh of a tenant: take its lease, pull its source (and `inputs` folder), write a
+//! snapshot, build its KPI tables, commit, and swap it into the serving catalog. A CRM
+//! connector builds on the current snapshot (its rows and the manifest's cursors) for an
+//! incremental pull. Schedules and single-flight per process come with the scheduler; the
+//! lease (`snapshot::Lease`) makes it one refresh per tenant across every process on the
+//! store, and other servers follow the commit (`follow`).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream};
 use futures::StreamExt;
@@ -15,6 +18,7 @@ use crate::connectors::progress::{ProgressHandle, silent};
 use crate::connectors::sync::{Previous, SyncReport};
 use crate::connectors::{ConnectorError, Source, Streamed, connector_for, merge_inputs};
 use crate::model::{Dataset, Table};
+use crate::catalog::{Catalog, TenantState};
 use crate::snapshot::{SnapshotError, Store, TableRows, WriteOptions, WriteReport};
 
 /// A refresh failure; nothing stored is changed by a failed refresh.
@@ -28,8 +32,41 @@ pub enum RefreshError {
     Task { tenant: String, source: tokio::task::JoinError },
     #[error("no tenant '{tenant}' is configured")]
     UnknownTenant { tenant: String },
-    #[error("tenant {tenant}: the new snapshot was written but does not load: {source}")]
+    #[error("tenant {tenant}: the new snapshot was written but does not load, so it was not made current: {source}")]
     Load { tenant: String, source: crate::catalog::CatalogError },
+}
+
+impl RefreshError {
+    /// Whether the refresh did not start because another process refreshes the tenant now.
+    pub fn is_held_elsewhere(&self) -> bool {
+        matches!(self, RefreshError::Snapshot { source: SnapshotError::LeaseHeld { .. }, .. })
+    }
+}
+
+/// How a refresh keeps snapshots and shares its tenant with other processes
+/// (`[storage]` and `server.replica`).
+#[derive(Debug, Clone)]
+pub struct RefreshOptions {
+    pub keep_snapshots: usize,
+    /// A replaced snapshot is kept at least this long (`storage.retention_grace_seconds`).
+    pub retention_grace: Duration,
+    /// This process's name, written in the tenant's lease.
+    pub holder: String,
+    /// The lease's length (`storage.lease_seconds`).
+    pub lease: Duration,
+}
+
+impl RefreshOptions {
+    /// The options of the configuration's `[storage]` for the process named `replica`.
+    pub fn of(storage: &salespulse_config::config::StorageConfig, replica: &str) -> RefreshOptions {
+        RefreshOptions { keep_snapshots: storage.keep_snapshots, retention_grace: storage.retention_grace, holder: replica.to_string(), lease: storage.lease }
+    }
+
+    /// One process alone on its store (the demo, tests): keep `keep` snapshots, delete older
+    /// ones at once, a 60 s lease held by `local`.
+    pub fn alone(keep: usize) -> RefreshOptions {
+        RefreshOptions { keep_snapshots: keep, retention_grace: Duration::ZERO, holder: "local".into(), lease: Duration::from_secs(60) }
+    }
 }
 
 /// The refresh of one tenant as the scheduler runs it, by tenant name: [`serving_refresh`]
@@ -53,6 +90,9 @@ pub struct RefreshReport {
     pub inputs_replaced: Vec<Table>,
     /// What a CRM connector's sync did (requests, retries, records).
     pub sync: Option<SyncReport>,
+    /// What the catalog serves now, when the refresh built the KPI tables and swapped the
+    /// snapshot into one (its `problem` says what did not build).
+    pub served: Option<Arc<TenantState>>,
 }
 
 /// The connector of a tenant's configured source.
@@ -65,12 +105,13 @@ pub fn source_of(tenant: &TenantConfig) -> Source {
     }
 }
 
-/// Pulls the source and writes a snapshot of it.
+/// Pulls the source and writes a snapshot of it, without building its KPI tables, as the
+/// only process on the store.
 ///
 /// # Errors
 /// See [`RefreshError`].
 pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source, keep_snapshots: usize) -> Result<RefreshReport, RefreshError> {
-    refresh_tenant_with_progress(store, tenant, source, keep_snapshots, silent()).await
+    refresh_tenant_with(store, tenant, source, &RefreshOptions::alone(keep_snapshots), silent(), None).await
 }
 
 /// [`refresh_tenant`], telling `progress` of every CRM list as it is read.
@@ -78,9 +119,45 @@ pub async fn refresh_tenant(store: &Store, tenant: &TenantConfig, source: Source
 /// # Errors
 /// See [`RefreshError`].
 pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, source: Source, keep_snapshots: usize, progress: ProgressHandle) -> Result<RefreshReport, RefreshError> {
+    refresh_tenant_with(store, tenant, source, &RefreshOptions::alone(keep_snapshots), progress, None).await
+}
+
+/// A refresh under the tenant's lease: pull, write the tables, build the KPI tables into
+/// the new snapshot (with `catalog`), commit it, and swap it into `catalog`. A refresh whose
+/// lease is lost stops where it is and commits nothing.
+///
+/// # Errors
+/// See [`RefreshError`]; [`RefreshError::is_held_elsewhere`] when another process holds the
+/// lease.
+pub async fn refresh_tenant_with(store: &Store, tenant: &TenantConfig, source: Source, options: &RefreshOptions, progress: ProgressHandle, catalog: Option<&Catalog>) -> Result<RefreshReport, RefreshError> {
+    let name = tenant.name.clone();
+    let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
+    let lease = store.acquire_lease(&name, &options.holder, options.lease).await.map_err(snapshot_error)?;
+    let lost = lease.lost();
+    let result = tokio::select! {
+        done = pull_and_commit(store, tenant, source, options, progress, catalog, &lease) => done,
+        () = lost.cancelled() => Err(snapshot_error(SnapshotError::LeaseLost {
+            tenant: name.clone(),
+            reason: "it could not be renewed in time or another process took it over".into(),
+        })),
+    };
+    lease.release().await;
+    result
+}
+
+async fn pull_and_commit(
+    store: &Store,
+    tenant: &TenantConfig,
+    source: Source,
+    options: &RefreshOptions,
+    progress: ProgressHandle,
+    catalog: Option<&Catalog>,
+    lease: &crate::snapshot::Lease,
+) -> Result<RefreshReport, RefreshError> {
     let started = Instant::now();
     let name = tenant.name.clone();
     let connector_error = |source: ConnectorError| RefreshError::Connector { tenant: name.clone(), source };
+    let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
     let connector = connector_for(source, tenant.timezone);
     // A connector that builds on the previous snapshot reads it first (unreadable: full).
     let tables_read = connector.builds_on();
@@ -99,22 +176,32 @@ pub async fn refresh_tenant_with_progress(store: &Store, tenant: &TenantConfig, 
         None => Vec::new(),
     };
     let sync = pull.sync.take();
-    let options = WriteOptions {
+    let write_options = WriteOptions {
         tenant: name.clone(),
         taken_at: pull.taken_at,
         source: pull.source_label,
         sync_cursors: pull.cursors,
-        keep_snapshots,
+        keep_snapshots: options.keep_snapshots,
+        retention_grace: options.retention_grace,
     };
     let streamed = pull.streamed.take();
     let overlapped = streamed.is_some();
     let tables = tables_to_write(std::mem::take(&mut pull.dataset), streamed);
     let write_started = Instant::now();
-    let report = store
-        .write_snapshot(&options, tables)
-        .await
-        .map_err(|source| RefreshError::Snapshot { tenant: name.clone(), source })?;
-    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds: write_started.elapsed().as_secs_f64(), streamed: overlapped, inputs_replaced, sync })
+    let written = store.write_tables(&write_options, tables).await.map_err(snapshot_error)?;
+    let write_seconds = write_started.elapsed().as_secs_f64();
+    // The KPI tables go into the snapshot before it is committed: every server that follows
+    // the commit finds them and none builds them again.
+    let prepared = match catalog {
+        Some(catalog) => Some(catalog.prepare(&name, &written.manifest).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?),
+        None => None,
+    };
+    lease.confirm().await.map_err(snapshot_error)?;
+    let report = store.commit_snapshot(written, &write_options).await.map_err(snapshot_error)?;
+    if let (Some(catalog), Some(state)) = (catalog, &prepared) {
+        catalog.install(&name, Arc::clone(state)).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
+    }
+    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds, streamed: overlapped, inputs_replaced, sync, served: prepared })
 }
 
 /// What the writer writes: a source's streamed tables first (written while it makes the
@@ -162,17 +249,17 @@ async fn previous_snapshot(store: &Store, tenant: &str, tables_read: &[Table]) -
 }
 
 /// The refresh a server runs (scheduled or asked for over HTTP): pull, write a snapshot,
-/// then load it into `catalog` (KPI tables built), so queries move to it atomically while
-/// the ones already running finish on the old one.
-pub fn serving_refresh(store: Store, catalog: std::sync::Arc<crate::catalog::Catalog>, tenants: Vec<TenantConfig>, keep_snapshots: usize) -> RefreshFn {
-    let tenants = std::sync::Arc::new(tenants);
-    std::sync::Arc::new(move |name: String| {
-        let (store, catalog, tenants) = (store.clone(), std::sync::Arc::clone(&catalog), std::sync::Arc::clone(&tenants));
+/// build its KPI tables, commit, and swap it into `catalog`, so queries move to it
+/// atomically while the ones already running finish on the old one.
+pub fn serving_refresh(store: Store, catalog: Arc<Catalog>, tenants: Vec<TenantConfig>, options: RefreshOptions) -> RefreshFn {
+    let tenants = Arc::new(tenants);
+    let options = Arc::new(options);
+    Arc::new(move |name: String| {
+        let (store, catalog, tenants, options) = (store.clone(), Arc::clone(&catalog), Arc::clone(&tenants), Arc::clone(&options));
         Box::pin(async move {
             let tenant = tenants.iter().find(|t| t.name == name).ok_or_else(|| RefreshError::UnknownTenant { tenant: name.clone() })?;
-            let report = refresh_tenant(&store, tenant, source_of(tenant), keep_snapshots).await?;
-            let state = catalog.load_tenant(&name).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
-            if let Some(problem) = &state.problem {
+            let report = refresh_tenant_with(&store, tenant, source_of(tenant), &options, silent(), Some(&catalog)).await?;
+            if let Some(problem) = report.served.as_ref().and_then(|s| s.problem.as_ref()) {
                 tracing::warn!(tenant = %name, "{problem}");
             }
             let manifest = &report.report.manifest;

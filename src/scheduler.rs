@@ -1,7 +1,8 @@
 //! Scheduled and on-demand refresh while serving.
 //!
 //! - [`Refresher`]: runs one tenant's refresh at a time (single-flight: a refresh asked for
-//!   while one runs is recorded as `skipped`), and writes every attempt to the
+//!   while one runs, here or under another process's lease, is recorded as `skipped`), and
+//!   writes every attempt to the
 //!   [`RefreshLog`] that `system.refreshes`, `/health` and `/metrics` read.
 //! - [`run_schedules`]: one loop per tenant. It refreshes at start when the tenant has no
 //!   snapshot, then at each scheduled time plus a random jitter. A failed refresh is retried
@@ -76,6 +77,8 @@ impl Refresher {
             let _guard = Running { refresher: self, tenant };
             match (self.run)(tenant.to_string()).await {
                 Ok(summary) => (Outcome::Ok, None, Some(summary)),
+                // Another process of the fleet refreshes the tenant now: not a failure.
+                Err(e) if e.is_held_elsewhere() => (Outcome::Skipped, Some(e.to_string()), None),
                 // Shown in /health and system.refreshes: no webhook secret or token.
                 Err(e) => (Outcome::Failed, Some(salespulse_config::redact::redact_secrets(&e.to_string())), None),
             }

@@ -7,6 +7,7 @@ mod bitrix24;
 mod cli;
 mod common;
 mod files;
+mod fleet;
 mod flight_sql;
 mod flight_sql_clients;
 mod kpi;

@@ -186,7 +186,7 @@ async fn a_failed_refresh_keeps_the_old_snapshot_and_shows_in_system_refreshes()
     let mut tenant = crate::common::tenant("acme");
     tenant.source = SourceConfig::Files { path: root.path().join("no-such-exports"), exported_at: None };
     let clock = ManualClock::at(Utc::now());
-    let refresher = Arc::new(Refresher::new(serving_refresh(store, Arc::clone(&catalog), vec![tenant], 3), clock.clone(), Arc::clone(&catalog.logs().refreshes)));
+    let refresher = Arc::new(Refresher::new(serving_refresh(store, Arc::clone(&catalog), vec![tenant], salespulse::refresh::RefreshOptions::alone(3)), clock.clone(), Arc::clone(&catalog.logs().refreshes)));
     let cancel = CancellationToken::new();
     // No snapshot is missing, but refresh_now stands for a start-up refresh here.
     let tenants = vec![TenantSchedule { tenant: "acme".into(), schedule: None, refresh_now: true }];

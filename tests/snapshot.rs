@@ -16,6 +16,7 @@ fn options(keep: usize) -> WriteOptions {
         source: "test".into(),
         sync_cursors: Default::default(),
         keep_snapshots: keep,
+        retention_grace: std::time::Duration::ZERO,
     }
 }
 
@@ -72,6 +73,30 @@ async fn retention_keeps_the_newest_snapshots() {
     }
     assert_eq!(snapshot_folders(root.path()), ids[2..].to_vec());
     assert_eq!(store.current_id("demo").await.unwrap().as_ref(), ids.last());
+}
+
+/// Another server may still read a replaced snapshot until it notices the new one and its
+/// queries end: retention waits out the grace period before deleting it.
+#[tokio::test]
+async fn retention_keeps_a_replaced_snapshot_for_the_grace_period() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    let data = demo_dataset();
+    let options = WriteOptions { retention_grace: std::time::Duration::from_secs(3), ..options(2) };
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let items = data.tables.clone().into_iter().map(Ok);
+        let report = store.write_snapshot(&options, stream::iter(items)).await.unwrap();
+        assert!(report.expired.is_empty(), "nothing replaced 3 s ago yet: {:?}", report.expired);
+        ids.push(report.manifest.snapshot_id);
+    }
+    assert_eq!(snapshot_folders(root.path()), ids, "all four kept inside the grace period");
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let items = data.tables.clone().into_iter().map(Ok);
+    let report = store.write_snapshot(&options, stream::iter(items)).await.unwrap();
+    ids.push(report.manifest.snapshot_id);
+    assert_eq!(report.expired, ids[..3].to_vec());
+    assert_eq!(snapshot_folders(root.path()), ids[3..].to_vec());
 }
 
 #[tokio::test]

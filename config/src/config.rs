@@ -110,6 +110,64 @@ pub struct StorageConfig {
     /// How many committed snapshots to keep per tenant (at least 2, so the one a running
     /// query reads survives the next commit).
     pub keep_snapshots: usize,
+    /// How often a server checks each tenant's `CURRENT` for a snapshot another process
+    /// committed (one conditional read per tenant).
+    pub follow_every: std::time::Duration,
+    /// The most `CURRENT` checks a process makes per second: with more tenants than
+    /// `follow_every` allows, each tenant is checked less often.
+    pub follow_requests_per_second: f64,
+    /// A snapshot that stopped being current is deleted by retention only this long after.
+    pub retention_grace: std::time::Duration,
+    /// How long a refresh's lease on its tenant lasts without renewal.
+    pub lease: std::time::Duration,
+}
+
+/// What a `serve` process does (`server.role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// Serves queries and runs the refreshes (one machine).
+    #[default]
+    All,
+    /// Serves queries; never refreshes (a replica behind a load balancer).
+    Query,
+    /// Runs the refreshes; serves only HTTP (health, metrics, on-demand refresh).
+    Refresh,
+}
+
+/// A `--replica` name from the command line, checked as `server.replica` is.
+///
+/// # Errors
+/// The name is empty, too long, or has a character outside letters, digits, `.`, `_`, `-`.
+pub fn replica_name(name: &str) -> Result<String, String> {
+    server::replica_name("--replica", name).map_err(|m| format!("{}: {}", m.key, m.message))
+}
+
+impl Role {
+    /// The role as written in the config or on the command line.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "all" => Some(Role::All),
+            "query" => Some(Role::Query),
+            "refresh" => Some(Role::Refresh),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Query => "query",
+            Role::Refresh => "refresh",
+        }
+    }
+
+    pub fn serves_queries(self) -> bool {
+        self != Role::Refresh
+    }
+
+    pub fn refreshes(self) -> bool {
+        self != Role::Query
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +183,9 @@ pub struct ServerConfig {
     pub token_secret: Option<Vec<u8>>,
     /// PEM certificate chain and private key: TLS on every protocol when set.
     pub tls: Option<TlsFiles>,
+    pub role: Role,
+    /// This process's name: the holder of its leases, `system.queries.replica`, logs.
+    pub replica: String,
 }
 
 /// The PEM files of `server.tls_cert` and `server.tls_key`.
@@ -288,6 +349,7 @@ impl Config {
         let storage = storage(&raw.storage, &base).map_err(invalid)?;
         let server = server::server(&raw.server, &base).map_err(invalid)?;
         let limits = limits::limits(&raw.limits).map_err(invalid)?;
+        check_grace(&storage, &limits).map_err(invalid)?;
         let tenants = tenants::tenants(raw.tenants, &base).map_err(invalid)?;
         let users = users::users(raw.users, &tenants).map_err(invalid)?;
         Ok(Config { path: path.to_path_buf(), storage, server, limits, users, tenants })
@@ -299,16 +361,50 @@ impl Config {
     }
 }
 
-/// `[storage]`: the root (local paths made absolute against `base`) and how many snapshots
-/// to keep.
+/// `[storage]`: the root (local paths made absolute against `base`), how many snapshots to
+/// keep and for how long after they are replaced, how often to follow `CURRENT`, and the
+/// refresh lease.
 fn storage(raw: &RawStorage, base: &Path) -> Result<StorageConfig, Mistake> {
+    let follow_seconds = raw.follow_seconds.unwrap_or(5.0);
+    if !(0.1..=3600.0).contains(&follow_seconds) {
+        return Err(Mistake::new("storage.follow_seconds", format!("must be between 0.1 and 3600, got {follow_seconds}")));
+    }
+    let follow_requests_per_second = raw.follow_requests_per_second.unwrap_or(20.0);
+    if !(0.01..=10_000.0).contains(&follow_requests_per_second) {
+        return Err(Mistake::new("storage.follow_requests_per_second", format!("must be between 0.01 and 10000, got {follow_requests_per_second}")));
+    }
+    let lease_seconds = raw.lease_seconds.unwrap_or(60);
+    if !(3..=3600).contains(&lease_seconds) {
+        return Err(Mistake::new("storage.lease_seconds", format!("must be between 3 and 3600, got {lease_seconds}")));
+    }
     Ok(StorageConfig {
         root: resolve_root(base, &raw.root),
         keep_snapshots: usize::try_from(raw.keep_snapshots)
             .ok()
             .filter(|k| *k >= 2)
             .ok_or_else(|| Mistake::new("storage.keep_snapshots", format!("must be 2 or more, got {}", raw.keep_snapshots)))?,
+        follow_every: std::time::Duration::from_secs_f64(follow_seconds),
+        follow_requests_per_second,
+        retention_grace: std::time::Duration::from_secs(raw.retention_grace_seconds.unwrap_or(900)),
+        lease: std::time::Duration::from_secs(lease_seconds),
     })
+}
+
+/// A replaced snapshot must outlive the servers still reading it: one follow interval to
+/// notice the new one, plus the longest query.
+fn check_grace(storage: &StorageConfig, limits: &Limits) -> Result<(), Mistake> {
+    let needed = storage.follow_every + limits.query_timeout;
+    if storage.retention_grace <= needed {
+        return Err(Mistake::new(
+            "storage.retention_grace_seconds",
+            format!(
+                "must be more than storage.follow_seconds + limits.query_timeout_seconds ({:.0} s), got {} s: a server may still read a replaced snapshot that long",
+                needed.as_secs_f64().ceil(),
+                storage.retention_grace.as_secs()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A storage root as written: URLs stay, local paths become absolute against `base`.

@@ -77,6 +77,9 @@ pub struct Catalog {
     /// The KPI build's runtime: a memory budget of its own, spilling to disk beyond it.
     kpi_runtime: Arc<RuntimeEnv>,
     tenants: BTreeMap<String, ArcSwap<TenantState>>,
+    /// One load of a tenant at a time (a follow and a refresh's install), so the state
+    /// swapped in last is the one built from the newest `CURRENT`.
+    loading: BTreeMap<String, tokio::sync::Mutex<()>>,
     /// Calendars for sessions without a tenant (functions only).
     fallback_calendars: Arc<CalendarRegistry>,
     materialise: kpi::Materialise,
@@ -91,7 +94,7 @@ impl Catalog {
         let runtime = Arc::new(RuntimeEnv::default());
         runtime.register_object_store(store.base_url(), store.object_store());
         let logs = Logs::default();
-        let tenants = tenants
+        let tenants: BTreeMap<String, ArcSwap<TenantState>> = tenants
             .into_iter()
             .map(|info| {
                 let state = TenantState {
@@ -105,8 +108,10 @@ impl Catalog {
             })
             .collect();
         let kpi_runtime = query_memory::kpi_build_runtime(&runtime);
+        let loading = tenants.keys().map(|name: &String| (name.clone(), tokio::sync::Mutex::new(()))).collect();
         Catalog {
             store,
+            loading,
             kpi_runtime,
             runtimes: query_memory::QueryRuntimes::new(runtime),
             tenants,
@@ -142,6 +147,12 @@ impl Catalog {
         &self.logs
     }
 
+    /// Names this process in `system.queries` (`server.replica`).
+    pub fn with_replica(self, name: &str) -> Catalog {
+        self.logs.queries.set_replica(name);
+        self
+    }
+
     /// Whether loading a tenant computes its missing KPI tables (the default) or only uses
     /// stored ones.
     pub fn with_materialise(mut self, mode: kpi::Materialise) -> Catalog {
@@ -169,7 +180,8 @@ impl Catalog {
         self.tenants.get(name).map(ArcSwap::load_full)
     }
 
-    /// Loads (or reloads) a tenant's current snapshot and swaps it in.
+    /// Loads (or reloads) a tenant's current snapshot and swaps it in, building its missing
+    /// KPI tables unless the catalog was made [`kpi::Materialise::UseStored`].
     ///
     /// A current snapshot that fails to load (a missing or corrupt file) is reported in the
     /// returned state's `problem` and the newest older snapshot that loads is served instead;
@@ -178,34 +190,90 @@ impl Catalog {
     /// # Errors
     /// Only an unknown tenant name; storage problems end up in `problem`.
     pub async fn load_tenant(&self, name: &str) -> Result<Arc<TenantState>, CatalogError> {
-        let slot = self.tenants.get(name).ok_or_else(|| CatalogError::UnknownTenant(name.into()))?;
+        self.load_tenant_with(name, self.materialise).await
+    }
+
+    /// [`Catalog::load_tenant`] for a snapshot another process committed: its writer built
+    /// the KPI tables, so they are only looked up (when missing, the views compute per
+    /// query); every replica of a fleet loading a snapshot never builds them again.
+    ///
+    /// # Errors
+    /// As [`Catalog::load_tenant`].
+    pub async fn follow_tenant(&self, name: &str) -> Result<Arc<TenantState>, CatalogError> {
+        self.load_tenant_with(name, kpi::Materialise::UseStored).await
+    }
+
+    async fn load_tenant_with(&self, name: &str, mode: kpi::Materialise) -> Result<Arc<TenantState>, CatalogError> {
+        let (slot, lock) = self.slot(name)?;
+        let _loading = lock.lock().await;
         let info = slot.load().info.clone();
-        let state = Arc::new(self.build_state(info).await);
+        let state = Arc::new(self.build_state(info, mode).await);
         slot.store(Arc::clone(&state));
         Ok(state)
     }
 
-    async fn build_state(&self, info: TenantInfo) -> TenantState {
+    fn slot(&self, name: &str) -> Result<(&ArcSwap<TenantState>, &tokio::sync::Mutex<()>), CatalogError> {
+        match (self.tenants.get(name), self.loading.get(name)) {
+            (Some(slot), Some(lock)) => Ok((slot, lock)),
+            _ => Err(CatalogError::UnknownTenant(name.into())),
+        }
+    }
+
+    /// Builds a tenant's state for a snapshot that is written but not committed yet,
+    /// building and storing its KPI tables in the snapshot's folder, so that every process
+    /// that loads the snapshot once it is committed finds them. Nothing is swapped in:
+    /// [`Catalog::install`] does that after the commit.
+    ///
+    /// # Errors
+    /// An unknown tenant, or the snapshot's files do not load.
+    pub async fn prepare(&self, name: &str, manifest: &Manifest) -> Result<Arc<TenantState>, CatalogError> {
+        let (slot, _) = self.slot(name)?;
+        let info = slot.load().info.clone();
+        let mut snapshots = self.store.list_snapshots(&info.name).await.unwrap_or_default();
+        if !snapshots.iter().any(|m| m.snapshot_id == manifest.snapshot_id) {
+            snapshots.push(manifest.clone());
+        }
+        let catalog = self.try_build(&info, manifest, &snapshots).await?;
+        let (calendars, problem) = tenant_calendars(&info, &catalog).await;
+        let problem = join_problems(problem, self.kpi_views(&info, manifest, &catalog, &calendars, kpi::Materialise::Build).await);
+        Ok(Arc::new(TenantState { info, manifest: Some(manifest.clone()), problem, calendars, catalog }))
+    }
+
+    /// Swaps in a state made by [`Catalog::prepare`] once its snapshot is committed, after
+    /// any load of the tenant in progress.
+    ///
+    /// # Errors
+    /// An unknown tenant.
+    pub async fn install(&self, name: &str, state: Arc<TenantState>) -> Result<(), CatalogError> {
+        let (slot, lock) = self.slot(name)?;
+        let _loading = lock.lock().await;
+        slot.store(state);
+        Ok(())
+    }
+
+    async fn build_state(&self, info: TenantInfo, mode: kpi::Materialise) -> TenantState {
         let snapshots = self.store.list_snapshots(&info.name).await.unwrap_or_default();
         let current = match self.store.current_manifest(&info.name).await {
             Ok(m) => match self.try_build(&info, &m, &snapshots).await {
                 Ok(catalog) => {
                     let (calendars, problem) = tenant_calendars(&info, &catalog).await;
-                    let problem = join_problems(problem, self.kpi_views(&info, &m, &catalog, &calendars).await);
+                    let problem = join_problems(problem, self.kpi_views(&info, &m, &catalog, &calendars, mode).await);
                     return TenantState { info, manifest: Some(m), problem, calendars, catalog };
                 }
                 Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
         };
-        // Fall back to the newest older snapshot that loads.
+        // Fall back to the newest older snapshot that loads (never a newer one: a write
+        // that stopped before its commit).
         let current_id = self.store.current_id(&info.name).await.ok().flatten();
-        for m in snapshots.iter().rev().filter(|m| Some(&m.snapshot_id) != current_id.as_ref()) {
+        let older = |m: &&Manifest| current_id.as_ref().is_none_or(|c| &m.snapshot_id < c);
+        for m in snapshots.iter().rev().filter(older) {
             if let Ok(catalog) = self.try_build(&info, m, &snapshots).await {
                 let problem = format!("{current}; serving the previous snapshot {} instead", m.snapshot_id);
                 tracing::error!(tenant = %info.name, "{problem}");
                 let (calendars, _) = tenant_calendars(&info, &catalog).await;
-                let problem = join_problems(Some(problem), self.kpi_views(&info, m, &catalog, &calendars).await);
+                let problem = join_problems(Some(problem), self.kpi_views(&info, m, &catalog, &calendars, mode).await);
                 return TenantState { info, manifest: Some(m.clone()), problem, calendars, catalog };
             }
         }
@@ -305,7 +373,7 @@ impl Catalog {
     /// Builds the `kpi` views of a served snapshot and puts their materialised tables in
     /// their place; a failure is the tenant's problem (the `crm` tables still serve, and
     /// views not materialised still answer, only slower).
-    async fn kpi_views(&self, info: &TenantInfo, manifest: &Manifest, catalog: &Arc<dyn CatalogProvider>, calendars: &Arc<CalendarRegistry>) -> Option<String> {
+    async fn kpi_views(&self, info: &TenantInfo, manifest: &Manifest, catalog: &Arc<dyn CatalogProvider>, calendars: &Arc<CalendarRegistry>, mode: kpi::Materialise) -> Option<String> {
         let params = kpi::ViewParams {
             tenant: info.name.clone(),
             timezone: info.timezone.name().to_string(),
@@ -323,7 +391,7 @@ impl Catalog {
         // The calendar definitions are part of what the rows depend on.
         let calendar_source = info.calendars.as_ref().and_then(|p| std::fs::read(p).ok()).unwrap_or_default();
         let stored = match kpi::fingerprint(&params, &calendar_source) {
-            Ok(fp) => kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, self.materialise).await,
+            Ok(fp) => kpi::materialise(&ctx, catalog, &self.store, &params, &manifest.snapshot_id, &fp, mode).await,
             Err(e) => Err(e),
         };
         match stored {

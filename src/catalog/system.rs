@@ -163,7 +163,7 @@ impl TableProvider for RefreshesTable {
 }
 
 /// `system.queries`: the asking user's queries in this process (every tenant), read at query
-/// time. Another user's queries are never in it.
+/// time, with the process's replica name. Another user's queries are never in it.
 #[derive(Debug)]
 struct QueriesTable {
     log: Arc<QueryLog>,
@@ -181,6 +181,7 @@ fn queries_schema() -> SchemaRef {
         Field::new("outcome", DataType::Utf8, false),
         Field::new("error", DataType::Utf8, true),
         Field::new("cached", DataType::Boolean, false),
+        Field::new("replica", DataType::Utf8, false),
     ]))
 }
 
@@ -198,6 +199,7 @@ impl QueriesTable {
             Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.outcome.as_str()))),
             Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
             Arc::new(BooleanArray::from_iter(records.iter().map(|r| Some(r.cached)))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(self.log.replica(), records.len()))),
         ];
         Ok(RecordBatch::try_new(queries_schema(), columns)?)
     }

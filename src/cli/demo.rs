@@ -9,9 +9,10 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 
 use salespulse::catalog::Catalog;
-use salespulse_config::config::{Limits, SourceConfig, TenantConfig, default_settings, resolve_root};
+use salespulse_config::config::{Limits, Role, SourceConfig, TenantConfig, default_settings, resolve_root};
 use salespulse::connectors::Source;
-use salespulse::refresh::refresh_tenant;
+use salespulse::follow::FollowPolicy;
+use salespulse::refresh::{RefreshOptions, refresh_tenant};
 use salespulse_config::auth::Authenticator;
 use salespulse::snapshot::Store;
 
@@ -39,11 +40,14 @@ pub(super) async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateT
     let catalog = Arc::new(Catalog::new(store, vec![info_of(&tenant)]).with_query_memory(Some(Limits::default().query_memory_bytes as usize)));
     let started = std::time::Instant::now();
     let state = catalog.load_tenant("demo").await?;
-    report_kpi_tables("demo", &state, started);
+    report_kpi_tables("demo", &state, Some(started));
     let stop = stop_signal();
-    let listeners = listen.bind(["--flight-sql", "--postgres", "--http"]).await?;
-    let local = listeners.flight_sql.local_addr()?;
-    let pg = listeners.postgres.local_addr()?;
+    let listeners = listen.bind(["--flight-sql", "--postgres", "--http"], Role::All).await?;
+    let (Some(flight_sql), Some(postgres)) = (&listeners.flight_sql, &listeners.postgres) else {
+        bail!("the demo serves queries: Flight SQL and PostgreSQL listeners are bound");
+    };
+    let local = flight_sql.local_addr()?;
+    let pg = postgres.local_addr()?;
     let http = listeners.http.local_addr()?;
     println!();
     println!("Serving tenant `demo` (no authentication) over Arrow Flight SQL on {local} and PostgreSQL on {pg}; operations over HTTP on {http}.");
@@ -62,7 +66,13 @@ pub(super) async fn demo(scale: f64, seed: u64, data: &Path, as_of: Option<DateT
     println!("  CLI:            salespulse query --data {} \"SELECT manager_id, count(*) FROM crm.calls GROUP BY 1\"", data.display());
     println!("  Operations:     curl http://{http}/health; curl http://{http}/metrics; curl -X POST http://{http}/tenants/demo/refresh");
     println!("Press Ctrl-C to stop.");
-    let operations = Operations { tenants: vec![tenant], keep_snapshots: 3, result_cache_bytes: DEMO_RESULT_CACHE_BYTES };
+    let operations = Operations {
+        tenants: vec![tenant],
+        refresh: RefreshOptions::alone(3),
+        result_cache_bytes: DEMO_RESULT_CACHE_BYTES,
+        role: Role::All,
+        follow: FollowPolicy { every: std::time::Duration::from_secs(5), max_per_second: 20.0 },
+    };
     run_server(catalog, Arc::new(Authenticator::disabled()), listeners, Limits::default(), None, operations, stop).await?;
     Ok(ExitCode::SUCCESS)
 }

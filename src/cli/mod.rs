@@ -76,6 +76,14 @@ enum Command {
         /// every tenant); without it such a config is refused.
         #[arg(long)]
         insecure: bool,
+        /// Overrides [server].role: `all` (serve and refresh), `query` (a replica that never
+        /// refreshes) or `refresh` (runs the refreshes, serves only HTTP).
+        #[arg(long, env = "SALESPULSE_ROLE", value_parser = ["all", "query", "refresh"])]
+        role: Option<String>,
+        /// Overrides [server].replica: this process's name in leases, logs and
+        /// system.queries.
+        #[arg(long, env = "SALESPULSE_REPLICA")]
+        replica: Option<String>,
     },
     /// Pull each tenant's source now and write a snapshot.
     Refresh {
@@ -141,7 +149,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { scale, seed, data, as_of, flight_sql, postgres, http, no_serve, insecure } => {
             demo::demo(scale, seed, &data, as_of, Listen { flight_sql, postgres, http }, no_serve, insecure).await
         }
-        Command::Serve { config, flight_sql, postgres, http, insecure } => serve::serve(&config, Listen { flight_sql, postgres, http }, insecure).await,
+        Command::Serve { config, flight_sql, postgres, http, insecure, role, replica } => {
+            let role = role.as_deref().and_then(salespulse_config::config::Role::parse);
+            serve::serve(&config, Listen { flight_sql, postgres, http }, insecure, role, replica.as_deref()).await
+        }
         Command::Refresh { config, tenant } => refresh::refresh(&config, tenant.as_deref()).await,
         Command::Query { config, data, tenant, calendars, format, sql } => {
             query::query(config.as_deref(), data.as_deref(), tenant.as_deref(), calendars.as_deref(), format, &sql).await

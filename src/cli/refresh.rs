@@ -1,5 +1,6 @@
-//! `salespulse refresh`: pull each tenant's source now, write a snapshot, and build its KPI
-//! tables; the refresh report `demo` prints too.
+//! `salespulse refresh`: pull each tenant's source now, write a snapshot with its KPI
+//! tables, and commit it, under the tenant's lease (a tenant another process refreshes now
+//! is skipped); running servers follow the commit. The refresh report `demo` prints too.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use anyhow::Context;
 
 use salespulse::catalog::Catalog;
 use salespulse_config::config::{Config, TenantConfig};
-use salespulse::refresh::{RefreshReport, refresh_tenant_with_progress, source_of};
+use salespulse::refresh::{RefreshOptions, RefreshReport, refresh_tenant_with, source_of};
 use salespulse::snapshot::Store;
 
 use super::{info_of, progress};
@@ -24,21 +25,25 @@ pub(super) async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::R
         None => config.tenants.iter().collect(),
     };
     let store = Store::open(&config.storage.root)?;
+    let options = RefreshOptions::of(&config.storage, &config.server.replica);
     let mut failed = 0;
     for t in tenants {
         println!("{}: refreshing from {} ...", t.name, t.source.kind());
         let progress = Arc::new(progress::RefreshProgress::for_stderr(&t.name));
-        let refreshed = refresh_tenant_with_progress(&store, t, source_of(t), config.storage.keep_snapshots, Arc::clone(&progress) as _).await;
+        // The KPI tables are built into the snapshot before it is committed, so every server
+        // that follows the commit finds them.
+        let catalog = Catalog::new(store.clone(), vec![info_of(t)]);
+        let refreshed = refresh_tenant_with(&store, t, source_of(t), &options, Arc::clone(&progress) as _, Some(&catalog)).await;
         progress.finish();
         match refreshed {
             Ok(report) => {
                 print_refresh(&t.name, &report);
-                // Materialise the KPI tables now, so a server start or reload finds them.
-                let started = std::time::Instant::now();
-                let catalog = Catalog::new(store.clone(), vec![info_of(t)]);
-                let state = catalog.load_tenant(&t.name).await?;
-                report_kpi_tables(&t.name, &state, started);
+                if let Some(state) = &report.served {
+                    report_kpi_tables(&t.name, state, None);
+                }
             }
+            // Another process refreshes this tenant now: its snapshot is the one to wait for.
+            Err(e) if e.is_held_elsewhere() => println!("{}: skipped: {e}", t.name),
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}; the previous snapshot is still served");
@@ -48,10 +53,12 @@ pub(super) async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::R
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-pub(super) fn report_kpi_tables(tenant: &str, state: &salespulse::catalog::TenantState, started: std::time::Instant) {
-    match &state.problem {
-        Some(problem) => eprintln!("warning: {problem}"),
-        None => println!("{tenant}: KPI tables ready in {:.2} s", started.elapsed().as_secs_f64()),
+/// The KPI tables' outcome; `started` times a build done apart from the refresh.
+pub(super) fn report_kpi_tables(tenant: &str, state: &salespulse::catalog::TenantState, started: Option<std::time::Instant>) {
+    match (&state.problem, started) {
+        (Some(problem), _) => eprintln!("warning: {problem}"),
+        (None, Some(started)) => println!("{tenant}: KPI tables ready in {:.2} s", started.elapsed().as_secs_f64()),
+        (None, None) => println!("{tenant}: KPI tables ready"),
     }
 }
 

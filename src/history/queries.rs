@@ -1,7 +1,8 @@
 //! The audit of queries: who ran what, when, for how long, and how many rows went back.
 //! Each finished query is one structured log line (target `salespulse::audit`) and one
 //! record in memory, which `system.queries` shows to the user who ran it (and to nobody
-//! else). The log keeps the newest [`QUERY_LOG_CAPACITY`] records of this process.
+//! else). The log keeps the newest [`QUERY_LOG_CAPACITY`] records of this process; in a
+//! fleet each replica keeps its own, named by `server.replica`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -72,9 +73,24 @@ pub struct QueryRecord {
 #[derive(Debug, Default)]
 pub struct QueryLog {
     records: Mutex<VecDeque<QueryRecord>>,
+    /// The name of this process in a fleet (`server.replica`), shown with every record.
+    replica: std::sync::RwLock<Option<String>>,
 }
 
 impl QueryLog {
+    /// Names this process (`server.replica`): `system.queries` shows it on every row, so a
+    /// user behind a load balancer sees which replica ran each query.
+    pub fn set_replica(&self, name: &str) {
+        if let Ok(mut replica) = self.replica.write() {
+            *replica = Some(name.to_string());
+        }
+    }
+
+    /// This process's name, `local` unless set.
+    pub fn replica(&self) -> String {
+        self.replica.read().ok().and_then(|r| r.clone()).unwrap_or_else(|| "local".to_string())
+    }
+
     /// Logs `record` and keeps it.
     pub fn record(&self, mut record: QueryRecord) {
         clip(&mut record.sql, SQL_KEPT);

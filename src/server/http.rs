@@ -1,12 +1,19 @@
 //! The operations endpoint over HTTP:
 //!
+//! - `GET /health/live` and `GET /health/ready`: the probes of a load balancer or
+//!   Kubernetes, without credentials and without a tenant name or an error in the answer.
+//!   Live while the process answers; ready while it serves (its catalogs are loaded, which
+//!   happens before the port opens) and not stopping. One tenant that fails to refresh or
+//!   load does not make a replica unready: the others still serve.
 //! - `GET /health`: per tenant, the snapshot served, its age and the last refresh. The
-//!   status is 200 when every tenant serves a snapshot, 503 otherwise.
+//!   status is 200 when every tenant serves a snapshot, 503 otherwise. Without credentials
+//!   (when there are users) it answers as `/health/ready` does.
 //! - `GET /metrics`: Prometheus (OpenMetrics text). It covers refreshes by outcome, their
 //!   seconds, CRM answers by status and retries, rows per table of the served snapshot,
 //!   snapshot age, query latency and errors by protocol, and result cache lookups.
 //! - `POST /tenants/{name}/refresh`: refreshes the tenant now and answers with the outcome
-//!   (409 when a refresh is already running).
+//!   (409 when a refresh is already running, here or on another process holding the
+//!   tenant's lease, or when this replica is query-only).
 //!
 //! With `[[users]]` configured, every request needs `Authorization: Basic …` or the bearer
 //! token of a Flight SQL handshake, and a user sees only their tenants.
@@ -48,6 +55,10 @@ pub struct HttpState {
     pub queries: Arc<QueryStats>,
     /// The connection cap and idle timeout of the port (`[limits]`).
     pub limits: salespulse_config::config::Limits,
+    /// What this process does: a query-only replica refuses refreshes.
+    pub role: salespulse_config::config::Role,
+    /// Cancelled when the process stops: readiness turns 503 so load balancers drain it.
+    pub stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -65,6 +76,8 @@ pub async fn serve_http(listener: TcpListener, state: HttpState, tls: Option<&Tl
     let state_header_timeout = state.limits.login_timeout;
     let app = Router::new()
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/tenants/{name}/refresh", post(refresh))
         .with_state(state);
@@ -219,9 +232,29 @@ fn record_json(r: &RefreshRecord) -> serde_json::Value {
     })
 }
 
+/// Liveness: the process answers.
+async fn live() -> Response {
+    json_response(StatusCode::OK, &json!({ "status": "live" }))
+}
+
+/// Readiness: serving, and not stopping. Nothing about tenants.
+async fn ready(State(state): State<HttpState>) -> Response {
+    readiness(&state)
+}
+
+fn readiness(state: &HttpState) -> Response {
+    if state.stopping.is_cancelled() {
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "stopping" }))
+    } else {
+        json_response(StatusCode::OK, &json!({ "status": "ready", "role": state.role.as_str() }))
+    }
+}
+
 async fn health(State(state): State<HttpState>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap) -> Response {
     let who = match principal(&state, &headers, peer).await {
         Ok(p) => p,
+        // A probe sends no credentials: it learns whether to route here, nothing more.
+        Err(AuthError::Missing) => return readiness(&state),
         Err(e) => return refused(&e),
     };
     let now = Utc::now();
@@ -313,6 +346,12 @@ async fn refresh(State(state): State<HttpState>, ConnectInfo(Peer(peer)): Connec
     // Another user's tenant looks like no tenant at all.
     if !who.may_read(&name) || state.catalog.tenant(&name).is_none() {
         return json_response(StatusCode::NOT_FOUND, &json!({ "error": format!("no tenant '{name}'") }));
+    }
+    if !state.role.refreshes() {
+        return json_response(
+            StatusCode::CONFLICT,
+            &json!({ "error": format!("this replica is query-only (server.role = \"query\"): refreshes of tenant '{name}' run on the refreshers; send this request to one of them") }),
+        );
     }
     // A refresh spends the CRM's request quota: a permission of its own, not every reader's.
     if !who.may_refresh {

@@ -38,11 +38,12 @@ pub enum ServerError {
     Http(std::io::Error),
 }
 
-/// The bound listeners of the three ports.
+/// The bound listeners of the three ports; a refresher (`server.role = "refresh"`) serves
+/// only HTTP.
 #[derive(Debug)]
 pub struct Listeners {
-    pub flight_sql: TcpListener,
-    pub postgres: TcpListener,
+    pub flight_sql: Option<TcpListener>,
+    pub postgres: Option<TcpListener>,
     pub http: TcpListener,
 }
 
@@ -57,6 +58,7 @@ pub struct Server {
     gate: std::sync::Arc<limits::QueryGate>,
     cache: std::sync::Arc<cache::ResultCache>,
     stats: std::sync::Arc<query_stats::QueryStats>,
+    role: salespulse_config::config::Role,
 }
 
 impl Server {
@@ -80,7 +82,16 @@ impl Server {
             gate: std::sync::Arc::new(limits::QueryGate::new(limits)),
             cache: std::sync::Arc::new(cache::ResultCache::new(result_cache_bytes)),
             stats: std::sync::Arc::new(query_stats::QueryStats::default()),
+            role: salespulse_config::config::Role::All,
         }
+    }
+
+    /// What this process does (`server.role`): a query-only replica refuses
+    /// `POST /tenants/{name}/refresh`.
+    #[must_use]
+    pub fn with_role(mut self, role: salespulse_config::config::Role) -> Server {
+        self.role = role;
+        self
     }
 
     /// TLS on all three ports.
@@ -121,6 +132,8 @@ impl Server {
             cache: Arc::clone(&self.cache),
             queries: Arc::clone(&self.stats),
             limits,
+            role: self.role,
+            stopping: shutdown.clone(),
         };
         // One failing front end stops the others.
         let failed = shutdown.child_token();
@@ -131,8 +144,14 @@ impl Server {
             result
         };
         let (flight, pg, http) = tokio::join!(
-            async { stop_all(serve_flight_sql(listeners.flight_sql, flight, self.tls.as_ref(), failed.clone()).await) },
-            async { stop_all(serve_postgres(listeners.postgres, postgres, self.tls.as_ref(), failed.clone()).await.map_err(ServerError::Postgres)) },
+            async {
+                let Some(listener) = listeners.flight_sql else { return Ok(()) };
+                stop_all(serve_flight_sql(listener, flight, self.tls.as_ref(), failed.clone()).await)
+            },
+            async {
+                let Some(listener) = listeners.postgres else { return Ok(()) };
+                stop_all(serve_postgres(listener, postgres, self.tls.as_ref(), failed.clone()).await.map_err(ServerError::Postgres))
+            },
             async { stop_all(serve_http(listeners.http, http, self.tls.as_ref(), failed.clone()).await.map_err(ServerError::Http)) },
         );
         flight?;

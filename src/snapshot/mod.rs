@@ -6,24 +6,30 @@
 //! <root>/<tenant>/snapshots/<snapshot_id>/<table>/part-00000.parquet
 //! <root>/<tenant>/snapshots/<snapshot_id>/manifest.json
 //! <root>/<tenant>/CURRENT                      the id of the snapshot being served
+//! <root>/<tenant>/LEASE                        who refreshes the tenant now (see [`lease`])
 //! ```
 //!
-//! A write puts every table file first, then `manifest.json`, then swaps `CURRENT` (see
-//! [`writer`]). A crash at any point leaves the previous snapshot served; the folder of a
-//! snapshot without a manifest is a leftover that the next write removes.
+//! A write puts every table file first (and the KPI tables its writer builds), then
+//! `manifest.json`, then swaps `CURRENT` (see [`writer`]). A crash at any point leaves the
+//! previous snapshot served; the folder of a snapshot without a manifest is a leftover that
+//! the next write (holding the lease) removes. Retention keeps a replaced snapshot for a
+//! grace period, so servers still reading it finish (see [`retention`]).
 //!
 //! Fed by the connectors' `model::Dataset`; read by `catalog`.
 
 mod encode;
+mod lease;
 mod manifest;
 mod reader;
+mod retention;
 mod store;
 mod writer;
 
 pub use manifest::{Manifest, TableEntry};
-pub use reader::VerifiedFiles;
+pub use reader::{CurrentCheck, VerifiedFiles};
+pub use lease::Lease;
 pub use store::Store;
-pub use writer::{TableRows, WriteOptions, WriteReport};
+pub use writer::{TableRows, Uncommitted, WriteOptions, WriteReport};
 
 use std::path::PathBuf;
 
@@ -60,6 +66,12 @@ pub enum SnapshotError {
     DanglingCurrent { tenant: String, id: String, snapshots: String },
     #[error("another refresh of tenant {tenant} committed while this one was writing; snapshot {id} was not made current (run refresh again)")]
     CommitConflict { tenant: String, id: String },
+    #[error("a refresh of tenant {tenant} is running on {holder} (its lease lasts until {until}); this one was not started")]
+    LeaseHeld { tenant: String, holder: String, until: chrono::DateTime<chrono::Utc> },
+    #[error("the refresh lease of tenant {tenant} was lost ({reason}); nothing was committed, and the process holding it now refreshes")]
+    LeaseLost { tenant: String, reason: String },
+    #[error("the refresh lease of tenant {tenant} changed hands four times while this process tried to take it; try again")]
+    LeaseContended { tenant: String },
     #[error("the snapshot source failed: {0}")]
     Source(String),
 }

@@ -8,6 +8,15 @@ use super::manifest::{FORMAT_VERSION, Manifest};
 use super::{Result, SnapshotError, Store};
 use crate::model::Table;
 
+/// What [`Store::current_if_changed`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CurrentCheck {
+    /// The version seen before is still current.
+    Unchanged,
+    /// `CURRENT` now names `id` (`None`: no snapshot), at version `e_tag`.
+    Changed { id: Option<String>, e_tag: Option<String> },
+}
+
 /// The files of a verified snapshot, per table, as the store describes them.
 pub type VerifiedFiles = std::collections::BTreeMap<Table, Vec<object_store::ObjectMeta>>;
 
@@ -25,6 +34,28 @@ impl Store {
                 Ok((!id.is_empty()).then_some(id))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(SnapshotError::Read { path: path.to_string(), source }),
+        }
+    }
+
+    /// `CURRENT` of `tenant` if it changed since the version `seen` (an e-tag from an
+    /// earlier answer): one conditional read, which the store answers "not modified" without
+    /// a body when nothing changed. This is what servers poll to follow other writers.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn current_if_changed(&self, tenant: &str, seen: Option<&str>) -> Result<CurrentCheck> {
+        let path = self.current_path(tenant);
+        let options = object_store::GetOptions { if_none_match: seen.map(str::to_string), ..Default::default() };
+        match self.object_store().get_opts(&path, options).await {
+            Ok(found) => {
+                let e_tag = found.meta.e_tag.clone();
+                let bytes = found.bytes().await.map_err(|source| SnapshotError::Read { path: path.to_string(), source })?;
+                let id = String::from_utf8_lossy(&bytes).trim().to_string();
+                Ok(CurrentCheck::Changed { id: (!id.is_empty()).then_some(id), e_tag })
+            }
+            Err(object_store::Error::NotModified { .. }) => Ok(CurrentCheck::Unchanged),
+            Err(object_store::Error::NotFound { .. }) => Ok(CurrentCheck::Changed { id: None, e_tag: None }),
             Err(source) => Err(SnapshotError::Read { path: path.to_string(), source }),
         }
     }

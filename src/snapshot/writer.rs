@@ -20,12 +20,14 @@
 //!    table (same properties, same Parquet schema and `ARROW:schema` metadata, the same
 //!    arrays handed to each column writer). Extra memory per table is the sort indices and
 //!    about two row groups, instead of a whole sorted copy.
+//!    ([`Store::write_tables`] stops here: the caller may add to the folder, as the refresh
+//!    adds the KPI tables, before committing with [`Store::commit_snapshot`].)
 //! 3. Write `manifest.json`.
 //! 4. Swap `CURRENT` to the new id: a conditional put against the version read before, so
 //!    two writers cannot silently overwrite each other (stores without conditional updates,
 //!    such as a local folder, get an atomic overwrite).
-//! 5. Apply retention: keep the newest `keep_snapshots` committed snapshots and never the
-//!    current one.
+//! 5. Apply retention (`super::retention`): keep the newest `keep_snapshots` committed
+//!    snapshots, never the current one, and none replaced less than the grace period ago.
 //!
 //! Until step 4 succeeds, readers keep serving the previous snapshot.
 //!
@@ -41,7 +43,7 @@ use arrow::compute::{SortOptions, concat, sort_to_indices};
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, path::Path};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -69,6 +71,18 @@ pub struct WriteOptions {
     pub source: String,
     pub sync_cursors: BTreeMap<String, String>,
     pub keep_snapshots: usize,
+    /// How long a replaced snapshot is kept at least (`storage.retention_grace_seconds`).
+    pub retention_grace: std::time::Duration,
+}
+
+/// A snapshot whose tables are written and which is not committed yet (no manifest, not
+/// current): see [`Store::write_tables`].
+#[derive(Debug, Clone)]
+pub struct Uncommitted {
+    /// The manifest that [`Store::commit_snapshot`] will write.
+    pub manifest: Manifest,
+    /// Leftover folders of failed writes that were removed.
+    pub cleaned: Vec<String>,
 }
 
 /// What a write did.
@@ -77,7 +91,7 @@ pub struct WriteReport {
     pub manifest: Manifest,
     /// Leftover folders of failed writes that were removed.
     pub cleaned: Vec<String>,
-    /// Old snapshots removed by retention.
+    /// Old snapshots removed by retention (those still inside their grace period stay).
     pub expired: Vec<String>,
 }
 
@@ -144,6 +158,23 @@ impl Store {
         S: Stream<Item = Result<(Table, R)>>,
         R: Into<TableRows>,
     {
+        let written = self.write_tables(options, tables).await?;
+        self.commit_snapshot(written, options).await
+    }
+
+    /// Steps 1 and 2 of [`Store::write_snapshot`]: removes leftovers and writes every table
+    /// of a new snapshot, without its manifest. The snapshot is invisible to every reader
+    /// until [`Store::commit_snapshot`]; whatever else belongs to it (its KPI tables) can be
+    /// written into its folder meanwhile. The caller must hold the tenant's lease: leftovers
+    /// are the folders of writes that are not running.
+    ///
+    /// # Errors
+    /// As [`Store::write_snapshot`].
+    pub async fn write_tables<S, R>(&self, options: &WriteOptions, tables: S) -> Result<Uncommitted>
+    where
+        S: Stream<Item = Result<(Table, R)>>,
+        R: Into<TableRows>,
+    {
         let tenant = options.tenant.as_str();
         let cleaned = self.remove_leftovers(tenant).await?;
         let written_at = Utc::now();
@@ -184,7 +215,7 @@ impl Store {
         }
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
-            snapshot_id: id.clone(),
+            snapshot_id: id,
             tenant: tenant.to_string(),
             taken_at: options.taken_at,
             written_at,
@@ -193,14 +224,27 @@ impl Store {
             tables: entries,
             sync_cursors: options.sync_cursors.clone(),
         };
-        let manifest_path = self.manifest_path(tenant, &id);
+        Ok(Uncommitted { manifest, cleaned })
+    }
+
+    /// Steps 3 to 5 of [`Store::write_snapshot`]: writes the manifest, makes the snapshot
+    /// current, and applies retention.
+    ///
+    /// # Errors
+    /// Storage failures, or [`SnapshotError::CommitConflict`] when another writer committed
+    /// since `CURRENT` was read.
+    pub async fn commit_snapshot(&self, written: Uncommitted, options: &WriteOptions) -> Result<WriteReport> {
+        let Uncommitted { manifest, cleaned } = written;
+        let tenant = manifest.tenant.as_str();
+        let id = manifest.snapshot_id.as_str();
+        let manifest_path = self.manifest_path(tenant, id);
         let json = serde_json::to_vec_pretty(&manifest).map_err(|e| SnapshotError::BadManifest {
             path: manifest_path.to_string(),
             reason: e.to_string(),
         })?;
         self.put(&manifest_path, json.into(), PutMode::Overwrite).await?;
-        self.commit_current(tenant, &id).await?;
-        let expired = self.apply_retention(tenant, options.keep_snapshots).await?;
+        self.commit_current(tenant, id).await?;
+        let expired = self.apply_retention(tenant, options.keep_snapshots, options.retention_grace).await?;
         Ok(WriteReport { manifest, cleaned, expired })
     }
 
@@ -285,55 +329,6 @@ impl Store {
             }
             Err(source) => Err(SnapshotError::Write { path: path.to_string(), source }),
         }
-    }
-
-    /// Removes snapshot folders that have no manifest: writes that died before committing.
-    async fn remove_leftovers(&self, tenant: &str) -> Result<Vec<String>> {
-        let mut removed = Vec::new();
-        for id in self.snapshot_ids(tenant).await? {
-            if !self.has_manifest(tenant, &id).await? {
-                self.delete_snapshot(tenant, &id).await?;
-                removed.push(id);
-            }
-        }
-        Ok(removed)
-    }
-
-    async fn apply_retention(&self, tenant: &str, keep: usize) -> Result<Vec<String>> {
-        let current = self.current_id(tenant).await?;
-        let mut committed = Vec::new();
-        for id in self.snapshot_ids(tenant).await? {
-            if self.has_manifest(tenant, &id).await? {
-                committed.push(id);
-            }
-        }
-        // Ids sort by write time.
-        let excess = committed.len().saturating_sub(keep);
-        let mut expired = Vec::new();
-        for id in committed.into_iter().take(excess) {
-            if Some(&id) != current.as_ref() {
-                self.delete_snapshot(tenant, &id).await?;
-                expired.push(id);
-            }
-        }
-        Ok(expired)
-    }
-
-    async fn delete_snapshot(&self, tenant: &str, id: &str) -> Result<()> {
-        let dir = self.snapshot_dir(tenant, id);
-        let store = self.object_store();
-        let locations = store.list(Some(&dir)).map_ok(|m| m.location).boxed();
-        store
-            .delete_stream(locations)
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|source| SnapshotError::Write { path: dir.to_string(), source })?;
-        // Local folders keep empty directories; remove them so the layout stays clean.
-        if self.base_url().scheme() == "file" {
-            let folder = std::path::PathBuf::from(format!("/{dir}"));
-            let _ = std::fs::remove_dir_all(folder);
-        }
-        Ok(())
     }
 }
 

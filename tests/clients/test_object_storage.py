@@ -1,6 +1,7 @@
 """`storage.root = "s3://…"` against a local S3-compatible server (moto's server mode): refresh
-writes snapshots and swaps CURRENT in the bucket, retention keeps the newest, and `serve`
-answers queries from the bucket. Credentials come from the usual AWS_* variables."""
+writes snapshots and swaps CURRENT in the bucket, retention keeps the newest once the grace
+period of the replaced ones has passed, and `serve` answers queries from the bucket.
+Credentials come from the usual AWS_* variables."""
 
 import os
 import socket
@@ -57,6 +58,11 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             [storage]
             root = "s3://{BUCKET}/salespulse"
             keep_snapshots = 2
+            follow_seconds = 1
+            retention_grace_seconds = 4
+
+            [limits]
+            query_timeout_seconds = 2
 
             [server]
             flight_sql = "127.0.0.1:0"
@@ -71,9 +77,16 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             scale = 0.01
             seed = 5
         """))
-    for _ in range(3):
+    def refresh():
         done = subprocess.run([BINARY, "refresh", "--config", config], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
+
+    for _ in range(3):
+        refresh()
+    # Retention deletes a replaced snapshot only once its grace period (4 s) has passed: a
+    # server may still be reading it.
+    time.sleep(4.5)
+    refresh()
 
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="salespulse/acme/")
             for o in page.get("Contents", [])]

@@ -110,7 +110,14 @@ def test_operations_need_a_user_and_show_only_their_tenants(secured):
         assert False, "plain HTTP was answered on the TLS port"
     except (urllib.error.URLError, http.client.HTTPException, OSError):
         pass
+    # Without credentials /health is a load balancer's probe: ready or not, no tenant names.
     status, _, body = call(secured, "/health")
+    assert status == 200 and json.loads(body)["status"] == "ready", body
+    assert "acme" not in body and "demo" not in body and "tenants" not in body, body
+    for probe in ("/health/live", "/health/ready"):
+        status, _, body = call(secured, probe)
+        assert status == 200 and "acme" not in body and "demo" not in body, body
+    status, _, body = call(secured, "/metrics")
     assert status == 401 and "authentication required" in body
     status, _, body = call(secured, "/metrics", user="analyst", password="wrong")
     assert status == 401 and "wrong user name or password" in body

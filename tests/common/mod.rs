@@ -146,12 +146,12 @@ impl TestServer {
         let http_addr = http_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         // The library's server, as `salespulse serve` runs it; refreshes write demo snapshots.
-        let run = salespulse::refresh::serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.iter().map(|t| tenant(t)).collect(), 3);
+        let run = salespulse::refresh::serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.iter().map(|t| tenant(t)).collect(), salespulse::refresh::RefreshOptions::alone(3));
         let refresher = Arc::new(Refresher::new(run, Arc::new(SystemClock), Arc::clone(&catalog.logs().refreshes)));
         let server = Arc::new(Server::new(Arc::clone(&catalog), auth, limits, 64 << 20, refresher));
         let (cache, gate) = (Arc::clone(server.cache()), Arc::clone(server.gate()));
         let token = shutdown.clone();
-        let listeners = Listeners { flight_sql: listener, postgres: pg_listener, http: http_listener };
+        let listeners = Listeners { flight_sql: Some(listener), postgres: Some(pg_listener), http: http_listener };
         let handle = tokio::spawn(async move {
             server.serve(listeners, token).await.unwrap();
         });

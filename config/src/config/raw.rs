@@ -25,6 +25,10 @@ pub(super) struct RawStorage {
     pub(super) root: String,
     #[serde(default = "default_keep")]
     pub(super) keep_snapshots: i64,
+    pub(super) follow_seconds: Option<f64>,
+    pub(super) follow_requests_per_second: Option<f64>,
+    pub(super) retention_grace_seconds: Option<u64>,
+    pub(super) lease_seconds: Option<u64>,
 }
 
 fn default_keep() -> i64 {
@@ -41,6 +45,8 @@ pub(super) struct RawServer {
     pub(super) token_secret_env: Option<String>,
     pub(super) tls_cert: Option<String>,
     pub(super) tls_key: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) replica: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

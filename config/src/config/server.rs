@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::raw::RawServer;
-use super::{Mistake, ServerConfig, TlsFiles, parse_bytes};
+use super::{Mistake, Role, ServerConfig, TlsFiles, parse_bytes};
 
 /// `[server]`, validated; the TLS files are resolved against `base`.
 pub(super) fn server(raw: &RawServer, base: &Path) -> Result<ServerConfig, Mistake> {
@@ -15,7 +15,29 @@ pub(super) fn server(raw: &RawServer, base: &Path) -> Result<ServerConfig, Mista
     let token_secret = token_secret(raw.token_secret_env.as_deref())?;
     let tls = tls(raw.tls_cert.as_deref(), raw.tls_key.as_deref(), base)?;
     let result_cache_bytes = result_cache_bytes(raw.result_cache.as_deref())?;
-    Ok(ServerConfig { flight_sql, postgres, http, result_cache_bytes, token_secret, tls })
+    let role = match raw.role.as_deref() {
+        None => Role::All,
+        Some(r) => Role::parse(r).ok_or_else(|| Mistake::new("server.role", format!("'{r}' is not a role; use \"all\", \"query\" or \"refresh\"")))?,
+    };
+    let replica = match raw.replica.as_deref() {
+        Some(name) => replica_name("server.replica", name)?,
+        None => default_replica(),
+    };
+    Ok(ServerConfig { flight_sql, postgres, http, result_cache_bytes, token_secret, tls, role, replica })
+}
+
+/// A replica name: 1 to 63 letters, digits, `.`, `_` or `-` (it is part of object names and
+/// log lines).
+pub(super) fn replica_name(key: &str, name: &str) -> Result<String, Mistake> {
+    let ok = !name.is_empty() && name.len() <= 63 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(name.to_string()) } else { Err(Mistake::new(key, format!("'{name}' is not a replica name: use 1 to 63 letters, digits, '.', '_' or '-'"))) }
+}
+
+/// `$HOSTNAME` (a Kubernetes pod's name), else the host name, else `local`.
+fn default_replica() -> String {
+    let from_env = std::env::var("HOSTNAME").ok();
+    let from_file = || std::fs::read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string());
+    from_env.or_else(from_file).and_then(|n| replica_name("server.replica", &n).ok()).unwrap_or_else(|| "local".to_string())
 }
 
 /// A listening address, `default` when the key is not set.
