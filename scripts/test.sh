@@ -36,6 +36,10 @@ if ! wait "$install_pid"; then
   exit 1
 fi
 
+# The fleet test needs moto_server from the venv just installed: two query replicas and two
+# refreshers of the binary on one S3 bucket (tests/fleet.rs). Same flags as above: no rebuild.
+SALESPULSE_MOTO_SERVER="$PWD/.venv/bin/moto_server" cargo test --workspace --locked --test integration -- --ignored fleet::
+
 # Every real-client test, against the binary `cargo test` built. SALESPULSE_CLIENTS_REQUIRED
 # turns a missing client program into a failure instead of a skip.
 SALESPULSE_CLIENTS_REQUIRED=1 SALESPULSE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/salespulse" \

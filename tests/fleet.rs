@@ -350,9 +350,9 @@ fn current_sql() -> String {
 /// One statement: the snapshot served, two tables' row counts, and the rows that snapshot's
 /// manifest lists for them (system.tables). A half-swapped catalog answers a mismatch.
 fn consistency_sql() -> String {
-    let listed = |t: &str| format!("(SELECT \"rows\" FROM {TENANT}.system.tables WHERE table_name = '{t}')");
+    let listed = |t: &str| format!("(SELECT \"rows\" FROM {TENANT}.system.tables WHERE table_name = '{t}') AS listed_{t}");
     format!(
-        "SELECT s.snapshot_id, (SELECT count(*) FROM {TENANT}.crm.deals), {}, (SELECT count(*) FROM {TENANT}.crm.calls), {} FROM {TENANT}.system.snapshots s WHERE s.is_current",
+        "SELECT s.snapshot_id, (SELECT count(*) FROM {TENANT}.crm.deals) AS deals, {}, (SELECT count(*) FROM {TENANT}.crm.calls) AS calls, {} FROM {TENANT}.system.snapshots s WHERE s.is_current",
         listed("deals"),
         listed("calls")
     )
