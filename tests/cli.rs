@@ -118,3 +118,24 @@ fn query_takes_a_calendar_file_without_any_data() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.toml: calendar shop: week.sat: window '10:00-10:00' has start = end"), "{stderr}");
 }
+
+/// A query replica accepts tickets and tokens another replica signed: started without the
+/// shared secret, it would refuse every one of them, so it does not start.
+#[test]
+fn a_query_replica_needs_the_shared_token_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("salespulse.toml");
+    std::fs::write(&config, "[storage]\nroot = \"data\"\n[[tenants]]\nname = \"acme\"\n[tenants.source]\nkind = \"demo\"\nscale = 0.01\n").unwrap();
+    let config = config.to_str().unwrap();
+    let out = salespulse(&["serve", "--config", config, "--role", "query", "--flight-sql", "127.0.0.1:0", "--postgres", "127.0.0.1:0", "--http", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("server.role = \"query\" needs server.token_secret_env"), "{stderr}");
+
+    let out = salespulse(&["serve", "--config", config, "--role", "reader"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("invalid value 'reader' for '--role"), "{}", text(&out.stderr));
+    let out = salespulse(&["serve", "--config", config, "--replica", "a/b"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("'a/b' is not a replica name"), "{}", text(&out.stderr));
+}

@@ -69,6 +69,13 @@ async fn two_query_replicas_and_two_refreshers_share_one_bucket() {
         assert_probes(&http, p).await;
     }
 
+    // A query replica never refreshes: a refresh asked of it is refused, and nothing is pulled.
+    let before = portal.state.requests();
+    let (status, body) = post_refresh(http.clone(), queries[0].http()).await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("query-only")), "{body}");
+    assert_eq!(portal.state.requests(), before);
+
     // (3) A ticket from replica 1, redeemed on replica 2 with replica 1's bearer token.
     ticket_crosses_replicas(queries[0].flight_sql(), queries[1].flight_sql(), &first).await;
 

@@ -349,8 +349,8 @@ impl Config {
         let storage = storage(&raw.storage, &base).map_err(invalid)?;
         let server = server::server(&raw.server, &base).map_err(invalid)?;
         let limits = limits::limits(&raw.limits).map_err(invalid)?;
-        check_grace(&storage, &limits).map_err(invalid)?;
         let tenants = tenants::tenants(raw.tenants, &base).map_err(invalid)?;
+        check_grace(&storage, &limits, tenants.len()).map_err(invalid)?;
         let users = users::users(raw.users, &tenants).map_err(invalid)?;
         Ok(Config { path: path.to_path_buf(), storage, server, limits, users, tenants })
     }
@@ -390,15 +390,17 @@ fn storage(raw: &RawStorage, base: &Path) -> Result<StorageConfig, Mistake> {
     })
 }
 
-/// A replaced snapshot must outlive the servers still reading it: one follow interval to
-/// notice the new one, plus the longest query.
-fn check_grace(storage: &StorageConfig, limits: &Limits) -> Result<(), Mistake> {
-    let needed = storage.follow_every + limits.query_timeout;
+/// A replaced snapshot must outlive the servers still reading it: one follow round to
+/// notice the new one (longer than `follow_seconds` when the request budget stretches it
+/// over many tenants), plus the longest query.
+fn check_grace(storage: &StorageConfig, limits: &Limits, tenants: usize) -> Result<(), Mistake> {
+    let round = storage.follow_every.max(std::time::Duration::from_secs_f64(tenants as f64 / storage.follow_requests_per_second));
+    let needed = round + limits.query_timeout;
     if storage.retention_grace <= needed {
         return Err(Mistake::new(
             "storage.retention_grace_seconds",
             format!(
-                "must be more than storage.follow_seconds + limits.query_timeout_seconds ({:.0} s), got {} s: a server may still read a replaced snapshot that long",
+                "must be more than one follow round (storage.follow_seconds, or tenants / storage.follow_requests_per_second when longer) + limits.query_timeout_seconds ({:.0} s), got {} s: a server may still read a replaced snapshot that long",
                 needed.as_secs_f64().ceil(),
                 storage.retention_grace.as_secs()
             ),

@@ -1,4 +1,4 @@
-//! One `crm` table of a served snapshot, as DataFusion scans it.
+//! One `crm` table of a served snapshot (or one stored `kpi` table), as DataFusion scans it.
 //!
 //! - **The manifest's files, not a listing.** The files, their sizes and their statistics
 //!   are read once, when the snapshot is loaded. A query lists no storage, and a file
@@ -32,8 +32,6 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use object_store::ObjectMeta;
 
-use crate::model::Table;
-
 /// A snapshot table: its files as the manifest lists them, with what was read of them at
 /// load.
 #[derive(Debug, Clone)]
@@ -45,14 +43,13 @@ pub(super) struct SnapshotTable {
 }
 
 impl SnapshotTable {
-    /// `table` over `files` (each with the size the store reported at load). Reads each
-    /// file's footer once, through the runtime's metadata cache, so the first queries find
-    /// it there.
+    /// A table of `schema` over `files` (each with the size the store reported at load).
+    /// Reads each file's footer once, through the runtime's metadata cache, so the first
+    /// queries find it there.
     ///
     /// # Errors
     /// A footer cannot be read.
-    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, table: Table, files: Vec<ObjectMeta>) -> Result<SnapshotTable> {
-        let schema = table.schema();
+    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, schema: SchemaRef, files: Vec<ObjectMeta>) -> Result<SnapshotTable> {
         let store = state.runtime_env().object_store(&store_url)?;
         let format = ParquetFormat::default();
         let mut scanned = Vec::with_capacity(files.len());

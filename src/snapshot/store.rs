@@ -96,11 +96,6 @@ impl Store {
         self.snapshot_dir(tenant, id).join("kpi").join(fingerprint)
     }
 
-    /// The URL of a folder in the store, for a DataFusion listing table.
-    pub(crate) fn folder_url(&self, dir: &Path) -> String {
-        format!("{}{}/", self.base_url, dir)
-    }
-
     /// The folder URL of one table of a snapshot, for a DataFusion listing table.
     pub fn table_url(&self, tenant: &str, id: &str, table: &str) -> String {
         let dir = self.snapshot_dir(tenant, id).join(table);

@@ -106,5 +106,72 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             assert cur.fetchall() == [(True, True)]
             cur.execute("SELECT count(*) > 0 FROM acme.kpi.sales_by_period")
             assert cur.fetchall() == [(True,)]
+            # A cron-style `salespulse refresh` while the server runs: the server follows
+            # CURRENT and serves the new snapshot without a restart.
+            refresh()
+            newest = client.get_object(Bucket=BUCKET, Key="salespulse/acme/CURRENT")["Body"].read().decode().strip()
+            assert newest != current
+            assert wait_current(cur, "acme", newest) == newest
+            cur.execute("SELECT count(*) > 0 FROM acme.kpi.sales_by_period")
+            assert cur.fetchall() == [(True,)]
     finally:
         _stop(proc)
+
+
+def wait_current(cur, tenant, snapshot_id, limit_seconds=30):
+    """The snapshot `tenant` serves, once it is `snapshot_id` (or after `limit_seconds`)."""
+    deadline = time.monotonic() + limit_seconds
+    while True:
+        cur.execute(f"SELECT snapshot_id FROM {tenant}.system.snapshots WHERE is_current")
+        served = cur.fetchall()[0][0]
+        if served == snapshot_id or time.monotonic() > deadline:
+            return served
+        time.sleep(0.2)
+
+
+def test_a_cron_refresh_into_a_local_folder_is_served_without_a_restart():
+    folder = tempfile.mkdtemp(prefix="salespulse-cron-")
+    config = os.path.join(folder, "salespulse.toml")
+    with open(config, "w") as f:
+        f.write(textwrap.dedent("""
+            [storage]
+            root = "data"
+            follow_seconds = 1
+
+            [server]
+            flight_sql = "127.0.0.1:0"
+            postgres = "127.0.0.1:0"
+            http = "127.0.0.1:0"
+
+            [[tenants]]
+            name = "acme"
+            timezone = "Europe/Moscow"
+            refresh_on_start = false
+            [tenants.source]
+            kind = "demo"
+            scale = 0.01
+            seed = 5
+        """))
+
+    def refresh():
+        done = subprocess.run([BINARY, "refresh", "--config", config], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        with open(os.path.join(folder, "data", "acme", "CURRENT")) as current:
+            return current.read().strip()
+
+    first = refresh()
+    proc, match = _start([BINARY, "serve", "--config", config], r"Flight SQL on (\S+), PostgreSQL on (\S+), HTTP on (\S+), (?:no )?TLS")
+    try:
+        with flightsql.connect(f"grpc://{match.group(1)}") as conn, conn.cursor() as cur:
+            assert wait_current(cur, "acme", first, limit_seconds=0) == first
+            second = refresh()
+            assert second != first
+            assert wait_current(cur, "acme", second) == second
+            cur.execute("SELECT count(*) > 0 FROM acme.crm.calls")
+            assert cur.fetchall() == [(True,)]
+    finally:
+        _stop(proc)
+    # The KPI tables were built by `refresh`, before its commit: the server found them and
+    # built none (it logs a build as "kpi tables materialised").
+    with open(proc.log_path) as log:
+        assert "kpi tables materialised" not in log.read()

@@ -201,3 +201,38 @@ fn the_result_cache_takes_a_size_or_zero() {
     let err = with("lots").unwrap_err().to_string();
     assert!(err.contains("server.result_cache: 'lots' is not a size"), "{err}");
 }
+
+#[test]
+fn fleet_keys_have_defaults_and_are_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.server.role, Role::All);
+    assert_eq!(c.storage.follow_every, std::time::Duration::from_secs(5));
+    assert_eq!(c.storage.retention_grace, std::time::Duration::from_secs(900));
+    assert_eq!(c.storage.lease, std::time::Duration::from_secs(60));
+    assert!(!c.server.replica.is_empty());
+
+    let fleet = MINIMAL.replace(
+        "root = \"./data\"",
+        "root = \"s3://bucket/fleet\"\nfollow_seconds = 2\nretention_grace_seconds = 120\nlease_seconds = 30\n[server]\nrole = \"query\"\nreplica = \"query-1\"",
+    );
+    let c = parse(&fleet).unwrap();
+    assert_eq!((c.server.role, c.server.replica.as_str()), (Role::Query, "query-1"));
+    assert_eq!(c.storage.lease, std::time::Duration::from_secs(30));
+
+    let cases = [
+        ("role = \"query\"", "role = \"reader\"", "server.role: 'reader' is not a role"),
+        ("replica = \"query-1\"", "replica = \"query 1/\"", "server.replica: 'query 1/' is not a replica name"),
+        ("lease_seconds = 30", "lease_seconds = 1", "storage.lease_seconds: must be between 3 and 3600"),
+        ("follow_seconds = 2", "follow_seconds = 0", "storage.follow_seconds: must be between 0.1 and 3600"),
+        // A replaced snapshot must outlive one follow round plus the longest query (60 s).
+        ("retention_grace_seconds = 120", "retention_grace_seconds = 30", "storage.retention_grace_seconds: must be more than one follow round"),
+    ];
+    for (from, to, expected) in cases {
+        let err = parse(&fleet.replace(from, to)).unwrap_err().to_string();
+        assert!(err.contains(expected), "{to}: {err}");
+    }
+    // Many tenants stretch the follow round past follow_seconds: the grace must cover it.
+    let crowded = fleet.replace("follow_seconds = 2", "follow_seconds = 2\nfollow_requests_per_second = 0.01");
+    let err = parse(&crowded).unwrap_err().to_string();
+    assert!(err.contains("(160 s)"), "one tenant at 0.01/s is a 100 s round, plus 60 s: {err}");
+}

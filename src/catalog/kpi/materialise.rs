@@ -16,8 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::catalog::CatalogProvider;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -26,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::{KpiError, VIEWS, ViewParams, fill, one_line};
 use crate::catalog::conform_batch;
+use crate::catalog::snapshot_table::SnapshotTable;
 use crate::snapshot::{SnapshotError, Store};
 
 /// Bumped when the stored layout changes, so older folders are ignored.
@@ -122,7 +122,7 @@ pub async fn materialise(
     if let Some((dir, marker)) = found {
         for (name, _) in VIEWS {
             let schema = view_schema(ctx, tenant, name).await?;
-            register(catalog, store, &dir, name, schema).await?;
+            register(ctx, catalog, store, &dir, name, schema).await?;
         }
         let rows = marker.views.values().map(|v| v.rows).sum();
         let bytes = marker.views.values().map(|v| v.bytes).sum();
@@ -154,7 +154,7 @@ pub async fn materialise(
         });
         let path = dir.clone().join(*name).join(FILE);
         let (rows, bytes) = store.write_parquet(&path, Arc::clone(&schema), batches).await.map_err(|e| failed(e.to_string()))?;
-        register(catalog, store, &dir, name, schema).await?;
+        register(ctx, catalog, store, &dir, name, schema).await?;
         tracing::debug!(tenant, view = name, rows, seconds = view_started.elapsed().as_secs_f64(), "kpi table stored");
         views.insert((*name).to_string(), StoredView { rows, bytes });
     }
@@ -218,8 +218,11 @@ async fn view_schema(ctx: &SessionContext, tenant: &str, name: &str) -> Result<a
     Ok(Arc::new(frame.schema().as_arrow().clone()))
 }
 
-/// Puts a listing table over the stored file in place of the view `name`.
+/// Puts a table over the stored file in place of the view `name`: that file, by name (a
+/// file deleted from under the server is an error, never an empty table), with its
+/// statistics read once here.
 async fn register(
+    ctx: &SessionContext,
     catalog: &Arc<dyn CatalogProvider>,
     store: &Store,
     dir: &object_store::path::Path,
@@ -227,10 +230,10 @@ async fn register(
     schema: arrow::datatypes::SchemaRef,
 ) -> Result<(), KpiError> {
     let failed = |e: datafusion::error::DataFusionError| KpiError { view: name.into(), message: one_line(&e.strip_backtrace()) };
-    let url = ListingTableUrl::parse(store.folder_url(&dir.clone().join(name))).map_err(failed)?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(failed)?;
+    let path = dir.clone().join(name).join(FILE);
+    let meta = store.object_store().head(&path).await.map_err(|e| KpiError { view: name.into(), message: format!("reading {path}: {e}") })?;
+    let store_url = ObjectStoreUrl::parse(store.base_url().as_str()).map_err(failed)?;
+    let table = SnapshotTable::load(&ctx.state(), store_url, schema, vec![meta]).await.map_err(failed)?;
     let kpi = catalog.schema("kpi").ok_or_else(|| KpiError { view: name.into(), message: "the tenant has no kpi schema".into() })?;
     kpi.deregister_table(name).map_err(failed)?;
     kpi.register_table(name.to_string(), Arc::new(table)).map_err(failed)?;
