@@ -16,7 +16,7 @@ use chrono::Utc;
 
 use crate::connectors::progress::{ProgressHandle, silent};
 use crate::connectors::sync::{Previous, SyncReport};
-use crate::connectors::{ConnectorError, Source, Streamed, connector_for, merge_inputs};
+use crate::connectors::{ConnectorError, Source, Streamed, TokenHome, connector_for, merge_inputs};
 use crate::model::{Dataset, Table};
 use crate::catalog::{Catalog, TenantState};
 use crate::snapshot::{SnapshotError, Store, TableRows, WriteOptions, WriteReport};
@@ -54,18 +54,26 @@ pub struct RefreshOptions {
     pub holder: String,
     /// The lease's length (`storage.lease_seconds`).
     pub lease: Duration,
+    /// OAuth tokens live in the store (`storage.oauth_tokens = "store"`).
+    pub tokens_in_store: bool,
 }
 
 impl RefreshOptions {
     /// The options of the configuration's `[storage]` for the process named `replica`.
     pub fn of(storage: &salespulse_config::config::StorageConfig, replica: &str) -> RefreshOptions {
-        RefreshOptions { keep_snapshots: storage.keep_snapshots, retention_grace: storage.retention_grace, holder: replica.to_string(), lease: storage.lease }
+        RefreshOptions {
+            keep_snapshots: storage.keep_snapshots,
+            retention_grace: storage.retention_grace,
+            holder: replica.to_string(),
+            lease: storage.lease,
+            tokens_in_store: storage.oauth_tokens_in_store,
+        }
     }
 
     /// One process alone on its store (the demo, tests): keep `keep` snapshots, delete older
     /// ones at once, a 60 s lease held by `local`.
     pub fn alone(keep: usize) -> RefreshOptions {
-        RefreshOptions { keep_snapshots: keep, retention_grace: Duration::ZERO, holder: "local".into(), lease: Duration::from_secs(60) }
+        RefreshOptions { keep_snapshots: keep, retention_grace: Duration::ZERO, holder: "local".into(), lease: Duration::from_secs(60), tokens_in_store: false }
     }
 }
 
@@ -158,7 +166,8 @@ async fn pull_and_commit(
     let name = tenant.name.clone();
     let connector_error = |source: ConnectorError| RefreshError::Connector { tenant: name.clone(), source };
     let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
-    let connector = connector_for(source, tenant.timezone);
+    // Tokens in the store are read and written under the lease this refresh holds.
+    let connector = connector_for(source, tenant.timezone, token_home(store, &name, options.tokens_in_store));
     // A connector that builds on the previous snapshot reads it first (unreadable: full).
     let tables_read = connector.builds_on();
     let previous = if tables_read.is_empty() { None } else { previous_snapshot(store, &name, tables_read).await };
@@ -202,6 +211,16 @@ async fn pull_and_commit(
         catalog.install(&name, Arc::clone(state)).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
     }
     Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds, streamed: overlapped, inputs_replaced, sync, served: prepared })
+}
+
+/// Where a tenant's OAuth tokens live: its token file, or `<root>/<tenant>/oauth-tokens.json`
+/// in the store when `in_store` (`storage.oauth_tokens = "store"`).
+pub fn token_home(store: &Store, tenant: &str, in_store: bool) -> TokenHome {
+    if !in_store {
+        return TokenHome::Files;
+    }
+    let path = store.oauth_tokens_path(tenant);
+    TokenHome::Store { store: store.object_store(), display: format!("{}/{tenant}/oauth-tokens.json", store.display().trim_end_matches('/')), path }
 }
 
 /// What the writer writes: a source's streamed tables first (written while it makes the

@@ -421,10 +421,10 @@ async fn oauth_codes_and_single_use_refresh_tokens() {
     let e = refresh(&store, cfg.clone()).await.unwrap_err();
     assert!(e.contains("amocrm-auth --code"), "{e}");
     // The code from the redirect gives the first pair; a code works once.
-    amocrm::authorize(&cfg, "auth-code-1").await.unwrap();
+    amocrm::authorize(&cfg, &salespulse::connectors::TokenHome::Files, "auth-code-1").await.unwrap();
     let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
     assert_eq!(saved["refresh_token"], account.state.current_refresh_token());
-    let e = amocrm::authorize(&cfg, "auth-code-1").await.unwrap_err().to_string();
+    let e = amocrm::authorize(&cfg, &salespulse::connectors::TokenHome::Files, "auth-code-1").await.unwrap_err().to_string();
     assert!(e.contains("authorization code") && e.contains("20 minutes"), "{e}");
     #[cfg(unix)]
     {
@@ -448,6 +448,60 @@ async fn oauth_codes_and_single_use_refresh_tokens() {
     std::fs::write(&token_file, old.to_string()).unwrap();
     let e = refresh(&store, cfg).await.unwrap_err();
     assert!(e.contains("amo-tokens.json") && e.contains("already used") && e.contains("amocrm-auth"), "{e}");
+}
+
+/// A fleet's refreshers on two machines (`storage.oauth_tokens = "store"`): each has its own
+/// copy of the first token file, but every new pair goes to the store under the tenant's
+/// lease, so the second machine uses the pair the first one wrote and never a refresh token
+/// already spent. With the token files (the default), the second machine's copy is stale.
+#[tokio::test]
+async fn a_fleet_keeps_single_use_refresh_tokens_in_the_store() {
+    use salespulse::refresh::{RefreshOptions, refresh_tenant_with};
+    let account = MockAmoCrm::start(MockConfig::default(), MockData::fixtures()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (first_machine, second_machine) = (dir.path().join("one.json"), dir.path().join("two.json"));
+    amocrm::authorize(&oauth_config(&account.base_url, &first_machine), &salespulse::connectors::TokenHome::Files, "auth-code-1").await.unwrap();
+    std::fs::copy(&first_machine, &second_machine).unwrap();
+    let (_root, store) = new_store();
+    let refresh_on = |machine: &std::path::Path, holder: &str, in_store: bool| {
+        let tenant = salespulse_config::config::TenantConfig {
+            source: SourceConfig::AmoCrm(Box::new(oauth_config(&account.base_url, machine))),
+            ..crate::common::tenant("acme")
+        };
+        let options = RefreshOptions { holder: holder.into(), tokens_in_store: in_store, ..RefreshOptions::alone(3) };
+        let store = store.clone();
+        async move {
+            let source = salespulse::refresh::source_of(&tenant);
+            refresh_tenant_with(&store, &tenant, source, &options, salespulse::connectors::progress::silent(), None).await.map_err(|e| e.to_string())
+        }
+    };
+    account.state.expire_access_token();
+    refresh_on(&first_machine, "refresher-1", true).await.unwrap();
+    let stored = |store: &Store| {
+        let path = store.oauth_tokens_path("acme");
+        let store = store.clone();
+        async move {
+            use object_store::ObjectStoreExt;
+            let bytes = store.object_store().get(&path).await.unwrap().bytes().await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    assert_eq!(stored(&store).await["refresh_token"], account.state.current_refresh_token(), "the new pair went to the store");
+    let seed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&first_machine).unwrap()).unwrap();
+    assert_ne!(seed["refresh_token"], account.state.current_refresh_token(), "the machine's file is only the first pair");
+
+    // The second machine's file holds the spent token; the store holds the live one.
+    account.state.expire_access_token();
+    let exchanges = account.state.oauth_exchanges();
+    refresh_on(&second_machine, "refresher-2", true).await.unwrap();
+    assert_eq!(account.state.oauth_exchanges(), exchanges + 1);
+    assert_eq!(stored(&store).await["refresh_token"], account.state.current_refresh_token());
+
+    // Without the store, the second machine's copy is spent: the sync stops.
+    account.state.expire_access_token();
+    std::fs::copy(&first_machine, &second_machine).unwrap();
+    let e = refresh_on(&second_machine, "refresher-2", false).await.unwrap_err();
+    assert!(e.contains("already used"), "{e}");
 }
 
 /// The measure: rows per second of an initial sync against the vendor's limit

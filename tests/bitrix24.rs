@@ -206,7 +206,7 @@ async fn a_refused_webhook_or_scope_stops_with_what_to_fix_and_keeps_the_snapsho
         MockData::generated(10),
     )
     .await;
-    let report = bitrix24::check(&config(&no_calls.webhook_url)).await.unwrap();
+    let report = bitrix24::check(&config(&no_calls.webhook_url), &salespulse::connectors::TokenHome::Files).await.unwrap();
     assert_eq!(report.missing.iter().map(|(s, _)| *s).collect::<Vec<_>>(), ["telephony"]);
     let e = refresh(&store, config(&no_calls.webhook_url)).await.unwrap_err();
     assert!(e.contains("voximplant.statistic.get") && e.contains("'telephony'"), "{e}");

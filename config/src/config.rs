@@ -120,6 +120,9 @@ pub struct StorageConfig {
     pub retention_grace: std::time::Duration,
     /// How long a refresh's lease on its tenant lasts without renewal.
     pub lease: std::time::Duration,
+    /// OAuth tokens live in the store (`oauth_tokens = "store"`, for a fleet: every
+    /// refresher reads the pair the last one wrote), not in each tenant's token file.
+    pub oauth_tokens_in_store: bool,
 }
 
 /// What a `serve` process does (`server.role`).
@@ -288,6 +291,15 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// Whether the source signs in with an OAuth app, whose refresh tokens change on use.
+    pub fn uses_oauth(&self) -> bool {
+        match self {
+            Self::Bitrix24(c) => matches!(c.auth, sources::bitrix24::Bitrix24Auth::OAuth(_)),
+            Self::AmoCrm(c) => matches!(c.auth, sources::amocrm::AmoCrmAuth::OAuth(_)),
+            Self::Demo { .. } | Self::Files { .. } => false,
+        }
+    }
+
     /// The `kind` as written in the config.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -373,6 +385,11 @@ fn storage(raw: &RawStorage, base: &Path) -> Result<StorageConfig, Mistake> {
     if !(0.01..=10_000.0).contains(&follow_requests_per_second) {
         return Err(Mistake::new("storage.follow_requests_per_second", format!("must be between 0.01 and 10000, got {follow_requests_per_second}")));
     }
+    let oauth_tokens_in_store = match raw.oauth_tokens.as_deref() {
+        None | Some("files") => false,
+        Some("store") => true,
+        Some(other) => return Err(Mistake::new("storage.oauth_tokens", format!("'{other}' is not a place for tokens; use \"files\" (each tenant's token file) or \"store\" (next to its snapshots, for a fleet)"))),
+    };
     let lease_seconds = raw.lease_seconds.unwrap_or(60);
     if !(3..=3600).contains(&lease_seconds) {
         return Err(Mistake::new("storage.lease_seconds", format!("must be between 3 and 3600, got {lease_seconds}")));
@@ -387,6 +404,7 @@ fn storage(raw: &RawStorage, base: &Path) -> Result<StorageConfig, Mistake> {
         follow_requests_per_second,
         retention_grace: std::time::Duration::from_secs(raw.retention_grace_seconds.unwrap_or(900)),
         lease: std::time::Duration::from_secs(lease_seconds),
+        oauth_tokens_in_store,
     })
 }
 

@@ -16,7 +16,8 @@ pub(super) async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     println!("storage {}: reachable", store.display());
     let mut problems = 0;
     for t in &config.tenants {
-        let connector = salespulse::connectors::connector_for(source_of(t), t.timezone);
+        let tokens = salespulse::refresh::token_home(&store, &t.name, config.storage.oauth_tokens_in_store);
+        let connector = salespulse::connectors::connector_for(source_of(t), t.timezone, tokens);
         let probe = match connector.check().await {
             Ok(report) => {
                 for fact in &report.facts {

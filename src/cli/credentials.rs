@@ -36,7 +36,9 @@ pub(super) async fn amocrm_auth(config_path: &Path, tenant: Option<&str>, code: 
         _ => anyhow::bail!("several amoCRM tenants in {}; name one with --tenant", config_path.display()),
     };
     let SourceConfig::AmoCrm(cfg) = &t.source else { anyhow::bail!("tenant {} is not an amoCRM tenant", t.name) };
-    let file = salespulse::connectors::amocrm::authorize(cfg, code).await.map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.name))?;
-    println!("{}: amoCRM tokens saved to {}; `salespulse refresh` can sync now", t.name, file.display());
+    let store = salespulse::snapshot::Store::open(&config.storage.root)?;
+    let tokens = salespulse::refresh::token_home(&store, &t.name, config.storage.oauth_tokens_in_store);
+    let saved_to = salespulse::connectors::amocrm::authorize(cfg, &tokens, code).await.map_err(|e| anyhow::anyhow!("tenant {}: {e}", t.name))?;
+    println!("{}: amoCRM tokens saved to {saved_to}; `salespulse refresh` can sync now", t.name);
     Ok(ExitCode::SUCCESS)
 }

@@ -50,6 +50,12 @@ pub(super) async fn serve(config_path: &Path, overrides: Listen<Option<SocketAdd
         }
     }
     let store = Store::open(&config.storage.root)?;
+    // Two refreshers with their own token files would spend one single-use refresh token
+    // twice: a fleet keeps the tokens in the store.
+    let oauth = |t: &&TenantConfig| t.source.uses_oauth();
+    if role == Role::Refresh && !config.storage.oauth_tokens_in_store && config.tenants.iter().any(|t| oauth(&t)) {
+        tracing::warn!("tenants sign in with OAuth and their tokens are in token files on this machine; with more than one refresher set storage.oauth_tokens = \"store\", or each refresher spends the others' refresh tokens");
+    }
     // A query replica never builds KPI tables: the refresher that wrote the snapshot did.
     let materialise = if role.refreshes() { Materialise::Build } else { Materialise::UseStored };
     let catalog = Arc::new(

@@ -6,6 +6,7 @@
 //! command only ever see this trait; adding a CRM touches its own folder and one line of
 //! [`connector_for`].
 
+use super::token_place::TokenHome;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -88,12 +89,13 @@ pub trait Connector: Send + Sync {
     async fn pull(&self, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, ConnectorError>;
 }
 
-/// The connector of a source, for a tenant in `timezone`.
-pub fn connector_for(source: Source, timezone: Tz) -> Box<dyn Connector> {
+/// The connector of a source, for a tenant in `timezone`, whose OAuth tokens (if any) live
+/// in `tokens`.
+pub fn connector_for(source: Source, timezone: Tz, tokens: TokenHome) -> Box<dyn Connector> {
     match source {
         Source::Demo { scale, seed, as_of } => Box::new(demo::DemoConnector { scale, seed, as_of, timezone }),
         Source::Files { path, exported_at } => Box::new(files::FilesConnector { path, exported_at, timezone }),
-        Source::Bitrix24(config) => Box::new(bitrix24::Bitrix24Connector { config, timezone }),
-        Source::AmoCrm(config) => Box::new(amocrm::AmoCrmConnector { config }),
+        Source::Bitrix24(config) => Box::new(bitrix24::Bitrix24Connector { config, timezone, tokens }),
+        Source::AmoCrm(config) => Box::new(amocrm::AmoCrmConnector { config, tokens }),
     }
 }

@@ -9,6 +9,7 @@
 pub mod amocrm;
 pub mod bitrix24;
 mod connector;
+mod token_place;
 pub mod demo;
 pub mod files;
 pub mod http;
@@ -21,6 +22,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 pub use connector::{CheckReport, Connector, Pull, Streamed, connector_for};
+pub use token_place::TokenHome;
 
 use crate::model::Table;
 

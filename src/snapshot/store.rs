@@ -73,6 +73,11 @@ impl Store {
         self.tenant_dir(tenant).join("CURRENT")
     }
 
+    /// Where a tenant's OAuth tokens live with `storage.oauth_tokens = "store"`.
+    pub fn oauth_tokens_path(&self, tenant: &str) -> Path {
+        self.tenant_dir(tenant).join("oauth-tokens.json")
+    }
+
     pub(crate) fn snapshots_dir(&self, tenant: &str) -> Path {
         self.tenant_dir(tenant).join("snapshots")
     }

@@ -29,6 +29,7 @@ pub(super) struct RawStorage {
     pub(super) follow_requests_per_second: Option<f64>,
     pub(super) retention_grace_seconds: Option<u64>,
     pub(super) lease_seconds: Option<u64>,
+    pub(super) oauth_tokens: Option<String>,
 }
 
 fn default_keep() -> i64 {

@@ -28,7 +28,7 @@ mod merge;
 mod oauth;
 mod pull;
 
-use std::path::PathBuf;
+use crate::connectors::token_place::{TokenHome, TokenPlace};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -90,7 +90,7 @@ fn base_url(cfg: &AmoCrmConfig) -> Result<Url, AmoCrmError> {
     Ok(url)
 }
 
-fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
+async fn client_for(cfg: &AmoCrmConfig, tokens: &TokenHome) -> Result<(Client, String), AmoCrmError> {
     let base = base_url(cfg)?;
     let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
     let policy = RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() };
@@ -104,15 +104,15 @@ fn client_for(cfg: &AmoCrmConfig) -> Result<(Client, String), AmoCrmError> {
             Auth::LongLived { token, key }
         }
         AmoCrmAuth::OAuth(o) => {
-            let app = oauth_app(o, &base)?;
-            let tokens = app.load()?;
+            let app = oauth_app(o, &base, tokens)?;
+            let tokens = app.load().await?;
             Auth::OAuth { app: Box::new(app), tokens: tokio::sync::Mutex::new(tokens) }
         }
     };
     Ok((Client::new(base, auth, http), host))
 }
 
-fn oauth_app(o: &OAuthConfig, base: &Url) -> Result<oauth::OAuthApp, AmoCrmError> {
+fn oauth_app(o: &OAuthConfig, base: &Url, tokens: &TokenHome) -> Result<oauth::OAuthApp, AmoCrmError> {
     let client_secret = o.client_secret.resolve().map_err(|e| AmoCrmError::Config { key: o.key.clone(), message: e.to_string() })?;
     let mut token_url = base.clone();
     token_url.set_path("/oauth2/access_token");
@@ -121,25 +121,27 @@ fn oauth_app(o: &OAuthConfig, base: &Url) -> Result<oauth::OAuthApp, AmoCrmError
         client_id: o.client_id.clone(),
         client_secret,
         redirect_uri: o.redirect_uri.clone(),
-        token_file: o.token_file.clone(),
+        tokens_at: TokenPlace::of(tokens, &o.token_file),
         key: o.key.clone(),
     })
 }
 
 /// Exchanges an OAuth authorization code (from the integration's redirect, valid 20
-/// minutes) for the first token pair, and writes it to the token file.
+/// minutes) for the first token pair, and writes it where the tenant's tokens live
+/// (`tokens`); returns where that is.
 ///
 /// # Errors
 /// The tenant does not use an OAuth integration, or amoCRM refuses the code.
-pub async fn authorize(cfg: &AmoCrmConfig, code: &str) -> Result<PathBuf, AmoCrmError> {
+pub async fn authorize(cfg: &AmoCrmConfig, tokens: &TokenHome, code: &str) -> Result<String, AmoCrmError> {
     let AmoCrmAuth::OAuth(o) = &cfg.auth else {
         return Err(AmoCrmError::Config { key: cfg.base_key.clone(), message: "this tenant signs in with a long-lived token; an authorization code is for OAuth integrations (client_id, client_secret_env, redirect_uri, token_file)".into() });
     };
     let base = base_url(cfg)?;
     let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
     let http = PoliteClient::for_account(&format!("amocrm {host}"), cfg.rate, RetryPolicy { timeout: cfg.timeout, ..RetryPolicy::default() })?;
-    oauth_app(o, &base)?.exchange_code(&http, code.trim()).await?;
-    Ok(o.token_file.clone())
+    let app = oauth_app(o, &base, tokens)?;
+    app.exchange_code(&http, code.trim()).await?;
+    Ok(app.tokens_at.to_string())
 }
 
 /// What `salespulse check` found about an account.
@@ -156,8 +158,8 @@ pub struct CheckReport {
 ///
 /// # Errors
 /// The address or token is wrong, or the account does not answer.
-pub async fn check(cfg: &AmoCrmConfig) -> Result<CheckReport, AmoCrmError> {
-    let (client, host) = client_for(cfg)?;
+pub async fn check(cfg: &AmoCrmConfig, tokens: &TokenHome) -> Result<CheckReport, AmoCrmError> {
+    let (client, host) = client_for(cfg, tokens).await?;
     let account = account(&client).await?;
     let users = client.list(&ListSpec::new("/api/v4/users", "users", 250)).await.map(|u| u.len());
     Ok(CheckReport { account: describe(&account, &host), api_filter: api_filter(&account), users })
@@ -183,8 +185,8 @@ fn api_filter(account: &Value) -> bool {
 ///
 /// # Errors
 /// See [`AmoCrmError`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<Pull, AmoCrmError> {
-    let (client, host) = client_for(cfg)?;
+pub async fn pull(cfg: &AmoCrmConfig, tokens: &TokenHome, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<Pull, AmoCrmError> {
+    let (client, host) = client_for(cfg, tokens).await?;
     pull::pull(cfg, previous, now, client.with_progress(progress), &host).await
 }
 
@@ -192,6 +194,8 @@ pub async fn pull(cfg: &AmoCrmConfig, previous: Option<Previous>, now: DateTime<
 #[derive(Debug, Clone)]
 pub struct AmoCrmConnector {
     pub config: Box<AmoCrmConfig>,
+    /// Where an OAuth integration's tokens live.
+    pub tokens: TokenHome,
 }
 
 #[async_trait::async_trait]
@@ -205,7 +209,7 @@ impl Connector for AmoCrmConnector {
     }
 
     async fn check(&self) -> Result<SourceCheck, ConnectorError> {
-        let report = check(&self.config).await?;
+        let report = check(&self.config, &self.tokens).await?;
         let filter = if report.api_filter { "with API filtering" } else { "without API filtering (incremental syncs scan by update time)" };
         let mut out = SourceCheck { facts: vec![format!("amoCRM account {} answers, {filter}", report.account)], ..Default::default() };
         match report.users {
@@ -216,7 +220,7 @@ impl Connector for AmoCrmConnector {
     }
 
     async fn pull(&self, previous: Option<Previous>, now: DateTime<Utc>, progress: crate::connectors::progress::ProgressHandle) -> Result<Pull, ConnectorError> {
-        Ok(pull(&self.config, previous, now, progress).await?)
+        Ok(pull(&self.config, &self.tokens, previous, now, progress).await?)
     }
 }
 

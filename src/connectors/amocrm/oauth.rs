@@ -1,12 +1,10 @@
 //! OAuth 2.0 for an amoCRM integration (docs/connectors/amocrm-conformance.md §5): the access
 //! token lives 24 hours and the refresh token can be exchanged once only, so each new pair is
-//! written to the token file (atomically: a temporary file, fsync, rename) before the new
-//! access token is used.
+//! written to the token file (atomically: a temporary file, fsync, rename; or the tenant's
+//! object in the store, see `connectors::token_place`) before the new access token is used.
 //! The access token is refreshed when it has run out (by its `expires_at`) or on a 401.
 //! [`exchange_code`] turns the authorization code from the integration's redirect into the
 //! first pair (`salespulse amocrm-auth`).
-
-use std::path::PathBuf;
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -15,7 +13,7 @@ use url::Url;
 
 use super::AmoCrmError;
 use crate::connectors::http::{PoliteClient, Verdict};
-use crate::connectors::sync::{check_replaceable, replace_private_file};
+use crate::connectors::token_place::TokenPlace;
 
 /// What the token file holds. A file with just a refresh token is read too.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -45,24 +43,24 @@ pub(super) struct OAuthApp {
     pub client_id: String,
     pub client_secret: String,
     pub redirect_uri: String,
-    pub token_file: PathBuf,
+    pub tokens_at: TokenPlace,
     /// The config key of the integration, for messages.
     pub key: String,
 }
 
 impl OAuthApp {
-    /// Reads the token file.
-    pub(super) fn load(&self) -> Result<Tokens, AmoCrmError> {
-        let file = self.token_file.display();
-        let text = std::fs::read_to_string(&self.token_file).map_err(|e| {
-            self.config(format!("cannot read the token file {file}: {e}; run `salespulse amocrm-auth --code CODE` with the integration's authorization code to create it"))
+    /// Reads the tokens.
+    pub(super) async fn load(&self) -> Result<Tokens, AmoCrmError> {
+        let file = &self.tokens_at;
+        let text = self.tokens_at.read().await.map_err(|e| {
+            self.config(format!("{e}; run `salespulse amocrm-auth --code CODE` with the integration's authorization code to create it"))
         })?;
         let text = text.trim();
         match serde_json::from_str::<Tokens>(text) {
             Ok(tokens) if !tokens.refresh_token.is_empty() => Ok(tokens),
-            Ok(_) => Err(self.config(format!("the token file {file} has an empty refresh_token"))),
+            Ok(_) => Err(self.config(format!("{file} has an empty refresh_token"))),
             Err(_) if !text.is_empty() && !text.starts_with('{') && !text.contains(char::is_whitespace) => Ok(Tokens { refresh_token: text.to_string(), ..Tokens::default() }),
-            Err(e) => Err(self.config(format!("the token file {file} is not readable JSON ({e}); run `salespulse amocrm-auth --code CODE` to write it again"))),
+            Err(e) => Err(self.config(format!("{file} is not readable JSON ({e}); run `salespulse amocrm-auth --code CODE` to write it again"))),
         }
     }
 
@@ -75,13 +73,13 @@ impl OAuthApp {
             "refresh_token": tokens.refresh_token,
             "redirect_uri": self.redirect_uri,
         });
-        let file = self.token_file.display().to_string();
+        let file = self.tokens_at.to_string();
         let fresh = self
             .exchange(http, &body, &format!(
                 "the refresh token in {file} is expired (they last 3 months), revoked or already used; authorize the integration again and run `salespulse amocrm-auth --code CODE`"
             ))
             .await?;
-        tracing::info!(file = %self.token_file.display(), "amoCRM OAuth tokens refreshed and saved");
+        tracing::info!(at = %self.tokens_at, "amoCRM OAuth tokens refreshed and saved");
         Ok(fresh)
     }
 
@@ -99,8 +97,8 @@ impl OAuthApp {
 
     async fn exchange(&self, http: &PoliteClient, body: &Value, refused: &str) -> Result<Tokens, AmoCrmError> {
         // The new pair must be storable before the old refresh token is spent.
-        check_replaceable(&self.token_file).map_err(|e| {
-            self.config(format!("cannot write next to the token file {} ({e}); salespulse must be able to replace it with each new refresh token", self.token_file.display()))
+        self.tokens_at.check_writable().map_err(|e| {
+            self.config(format!("cannot write next to {} ({e}); salespulse must be able to replace it with each new refresh token", self.tokens_at))
         })?;
         let key = self.key.clone();
         let answer: Value = http
@@ -128,12 +126,9 @@ impl OAuthApp {
             expires_at: Some(Utc::now().timestamp() + expires_in),
             updated_at: Some(Utc::now().to_rfc3339()),
         };
-        let json = serde_json::to_vec_pretty(&fresh).map_err(std::io::Error::other);
-        json.and_then(|json| replace_private_file(&self.token_file, &json)).map_err(|e| {
-            self.config(format!(
-                "the new refresh token could not be saved to {} ({e}); the old one is already spent, so authorize the integration again",
-                self.token_file.display()
-            ))
+        let json = serde_json::to_vec_pretty(&fresh).map_err(|e| self.config(e.to_string()))?;
+        self.tokens_at.write(&json).await.map_err(|e| {
+            self.config(format!("the new refresh token could not be saved to {} ({e}); the old one is already spent, so authorize the integration again", self.tokens_at))
         })?;
         Ok(fresh)
     }

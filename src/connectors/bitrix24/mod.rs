@@ -20,6 +20,7 @@ mod merge;
 mod oauth;
 mod pull;
 
+use crate::connectors::token_place::{TokenHome, TokenPlace};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -100,7 +101,7 @@ fn webhook(secret: &SecretSource) -> Result<Webhook, Bitrix24Error> {
     Ok(Webhook { base: url, portal: format!("{portal} (webhook of user {user})") })
 }
 
-fn oauth_endpoint(cfg: &OAuthConfig) -> Result<(client::Endpoint, String), Bitrix24Error> {
+async fn oauth_endpoint(cfg: &OAuthConfig, tokens: &TokenHome) -> Result<(client::Endpoint, String), Bitrix24Error> {
     let bad = |message: String| Bitrix24Error::Config { key: cfg.key.clone(), message };
     let https = |text: &str, what: &str| -> Result<Url, Bitrix24Error> {
         let url = Url::parse(text).map_err(|_| bad(format!("{what} '{text}' is not a URL")))?;
@@ -117,20 +118,20 @@ fn oauth_endpoint(cfg: &OAuthConfig) -> Result<(client::Endpoint, String), Bitri
     let token_url = https(&cfg.token_url, "oauth_token_url")?;
     let client_secret = cfg.client_secret.resolve().map_err(|e| bad(e.to_string()))?;
     let host = format!("{}{}", base.host_str().unwrap_or(""), base.port().map(|p| format!(":{p}")).unwrap_or_default());
-    let app = oauth::OAuthApp { token_url, client_id: cfg.client_id.clone(), client_secret, token_file: cfg.token_file.clone(), key: cfg.key.clone() };
-    // The token file must be there and readable before anything else.
-    app.load()?;
+    let app = oauth::OAuthApp { token_url, client_id: cfg.client_id.clone(), client_secret, tokens_at: TokenPlace::of(tokens, &cfg.token_file), key: cfg.key.clone() };
+    // The tokens must be there and readable before anything else.
+    app.load().await?;
     Ok((client::Endpoint::OAuth { base, app: Box::new(app), tokens: tokio::sync::Mutex::new(None) }, format!("{host} (OAuth app {})", cfg.client_id)))
 }
 
-fn client_for(cfg: &Bitrix24Config) -> Result<(Client, String), Bitrix24Error> {
+async fn client_for(cfg: &Bitrix24Config, tokens: &TokenHome) -> Result<(Client, String), Bitrix24Error> {
     let (endpoint, portal, key) = match &cfg.auth {
         Bitrix24Auth::Webhook(secret) => {
             let hook = webhook(secret)?;
             (client::Endpoint::Webhook(hook.base), hook.portal, secret.describe())
         }
         Bitrix24Auth::OAuth(app) => {
-            let (endpoint, portal) = oauth_endpoint(app)?;
+            let (endpoint, portal) = oauth_endpoint(app, tokens).await?;
             (endpoint, portal, app.key.clone())
         }
     };
@@ -163,8 +164,8 @@ pub struct CheckReport {
 ///
 /// # Errors
 /// The webhook is malformed or refused, or the portal does not answer.
-pub async fn check(cfg: &Bitrix24Config) -> Result<CheckReport, Bitrix24Error> {
-    let (client, portal) = client_for(cfg)?;
+pub async fn check(cfg: &Bitrix24Config, tokens: &TokenHome) -> Result<CheckReport, Bitrix24Error> {
+    let (client, portal) = client_for(cfg, tokens).await?;
     let answer = client.call("scope", &json!({})).await?;
     let scopes: Vec<String> = answer.result.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default();
     let missing = SCOPES.iter().filter(|(s, _)| !scopes.iter().any(|have| have == s)).copied().collect();
@@ -172,12 +173,13 @@ pub async fn check(cfg: &Bitrix24Config) -> Result<CheckReport, Bitrix24Error> {
 }
 
 /// Pulls the portal: in full, or incrementally on top of `previous` when it is a snapshot of
-/// the same portal (`pull.rs` has the phases). `progress` hears of each list as it is read.
+/// the same portal (`pull.rs` has the phases). `progress` hears of each list as it is read;
+/// an OAuth app's tokens are read from and written to `tokens`.
 ///
 /// # Errors
 /// See [`Bitrix24Error`]; nothing is stored by a failed pull.
-pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, Bitrix24Error> {
-    let (client, portal) = client_for(cfg)?;
+pub async fn pull(cfg: &Bitrix24Config, tokens: &TokenHome, timezone: Tz, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, Bitrix24Error> {
+    let (client, portal) = client_for(cfg, tokens).await?;
     pull::pull(cfg, timezone, previous, now, client.with_progress(progress), portal).await
 }
 
@@ -186,6 +188,8 @@ pub async fn pull(cfg: &Bitrix24Config, timezone: Tz, previous: Option<Previous>
 pub struct Bitrix24Connector {
     pub config: Box<Bitrix24Config>,
     pub timezone: Tz,
+    /// Where an OAuth app's tokens live.
+    pub tokens: TokenHome,
 }
 
 #[async_trait::async_trait]
@@ -199,7 +203,7 @@ impl Connector for Bitrix24Connector {
     }
 
     async fn check(&self) -> Result<SourceCheck, ConnectorError> {
-        let report = check(&self.config).await?;
+        let report = check(&self.config, &self.tokens).await?;
         let mut out = SourceCheck { facts: vec![format!("Bitrix24 portal {} answers; webhook scopes: {}", report.portal, report.scopes.join(", "))], ..Default::default() };
         if !report.missing.is_empty() {
             let missing: Vec<String> = report.missing.iter().map(|(scope, reads)| format!("'{scope}' (for {reads})")).collect();
@@ -209,7 +213,7 @@ impl Connector for Bitrix24Connector {
     }
 
     async fn pull(&self, previous: Option<Previous>, now: DateTime<Utc>, progress: ProgressHandle) -> Result<Pull, ConnectorError> {
-        Ok(pull(&self.config, self.timezone, previous, now, progress).await?)
+        Ok(pull(&self.config, &self.tokens, self.timezone, previous, now, progress).await?)
     }
 }
 

@@ -1,10 +1,9 @@
 //! OAuth 2.0 for a Bitrix24 app (docs/connectors/bitrix24-conformance.md § B-AUTH): calls
 //! carry the access token; on `expired_token` the client asks the token server for a new
 //! pair, writes the new refresh token to the token file (atomically: a temporary file,
-//! fsync, rename) before it uses the new access token, and repeats the call. Tokens are
-//! refreshed only then, never on a timer, as the vendor asks.
-
-use std::path::PathBuf;
+//! fsync, rename; or the tenant's object in the store, see `connectors::token_place`)
+//! before it uses the new access token, and repeats the call. Tokens are refreshed only
+//! then, never on a timer, as the vendor asks.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +11,7 @@ use url::Url;
 
 use super::Bitrix24Error;
 use crate::connectors::http::{PoliteClient, Verdict};
-use crate::connectors::sync::{check_replaceable, replace_private_file};
+use crate::connectors::token_place::TokenPlace;
 
 /// What the token file holds. A file with just a refresh token (as first written by hand)
 /// is read too.
@@ -31,34 +30,32 @@ pub(super) struct OAuthApp {
     pub token_url: Url,
     pub client_id: String,
     pub client_secret: String,
-    pub token_file: PathBuf,
+    pub tokens_at: TokenPlace,
     /// The config key of the app, for messages.
     pub key: String,
 }
 
 impl OAuthApp {
-    /// Reads the token file.
-    pub(super) fn load(&self) -> Result<Tokens, Bitrix24Error> {
-        let text = std::fs::read_to_string(&self.token_file).map_err(|e| self.config(format!(
-            "cannot read the token file {}: {e}; put the app's refresh token in it (salespulse keeps it up to date)",
-            self.token_file.display()
-        )))?;
+    /// Reads the tokens.
+    pub(super) async fn load(&self) -> Result<Tokens, Bitrix24Error> {
+        let text = self.tokens_at.read().await.map_err(|e| self.config(format!("{e}; put the app's refresh token in it (salespulse keeps it up to date)")))?;
         let text = text.trim();
+        let at = &self.tokens_at;
         if text.is_empty() {
-            return Err(self.config(format!("the token file {} is empty; put the app's refresh token in it", self.token_file.display())));
+            return Err(self.config(format!("{at} is empty; put the app's refresh token in it")));
         }
         match serde_json::from_str::<Tokens>(text) {
             Ok(tokens) if !tokens.refresh_token.is_empty() => Ok(tokens),
-            Ok(_) => Err(self.config(format!("the token file {} has an empty refresh_token", self.token_file.display()))),
+            Ok(_) => Err(self.config(format!("{at} has an empty refresh_token"))),
             Err(_) if !text.starts_with('{') && !text.contains(char::is_whitespace) => Ok(Tokens { refresh_token: text.to_string(), access_token: None, updated_at: None }),
-            Err(e) => Err(self.config(format!("the token file {} is not readable JSON ({e})", self.token_file.display()))),
+            Err(e) => Err(self.config(format!("{at} is not readable JSON ({e})"))),
         }
     }
 
-    /// Checks that the token file can be replaced, before a refresh spends the old token.
+    /// Checks that the tokens can be replaced, before a refresh spends the old token.
     pub(super) fn check_writable(&self) -> Result<(), Bitrix24Error> {
-        check_replaceable(&self.token_file).map_err(|e| {
-            self.config(format!("cannot write next to the token file {} ({e}); salespulse must be able to replace it with each new refresh token", self.token_file.display()))
+        self.tokens_at.check_writable().map_err(|e| {
+            self.config(format!("cannot write next to {} ({e}); salespulse must be able to replace it with each new refresh token", self.tokens_at))
         })
     }
 
@@ -72,7 +69,7 @@ impl OAuthApp {
             .append_pair("client_secret", &self.client_secret)
             .append_pair("refresh_token", &tokens.refresh_token);
         let key = self.key.clone();
-        let file = self.token_file.display().to_string();
+        let file = self.tokens_at.to_string();
         let answer: Value = http
             .send("Bitrix24 OAuth token refresh", |c| c.get(url.clone()), |answer| {
                 if answer.is_html() {
@@ -93,19 +90,16 @@ impl OAuthApp {
             .await?;
         let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let fresh = Tokens { refresh_token: text("refresh_token"), access_token: Some(text("access_token")), updated_at: Some(chrono::Utc::now().to_rfc3339()) };
-        self.store(&fresh)?;
-        tracing::info!(file = %self.token_file.display(), "Bitrix24 OAuth tokens refreshed and saved");
+        self.store(&fresh).await?;
+        tracing::info!(at = %self.tokens_at, "Bitrix24 OAuth tokens refreshed and saved");
         Ok(fresh)
     }
 
-    /// Replaces the token file atomically: a crash leaves the old file or the new one.
-    fn store(&self, tokens: &Tokens) -> Result<(), Bitrix24Error> {
-        let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other);
-        json.and_then(|json| replace_private_file(&self.token_file, &json)).map_err(|e| {
-            self.config(format!(
-                "the new refresh token could not be saved to {} ({e}); the old one is already spent, so authorize the app again",
-                self.token_file.display()
-            ))
+    /// Replaces the stored tokens atomically: a crash leaves the old pair or the new one.
+    async fn store(&self, tokens: &Tokens) -> Result<(), Bitrix24Error> {
+        let json = serde_json::to_vec_pretty(tokens).map_err(std::io::Error::other).map_err(|e| self.config(e.to_string()))?;
+        self.tokens_at.write(&json).await.map_err(|e| {
+            self.config(format!("the new refresh token could not be saved to {} ({e}); the old one is already spent, so authorize the app again", self.tokens_at))
         })
     }
 

@@ -153,7 +153,7 @@ impl Client {
                     let mut held = tokens.lock().await;
                     let current = match held.take() {
                         Some(t) => t,
-                        None => app.load()?,
+                        None => app.load().await?,
                     };
                     let current = match &current.access_token {
                         Some(_) => current,
@@ -197,7 +197,7 @@ impl Client {
                     let mut held = tokens.lock().await;
                     let current = match held.take() {
                         Some(t) => t,
-                        None => app.load()?,
+                        None => app.load().await?,
                     };
                     // Refresh unless another call already did since this one was sent.
                     let next = if current.access_token == used { app.refresh(&self.http, &current).await? } else { current };
