@@ -103,6 +103,21 @@ pub struct RefreshReport {
     pub served: Option<Arc<TenantState>>,
 }
 
+impl RefreshReport {
+    /// What `system.refreshes` shows of this refresh.
+    pub fn summary(&self) -> crate::history::refreshes::RefreshSummary {
+        let manifest = &self.report.manifest;
+        let sync = self.sync.as_ref();
+        crate::history::refreshes::RefreshSummary {
+            snapshot_id: manifest.snapshot_id.clone(),
+            rows: manifest.total_rows(),
+            requests: sync.map_or(0, |s| s.requests),
+            answers: sync.map(|s| s.answers.clone()).unwrap_or_default(),
+            retries: sync.map_or(0, |s| s.retries),
+        }
+    }
+}
+
 /// The connector of a tenant's configured source.
 pub fn source_of(tenant: &TenantConfig) -> Source {
     match &tenant.source {
@@ -281,15 +296,7 @@ pub fn serving_refresh(store: Store, catalog: Arc<Catalog>, tenants: Vec<TenantC
             if let Some(problem) = report.served.as_ref().and_then(|s| s.problem.as_ref()) {
                 tracing::warn!(tenant = %name, "{problem}");
             }
-            let manifest = &report.report.manifest;
-            let sync = report.sync.as_ref();
-            Ok(crate::history::refreshes::RefreshSummary {
-                snapshot_id: manifest.snapshot_id.clone(),
-                rows: manifest.total_rows(),
-                requests: sync.map_or(0, |s| s.requests),
-                answers: sync.map(|s| s.answers.clone()).unwrap_or_default(),
-                retries: sync.map_or(0, |s| s.retries),
-            })
+            Ok(report.summary())
         })
     })
 }

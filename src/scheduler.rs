@@ -54,6 +54,10 @@ pub struct Refresher {
     clock: Arc<dyn Clock>,
     running: Mutex<HashSet<String>>,
     log: Arc<RefreshLog>,
+    /// This process's name, on every record.
+    replica: String,
+    /// Where every attempt is also stored for `system.refreshes` (the fleet's history).
+    shared: Option<crate::snapshot::Store>,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -64,7 +68,16 @@ impl std::fmt::Debug for Refresher {
 
 impl Refresher {
     pub fn new(run: RefreshFn, clock: Arc<dyn Clock>, log: Arc<RefreshLog>) -> Refresher {
-        Refresher { run, clock, running: Mutex::new(HashSet::new()), log }
+        Refresher { run, clock, running: Mutex::new(HashSet::new()), log, replica: "local".into(), shared: None }
+    }
+
+    /// Also stores every attempt in `store` under the name `replica`, where
+    /// `system.refreshes` of every process reads it.
+    #[must_use]
+    pub fn with_shared_history(mut self, store: crate::snapshot::Store, replica: &str) -> Refresher {
+        self.shared = Some(store);
+        self.replica = replica.to_string();
+        self
     }
 
     /// Refreshes `tenant` now, unless a refresh of it is already running (then the attempt
@@ -85,13 +98,16 @@ impl Refresher {
         } else {
             (Outcome::Skipped, Some("a refresh of this tenant was already running".to_string()), None)
         };
-        let record = RefreshRecord { tenant: tenant.to_string(), started_at, finished_at: self.clock.now(), outcome, error, summary, trigger };
+        let record = RefreshRecord { tenant: tenant.to_string(), started_at, finished_at: self.clock.now(), outcome, error, summary, trigger, replica: self.replica.clone() };
         match outcome {
             Outcome::Ok => tracing::info!(tenant, trigger = trigger.as_str(), "refresh done"),
             Outcome::Failed => tracing::warn!(tenant, trigger = trigger.as_str(), error = record.error.as_deref().unwrap_or(""), "refresh failed; the previous snapshot keeps serving"),
             Outcome::Skipped => tracing::info!(tenant, trigger = trigger.as_str(), "refresh skipped: one is already running"),
         }
         self.log.push(record.clone());
+        if let Some(store) = &self.shared {
+            store_attempt(store, &record).await;
+        }
         record
     }
 
@@ -102,6 +118,15 @@ impl Refresher {
     /// Whether a refresh of `tenant` is running.
     pub fn is_running(&self, tenant: &str) -> bool {
         self.running.lock().map(|r| r.contains(tenant)).unwrap_or(false)
+    }
+}
+
+/// Stores an attempt for `system.refreshes`; a failure is logged (the attempt stays in this
+/// process's log).
+pub async fn store_attempt(store: &crate::snapshot::Store, record: &RefreshRecord) {
+    let kept = crate::history::refreshes::STORED_PER_TENANT;
+    if let Err(e) = store.append_refresh(&record.tenant, record.finished_at, &record.replica, record.to_json(), kept).await {
+        tracing::warn!(tenant = %record.tenant, "storing the refresh attempt for system.refreshes: {e}");
     }
 }
 

@@ -107,6 +107,17 @@ async fn two_query_replicas_and_two_refreshers_share_one_bucket() {
     wait_serving(&queries, &third, Instant::now()).await;
     assert_eq!(BTreeSet::from([&first, &second, &third]).len(), 3, "three distinct snapshots");
 
+    // Every process's attempts are in every replica's system.refreshes: the refusals by the
+    // lease, and the refreshes that landed, each with the replica that made it.
+    let mut client = flight(queries[1].flight_sql(), true).await;
+    let sql = format!("SELECT replica, outcome, snapshot_id FROM {TENANT}.system.refreshes WHERE outcome = 'ok' ORDER BY finished_at");
+    let (_, batches) = crate::common::query(&mut client, &sql).await.unwrap();
+    let landed: Vec<String> = batches.iter().flat_map(|b| (0..b.num_rows()).map(move |i| array_value_to_string(b.column(2), i).unwrap())).collect();
+    assert_eq!(landed, [first.clone(), second.clone(), third.clone()]);
+    let sql = format!("SELECT count(*) FROM {TENANT}.system.refreshes WHERE outcome = 'skipped' AND error LIKE '%is running on refresher-%'");
+    let (_, batches) = crate::common::query(&mut client, &sql).await.unwrap();
+    assert!(first_row(&batches).is_some_and(|r| r[0].parse::<u32>().unwrap() >= 2), "the two refusals by the lease: {batches:?}");
+
     // (5) No query failed, none answered counts of another snapshot than its own, and each
     // loop ran from the first snapshot to the last.
     tokio::time::sleep(Duration::from_millis(500)).await;

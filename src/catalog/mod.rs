@@ -99,7 +99,7 @@ impl Catalog {
             .map(|info| {
                 let state = TenantState {
                     problem: Some(format!("tenant {} has not been loaded yet", info.name)),
-                    catalog: empty_catalog(&info, &[], None, &logs),
+                    catalog: empty_catalog(&info, &[], None, &logs, &store),
                     manifest: None,
                     calendars: Arc::new(CalendarRegistry::builtin()),
                     info,
@@ -278,7 +278,7 @@ impl Catalog {
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
-        let catalog = empty_catalog(&info, &snapshots, None, &self.logs);
+        let catalog = empty_catalog(&info, &snapshots, None, &self.logs, &self.store);
         let (calendars, _) = tenant_calendars(&info, &catalog).await;
         TenantState { catalog, info, manifest: None, problem: Some(current), calendars }
     }
@@ -297,7 +297,7 @@ impl Catalog {
             let provider = SnapshotTable::load(&state, store_url.clone(), table.schema(), table_files).await.map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
-        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs))
+        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs, &self.store))
     }
 
     /// A session that sees every tenant's current catalog, with the UDFs registered.
@@ -415,13 +415,13 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
-fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs) -> Arc<dyn CatalogProvider> {
+fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs, store: &Store) -> Arc<dyn CatalogProvider> {
     let catalog = MemoryCatalogProvider::new();
     let (manifest, crm) = match served {
         Some((m, crm)) => (Some(m), crm),
         None => (None, Arc::new(MemorySchemaProvider::new())),
     };
-    let system = system::schema(info, snapshots, manifest, logs);
+    let system = system::schema(info, snapshots, manifest, logs, store);
     // Registering a schema in a fresh in-memory catalog cannot fail.
     let _ = catalog.register_schema("crm", crm);
     let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));

@@ -11,8 +11,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::TenantInfo;
+use crate::history::refreshes::{RefreshRecord, STORED_PER_TENANT};
 use crate::history::{Logs, QueryLog, RefreshLog};
-use crate::snapshot::Manifest;
+use crate::snapshot::{Manifest, Store};
 
 datafusion::common::extensions_options! {
     /// Who a session belongs to, set by the server when it builds the session (`SET` of it
@@ -33,10 +34,11 @@ impl SessionUser {
     }
 }
 
-pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, logs: &Logs) -> Arc<MemorySchemaProvider> {
+pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, logs: &Logs, store: &Store) -> Arc<MemorySchemaProvider> {
     let schema = MemorySchemaProvider::new();
     let refreshes: &Arc<RefreshLog> = &logs.refreshes;
-    let _ = schema.register_table("refreshes".to_string(), Arc::new(RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes) }));
+    let refreshes = RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes), store: store.clone() };
+    let _ = schema.register_table("refreshes".to_string(), Arc::new(refreshes));
     let _ = schema.register_table("queries".to_string(), Arc::new(QueriesTable { log: Arc::clone(&logs.queries) }));
     let tables: [(&str, Option<RecordBatch>); 3] = [
         ("snapshots", snapshots_batch(snapshots, served)),
@@ -105,11 +107,15 @@ fn settings_batch(info: &TenantInfo) -> Option<RecordBatch> {
     RecordBatch::try_new(schema, columns).ok()
 }
 
-/// `system.refreshes`: the tenant's refresh attempts in this process, read at query time.
+/// `system.refreshes`: the tenant's refresh attempts, read at query time: those every
+/// process stored beside the snapshots (the fleet's refreshers, cron runs, earlier runs of
+/// this server), with this process's own that are not stored (a store that refused the
+/// write).
 #[derive(Debug)]
 struct RefreshesTable {
     tenant: String,
     log: Arc<RefreshLog>,
+    store: Store,
 }
 
 fn refreshes_schema() -> SchemaRef {
@@ -123,13 +129,32 @@ fn refreshes_schema() -> SchemaRef {
         Field::new("rows", DataType::Int64, true),
         Field::new("requests", DataType::Int64, true),
         Field::new("snapshot_id", DataType::Utf8, true),
+        Field::new("replica", DataType::Utf8, false),
     ]))
 }
 
 impl RefreshesTable {
-    fn batch(&self) -> datafusion::error::Result<RecordBatch> {
-        let records = self.log.records(Some(&self.tenant));
-        let time = |f: &dyn Fn(&crate::history::refreshes::RefreshRecord) -> i64| -> ArrayRef {
+    /// The stored attempts and this process's, oldest first, each once.
+    async fn records(&self) -> Vec<RefreshRecord> {
+        let stored = match self.store.recent_refreshes(&self.tenant, STORED_PER_TENANT).await {
+            Ok(objects) => objects.iter().filter_map(|o| RefreshRecord::from_json(o)).collect(),
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, "reading the stored refresh attempts: {e}; system.refreshes shows this process's only");
+                Vec::new()
+            }
+        };
+        let mut records: Vec<RefreshRecord> = stored;
+        for own in self.log.records(Some(&self.tenant)) {
+            if !records.iter().any(|r| r.started_at == own.started_at && r.replica == own.replica && r.finished_at == own.finished_at) {
+                records.push(own);
+            }
+        }
+        records.sort_by_key(|r| r.finished_at);
+        records
+    }
+
+    fn batch(&self, records: &[RefreshRecord]) -> datafusion::error::Result<RecordBatch> {
+        let time = |f: &dyn Fn(&RefreshRecord) -> i64| -> ArrayRef {
             Arc::new(TimestampMicrosecondArray::from_iter_values(records.iter().map(f)).with_timezone("UTC"))
         };
         let columns: Vec<ArrayRef> = vec![
@@ -141,6 +166,7 @@ impl RefreshesTable {
             Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.rows as i64)))),
             Arc::new(Int64Array::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.requests as i64)))),
             Arc::new(StringArray::from_iter(records.iter().map(|r| r.summary.as_ref().map(|s| s.snapshot_id.as_str())))),
+            Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.replica.as_str()))),
         ];
         Ok(RecordBatch::try_new(refreshes_schema(), columns)?)
     }
@@ -157,7 +183,8 @@ impl TableProvider for RefreshesTable {
     }
 
     async fn scan(&self, state: &dyn Session, projection: Option<&Vec<usize>>, filters: &[Expr], limit: Option<usize>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let table = MemTable::try_new(refreshes_schema(), vec![vec![self.batch()?]])?;
+        let records = self.records().await;
+        let table = MemTable::try_new(refreshes_schema(), vec![vec![self.batch(&records)?]])?;
         table.scan(state, projection, filters, limit).await
     }
 }

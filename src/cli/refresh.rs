@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use salespulse::catalog::Catalog;
 use salespulse_config::config::{Config, TenantConfig};
+use salespulse::history::refreshes::{Outcome, RefreshRecord, Trigger};
 use salespulse::refresh::{RefreshOptions, RefreshReport, refresh_tenant_with, source_of};
 use salespulse::snapshot::Store;
 
@@ -33,8 +34,14 @@ pub(super) async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::R
         // The KPI tables are built into the snapshot before it is committed, so every server
         // that follows the commit finds them.
         let catalog = Catalog::new(store.clone(), vec![info_of(t)]);
+        let started_at = chrono::Utc::now();
         let refreshed = refresh_tenant_with(&store, t, source_of(t), &options, Arc::clone(&progress) as _, Some(&catalog)).await;
         progress.finish();
+        let (outcome, error, summary) = match &refreshed {
+            Ok(report) => (Outcome::Ok, None, Some(report.summary())),
+            Err(e) if e.is_held_elsewhere() => (Outcome::Skipped, Some(e.to_string()), None),
+            Err(e) => (Outcome::Failed, Some(salespulse_config::redact::redact_secrets(&e.to_string())), None),
+        };
         match refreshed {
             Ok(report) => {
                 print_refresh(&t.name, &report);
@@ -49,6 +56,18 @@ pub(super) async fn refresh(config_path: &Path, only: Option<&str>) -> anyhow::R
                 eprintln!("error: {e}; the previous snapshot is still served");
             }
         }
+        // Cron runs show in every server's system.refreshes.
+        let record = RefreshRecord {
+            tenant: t.name.clone(),
+            started_at,
+            finished_at: chrono::Utc::now(),
+            outcome,
+            error,
+            summary,
+            trigger: Trigger::Command,
+            replica: config.server.replica.clone(),
+        };
+        salespulse::scheduler::store_attempt(&store, &record).await;
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -191,6 +191,7 @@ pub(super) async fn run_server(
     stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> anyhow::Result<()> {
     let Operations { tenants, refresh, result_cache_bytes, role, follow } = operations;
+    let replica_name = refresh.holder.clone();
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
@@ -200,7 +201,11 @@ pub(super) async fn run_server(
     });
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let run = serving_refresh(catalog.store().clone(), Arc::clone(&catalog), tenants.clone(), refresh);
-    let refresher = Arc::new(Refresher::new(run, Arc::clone(&clock), Arc::clone(&catalog.logs().refreshes)));
+    // Every attempt is stored beside the tenant's snapshots too: `system.refreshes` of every
+    // process shows the fleet's refreshes.
+    let refresher = Arc::new(
+        Refresher::new(run, Arc::clone(&clock), Arc::clone(&catalog.logs().refreshes)).with_shared_history(catalog.store().clone(), &replica_name),
+    );
     // Every role follows the snapshots other processes commit.
     let follower = tokio::spawn(follow_current(Arc::clone(&catalog), follow, shutdown.clone()));
     // A query replica runs no schedules: the refreshers do.

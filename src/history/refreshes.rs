@@ -1,14 +1,21 @@
 //! The refresh attempts of this process: the newest [`LOG_LIMIT`] in full, and running totals
 //! per tenant. The scheduler's [`Refresher`](crate::scheduler::Refresher) writes them;
-//! `system.refreshes`, `/health` and `/metrics` read them.
+//! `/health` and `/metrics` read them. Each attempt is also stored beside the tenant's
+//! snapshots ([`RefreshRecord::to_json`], the newest [`STORED_PER_TENANT`] per tenant), and
+//! `system.refreshes` reads those: every process's attempts, cron runs included.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Attempts kept in the store per tenant (every process's).
+pub const STORED_PER_TENANT: usize = 200;
 
 /// How a refresh attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Ok,
     Failed,
@@ -27,7 +34,7 @@ impl Outcome {
 }
 
 /// What a successful refresh produced.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RefreshSummary {
     pub snapshot_id: String,
     pub rows: u64,
@@ -38,7 +45,7 @@ pub struct RefreshSummary {
 }
 
 /// One attempt, as `system.refreshes` shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RefreshRecord {
     pub tenant: String,
     pub started_at: DateTime<Utc>,
@@ -48,10 +55,25 @@ pub struct RefreshRecord {
     pub summary: Option<RefreshSummary>,
     /// Why it ran.
     pub trigger: Trigger,
+    /// The process that ran it (`server.replica`).
+    pub replica: String,
+}
+
+impl RefreshRecord {
+    /// The stored form.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A stored attempt; `None` for an object this build cannot read.
+    pub fn from_json(bytes: &[u8]) -> Option<RefreshRecord> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 /// Why a refresh ran, as `system.refreshes.triggered_by` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Trigger {
     /// The tenant's schedule came due.
     Schedule,
@@ -61,6 +83,8 @@ pub enum Trigger {
     Retry,
     /// `POST /tenants/{name}/refresh`.
     Http,
+    /// The `salespulse refresh` command (cron).
+    Command,
 }
 
 impl Trigger {
@@ -70,6 +94,7 @@ impl Trigger {
             Trigger::Start => "start",
             Trigger::Retry => "retry",
             Trigger::Http => "http",
+            Trigger::Command => "command",
         }
     }
 }

@@ -21,6 +21,7 @@ mod encode;
 mod lease;
 mod manifest;
 mod reader;
+mod refresh_history;
 mod retention;
 mod store;
 mod writer;

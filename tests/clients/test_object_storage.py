@@ -169,6 +169,10 @@ def test_a_cron_refresh_into_a_local_folder_is_served_without_a_restart():
             assert wait_current(cur, "acme", second) == second
             cur.execute("SELECT count(*) > 0 FROM acme.crm.calls")
             assert cur.fetchall() == [(True,)]
+            # Both cron runs are in the server's system.refreshes: attempts are stored beside
+            # the snapshots, whoever made them.
+            cur.execute("SELECT triggered_by, outcome, snapshot_id FROM acme.system.refreshes ORDER BY finished_at")
+            assert cur.fetchall() == [("command", "ok", first), ("command", "ok", second)]
     finally:
         _stop(proc)
     # The KPI tables were built by `refresh`, before its commit: the server found them and
