@@ -3,6 +3,8 @@
 //! (`COPY … TO STDOUT` in text, CSV and binary, simple and extended). The real programs run in
 //! tests/clients; these tests pin the protocol-level behaviour they rely on.
 
+use std::time::Duration;
+
 use salespulse_config::config::Limits;
 
 use crate::common::TestServer;
@@ -287,4 +289,45 @@ async fn a_correlated_subquery_in_the_select_list_answers_or_refuses_never_null(
     let seen = pg.simple("SELECT d.deal_id, (SELECT c.call_id FROM crm.calls c WHERE c.deal_id = d.deal_id) FROM crm.deals d LIMIT 1").await;
     assert!(error_of(&seen).is_some_and(|(_, _, m)| m.contains("must be aggregated")), "{seen:?}");
     server.shutdown_and_wait().await;
+}
+
+/// A rolling restart of a fleet's replica: on SIGTERM a query in flight finishes and its rows
+/// reach the client; then each connection is closed with 57P01 (admin shutdown), the idle
+/// ones at once, and the server stops once all are closed. (Before, every connection was
+/// dropped the moment the server stopped, mid-query included.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_in_flight_finishes_when_the_server_stops() {
+    let server = demo_server().await;
+    let (mut idle, _) = login(&server).await;
+    let (mut busy, _) = login(&server).await;
+    // A query that takes about a second on this machine (measured, so a faster machine
+    // does not finish it before the stop).
+    // Each text once: a repeated one would come from the result cache.
+    let sql = |n: u64| format!("SELECT sum(value % 7) FROM generate_series(1, {n})");
+    let mut n = 1_000_000u64;
+    loop {
+        let started = std::time::Instant::now();
+        let seen = busy.simple(&sql(n)).await;
+        assert!(error_of(&seen).is_none(), "{seen:?}");
+        let took = started.elapsed();
+        if took >= Duration::from_millis(800) || n >= 4_000_000_000 {
+            break;
+        }
+        n = (n as f64 * (1000.0 / took.as_millis().max(1) as f64)).min(4e9) as u64;
+    }
+    busy.send(&Pg::query_bytes(&sql(n + 1))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopped = tokio::spawn(server.shutdown_and_wait());
+    let stop_asked = std::time::Instant::now();
+    let (seen, _) = busy.until_ready().await;
+    assert!(error_of(&seen).is_none() && rows_of(&seen).len() == 1, "the query in flight was cut: {seen:?}");
+    assert!(stop_asked.elapsed() > Duration::from_millis(100), "the query ended before the stop: the test proves nothing");
+    for pg in [&mut busy, &mut idle] {
+        match pg.read().await {
+            Some(Msg::Error { code, message, .. }) => assert!(code == "57P01" && message.contains("shutting down"), "{code} {message}"),
+            other => panic!("expected 57P01, got {other:?}"),
+        }
+        assert!(pg.read().await.is_none(), "the connection is closed");
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopped).await.expect("the server stops once its connections are closed").unwrap();
 }

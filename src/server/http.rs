@@ -57,7 +57,8 @@ pub struct HttpState {
     pub limits: salespulse_config::config::Limits,
     /// What this process does: a query-only replica refuses refreshes.
     pub role: salespulse_config::config::Role,
-    /// Cancelled when the process stops: readiness turns 503 so load balancers drain it.
+    /// Cancelled when the process stops: the port stops accepting (which drains a load
+    /// balancer), and a request already on an open connection gets 503 from readiness.
     pub stopping: CancellationToken,
 }
 

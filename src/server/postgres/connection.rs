@@ -43,7 +43,10 @@ pub(super) struct Handlers {
     pub(super) queries: Arc<Queries>,
 }
 
-/// Serves PostgreSQL on `listener` until `shutdown` is cancelled.
+/// Serves PostgreSQL on `listener` until `shutdown` is cancelled; then stops accepting,
+/// closes each connection when it next waits for the client (57P01, as PostgreSQL's own
+/// shutdown says), so a query in flight finishes first, and returns once all are closed
+/// (the caller's grace period cuts what is still running after it).
 ///
 /// # Errors
 /// Never after binding: a failing connection is logged and closed, the server goes on.
@@ -57,9 +60,14 @@ pub async fn serve_postgres(
     let frontend = Arc::new(if tls.is_some() { frontend.requiring_tls() } else { frontend });
     let limits = frontend.shared.limits().clone();
     let open = Arc::new(Semaphore::new(limits.max_connections_per_port));
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => {
+                connections.close();
+                connections.wait().await;
+                return Ok(());
+            }
             accepted = listener.accept() => accepted,
         };
         let (socket, addr) = match accepted {
@@ -84,19 +92,12 @@ pub async fn serve_postgres(
         let acceptor = acceptor.clone();
         let (login_timeout, idle_timeout) = (limits.login_timeout, limits.idle_timeout);
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let overrun = CancellationToken::new();
             let handlers = frontend.connection(overrun.clone());
-            let run = run_connection(socket, acceptor, handlers, Timeouts { login: login_timeout, idle: idle_timeout }, overrun);
-            tokio::select! {
-                ended = run => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%addr, "PostgreSQL connection ended with an error: {e}");
-                    }
-                }
-                // Connections idle at shutdown are closed; queries in flight are cut by the
-                // caller's grace period.
-                () = shutdown.cancelled() => {}
+            let timeouts = Timeouts { login: login_timeout, idle: idle_timeout };
+            if let Err(e) = run_connection(socket, acceptor, handlers, timeouts, overrun, shutdown).await {
+                tracing::debug!(%addr, "PostgreSQL connection ended with an error: {e}");
             }
             drop(permit);
         });
@@ -163,17 +164,24 @@ fn is_fatal(e: &PgWireError) -> bool {
     }
 }
 
+/// What a connection hears when the server stops (PostgreSQL's `admin_shutdown`).
+fn stopping() -> PgWireError {
+    fatal("57P01", "the server is shutting down; connect again (to another replica behind the load balancer)".into())
+}
+
 async fn run_connection(
     socket: TcpStream,
     acceptor: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
     handlers: Handlers,
     timeouts: Timeouts,
     overrun: CancellationToken,
+    shutdown: CancellationToken,
 ) -> io::Result<()> {
     let login_deadline = tokio::time::sleep(timeouts.login);
     tokio::pin!(login_deadline);
     let negotiated = tokio::select! {
         () = &mut login_deadline => return Ok(()),
+        () = shutdown.cancelled() => return Ok(()),
         negotiated = negotiate_tls(socket, acceptor) => negotiated?,
     };
     // A direct TLS handshake without a certificate configured.
@@ -189,10 +197,20 @@ async fn run_connection(
                     say_fatal(&mut socket, e).await;
                     return Ok(());
                 }
+                () = shutdown.cancelled() => {
+                    say_fatal(&mut socket, stopping()).await;
+                    return Ok(());
+                }
                 message = next_message(&mut socket) => message,
             }
         } else {
             tokio::select! {
+                // Shutting down: a connection waiting for its client closes; one running a
+                // query gets here only once the query's answer is sent.
+                () = shutdown.cancelled() => {
+                    say_fatal(&mut socket, stopping()).await;
+                    return Ok(());
+                }
                 // A portal suspended by a partial Execute, or an open cursor, holds a slot
                 // while the client says nothing: its overrun ends the connection too.
                 () = overrun.cancelled() => {
