@@ -12,6 +12,8 @@
 #                                        the vendor's 7 requests/s (default: 10000 deals)
 #        scripts/bench.sh load [CLIENTS] [SECONDS] [SCALE]  concurrent dashboard clients over
 #                                        both protocols, vs DuckDB threads (default: 100, 60 s, 1)
+#        scripts/bench.sh tenants [N ...]  N demo tenants on one query replica: start time, memory,
+#                                        dashboard clients across them (default: 1 10 30)
 #        scripts/bench.sh adhoc [SCALE ...] [OPTIONS]  ad-hoc analyst SQL over crm.* without the
 #                                        result cache, each answer checked against DuckDB's
 #                                        (default: 10; options: benches/adhoc.py --help)
@@ -41,6 +43,9 @@ elif [ "${1:-}" = "dashboard" ]; then
 elif [ "${1:-}" = "load" ]; then
   shift
   .venv-bench/bin/python benches/load.py "$@"
+elif [ "${1:-}" = "tenants" ]; then
+  shift
+  .venv-bench/bin/python benches/tenants.py "$@"
 elif [ "${1:-}" = "adhoc" ]; then
   shift
   .venv-bench/bin/python benches/adhoc.py "$@"
