@@ -156,19 +156,17 @@ pub async fn refresh_tenant_with(store: &Store, tenant: &TenantConfig, source: S
     let name = tenant.name.clone();
     let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
     let lease = store.acquire_lease(&name, &options.holder, options.lease).await.map_err(snapshot_error)?;
-    let lost = lease.lost();
-    let result = tokio::select! {
-        done = pull_and_commit(store, tenant, source, options, progress, catalog, &lease) => done,
-        () = lost.cancelled() => Err(snapshot_error(SnapshotError::LeaseLost {
-            tenant: name.clone(),
-            reason: "it could not be renewed in time or another process took it over".into(),
-        })),
-    };
+    let result = under_lease(store, tenant, source, options, progress, catalog, &lease).await;
     lease.release().await;
     result
 }
 
-async fn pull_and_commit(
+/// The refresh once the lease is held. The pull, the write and the KPI build stop as soon
+/// as the lease is lost (another process may pull the same CRM from then on). The commit
+/// is not cut short: it starts only after the lease was confirmed, and the compare-and-swap
+/// of `CURRENT` against the version read when the lease was taken refuses it if anyone
+/// committed since.
+async fn under_lease(
     store: &Store,
     tenant: &TenantConfig,
     source: Source,
@@ -178,6 +176,39 @@ async fn pull_and_commit(
     lease: &crate::snapshot::Lease,
 ) -> Result<RefreshReport, RefreshError> {
     let started = Instant::now();
+    let name = tenant.name.clone();
+    let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
+    let base = store.current_version(&name).await.map_err(snapshot_error)?;
+    let lost = lease.lost();
+    let prepared = tokio::select! {
+        done = pull_and_prepare(store, tenant, source, options, progress, catalog) => done?,
+        () = lost.cancelled() => return Err(snapshot_error(SnapshotError::LeaseLost {
+            tenant: name.clone(),
+            reason: "it could not be renewed in time or another process took it over".into(),
+        })),
+    };
+    let Prepared { mut written, write_options, state, write_seconds, streamed, inputs_replaced, sync } = prepared;
+    written.base = base;
+    lease.confirm().await.map_err(snapshot_error)?;
+    let report = store.commit_snapshot(written, &write_options).await.map_err(snapshot_error)?;
+    if let (Some(catalog), Some(state)) = (catalog, &state) {
+        catalog.install(&name, Arc::clone(state)).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
+    }
+    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds, streamed, inputs_replaced, sync, served: state })
+}
+
+/// A snapshot written and its KPI tables built, not committed yet.
+struct Prepared {
+    written: crate::snapshot::Uncommitted,
+    write_options: WriteOptions,
+    state: Option<Arc<TenantState>>,
+    write_seconds: f64,
+    streamed: bool,
+    inputs_replaced: Vec<Table>,
+    sync: Option<SyncReport>,
+}
+
+async fn pull_and_prepare(store: &Store, tenant: &TenantConfig, source: Source, options: &RefreshOptions, progress: ProgressHandle, catalog: Option<&Catalog>) -> Result<Prepared, RefreshError> {
     let name = tenant.name.clone();
     let connector_error = |source: ConnectorError| RefreshError::Connector { tenant: name.clone(), source };
     let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
@@ -216,16 +247,11 @@ async fn pull_and_commit(
     let write_seconds = write_started.elapsed().as_secs_f64();
     // The KPI tables go into the snapshot before it is committed: every server that follows
     // the commit finds them and none builds them again.
-    let prepared = match catalog {
+    let state = match catalog {
         Some(catalog) => Some(catalog.prepare(&name, &written.manifest).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?),
         None => None,
     };
-    lease.confirm().await.map_err(snapshot_error)?;
-    let report = store.commit_snapshot(written, &write_options).await.map_err(snapshot_error)?;
-    if let (Some(catalog), Some(state)) = (catalog, &prepared) {
-        catalog.install(&name, Arc::clone(state)).await.map_err(|source| RefreshError::Load { tenant: name.clone(), source })?;
-    }
-    Ok(RefreshReport { report, seconds: started.elapsed().as_secs_f64(), write_seconds, streamed: overlapped, inputs_replaced, sync, served: prepared })
+    Ok(Prepared { written, write_options, state, write_seconds, streamed: overlapped, inputs_replaced, sync })
 }
 
 /// Where a tenant's OAuth tokens live: its token file, or `<root>/<tenant>/oauth-tokens.json`

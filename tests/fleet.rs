@@ -29,7 +29,7 @@ const PASSWORD: &str = "fleet-pass";
 /// 32 characters, in every process's environment: tickets and tokens verify on every replica.
 const TOKEN_SECRET: &str = "fleet-test-secret-0123456789abcd";
 const FOLLOW_SECONDS: u64 = 1;
-const LEASE_SECONDS: u64 = 3;
+const LEASE_SECONDS: u64 = 5;
 /// Deals of the generated portal; at 2 requests/s (burst 1) a pull takes several seconds.
 const DEALS: usize = 120;
 /// How long loading a followed snapshot from the bucket may add to the follow interval.

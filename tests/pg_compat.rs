@@ -315,14 +315,20 @@ async fn a_query_in_flight_finishes_when_the_server_stops() {
         }
         n = (n as f64 * (1000.0 / took.as_millis().max(1) as f64)).min(4e9) as u64;
     }
+    // One over the simple protocol, one over the extended (Parse, Bind, Execute, Sync sent
+    // at once: the connection closes after the Sync's ReadyForQuery, never inside the batch).
+    let (mut batch, _) = login(&server).await;
     busy.send(&Pg::query_bytes(&sql(n + 1))).await;
+    batch.send(&Pg::extended_bytes(&sql(n + 2))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopped = tokio::spawn(server.shutdown_and_wait());
     let stop_asked = std::time::Instant::now();
-    let (seen, _) = busy.until_ready().await;
-    assert!(error_of(&seen).is_none() && rows_of(&seen).len() == 1, "the query in flight was cut: {seen:?}");
-    assert!(stop_asked.elapsed() > Duration::from_millis(100), "the query ended before the stop: the test proves nothing");
-    for pg in [&mut busy, &mut idle] {
+    for pg in [&mut busy, &mut batch] {
+        let (seen, ready) = pg.until_ready().await;
+        assert!(ready && error_of(&seen).is_none() && rows_of(&seen).len() == 1, "the query in flight was cut: {seen:?}");
+    }
+    assert!(stop_asked.elapsed() > Duration::from_millis(100), "the queries ended before the stop: the test proves nothing");
+    for pg in [&mut busy, &mut batch, &mut idle] {
         match pg.read().await {
             Some(Msg::Error { code, message, .. }) => assert!(code == "57P01" && message.contains("shutting down"), "{code} {message}"),
             other => panic!("expected 57P01, got {other:?}"),

@@ -48,9 +48,15 @@ struct Held {
     store: Store,
     tenant: String,
     path: Path,
+    /// What we last wrote (a renewal changes it only once the write succeeded).
     body: Mutex<LeaseBody>,
-    /// The version of our last write, for the next conditional update.
-    version: Mutex<UpdateVersion>,
+    /// The version of our last write, for the next conditional update. Held across each
+    /// renewal's write: the background renewal and [`Lease::confirm`] never send the same
+    /// version at once (one would be refused as if the lease were taken).
+    version: tokio::sync::Mutex<UpdateVersion>,
+    /// Until when the lease is surely ours: the start of the last write that succeeded plus
+    /// the lease's length, on this process's monotonic clock.
+    valid_until: Mutex<tokio::time::Instant>,
     ttl: Duration,
     lost: CancellationToken,
 }
@@ -68,10 +74,14 @@ impl Store {
     pub async fn acquire_lease(&self, tenant: &str, holder: &str, ttl: Duration) -> Result<Lease> {
         let path = self.lease_path(tenant);
         let store = self.object_store();
+        // One token for every round: a write of ours that the store's client retried (its
+        // answer lost) is recognised as ours, not as another holder's.
+        let token = random_token();
         // A few rounds: each lost race re-reads what the winner wrote.
         for _ in 0..4 {
+            let started = tokio::time::Instant::now();
             let now = Utc::now();
-            let body = LeaseBody { holder: holder.to_string(), token: random_token(), acquired_at: now, expires_at: expires(now, ttl) };
+            let body = LeaseBody { holder: holder.to_string(), token: token.clone(), acquired_at: now, expires_at: expires(now, ttl) };
             let payload = to_payload(&body, &path)?;
             let mode = match store.get(&path).await {
                 Err(object_store::Error::NotFound { .. }) => PutMode::Create,
@@ -80,10 +90,15 @@ impl Store {
                     let meta = found.meta.clone();
                     let bytes = found.bytes().await.map_err(|source| SnapshotError::Read { path: path.to_string(), source })?;
                     // An unreadable lease is treated as expired: it protects nothing.
-                    if let Ok(existing) = serde_json::from_slice::<LeaseBody>(&bytes)
-                        && existing.expires_at > now
-                    {
-                        return Err(SnapshotError::LeaseHeld { tenant: tenant.into(), holder: existing.holder, until: existing.expires_at });
+                    match serde_json::from_slice::<LeaseBody>(&bytes) {
+                        Ok(existing) if existing.token == token => {
+                            let version = UpdateVersion { e_tag: meta.e_tag, version: meta.version };
+                            return Ok(self.held(tenant, holder, path, existing, version, started, ttl));
+                        }
+                        Ok(existing) if existing.expires_at > now => {
+                            return Err(SnapshotError::LeaseHeld { tenant: tenant.into(), holder: existing.holder, until: existing.expires_at });
+                        }
+                        _ => {}
                     }
                     PutMode::Update(UpdateVersion { e_tag: meta.e_tag, version: meta.version })
                 }
@@ -105,20 +120,28 @@ impl Store {
                 }
                 Err(source) => return Err(SnapshotError::Write { path: path.to_string(), source }),
             };
-            let held = Arc::new(Held {
-                store: self.clone(),
-                tenant: tenant.to_string(),
-                path: path.clone(),
-                body: Mutex::new(body),
-                version: Mutex::new(UpdateVersion { e_tag: written.e_tag, version: written.version }),
-                ttl,
-                lost: CancellationToken::new(),
-            });
-            let renewer = tokio::spawn(renew_until_lost(Arc::clone(&held)));
-            tracing::debug!(tenant, holder, "refresh lease taken");
-            return Ok(Lease { inner: held, renewer });
+            let version = UpdateVersion { e_tag: written.e_tag, version: written.version };
+            return Ok(self.held(tenant, holder, path.clone(), body, version, started, ttl));
         }
         Err(SnapshotError::LeaseContended { tenant: tenant.into() })
+    }
+
+    /// A lease just written (the write started at `started`), renewed from now on.
+    #[allow(clippy::too_many_arguments)]
+    fn held(&self, tenant: &str, holder: &str, path: Path, body: LeaseBody, version: UpdateVersion, started: tokio::time::Instant, ttl: Duration) -> Lease {
+        let held = Arc::new(Held {
+            store: self.clone(),
+            tenant: tenant.to_string(),
+            path,
+            body: Mutex::new(body),
+            version: tokio::sync::Mutex::new(version),
+            valid_until: Mutex::new(started + ttl),
+            ttl,
+            lost: CancellationToken::new(),
+        });
+        let renewer = tokio::spawn(renew_until_lost(Arc::clone(&held)));
+        tracing::debug!(tenant, holder, "refresh lease taken");
+        Lease { inner: held, renewer }
     }
 
     /// Who holds the refresh lease of `tenant` and until when, if anyone does now.
@@ -153,7 +176,10 @@ impl Lease {
         if self.inner.lost.is_cancelled() {
             return Err(self.inner.lost_error("it expired or was taken over while the refresh ran"));
         }
-        self.inner.renew().await
+        self.inner.renew().await?;
+        // Renewed now: it stays ours for at least two thirds of its length, far longer than
+        // the commit that follows.
+        Ok(())
     }
 
     /// Stops renewing and deletes the lease if it is still ours, so the next refresh of the
@@ -166,9 +192,16 @@ impl Lease {
             match held.store.object_store().get(&held.path).await {
                 Ok(found) => match found.bytes().await {
                     Ok(bytes) => serde_json::from_slice::<LeaseBody>(&bytes).is_ok_and(|b| b.token == token),
-                    Err(_) => false,
+                    Err(e) => {
+                        tracing::warn!(tenant = %held.tenant, "releasing the refresh lease: {e}; it expires by itself");
+                        false
+                    }
                 },
-                Err(_) => false,
+                Err(object_store::Error::NotFound { .. }) => false,
+                Err(e) => {
+                    tracing::warn!(tenant = %held.tenant, "releasing the refresh lease: {e}; it expires by itself");
+                    false
+                }
             }
         };
         if ours && let Err(e) = held.store.object_store().delete(&held.path).await {
@@ -193,30 +226,38 @@ impl Held {
         SnapshotError::LeaseLost { tenant: self.tenant.clone(), reason: reason.to_string() }
     }
 
-    /// Extends the lease by its length with a conditional update of our last version.
+    /// Extends the lease by its length with a conditional update of our last version. The
+    /// lease's state changes only once the write succeeded.
     async fn renew(&self) -> Result<()> {
+        let mut version = self.version.lock().await;
+        let started = tokio::time::Instant::now();
         let now = Utc::now();
         let body = {
-            let mut body = self.body.lock().map_err(|_| self.lost_error("its state was poisoned"))?;
+            let mut body = self.body.lock().map_err(|_| self.lost_error("its state was poisoned"))?.clone();
             body.expires_at = expires(now, self.ttl);
-            body.clone()
+            body
         };
         let payload = to_payload(&body, &self.path)?;
-        let version = self.version.lock().map_err(|_| self.lost_error("its state was poisoned"))?.clone();
         let store = self.store.object_store();
-        let put = store.put_opts(&self.path, payload.clone(), PutOptions { mode: PutMode::Update(version), ..Default::default() }).await;
+        let put = store.put_opts(&self.path, payload.clone(), PutOptions { mode: PutMode::Update(version.clone()), ..Default::default() }).await;
         let written = match put {
-            Ok(put) => put,
-            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                self.lost.cancel();
-                return Err(self.lost_error("another process took it over"));
-            }
+            Ok(put) => UpdateVersion { e_tag: put.e_tag, version: put.version },
+            // Refused: taken over, or our own write whose answer was lost and that the
+            // store's client sent again. The lease says which.
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => match self.read_if_ours(&body).await? {
+                Some(ours) => ours,
+                None => {
+                    self.lost.cancel();
+                    return Err(self.lost_error("another process took it over"));
+                }
+            },
             // A local folder: check it is still ours, then overwrite.
             Err(object_store::Error::NotImplemented { .. }) => {
+                let token = self.body.lock().map(|b| b.token.clone()).unwrap_or_default();
                 let still_ours = match store.get(&self.path).await {
                     Ok(found) => {
                         let bytes = found.bytes().await.map_err(|source| SnapshotError::Read { path: self.path.to_string(), source })?;
-                        serde_json::from_slice::<LeaseBody>(&bytes).is_ok_and(|b| b.token == body.token)
+                        serde_json::from_slice::<LeaseBody>(&bytes).is_ok_and(|b| b.token == token)
                     }
                     Err(object_store::Error::NotFound { .. }) => false,
                     Err(source) => return Err(SnapshotError::Read { path: self.path.to_string(), source }),
@@ -225,40 +266,69 @@ impl Held {
                     self.lost.cancel();
                     return Err(self.lost_error("another process took it over"));
                 }
-                store
+                let put = store
                     .put_opts(&self.path, payload, PutOptions { mode: PutMode::Overwrite, ..Default::default() })
                     .await
-                    .map_err(|source| SnapshotError::Write { path: self.path.to_string(), source })?
+                    .map_err(|source| SnapshotError::Write { path: self.path.to_string(), source })?;
+                UpdateVersion { e_tag: put.e_tag, version: put.version }
             }
             Err(source) => return Err(SnapshotError::Write { path: self.path.to_string(), source }),
         };
-        if let Ok(mut v) = self.version.lock() {
-            *v = UpdateVersion { e_tag: written.e_tag, version: written.version };
+        *version = written;
+        if let Ok(mut b) = self.body.lock() {
+            *b = body;
+        }
+        if let Ok(mut until) = self.valid_until.lock() {
+            *until = started + self.ttl;
         }
         Ok(())
     }
+
+    /// The version of the stored lease when it is exactly `body` (ours, as just written).
+    async fn read_if_ours(&self, body: &LeaseBody) -> Result<Option<UpdateVersion>> {
+        match self.store.object_store().get(&self.path).await {
+            Ok(found) => {
+                let meta = found.meta.clone();
+                let bytes = found.bytes().await.map_err(|source| SnapshotError::Read { path: self.path.to_string(), source })?;
+                let stored = serde_json::from_slice::<LeaseBody>(&bytes).ok();
+                let ours = stored.is_some_and(|b| b.token == body.token && b.expires_at == body.expires_at);
+                Ok(ours.then_some(UpdateVersion { e_tag: meta.e_tag, version: meta.version }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(SnapshotError::Read { path: self.path.to_string(), source }),
+        }
+    }
+
+    /// When the lease may run out: its last successful renewal's reach, less a margin for
+    /// clocks and the store's own delay.
+    fn deadline(&self) -> tokio::time::Instant {
+        let margin = self.ttl / 6;
+        self.valid_until.lock().map(|until| *until - margin).unwrap_or_else(|_| tokio::time::Instant::now())
+    }
 }
 
-/// Renews every third of the lease's length; a renewal that fails for a passing storage
-/// error is retried at the next tick, and the lease is lost once it would have expired.
+/// Renews every third of the lease's length. No renewal, nor the wait for one, reaches past
+/// the moment the lease may run out (its last successful renewal's reach, less a margin for
+/// clocks and the store's delay): then the lease is lost, and the refresh stops before
+/// another process, which may take it over from then on, could pull the same CRM.
 async fn renew_until_lost(held: Arc<Held>) {
     let every = held.ttl / 3;
     loop {
-        tokio::time::sleep(every).await;
-        match held.renew().await {
-            Ok(()) => {}
-            Err(SnapshotError::LeaseLost { .. }) => {
+        let next = (tokio::time::Instant::now() + every).min(held.deadline());
+        tokio::time::sleep_until(next).await;
+        if tokio::time::Instant::now() >= held.deadline() {
+            tracing::warn!(tenant = %held.tenant, "the refresh lease could not be renewed before it runs out; this refresh stops");
+            held.lost.cancel();
+            return;
+        }
+        match tokio::time::timeout_at(held.deadline(), held.renew()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(SnapshotError::LeaseLost { .. })) => {
                 tracing::warn!(tenant = %held.tenant, "the refresh lease was taken over by another process; this refresh stops");
                 return;
             }
-            Err(e) => {
-                let expired = held.body.lock().map(|b| b.expires_at <= Utc::now() + chrono::Duration::from_std(every).unwrap_or_default()).unwrap_or(true);
-                tracing::warn!(tenant = %held.tenant, "renewing the refresh lease: {e}");
-                if expired {
-                    held.lost.cancel();
-                    return;
-                }
-            }
+            Ok(Err(e)) => tracing::warn!(tenant = %held.tenant, "renewing the refresh lease: {e}"),
+            Err(_) => tracing::warn!(tenant = %held.tenant, "renewing the refresh lease: the store did not answer in time"),
         }
     }
 }
@@ -303,6 +373,33 @@ mod tests {
         lease.release().await;
         assert!(store.lease_holder("acme").await.unwrap().is_none());
         store.acquire_lease("acme", "refresher-2", Duration::from_secs(30)).await.unwrap().release().await;
+    }
+
+    /// On a store with conditional updates (as S3): the background renewals and a
+    /// confirmation never race each other into a refusal, and a takeover is a
+    /// compare-and-swap that the old holder's next renewal finds.
+    #[tokio::test]
+    async fn with_conditional_updates_renewals_do_not_collide_and_a_takeover_is_seen() {
+        let store = Store::in_memory();
+        let lease = store.acquire_lease("acme", "refresher-1", Duration::from_secs(3)).await.unwrap();
+        for _ in 0..20 {
+            lease.confirm().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(75)).await;
+        }
+        assert!(!lease.lost().is_cancelled());
+        match store.acquire_lease("acme", "refresher-2", Duration::from_secs(3)).await {
+            Err(SnapshotError::LeaseHeld { holder, .. }) => assert_eq!(holder, "refresher-1"),
+            other => panic!("expected LeaseHeld, got {other:?}"),
+        }
+        // The holder stops renewing (as if killed); its lease runs out and is taken over.
+        lease.renewer.abort();
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let taken = store.acquire_lease("acme", "refresher-2", Duration::from_secs(3)).await.unwrap();
+        assert!(matches!(lease.confirm().await, Err(SnapshotError::LeaseLost { .. })));
+        assert!(lease.lost().is_cancelled());
+        taken.confirm().await.unwrap();
+        taken.release().await;
+        assert!(store.lease_holder("acme").await.unwrap().is_none());
     }
 
     #[tokio::test]

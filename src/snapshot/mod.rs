@@ -5,6 +5,7 @@
 //! ```text
 //! <root>/<tenant>/snapshots/<snapshot_id>/<table>/part-00000.parquet
 //! <root>/<tenant>/snapshots/<snapshot_id>/manifest.json
+//! <root>/<tenant>/snapshots/<snapshot_id>/COMMITTED   written once it became current
 //! <root>/<tenant>/CURRENT                      the id of the snapshot being served
 //! <root>/<tenant>/LEASE                        who refreshes the tenant now (see [`lease`])
 //! ```
@@ -30,7 +31,7 @@ pub use manifest::{Manifest, TableEntry};
 pub use reader::{CurrentCheck, VerifiedFiles};
 pub use lease::Lease;
 pub use store::Store;
-pub use writer::{TableRows, Uncommitted, WriteOptions, WriteReport};
+pub use writer::{CurrentVersion, TableRows, Uncommitted, WriteOptions, WriteReport};
 
 use std::path::PathBuf;
 

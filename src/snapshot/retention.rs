@@ -5,8 +5,9 @@
 //! its queries on the old one finish (the query timeout). So a snapshot is deleted only when
 //! it is beyond the newest `keep_snapshots`, is not current, and was replaced at least the
 //! grace period ago (`storage.retention_grace_seconds`, which the config requires to exceed
-//! both together). The moment it was replaced is when its successor's manifest was written,
-//! just before the successor was committed.
+//! both together). The moment it was replaced is when the next snapshot became current (its
+//! `COMMITTED` marker, on the store's clock, as is "now": the marker of the commit that runs
+//! retention); a snapshot whose commit never happened replaced nothing.
 
 use std::time::Duration;
 
@@ -32,18 +33,21 @@ impl Store {
     }
 
     /// Deletes the committed snapshots beyond the newest `keep`, except the current one and
-    /// those replaced less than `grace` ago; returns the ids deleted.
+    /// those replaced less than `grace` ago; returns the ids deleted. Called right after a
+    /// commit, whose `COMMITTED` marker gives "now" on the store's clock.
     pub(super) async fn apply_retention(&self, tenant: &str, keep: usize, grace: Duration) -> Result<Vec<String>> {
         let current = self.current_id(tenant).await?;
+        // Every snapshot with a manifest, oldest first, and when it became current (its
+        // marker; none for one that never did, or one written before markers existed).
         let mut committed = Vec::new();
         for id in self.snapshot_ids(tenant).await? {
-            if let Some(meta) = self.manifest_meta(tenant, &id).await? {
-                committed.push((id, meta.last_modified));
+            if self.manifest_meta(tenant, &id).await?.is_some() {
+                let became_current = self.object_meta(&self.committed_marker(tenant, &id)).await?.map(|m| m.last_modified);
+                committed.push((id, became_current));
             }
         }
-        // Ids sort by write time; the successor of each is the next one.
+        let now = committed.iter().filter_map(|(_, at)| *at).max().unwrap_or_else(Utc::now);
         let excess = committed.len().saturating_sub(keep);
-        let now = Utc::now();
         let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut expired = Vec::new();
         for (i, (id, _)) in committed.iter().enumerate().take(excess) {
@@ -52,8 +56,10 @@ impl Store {
             if current.as_ref().is_none_or(|c| id >= c) {
                 continue;
             }
-            let Some((_, replaced_at)) = committed.get(i + 1) else { continue };
-            if now - *replaced_at < grace {
+            // It was replaced when the next snapshot that became current did: one that never
+            // became current replaced nothing.
+            let Some(replaced_at) = committed[i + 1..].iter().find_map(|(_, at)| *at) else { continue };
+            if now - replaced_at < grace {
                 tracing::debug!(tenant, snapshot = %id, "kept past keep_snapshots: replaced less than the grace period ago");
                 continue;
             }
@@ -61,6 +67,14 @@ impl Store {
             expired.push(id.clone());
         }
         Ok(expired)
+    }
+
+    async fn object_meta(&self, path: &object_store::path::Path) -> Result<Option<object_store::ObjectMeta>> {
+        match self.object_store().head(path).await {
+            Ok(meta) => Ok(Some(meta)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(source) => Err(SnapshotError::Read { path: path.to_string(), source }),
+        }
     }
 
     /// The store's description of a snapshot's manifest, `None` when it has none.

@@ -52,6 +52,13 @@ impl Store {
         Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, prefix, display: folder.display().to_string() })
     }
 
+    /// A store in memory, with conditional updates as S3's (for tests of what needs them).
+    #[cfg(test)]
+    pub(crate) fn in_memory() -> Store {
+        let base_url = Url::parse("memory:///").unwrap_or_else(|_| unreachable!("a valid URL"));
+        Store { store: Arc::new(object_store::memory::InMemory::new()), base_url, prefix: Path::from("root"), display: "memory".into() }
+    }
+
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         Arc::clone(&self.store)
     }
@@ -88,6 +95,11 @@ impl Store {
 
     pub(crate) fn manifest_path(&self, tenant: &str, id: &str) -> Path {
         self.snapshot_dir(tenant, id).join("manifest.json")
+    }
+
+    /// The marker written once a snapshot became current: when, on the store's clock.
+    pub(crate) fn committed_marker(&self, tenant: &str, id: &str) -> Path {
+        self.snapshot_dir(tenant, id).join("COMMITTED")
     }
 
     /// The path of a file named in a manifest (relative to its snapshot folder).

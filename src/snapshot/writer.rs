@@ -23,9 +23,11 @@
 //!    ([`Store::write_tables`] stops here: the caller may add to the folder, as the refresh
 //!    adds the KPI tables, before committing with [`Store::commit_snapshot`].)
 //! 3. Write `manifest.json`.
-//! 4. Swap `CURRENT` to the new id: a conditional put against the version read before, so
-//!    two writers cannot silently overwrite each other (stores without conditional updates,
-//!    such as a local folder, get an atomic overwrite).
+//! 4. Swap `CURRENT` to the new id: a conditional put against the version read when the
+//!    write (or the refresh) started, so two writers cannot silently overwrite each other
+//!    (stores without conditional updates, such as a local folder, get an atomic
+//!    overwrite); then mark the snapshot `COMMITTED` (the time retention measures from). A
+//!    manifest whose commit failed is deleted again.
 //! 5. Apply retention (`super::retention`): keep the newest `keep_snapshots` committed
 //!    snapshots, never the current one, and none replaced less than the grace period ago.
 //!
@@ -83,7 +85,15 @@ pub struct Uncommitted {
     pub manifest: Manifest,
     /// Leftover folders of failed writes that were removed.
     pub cleaned: Vec<String>,
+    /// The version of `CURRENT` the commit replaces: read when the write started; a refresh
+    /// sets the one it read when it took the lease, so a commit by anyone since is a
+    /// conflict, never silently overwritten.
+    pub base: CurrentVersion,
 }
+
+/// A version of a tenant's `CURRENT` (or its absence), from [`Store::current_version`].
+#[derive(Debug, Clone)]
+pub struct CurrentVersion(PutMode);
 
 /// What a write did.
 #[derive(Debug, Clone)]
@@ -176,6 +186,7 @@ impl Store {
         R: Into<TableRows>,
     {
         let tenant = options.tenant.as_str();
+        let base = self.current_version(tenant).await?;
         let cleaned = self.remove_leftovers(tenant).await?;
         let written_at = Utc::now();
         let id = new_snapshot_id(written_at);
@@ -224,7 +235,7 @@ impl Store {
             tables: entries,
             sync_cursors: options.sync_cursors.clone(),
         };
-        Ok(Uncommitted { manifest, cleaned })
+        Ok(Uncommitted { manifest, cleaned, base })
     }
 
     /// Steps 3 to 5 of [`Store::write_snapshot`]: writes the manifest, makes the snapshot
@@ -234,7 +245,7 @@ impl Store {
     /// Storage failures, or [`SnapshotError::CommitConflict`] when another writer committed
     /// since `CURRENT` was read.
     pub async fn commit_snapshot(&self, written: Uncommitted, options: &WriteOptions) -> Result<WriteReport> {
-        let Uncommitted { manifest, cleaned } = written;
+        let Uncommitted { manifest, cleaned, base } = written;
         let tenant = manifest.tenant.as_str();
         let id = manifest.snapshot_id.as_str();
         let manifest_path = self.manifest_path(tenant, id);
@@ -243,7 +254,16 @@ impl Store {
             reason: e.to_string(),
         })?;
         self.put(&manifest_path, json.into(), PutMode::Overwrite).await?;
-        self.commit_current(tenant, id).await?;
+        if let Err(e) = self.commit_current(tenant, id, &base).await {
+            // A manifest that never became current would look committed to retention and
+            // to readers of the folder: take it back (a leftover without it is cleaned).
+            let _ = self.object_store().delete(&manifest_path).await;
+            return Err(e);
+        }
+        // When it became current, on the store's clock: what retention measures the grace
+        // of the snapshot it replaced from.
+        let marker = self.committed_marker(tenant, id);
+        self.put(&marker, PutPayload::from(format!("{}\n", Utc::now().to_rfc3339())), PutMode::Overwrite).await?;
         let expired = self.apply_retention(tenant, options.keep_snapshots, options.retention_grace).await?;
         Ok(WriteReport { manifest, cleaned, expired })
     }
@@ -306,25 +326,36 @@ impl Store {
             .map_err(|source| SnapshotError::Write { path: path.to_string(), source })
     }
 
-    /// Points `CURRENT` at `id`: compare-and-swap where the store supports it.
-    async fn commit_current(&self, tenant: &str, id: &str) -> Result<()> {
+    /// The version of `CURRENT` now: what a commit must replace (see [`Uncommitted::base`]).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn current_version(&self, tenant: &str) -> Result<CurrentVersion> {
+        let path = self.current_path(tenant);
+        match self.object_store().head(&path).await {
+            Ok(meta) => Ok(CurrentVersion(PutMode::Update(UpdateVersion { e_tag: meta.e_tag, version: meta.version }))),
+            Err(object_store::Error::NotFound { .. }) => Ok(CurrentVersion(PutMode::Create)),
+            Err(source) => Err(SnapshotError::Read { path: path.to_string(), source }),
+        }
+    }
+
+    /// Points `CURRENT` at `id`, replacing the version `base` only (compare-and-swap where
+    /// the store supports it): a commit by anyone else since `base` was read is a conflict.
+    async fn commit_current(&self, tenant: &str, id: &str, base: &CurrentVersion) -> Result<()> {
         let path = self.current_path(tenant);
         let store = self.object_store();
-        let mode = match store.get(&path).await {
-            Ok(existing) => PutMode::Update(UpdateVersion {
-                e_tag: existing.meta.e_tag.clone(),
-                version: existing.meta.version.clone(),
-            }),
-            Err(object_store::Error::NotFound { .. }) => PutMode::Create,
-            Err(source) => return Err(SnapshotError::Read { path: path.to_string(), source }),
-        };
         let payload = PutPayload::from(format!("{id}\n"));
-        let result = store.put_opts(&path, payload.clone(), PutOptions { mode, ..Default::default() }).await;
+        let result = store.put_opts(&path, payload.clone(), PutOptions { mode: base.0.clone(), ..Default::default() }).await;
         match result {
             Ok(_) => Ok(()),
             // A local folder has no conditional update; its overwrite is an atomic rename.
             Err(object_store::Error::NotImplemented { .. }) => self.put(&path, payload, PutMode::Overwrite).await.map(|_| ()),
+            // Refused: another commit, or our own whose answer was lost and that the store's
+            // client sent again. CURRENT says which.
             Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+                if self.current_id(tenant).await?.as_deref() == Some(id) {
+                    return Ok(());
+                }
                 Err(SnapshotError::CommitConflict { tenant: tenant.into(), id: id.into() })
             }
             Err(source) => Err(SnapshotError::Write { path: path.to_string(), source }),

@@ -64,6 +64,9 @@ pub async fn serve_postgres(
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => {
+                // The port closes now (a load balancer's check fails to connect, new clients
+                // go elsewhere); the open connections drain.
+                drop(listener);
                 connections.close();
                 connections.wait().await;
                 return Ok(());
@@ -188,6 +191,8 @@ async fn run_connection(
     let Some(mut socket) = negotiated else { return Ok(()) };
     let copy = Arc::new(NoopHandler);
     let cancel = Arc::new(NoopHandler);
+    // Inside an extended-protocol batch: Parse/Bind/Execute… sent, its Sync not yet.
+    let mut mid_batch = false;
     loop {
         let logging_in = matches!(socket.state(), PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress);
         let message = if logging_in {
@@ -205,9 +210,11 @@ async fn run_connection(
             }
         } else {
             tokio::select! {
+                biased;
                 // Shutting down: a connection waiting for its client closes; one running a
-                // query gets here only once the query's answer is sent.
-                () = shutdown.cancelled() => {
+                // query gets here only once the query's answer is sent, and one inside an
+                // extended-protocol batch only after its Sync (its ReadyForQuery sent).
+                () = shutdown.cancelled(), if !mid_batch => {
                     say_fatal(&mut socket, stopping()).await;
                     return Ok(());
                 }
@@ -251,6 +258,8 @@ async fn run_connection(
             PgWireConnectionState::CopyInProgress(extended) => extended,
             _ => message.is_extended_query(),
         };
+        let ends_batch = matches!(message, PgWireFrontendMessage::Sync(_) | PgWireFrontendMessage::Query(_));
+        mid_batch = !ends_batch && (mid_batch || message.is_extended_query());
         let processing = std::panic::AssertUnwindSafe(process_message(
             message,
             &mut socket,
