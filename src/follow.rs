@@ -37,7 +37,7 @@ impl FollowPolicy {
 
 /// How long a snapshot that failed to load waits before it is tried again (when `CURRENT`
 /// does not move meanwhile).
-const RETRY_BROKEN: Duration = Duration::from_secs(60);
+const RETRY_BROKEN: Duration = Duration::from_secs(15);
 
 /// What the follower knows of one tenant.
 #[derive(Debug, Default)]
@@ -110,7 +110,7 @@ async fn check_tenant(catalog: &Catalog, name: &str, seen: &mut Seen) {
                 tracing::info!(tenant = name, snapshot = %id, "serving the snapshot another process committed");
                 seen.broken = None;
             } else {
-                tracing::warn!(tenant = name, snapshot = %id, problem = state.problem.as_deref().unwrap_or(""), "the snapshot CURRENT names did not load; trying again in a minute");
+                tracing::warn!(tenant = name, snapshot = %id, problem = state.problem.as_deref().unwrap_or(""), "the snapshot CURRENT names did not load; trying again in 15 s");
                 seen.broken = Some((id, Instant::now() + RETRY_BROKEN));
             }
         }

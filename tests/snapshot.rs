@@ -133,3 +133,24 @@ async fn files_are_sorted_zstd_parquet_with_statistics_and_the_manifest_describe
     });
     assert_eq!(std::fs::read_to_string(root.path().join("demo/CURRENT")).unwrap().trim(), manifest.snapshot_id);
 }
+
+/// A server following another writer never serves worse than before: when the snapshot
+/// CURRENT names does not load (here a file is missing), it keeps the one it served, and
+/// moves on once CURRENT names one that loads.
+#[tokio::test]
+async fn a_follow_keeps_the_served_snapshot_when_the_new_one_does_not_load() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    let first = write_demo(&store, "demo").await;
+    let catalog = salespulse::catalog::Catalog::new(store.clone(), vec![crate::common::info("demo")])
+        .with_materialise(salespulse::catalog::kpi::Materialise::UseStored);
+    catalog.load_tenant("demo").await.unwrap();
+    let broken = write_demo(&store, "demo").await;
+    std::fs::remove_file(root.path().join("demo/snapshots").join(&broken.snapshot_id).join("calls/part-00000.parquet")).unwrap();
+    let state = catalog.follow_tenant("demo").await.unwrap();
+    assert_eq!(state.manifest.as_ref().unwrap().snapshot_id, first.snapshot_id);
+    assert!(state.problem.is_none(), "the served state is the old one, untouched: {:?}", state.problem);
+    let fixed = write_demo(&store, "demo").await;
+    let state = catalog.follow_tenant("demo").await.unwrap();
+    assert_eq!(state.manifest.as_ref().unwrap().snapshot_id, fixed.snapshot_id);
+}

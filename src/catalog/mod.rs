@@ -86,6 +86,8 @@ pub struct Catalog {
     /// The refresh attempts and queries of this process, for `system.refreshes` and
     /// `system.queries`.
     logs: Logs,
+    /// Every process's refresh attempts, as read from the store for `system.refreshes`.
+    stored_refreshes: Arc<system::StoredRefreshes>,
 }
 
 impl Catalog {
@@ -94,12 +96,13 @@ impl Catalog {
         let runtime = Arc::new(RuntimeEnv::default());
         runtime.register_object_store(store.base_url(), store.object_store());
         let logs = Logs::default();
+        let stored_refreshes = Arc::new(system::StoredRefreshes::new(store.clone()));
         let tenants: BTreeMap<String, ArcSwap<TenantState>> = tenants
             .into_iter()
             .map(|info| {
                 let state = TenantState {
                     problem: Some(format!("tenant {} has not been loaded yet", info.name)),
-                    catalog: empty_catalog(&info, &[], None, &logs, &store),
+                    catalog: empty_catalog(&info, &[], None, &logs, &stored_refreshes),
                     manifest: None,
                     calendars: Arc::new(CalendarRegistry::builtin()),
                     info,
@@ -118,6 +121,7 @@ impl Catalog {
             fallback_calendars: Arc::new(CalendarRegistry::builtin()),
             materialise: kpi::Materialise::Build,
             logs,
+            stored_refreshes,
         }
     }
 
@@ -199,15 +203,29 @@ impl Catalog {
     ///
     /// # Errors
     /// As [`Catalog::load_tenant`].
+    ///
+    /// A follow never makes things worse: when the snapshot `CURRENT` names does not load
+    /// (a file not readable yet, the store throttling), the state served stays, and the
+    /// returned state is that one.
     pub async fn follow_tenant(&self, name: &str) -> Result<Arc<TenantState>, CatalogError> {
-        self.load_tenant_with(name, kpi::Materialise::UseStored).await
+        let (slot, lock) = self.slot(name)?;
+        let _loading = lock.lock().await;
+        let old = slot.load_full();
+        let (state, serves_current) = self.build_state(old.info.clone(), kpi::Materialise::UseStored).await;
+        if !serves_current && old.manifest.is_some() {
+            tracing::warn!(tenant = name, problem = state.problem.as_deref().unwrap_or(""), "the snapshot CURRENT names did not load; the served one stays");
+            return Ok(old);
+        }
+        let state = Arc::new(state);
+        slot.store(Arc::clone(&state));
+        Ok(state)
     }
 
     async fn load_tenant_with(&self, name: &str, mode: kpi::Materialise) -> Result<Arc<TenantState>, CatalogError> {
         let (slot, lock) = self.slot(name)?;
         let _loading = lock.lock().await;
         let info = slot.load().info.clone();
-        let state = Arc::new(self.build_state(info, mode).await);
+        let state = Arc::new(self.build_state(info, mode).await.0);
         slot.store(Arc::clone(&state));
         Ok(state)
     }
@@ -247,18 +265,26 @@ impl Catalog {
     pub async fn install(&self, name: &str, state: Arc<TenantState>) -> Result<(), CatalogError> {
         let (slot, lock) = self.slot(name)?;
         let _loading = lock.lock().await;
+        // A follow that ran meanwhile may have loaded a newer snapshot (ids sort by time).
+        let served = slot.load().manifest.as_ref().map(|m| m.snapshot_id.clone());
+        let installing = state.manifest.as_ref().map(|m| m.snapshot_id.clone());
+        if served.is_some() && served > installing {
+            return Ok(());
+        }
         slot.store(state);
         Ok(())
     }
 
-    async fn build_state(&self, info: TenantInfo, mode: kpi::Materialise) -> TenantState {
+    /// The state of `info`'s tenant from its current snapshot, and whether it serves that
+    /// one (not an older one it fell back to, nor nothing).
+    async fn build_state(&self, info: TenantInfo, mode: kpi::Materialise) -> (TenantState, bool) {
         let snapshots = self.store.list_snapshots(&info.name).await.unwrap_or_default();
         let current = match self.store.current_manifest(&info.name).await {
             Ok(m) => match self.try_build(&info, &m, &snapshots).await {
                 Ok(catalog) => {
                     let (calendars, problem) = tenant_calendars(&info, &catalog).await;
                     let problem = join_problems(problem, self.kpi_views(&info, &m, &catalog, &calendars, mode).await);
-                    return TenantState { info, manifest: Some(m), problem, calendars, catalog };
+                    return (TenantState { info, manifest: Some(m), problem, calendars, catalog }, true);
                 }
                 Err(e) => e.to_string(),
             },
@@ -274,13 +300,13 @@ impl Catalog {
                 tracing::error!(tenant = %info.name, "{problem}");
                 let (calendars, _) = tenant_calendars(&info, &catalog).await;
                 let problem = join_problems(Some(problem), self.kpi_views(&info, m, &catalog, &calendars, mode).await);
-                return TenantState { info, manifest: Some(m.clone()), problem, calendars, catalog };
+                return (TenantState { info, manifest: Some(m.clone()), problem, calendars, catalog }, false);
             }
         }
         tracing::warn!(tenant = %info.name, "{current}");
-        let catalog = empty_catalog(&info, &snapshots, None, &self.logs, &self.store);
+        let catalog = empty_catalog(&info, &snapshots, None, &self.logs, &self.stored_refreshes);
         let (calendars, _) = tenant_calendars(&info, &catalog).await;
-        TenantState { catalog, info, manifest: None, problem: Some(current), calendars }
+        (TenantState { catalog, info, manifest: None, problem: Some(current), calendars }, false)
     }
 
     async fn try_build(&self, info: &TenantInfo, manifest: &Manifest, snapshots: &[Manifest]) -> Result<Arc<dyn CatalogProvider>, CatalogError> {
@@ -297,7 +323,7 @@ impl Catalog {
             let provider = SnapshotTable::load(&state, store_url.clone(), table.schema(), table_files).await.map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
-        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs, &self.store))
+        Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs, &self.stored_refreshes))
     }
 
     /// A session that sees every tenant's current catalog, with the UDFs registered.
@@ -415,13 +441,13 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
-fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs, store: &Store) -> Arc<dyn CatalogProvider> {
+fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs, stored: &Arc<system::StoredRefreshes>) -> Arc<dyn CatalogProvider> {
     let catalog = MemoryCatalogProvider::new();
     let (manifest, crm) = match served {
         Some((m, crm)) => (Some(m), crm),
         None => (None, Arc::new(MemorySchemaProvider::new())),
     };
-    let system = system::schema(info, snapshots, manifest, logs, store);
+    let system = system::schema(info, snapshots, manifest, logs, stored);
     // Registering a schema in a fresh in-memory catalog cannot fail.
     let _ = catalog.register_schema("crm", crm);
     let _ = catalog.register_schema("kpi", Arc::new(MemorySchemaProvider::new()));

@@ -34,10 +34,10 @@ impl SessionUser {
     }
 }
 
-pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, logs: &Logs, store: &Store) -> Arc<MemorySchemaProvider> {
+pub(super) fn schema(info: &TenantInfo, snapshots: &[Manifest], served: Option<&Manifest>, logs: &Logs, stored: &Arc<StoredRefreshes>) -> Arc<MemorySchemaProvider> {
     let schema = MemorySchemaProvider::new();
     let refreshes: &Arc<RefreshLog> = &logs.refreshes;
-    let refreshes = RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes), store: store.clone() };
+    let refreshes = RefreshesTable { tenant: info.name.clone(), log: Arc::clone(refreshes), stored: Arc::clone(stored) };
     let _ = schema.register_table("refreshes".to_string(), Arc::new(refreshes));
     let _ = schema.register_table("queries".to_string(), Arc::new(QueriesTable { log: Arc::clone(&logs.queries) }));
     let tables: [(&str, Option<RecordBatch>); 3] = [
@@ -115,7 +115,53 @@ fn settings_batch(info: &TenantInfo) -> Option<RecordBatch> {
 struct RefreshesTable {
     tenant: String,
     log: Arc<RefreshLog>,
+    stored: Arc<StoredRefreshes>,
+}
+
+/// How long a listing of the stored attempts answers `system.refreshes` before the store is
+/// listed again: a statement naming the table many times, or many users asking at once,
+/// cost one listing (and only the attempts not read before) per tenant and interval.
+const LISTING_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The stored refresh attempts read so far, per tenant (shared by every catalog build).
+#[derive(Debug)]
+pub(super) struct StoredRefreshes {
     store: Store,
+    tenants: tokio::sync::Mutex<std::collections::HashMap<String, Listed>>,
+}
+
+#[derive(Debug, Default)]
+struct Listed {
+    at: Option<std::time::Instant>,
+    /// By object name (the names sort by time; objects are never rewritten).
+    records: std::collections::BTreeMap<String, RefreshRecord>,
+}
+
+impl StoredRefreshes {
+    pub(super) fn new(store: Store) -> StoredRefreshes {
+        StoredRefreshes { store, tenants: Default::default() }
+    }
+
+    /// The newest stored attempts of `tenant`, oldest first: listed at most every
+    /// [`LISTING_LIFETIME`], each object read once.
+    async fn records(&self, tenant: &str) -> Result<Vec<RefreshRecord>, crate::snapshot::SnapshotError> {
+        let mut tenants = self.tenants.lock().await;
+        let listed = tenants.entry(tenant.to_string()).or_default();
+        if listed.at.is_none_or(|at| at.elapsed() > LISTING_LIFETIME) {
+            let names = self.store.refresh_names(tenant).await?;
+            let newest = &names[names.len().saturating_sub(STORED_PER_TENANT)..];
+            listed.records.retain(|name, _| newest.binary_search(name).is_ok());
+            let unread: Vec<String> = newest.iter().filter(|n| !listed.records.contains_key(*n)).cloned().collect();
+            let objects = self.store.read_refreshes(tenant, &unread).await?;
+            for (name, object) in unread.into_iter().zip(objects) {
+                if let Some(record) = RefreshRecord::from_json(&object) {
+                    listed.records.insert(name, record);
+                }
+            }
+            listed.at = Some(std::time::Instant::now());
+        }
+        Ok(listed.records.values().cloned().collect())
+    }
 }
 
 fn refreshes_schema() -> SchemaRef {
@@ -136,8 +182,8 @@ fn refreshes_schema() -> SchemaRef {
 impl RefreshesTable {
     /// The stored attempts and this process's, oldest first, each once.
     async fn records(&self) -> Vec<RefreshRecord> {
-        let stored = match self.store.recent_refreshes(&self.tenant, STORED_PER_TENANT).await {
-            Ok(objects) => objects.iter().filter_map(|o| RefreshRecord::from_json(o)).collect(),
+        let stored = match self.stored.records(&self.tenant).await {
+            Ok(records) => records,
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, "reading the stored refresh attempts: {e}; system.refreshes shows this process's only");
                 Vec::new()

@@ -18,7 +18,24 @@ pub(super) async fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     for t in &config.tenants {
         let tokens = salespulse::refresh::token_home(&store, &t.name, config.storage.oauth_tokens_in_store);
         let connector = salespulse::connectors::connector_for(source_of(t), t.timezone, tokens);
-        let probe = match connector.check().await {
+        // With the tokens in the store, probing may exchange a refresh token: only under the
+        // tenant's lease, as a refresh would.
+        let lease = if config.storage.oauth_tokens_in_store && t.source.uses_oauth() {
+            match store.acquire_lease(&t.name, &config.server.replica, config.storage.lease).await {
+                Ok(lease) => Some(lease),
+                Err(e) => {
+                    println!("{}: source not probed now: {e}", t.name);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let checked = connector.check().await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        let probe = match checked {
             Ok(report) => {
                 for fact in &report.facts {
                     println!("{}: {fact}", t.name);

@@ -42,16 +42,25 @@ impl Store {
         Ok(())
     }
 
-    /// The newest `limit` attempts of `tenant`, oldest first, as stored.
+    /// The names of `tenant`'s stored attempts, oldest first. Objects are never rewritten:
+    /// a name read once can be kept.
     ///
     /// # Errors
-    /// The store cannot be listed or read.
-    pub async fn recent_refreshes(&self, tenant: &str, limit: usize) -> Result<Vec<Vec<u8>>> {
+    /// The store cannot be listed.
+    pub async fn refresh_names(&self, tenant: &str) -> Result<Vec<String>> {
         let dir = self.refreshes_dir(tenant);
-        let names = self.refresh_objects(&dir).await?;
-        let newest = names.into_iter().rev().take(limit).collect::<Vec<_>>().into_iter().rev();
+        Ok(self.refresh_objects(&dir).await?.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+    }
+
+    /// The stored attempts named `names` (from [`Store::refresh_names`]), in that order.
+    ///
+    /// # Errors
+    /// An object cannot be read.
+    pub async fn read_refreshes(&self, tenant: &str, names: &[String]) -> Result<Vec<Vec<u8>>> {
+        let dir = self.refreshes_dir(tenant);
         let store = self.object_store();
-        futures::stream::iter(newest)
+        let paths: Vec<Path> = names.iter().map(|name| dir.clone().join(name.as_str())).collect();
+        futures::stream::iter(paths)
             .map(|path| {
                 let store = std::sync::Arc::clone(&store);
                 async move {
