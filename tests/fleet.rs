@@ -98,6 +98,13 @@ async fn two_query_replicas_and_two_refreshers_share_one_bucket() {
     let body = refresh_until_ok(&http, refreshers[1].http(), Duration::from_secs(3 * LEASE_SECONDS)).await;
     let second = snapshot_of(&body);
     wait_serving(&queries, &second, Instant::now()).await;
+    // The killed refresher's half-written folder was a leftover: the next write under the
+    // lease removed it. Every snapshot folder in the bucket is a committed one.
+    let keys = bucket_keys(&http, &endpoint, &format!("fleet/{TENANT}/snapshots/")).await;
+    let folders: BTreeSet<&str> = keys.iter().filter_map(|k| k.split('/').nth(3)).collect();
+    for folder in &folders {
+        assert!(keys.contains(&format!("fleet/{TENANT}/snapshots/{folder}/manifest.json")), "a leftover without a manifest: {folder}\n{keys:#?}");
+    }
 
     // One more refresh: keep_snapshots = 2 lets retention run while the loops query; the
     // grace period keeps files a replica may still read.
@@ -216,6 +223,27 @@ async fn start_moto() -> (Proc, String) {
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every key under `prefix` in the bucket (moto answers unsigned ListObjectsV2 requests).
+async fn bucket_keys(http: &reqwest::Client, endpoint: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{endpoint}/{BUCKET}?list-type=2&prefix={prefix}");
+        if let Some(t) = &token {
+            url.push_str(&format!("&continuation-token={t}"));
+        }
+        let text = http.get(url).send().await.unwrap().text().await.unwrap();
+        let between = |open: &str, close: &str| -> Vec<String> {
+            text.split(open).skip(1).filter_map(|rest| rest.split(close).next().map(str::to_string)).collect()
+        };
+        keys.extend(between("<Key>", "</Key>"));
+        token = between("<NextContinuationToken>", "</NextContinuationToken>").into_iter().next();
+        if token.is_none() {
+            return keys;
+        }
     }
 }
 
