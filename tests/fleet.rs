@@ -135,6 +135,31 @@ async fn two_query_replicas_and_two_refreshers_share_one_bucket() {
     }
 }
 
+/// The fleet examples' configs are valid configs of this build: the compose file's, and
+/// the one inside the Kubernetes ConfigMap, with the environment their manifests give.
+#[test]
+fn the_fleet_examples_configs_are_valid() {
+    // SAFETY: set before any thread reads them, and only ever to these values.
+    unsafe {
+        std::env::set_var("SALESPULSE_TOKEN_SECRET", TOKEN_SECRET);
+        std::env::set_var("SALESPULSE_GRAFANA_PASSWORD", "example-password");
+        std::env::set_var("SALESPULSE_OPS_PASSWORD", "example-password");
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let compose = root.join("compose/salespulse.toml");
+    let text = std::fs::read_to_string(&compose).unwrap();
+    let config = salespulse_config::config::Config::parse(&compose, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.storage.oauth_tokens_in_store && config.server.token_secret.is_some());
+    // The ConfigMap's `salespulse.toml: |` block, de-indented.
+    let manifest = std::fs::read_to_string(root.join("kubernetes/configmap.yaml")).unwrap();
+    let mut lines = manifest.lines().skip_while(|l| !l.trim_start().starts_with("salespulse.toml: |")).skip(1).peekable();
+    let indent = lines.peek().map(|l| l.len() - l.trim_start().len()).unwrap();
+    let block: Vec<&str> = lines.take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent).map(|l| l.get(indent..).unwrap_or("")).collect();
+    let path = Path::new("/etc/salespulse/salespulse.toml");
+    let config = salespulse_config::config::Config::parse(path, &block.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.storage.root.starts_with("s3://") && !config.tenants.is_empty());
+}
+
 /// A child process, SIGKILLed and reaped when dropped; its stderr lines (the tracing log) are
 /// kept for the addresses and for failure messages.
 struct Proc {
