@@ -192,6 +192,28 @@ async fn a_query_running_during_a_swap_finishes_on_the_old_snapshot() {
     server.shutdown_and_wait().await;
 }
 
+/// A statement planned on a snapshot whose files were deleted before its rows were read (a
+/// replica that had not followed yet, a grace too short): it runs again, once, on the
+/// snapshot CURRENT names, instead of failing with "not found".
+#[tokio::test]
+async fn a_query_whose_snapshot_is_gone_before_any_row_runs_on_the_current_one() {
+    let server = TestServer::spawn(&["demo"], &["demo"]).await;
+    let mut client = server.client().await;
+    let served = server.catalog.tenant("demo").unwrap().manifest.clone().unwrap();
+    // Planned now (GetFlightInfo keeps the plan for the DoGet), on the served snapshot.
+    let info = client.execute("SELECT count(*), sum(duration_seconds) FROM crm.calls".into(), None).await.unwrap();
+    // Another process commits a new snapshot, and the served one's files are deleted.
+    let store = Store::open(server.root.path().to_str().unwrap()).unwrap();
+    let source = salespulse::connectors::Source::Demo { scale: 0.02, seed: 7, as_of: Some(crate::common::AS_OF.parse().unwrap()) };
+    let newer = salespulse::refresh::refresh_tenant(&store, &crate::common::tenant("demo"), source, 3).await.unwrap().report.manifest;
+    std::fs::remove_dir_all(server.root.path().join("demo/snapshots").join(&served.snapshot_id)).unwrap();
+    let batches = fetch(&mut client, info).await.unwrap();
+    let counted = batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0) as u64;
+    assert_eq!(counted, newer.tables["calls"].rows, "answered from the snapshot CURRENT names");
+    assert_eq!(server.catalog.tenant("demo").unwrap().manifest.as_ref().unwrap().snapshot_id, newer.snapshot_id, "and the tenant now serves it");
+    server.shutdown_and_wait().await;
+}
+
 #[tokio::test]
 async fn a_corrupt_file_is_reported_and_the_previous_snapshot_is_served() {
     let server = TestServer::spawn(&["demo"], &["demo"]).await;

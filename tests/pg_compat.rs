@@ -337,3 +337,23 @@ async fn a_query_in_flight_finishes_when_the_server_stops() {
     }
     tokio::time::timeout(Duration::from_secs(10), stopped).await.expect("the server stops once its connections are closed").unwrap();
 }
+
+/// A replica that has not followed yet plans on the snapshot it serves; if that snapshot's
+/// files were deleted meanwhile, the query runs once more on the snapshot CURRENT names,
+/// with the connection's settings, instead of failing with "not found".
+#[tokio::test]
+async fn a_query_whose_snapshot_is_gone_runs_on_the_current_one() {
+    let server = demo_server().await;
+    let (mut pg, _) = login(&server).await;
+    let served = server.catalog.tenant("demo").unwrap().manifest.clone().unwrap();
+    let store = salespulse::snapshot::Store::open(server.root.path().to_str().unwrap()).unwrap();
+    let source = salespulse::connectors::Source::Demo { scale: 0.02, seed: 7, as_of: Some(crate::common::AS_OF.parse().unwrap()) };
+    let newer = salespulse::refresh::refresh_tenant(&store, &crate::common::tenant("demo"), source, 3).await.unwrap().report.manifest;
+    std::fs::remove_dir_all(server.root.path().join("demo/snapshots").join(&served.snapshot_id)).unwrap();
+    for sql in ["SELECT count(*), sum(duration_seconds) FROM crm.calls", "SELECT count(*), max(started_at) FROM calls WHERE duration_seconds >= 0"] {
+        let seen = pg.simple(sql).await;
+        assert!(error_of(&seen).is_none(), "{sql}: {seen:?}");
+        assert_eq!(rows_of(&seen)[0][0].as_deref(), Some(newer.tables["calls"].rows.to_string().as_str()), "{sql}");
+    }
+    assert_eq!(server.catalog.tenant("demo").unwrap().manifest.as_ref().unwrap().snapshot_id, newer.snapshot_id);
+}

@@ -184,6 +184,13 @@ impl Catalog {
         self.tenants.get(name).map(ArcSwap::load_full)
     }
 
+    /// A table as the tenant `catalog_name` serves it now (`crm`, `kpi` or `system`), for a
+    /// plan made on an older snapshot to run on the current one.
+    pub async fn current_table(&self, catalog_name: &str, schema: &str, table: &str) -> Option<Arc<dyn datafusion::datasource::TableProvider>> {
+        let state = self.tenant(catalog_name)?;
+        state.catalog.schema(schema)?.table(table).await.ok().flatten()
+    }
+
     /// Loads (or reloads) a tenant's current snapshot and swaps it in, building its missing
     /// KPI tables unless the catalog was made [`kpi::Materialise::UseStored`].
     ///

@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod postgres;
 pub mod query_stats;
+pub mod snapshot_gone;
 pub mod tls;
 
 pub use flight_sql::{COMPAT_HEADER, SalesFlightSql};

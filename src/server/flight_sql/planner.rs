@@ -137,7 +137,12 @@ impl SalesFlightSql {
         // a volatile function depends on who asks and when, and is never kept.
         let key = key.filter(|_| crate::server::cache::plan_is_cacheable(df.logical_plan()));
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.execute_stream().await.map_err(|e| fail(QueryError::from_datafusion(e, None).status()))?;
+        // A snapshot deleted under the plan before any row went out: the plan runs once more
+        // on the tenant's current snapshot.
+        let readable: Vec<String> = self.catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)).collect();
+        let batches = crate::server::snapshot_gone::execute_following(df, Arc::clone(&self.catalog), readable)
+            .await
+            .map_err(|e| fail(QueryError::from_datafusion(e, None).status()))?;
         let advertised = Arc::clone(&schema);
         let batches = AssertUnwindSafe(batches).catch_unwind().map(move |item| match item {
             Ok(Ok(batch)) => conform_batch(&advertised, &batch).map_err(|e| {

@@ -148,9 +148,13 @@ pub(super) fn replay(hit: &CachedResult, format: &Format, options: Arc<FormatOpt
 
 /// Runs `df` and encodes its rows in `format` as they are read; its batches are kept in
 /// `cache` under `key` once the last row went out (see the module docs).
-pub(super) async fn recorded(df: DataFrame, format: &Format, options: Arc<FormatOptions>, cache: Arc<ResultCache>, key: Option<String>) -> PgWireResult<QueryResponse> {
+///
+/// `following` is the catalog and the tenants the asking user reads: a plan whose snapshot
+/// was deleted before any row went out runs once more on the current one
+/// (`crate::server::snapshot_gone`).
+pub(super) async fn recorded(df: DataFrame, format: &Format, options: Arc<FormatOptions>, cache: Arc<ResultCache>, key: Option<String>, following: Following) -> PgWireResult<QueryResponse> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.execute_stream().await.map_err(engine_error)?;
+    let batches = crate::server::snapshot_gone::execute_following(df, following.catalog, following.tenants).await.map_err(engine_error)?;
     let recorder = Arc::new(Recorder::new(cache, key, Arc::clone(&schema)));
     let seen = Arc::clone(&recorder);
     let batches = batches.map(move |batch| {
@@ -164,6 +168,14 @@ pub(super) async fn recorded(df: DataFrame, format: &Format, options: Arc<Format
     })
     .filter_map(|()| async { None });
     encode(&schema, batches.chain(read_to_end), format, options)
+}
+
+/// What a query runs on again when its snapshot is gone: the catalog, and the tenants the
+/// user reads.
+#[derive(Debug, Clone)]
+pub(super) struct Following {
+    pub(super) catalog: Arc<crate::catalog::Catalog>,
+    pub(super) tenants: Vec<String>,
 }
 
 /// The `DataRow`s of `batches` in `format`, encoded batch by batch as they are read.
@@ -200,11 +212,12 @@ pub(super) struct RecordedExecution {
     format: Format,
     cache: Arc<ResultCache>,
     key: String,
+    following: Following,
 }
 
 impl RecordedExecution {
-    pub(super) fn new(format: Format, cache: Arc<ResultCache>, key: String) -> RecordedExecution {
-        RecordedExecution { format, cache, key }
+    pub(super) fn new(format: Format, cache: Arc<ResultCache>, key: String, following: Following) -> RecordedExecution {
+        RecordedExecution { format, cache, key, following }
     }
 
     async fn run(&self, plan: &LogicalPlan, params: &ParamValues, ctx: &SessionContext, options: Arc<FormatOptions>) -> PgWireResult<Response> {
@@ -213,7 +226,7 @@ impl RecordedExecution {
         // Whether a result may be shared is decided on the plan, not the text.
         let key = plan_is_cacheable_in(&optimised, &default_schema(ctx)).then(|| self.key.clone());
         let df = ctx.execute_logical_plan(optimised).await.map_err(engine_error)?;
-        recorded(df, &self.format, options, Arc::clone(&self.cache), key).await.map(Response::Query)
+        recorded(df, &self.format, options, Arc::clone(&self.cache), key, self.following.clone()).await.map(Response::Query)
     }
 }
 

@@ -287,6 +287,14 @@ impl Queries {
         execution::plan_within(admission, planning).await.map_err(|e| refusal_error(&e))
     }
 
+    /// What a query of this connection runs on again when its snapshot is gone.
+    pub(super) fn following(&self) -> PgWireResult<result_cache::Following> {
+        let principal = &self.login()?.principal;
+        let catalog = Arc::clone(&self.shared.catalog);
+        let tenants = catalog.tenant_names().into_iter().filter(|t| principal.may_read(t)).collect();
+        Ok(result_cache::Following { catalog, tenants })
+    }
+
     /// What a "table not found" error may add: only the asking user's tenants' problems.
     pub(super) fn missing_hint(&self) -> Option<String> {
         let login = self.login.get()?;
@@ -300,7 +308,7 @@ impl Queries {
         // Whether a result may be shared is decided on the plan, not the text.
         let key = key.filter(|_| plan_is_cacheable_in(&plan, &result_cache::default_schema(ctx)));
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
-        let mut response = result_cache::recorded(df, &Format::UnifiedText, options, Arc::clone(&self.shared.cache), key).await?;
+        let mut response = result_cache::recorded(df, &Format::UnifiedText, options, Arc::clone(&self.shared.cache), key, self.following()?).await?;
         limit_rows(&mut response, admission, audit);
         Ok(response)
     }
@@ -309,7 +317,10 @@ impl Queries {
     pub(super) async fn export(&self, ctx: &Arc<SessionContext>, plan: LogicalPlan, format: &copy::CopyFormat, admission: Admission, audit: Audit) -> PgWireResult<CopyResponse> {
         let df = ctx.execute_logical_plan(plan).await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let schema = df.schema().as_arrow().clone();
-        let batches = df.execute_stream().await.map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
+        let following = self.following()?;
+        let batches = crate::server::snapshot_gone::execute_following(df, following.catalog, following.tenants)
+            .await
+            .map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let batches = batches.map(|batch| batch.map_err(|e| query_error(&QueryError::from_datafusion(e, None))));
         let batches = execution::limited(batches, admission, |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64), |e| limit_error(&e), pg_message, audit);
         let (code, columns, rows) = copy::encode(&schema, batches, format)?;
@@ -566,7 +577,7 @@ impl ExtendedQueryHandler for Queries {
             return exported.map(Response::CopyOut).inspect_err(|e| audit.failed(&pg_message(e)));
         }
         let service = match key {
-            Some(key) => self.recording_service(ctx, RecordedExecution::new(portal.result_column_format.clone(), Arc::clone(&self.shared.cache), key))?,
+            Some(key) => self.recording_service(ctx, RecordedExecution::new(portal.result_column_format.clone(), Arc::clone(&self.shared.cache), key, self.following()?))?,
             None => self.service(ctx)?,
         };
         let deadline = admission.deadline();
