@@ -30,8 +30,10 @@ use crate::catalog::Catalog;
 /// # Errors
 /// The plan cannot be executed.
 pub async fn execute_following(df: DataFrame, catalog: Arc<Catalog>, tenants: Vec<String>) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    // As `DataFrame::execute_stream`, but keeping the state and plan (no copy) for the retry.
     let (state, plan) = df.into_parts();
-    let first = DataFrame::new(state.clone(), plan.clone()).execute_stream().await?;
+    let physical = state.create_physical_plan(&plan).await?;
+    let first = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
     let defaults = state.config_options().catalog.clone();
     Ok(retried_if_snapshot_gone(first, tenants, move |tenant| async move {
         catalog.follow_tenant(&tenant).await.map_err(|e| DataFusionError::External(Box::new(e)))?;

@@ -77,16 +77,12 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             scale = 0.01
             seed = 5
         """))
-    def refresh():
-        done = subprocess.run([BINARY, "refresh", "--config", config], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-
     for _ in range(3):
-        refresh()
+        cron_refresh(config, env)
     # Retention deletes a replaced snapshot only once its grace period (4 s) has passed: a
     # server may still be reading it.
     time.sleep(4.5)
-    refresh()
+    cron_refresh(config, env)
 
     keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="salespulse/acme/")
             for o in page.get("Contents", [])]
@@ -108,7 +104,7 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             assert cur.fetchall() == [(True,)]
             # A cron-style `salespulse refresh` while the server runs: the server follows
             # CURRENT and serves the new snapshot without a restart.
-            refresh()
+            cron_refresh(config, env)
             newest = client.get_object(Bucket=BUCKET, Key="salespulse/acme/CURRENT")["Body"].read().decode().strip()
             assert newest != current
             assert wait_current(cur, "acme", newest) == newest
@@ -116,6 +112,12 @@ def test_snapshots_in_a_bucket_are_written_swapped_kept_and_served(s3):
             assert cur.fetchall() == [(True,)]
     finally:
         _stop(proc)
+
+
+def cron_refresh(config, env=None):
+    """`salespulse refresh --config CONFIG`, as cron runs it; it must succeed."""
+    done = subprocess.run([BINARY, "refresh", "--config", config], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def wait_current(cur, tenant, snapshot_id, limit_seconds=30):
@@ -154,8 +156,7 @@ def test_a_cron_refresh_into_a_local_folder_is_served_without_a_restart():
         """))
 
     def refresh():
-        done = subprocess.run([BINARY, "refresh", "--config", config], capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
+        cron_refresh(config)
         with open(os.path.join(folder, "data", "acme", "CURRENT")) as current:
             return current.read().strip()
 
