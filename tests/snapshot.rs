@@ -154,3 +154,45 @@ async fn a_follow_keeps_the_served_snapshot_when_the_new_one_does_not_load() {
     let state = catalog.follow_tenant("demo").await.unwrap();
     assert_eq!(state.manifest.as_ref().unwrap().snapshot_id, fixed.snapshot_id);
 }
+
+/// An ordered result leaves the engine as one stream in that order, also when the casts to
+/// the types clients read sit above the sort. DataFusion 55 splits the sorted stream
+/// round-robin below such a projection, and executing that plan coalesced the partitions
+/// in arrival order: rows came back out of order from run to run
+/// (`catalog/output_order.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_result_with_casts_to_client_types_stays_in_order() {
+    use datafusion::physical_plan::{ExecutionPlanProperties, displayable};
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path().to_str().unwrap()).unwrap();
+    write_demo(&store, "demo").await;
+    let catalog = salespulse::catalog::Catalog::new(store.clone(), vec![crate::common::info("demo")])
+        .with_materialise(salespulse::catalog::kpi::Materialise::UseStored);
+    catalog.load_tenant("demo").await.unwrap();
+    let ctx = catalog.session_for(Some("demo"), None, "analyst");
+    {
+        let state = ctx.state_ref();
+        let mut state = state.write();
+        let options = state.config_mut().options_mut();
+        // Two partitions whatever the machine, and many batches, so arrival order shows.
+        options.set("datafusion.execution.target_partitions", "2").unwrap();
+        options.set("datafusion.execution.batch_size", "512").unwrap();
+    }
+    // `REAL` is Float32, which clients get as Float64: a cast over the sort.
+    let sql = "SELECT call_id, started_at, CAST(duration_seconds AS REAL) AS seconds FROM crm.calls ORDER BY started_at DESC, call_id";
+    let limits = salespulse::catalog::TextLimits { max_bytes: 100_000, max_depth: 100 };
+    let df = salespulse::catalog::plan_query(&ctx, sql, limits, || None).await.unwrap();
+    let plan = df.clone().create_physical_plan().await.unwrap();
+    assert_eq!(plan.output_partitioning().partition_count(), 1, "{}", displayable(plan.as_ref()).indent(true));
+    for _ in 0..10 {
+        let batches = df.clone().collect().await.unwrap();
+        let mut keys = Vec::new();
+        for batch in &batches {
+            let started = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            let ids = batch.column(0).as_string::<i32>();
+            keys.extend((0..batch.num_rows()).map(|i| (std::cmp::Reverse(started.value(i)), ids.value(i).to_string())));
+        }
+        assert!(keys.len() > 5_000, "{} rows", keys.len());
+        assert!(keys.is_sorted(), "rows out of order");
+    }
+}

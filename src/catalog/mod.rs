@@ -11,6 +11,7 @@
 
 pub mod kpi;
 mod query;
+mod output_order;
 mod query_memory;
 mod snapshot_table;
 mod system;
@@ -365,7 +366,7 @@ impl Catalog {
             .and_then(|s| s.load().info.settings.get("calls.success_threshold_seconds").and_then(|v| v.parse::<u64>().ok()))
             .unwrap_or(60);
         let config = config.with_option_extension(SalesOptions::with_call_threshold(threshold)).with_option_extension(system::SessionUser::named(user));
-        let ctx = SessionContext::new_with_config_rt(config, self.runtimes.for_session());
+        let ctx = output_order::session_context(config, self.runtimes.for_session());
         let mut calendars = Arc::clone(&self.fallback_calendars);
         for (name, slot) in self.tenants.iter().filter(|(n, _)| visible(n)) {
             let state = slot.load();

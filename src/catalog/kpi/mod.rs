@@ -126,7 +126,7 @@ pub fn tenant_session(catalog: &Arc<dyn CatalogProvider>, calendars: Arc<Calenda
     options.execution.parquet.schema_force_view_types = false;
     options.sql_parser.map_string_types_to_utf8view = false;
     options.execution.time_zone = Some("UTC".into());
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let ctx = super::output_order::session_context(config, runtime);
     ctx.register_catalog(&params.tenant, Arc::clone(catalog));
     salespulse_udfs::register_all(&ctx, calendars);
     ctx
