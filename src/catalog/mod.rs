@@ -417,7 +417,8 @@ impl Catalog {
         };
         // Declared first, dropped last: everything the build holds is freed before it ends.
         let _purging = crate::memory::while_building();
-        let ctx = kpi::tenant_session(catalog, Arc::clone(calendars), &params, Arc::clone(&self.kpi_runtime));
+        let build_catalog = canonical_strings(catalog).await;
+        let ctx = kpi::tenant_session(&build_catalog, Arc::clone(calendars), &params, Arc::clone(&self.kpi_runtime));
         if let Err(e) = kpi::register_views(&ctx, &params).await {
             tracing::error!(tenant = %info.name, "{e}");
             return Some(format!("the KPI views could not be built: {e}"));
@@ -447,6 +448,31 @@ fn join_problems(a: Option<String>, b: Option<String>) -> Option<String> {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
     }
+}
+
+/// `catalog` as the KPI build reads it: the same schemas (views and tables it registers land
+/// in the served `kpi` schema), with the `crm` tables' strings in the canonical `Utf8`
+/// (`snapshot_table`).
+async fn canonical_strings(catalog: &Arc<dyn CatalogProvider>) -> Arc<dyn CatalogProvider> {
+    let build = MemoryCatalogProvider::new();
+    for name in catalog.schema_names() {
+        let Some(schema) = catalog.schema(&name) else { continue };
+        if name != "crm" {
+            let _ = build.register_schema(&name, schema);
+            continue;
+        }
+        let crm = MemorySchemaProvider::new();
+        for table_name in schema.table_names() {
+            let Ok(Some(provider)) = schema.table(&table_name).await else { continue };
+            let canonical: Arc<dyn datafusion::catalog::TableProvider> = match provider.downcast_ref::<SnapshotTable>() {
+                Some(served) => Arc::new(served.canonical()),
+                None => provider,
+            };
+            let _ = crm.register_table(table_name, canonical);
+        }
+        let _ = build.register_schema(&name, Arc::new(crm));
+    }
+    Arc::new(build)
 }
 
 fn empty_catalog(info: &TenantInfo, snapshots: &[Manifest], served: Option<(&Manifest, Arc<MemorySchemaProvider>)>, logs: &Logs, stored: &Arc<system::StoredRefreshes>) -> Arc<dyn CatalogProvider> {
