@@ -328,7 +328,7 @@ impl Catalog {
             // A table the manifest does not list is empty in this snapshot (written before
             // the table existed); a listed file that is missing failed `verify` above.
             let table_files = files.remove(table).unwrap_or_default();
-            let provider = SnapshotTable::load(&state, store_url.clone(), table.schema(), table_files).await.map_err(register)?;
+            let provider = SnapshotTable::load(&state, store_url.clone(), table.schema(), table_files, true).await.map_err(register)?;
             crm.register_table(table.name().to_string(), Arc::new(provider)).map_err(register)?;
         }
         Ok(empty_catalog(info, snapshots, Some((manifest, Arc::new(crm))), &self.logs, &self.stored_refreshes))

@@ -3,13 +3,22 @@
 //!
 //! DataFusion 55 can end a plan with more than one partition even though the query has an
 //! `ORDER BY`: when a projection sits above the sort (the casts to the types clients read,
-//! [`normalize_output`](super::query)), `EnforceDistribution` splits the sorted stream
+//! `catalog::query::normalize_output`), `EnforceDistribution` splits the sorted stream
 //! round-robin so the projection runs on both cores
 //! (`RepartitionExec: RoundRobinBatch(2) … maintains_sort_order=true` over the
 //! `SortPreservingMergeExec`). Each partition is still sorted, but whoever executes the plan
 //! (`execute_stream`, `collect`) coalesces the partitions in arrival order, so the rows come
-//! out in an order that changes from run to run. This rule puts a `SortPreservingMergeExec`
-//! over such a plan, so the partitions are merged by the plan's own ordering.
+//! out in an order that changes from run to run. The same family is apache/datafusion#15833
+//! (a round-robin split after a window function).
+//!
+//! - **The split is taken out.** A round-robin repartition of one ordered partition, on the
+//!   chain of projections and filters that ends the plan, is replaced by
+//!   its input: the casts run on one core, and the order is the sort's, exactly. Merging the
+//!   split back by the plan's reported ordering is not enough: a cast from `Utf8View` to
+//!   `Utf8` is not known to keep order, so the reported ordering loses the columns after it
+//!   and ties come back in any order.
+//! - **Anything else** that still ends in several partitions with an ordering is merged by
+//!   it (`SortPreservingMergeExec`).
 //!
 //! Seen with `benches/adhoc.py` `q1_won_deals` (an `ORDER BY` over three joins, strings
 //! read as `Utf8View` and cast to `Utf8` at the edge); reproduced with DataFusion 55.0 from
@@ -21,6 +30,11 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::physical_plan::Partitioning;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
 /// Merges an ordered plan's partitions by its ordering (see the module docs).
@@ -29,6 +43,7 @@ pub(crate) struct MergeOrderedPartitions;
 
 impl PhysicalOptimizerRule for MergeOrderedPartitions {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        let plan = without_split_of_ordered_stream(plan)?;
         if plan.output_partitioning().partition_count() <= 1 {
             return Ok(plan);
         }
@@ -45,6 +60,28 @@ impl PhysicalOptimizerRule for MergeOrderedPartitions {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// `plan` without a round-robin split of one ordered partition on its last chain of
+/// projections and filters (see the module docs).
+fn without_split_of_ordered_stream(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(repartition) = plan.downcast_ref::<RepartitionExec>() {
+        let input = repartition.input();
+        let splits_one_ordered_stream = matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_))
+            && input.output_partitioning().partition_count() == 1
+            && input.output_ordering().is_some();
+        return Ok(if splits_one_ordered_stream { Arc::clone(input) } else { plan });
+    }
+    let passes_order_through = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
+    let [child] = plan.children()[..] else { return Ok(plan) };
+    if !passes_order_through {
+        return Ok(plan);
+    }
+    let new_child = without_split_of_ordered_stream(Arc::clone(child))?;
+    if Arc::ptr_eq(&new_child, child) {
+        return Ok(plan);
+    }
+    replace_children_if_necessary(plan, vec![new_child])
 }
 
 /// A session over `config` and `runtime` with DataFusion's default rules and

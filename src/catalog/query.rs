@@ -49,7 +49,14 @@ impl QueryError {
             text = format!("{text} ({h})");
         }
         if let DataFusionError::ResourcesExhausted(why) = e.find_root() {
-            return QueryError::Memory(why.clone());
+            // An operator that would spill (a sort) reports its own words instead of the
+            // pool's, which name the limit.
+            if why.contains("limits.query_memory") {
+                return QueryError::Memory(why.clone());
+            }
+            return QueryError::Memory(format!(
+                "the query needs more memory than the per-query limit (limits.query_memory) allows ({why}); filter with WHERE, aggregate before joining, or add LIMIT"
+            ));
         }
         match e.find_root() {
             DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) | DataFusionError::NotImplemented(_) => {

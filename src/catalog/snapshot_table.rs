@@ -56,15 +56,16 @@ pub(super) struct SnapshotTable {
 
 impl SnapshotTable {
     /// A table of `schema` over `files` (each with the size the store reported at load),
-    /// its strings read as `Utf8View`.
+    /// its strings read as `Utf8View` when `string_views` (the `crm` tables) or as the
+    /// canonical `Utf8` (the stored `kpi` tables: small, and read by dashboards as they are).
     /// Reads each file's footer once, through the runtime's metadata cache, so the first
     /// queries find it there.
     ///
     /// # Errors
     /// A footer cannot be read.
-    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, schema: SchemaRef, files: Vec<ObjectMeta>) -> Result<SnapshotTable> {
+    pub(super) async fn load(state: &dyn Session, store_url: ObjectStoreUrl, schema: SchemaRef, files: Vec<ObjectMeta>, string_views: bool) -> Result<SnapshotTable> {
         let schema_of_files = schema;
-        let schema = engine_schema(&schema_of_files);
+        let schema = if string_views { engine_schema(&schema_of_files) } else { Arc::clone(&schema_of_files) };
         let store = state.runtime_env().object_store(&store_url)?;
         let format = ParquetFormat::default();
         let mut scanned = Vec::with_capacity(files.len());
@@ -79,7 +80,7 @@ impl SnapshotTable {
             Some((first, [])) => first.as_ref().clone(),
             Some(_) => Statistics::try_merge_iter(statistics.iter().map(AsRef::as_ref), &schema)?,
         };
-        Ok(SnapshotTable { schema, schema_of_files, string_views: true, store_url, files: scanned, statistics })
+        Ok(SnapshotTable { schema, schema_of_files, string_views, store_url, files: scanned, statistics })
     }
 
     /// The same table with strings in the canonical `Utf8` (for the KPI build).

@@ -233,7 +233,7 @@ async fn register(
     let path = dir.clone().join(name).join(FILE);
     let meta = store.object_store().head(&path).await.map_err(|e| KpiError { view: name.into(), message: format!("reading {path}: {e}") })?;
     let store_url = ObjectStoreUrl::parse(store.base_url().as_str()).map_err(failed)?;
-    let table = SnapshotTable::load(&ctx.state(), store_url, schema, vec![meta]).await.map_err(failed)?;
+    let table = SnapshotTable::load(&ctx.state(), store_url, schema, vec![meta], false).await.map_err(failed)?;
     let kpi = catalog.schema("kpi").ok_or_else(|| KpiError { view: name.into(), message: "the tenant has no kpi schema".into() })?;
     kpi.deregister_table(name).map_err(failed)?;
     kpi.register_table(name.to_string(), Arc::new(table)).map_err(failed)?;
