@@ -3,19 +3,22 @@
 //! - **The manifest's files, not a listing.** The files, their sizes and their statistics
 //!   are read once, when the snapshot is loaded. A query lists no storage, and a file
 //!   deleted from under the server is an error (`… not found`), never an empty table.
-//! - **Strings as `Utf8View` inside the engine** for queries. Parquet strings decode into
-//!   views without copying, and grouping, joining and filtering on them is faster (the
-//!   ad-hoc benchmark: 1.26× DuckDB's time with `Utf8`, about 1.07× with views). Results
-//!   are cast back to `Utf8` at the edge (`catalog::query::normalize_output`), and metadata
-//!   shows the canonical types ([`client_type`](super::client_type)), so clients never see
-//!   a view. The cast above an `ORDER BY` is what made DataFusion 55 split the sorted
-//!   stream; [`output_order`](super::output_order) merges it back. The KPI build reads the
-//!   same files as plain `Utf8` ([`SnapshotTable::canonical`]): a view keeps its whole page
-//!   buffer alive, and the build's joins and sorts hold many batches (measured at scale 10:
-//!   4.3 GB peak with views against 2.6 GB).
+//! - **Strings as `Utf8View` inside the engine** in the `crm` tables. Parquet strings
+//!   decode into views without copying, and grouping, joining and filtering on them is
+//!   faster (the ad-hoc benchmark at scale 10: 1.26× DuckDB's time with `Utf8`, 1.09× with
+//!   views). Results are cast back to `Utf8` at the edge (`catalog::query::normalize_output`),
+//!   and metadata shows the canonical types ([`client_type`](super::client_type)), so
+//!   clients never see a view. That cast above an `ORDER BY` is what made DataFusion 55
+//!   split the sorted stream and return rows out of order;
+//!   [`output_order`](super::output_order) takes the split out.
+//! - **`Utf8` where views cost memory.** The KPI build reads the same files as plain `Utf8`
+//!   ([`SnapshotTable::canonical`]): a view keeps its whole page buffer alive, and the
+//!   build's joins and sorts hold many batches (measured at scale 10: 4.3 GB peak with views
+//!   against 2.6 GB). The stored `kpi` tables are small and read by dashboards as they are,
+//!   so they stay `Utf8` too.
 //! - **No declared order.** The files are sorted by their table's sort column, but the scan
-//!   does not declare it: while chasing the wrong order above, declaring it made DataFusion
-//!   move that `ORDER BY` below the joins; it was not measured again on its own.
+//!   does not declare it: declaring it made DataFusion move an `ORDER BY` below three joins
+//!   (`q1_won_deals`); it was not measured again on its own.
 //! - **Statistics.** Row counts and min/max per file answer `count(*)`, `max(started_at)`
 //!   without reading data, and prune row groups for time filters.
 
