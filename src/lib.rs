@@ -23,7 +23,8 @@
 //!   read;
 //! - [`follow`] notices snapshots other processes commit (a cron `refresh`, a fleet's
 //!   refreshers) and swaps them in;
-//! - [`memory`] gives freed memory back to the OS at once while a KPI build runs.
+//! - [`memory`] gives freed memory back to the OS at once while a KPI build runs, and sets
+//!   how long idle blocking threads live.
 //!
 //! Two crates of the workspace sit below this one, each imported by its own path:
 //! `salespulse_udfs` (the SQL functions: working time, successful calls, local dates) and

@@ -22,7 +22,14 @@ fn main() -> ExitCode {
         // Colours on a terminal only: cron mail, journald and files get plain lines.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build() {
+    // Idle blocking threads (file reads, snapshot encoding) exit after 1 s instead of tokio's
+    // 10 s: what they hold is freed then (`src/memory.rs`).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .thread_keep_alive(salespulse::memory::BLOCKING_THREAD_KEEP_ALIVE)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -4,9 +4,17 @@
 //! delay of 1 s, and only when the thread that owns them allocates or frees again; the
 //! encoding threads of a KPI build then sit idle with their pages. Measured at scale 10:
 //! with the delay, a KPI build peaked at 2.1 GB and left the server at 1.8 GB; purging at
-//! once, 0.74 GB and 0.20 GB (once tokio's idle blocking threads exit, 10 s later). Purging
-//! at once makes every query slower, though (the ad-hoc set's geometric mean went from
-//! 1.07 to 1.28 of DuckDB's), so it is on only while a KPI build runs: [`while_building`].
+//! once, 0.74 GB and 0.20 GB (once tokio's idle blocking threads exit). Purging at once
+//! makes every query slower, though (the ad-hoc set's geometric mean went from 1.07 to 1.28
+//! of DuckDB's), so it is on only while a KPI build runs: [`while_building`].
+//!
+//! The blocking threads that read files and encode snapshot columns keep what other
+//! threads freed of their allocations until they run again or exit. With tokio's default
+//! keep-alive of 10 s they stayed through a whole KPI build, so memory a finished table had
+//! freed was still resident while the next tables were built. They now exit after
+//! [`BLOCKING_THREAD_KEEP_ALIVE`] idle: measured at scale 10, three KPI builds peaked at
+//! 679–859 MiB and left 207–210 MiB 20 s later, against 739–1,263 MiB and 235–250 MiB with
+//! 10 s (`BENCHMARKS.md`).
 //!
 //! Where mimalloc is not the allocator (the tests), setting its option changes nothing.
 
@@ -18,6 +26,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// mimalloc v3's default purge delay, in milliseconds (`options.c`; `mimalloc.h` still says
 /// 10).
 const DEFAULT_PURGE_DELAY_MS: std::ffi::c_long = 1000;
+
+/// How long an idle blocking thread of the runtime lives (see the module docs).
+pub const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Builds running now; freed memory is purged at once while there is one.
 static BUILDS: AtomicUsize = AtomicUsize::new(0);
