@@ -5,7 +5,7 @@
 //!   deleted from under the server is an error (`… not found`), never an empty table.
 //! - **Strings as `Utf8View` inside the engine** in the `crm` tables. Parquet strings
 //!   decode into views without copying, and grouping, joining and filtering on them is
-//!   faster (the ad-hoc benchmark at scale 10: 1.26× DuckDB's time with `Utf8`, 1.09× with
+//!   faster (the ad-hoc benchmark at scale 10: 1.26× DuckDB's time with `Utf8`, 1.08–1.11× with
 //!   views). Results are cast back to `Utf8` at the edge (`catalog::query::normalize_output`),
 //!   and metadata shows the canonical types ([`client_type`](super::client_type)), so
 //!   clients never see a view. That cast above an `ORDER BY` is what made DataFusion 55
