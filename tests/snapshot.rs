@@ -178,21 +178,29 @@ async fn an_ordered_result_with_casts_to_client_types_stays_in_order() {
         options.set("datafusion.execution.target_partitions", "2").unwrap();
         options.set("datafusion.execution.batch_size", "512").unwrap();
     }
-    // `REAL` is Float32, which clients get as Float64: a cast over the sort.
-    let sql = "SELECT call_id, started_at, CAST(duration_seconds AS REAL) AS seconds FROM crm.calls ORDER BY started_at DESC, call_id";
-    let limits = salespulse::catalog::TextLimits { max_bytes: 100_000, max_depth: 100 };
-    let df = salespulse::catalog::plan_query(&ctx, sql, limits, || None).await.unwrap();
-    let plan = df.clone().create_physical_plan().await.unwrap();
-    assert_eq!(plan.output_partitioning().partition_count(), 1, "{}", displayable(plan.as_ref()).indent(true));
-    for _ in 0..10 {
-        let batches = df.clone().collect().await.unwrap();
-        let mut keys = Vec::new();
-        for batch in &batches {
-            let started = batch.column(1).as_primitive::<TimestampMicrosecondType>();
-            let ids = batch.column(0).as_string::<i32>();
-            keys.extend((0..batch.num_rows()).map(|i| (std::cmp::Reverse(started.value(i)), ids.value(i).to_string())));
+    // `REAL` is Float32, which clients get as Float64, and `call_id` is the engine's
+    // `Utf8View`, which they get as `Utf8`: casts over the sort. The second query's scalar
+    // subquery puts a node with two children at the top of the plan.
+    let queries = [
+        "SELECT call_id, started_at, CAST(duration_seconds AS REAL) AS seconds FROM crm.calls ORDER BY started_at DESC, call_id",
+        "SELECT call_id, started_at, CAST(duration_seconds AS REAL) AS seconds FROM crm.calls \
+         WHERE duration_seconds >= (SELECT min(duration_seconds) FROM crm.calls) ORDER BY started_at DESC, call_id",
+    ];
+    for sql in queries {
+        let limits = salespulse::catalog::TextLimits { max_bytes: 100_000, max_depth: 100 };
+        let df = salespulse::catalog::plan_query(&ctx, sql, limits, || None).await.unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        assert_eq!(plan.output_partitioning().partition_count(), 1, "{sql}\n{}", displayable(plan.as_ref()).indent(true));
+        for _ in 0..10 {
+            let batches = df.clone().collect().await.unwrap();
+            let mut keys = Vec::new();
+            for batch in &batches {
+                let started = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+                let ids = batch.column(0).as_string::<i32>();
+                keys.extend((0..batch.num_rows()).map(|i| (std::cmp::Reverse(started.value(i)), ids.value(i).to_string())));
+            }
+            assert!(keys.len() > 5_000, "{} rows", keys.len());
+            assert!(keys.is_sorted(), "rows out of order: {sql}");
         }
-        assert!(keys.len() > 5_000, "{} rows", keys.len());
-        assert!(keys.is_sorted(), "rows out of order");
     }
 }

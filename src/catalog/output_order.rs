@@ -12,7 +12,8 @@
 //! (a round-robin split after a window function).
 //!
 //! - **The split is taken out.** A round-robin repartition of one ordered partition, on the
-//!   chain of projections and filters that ends the plan, is replaced by
+//!   chain of projections and filters that ends the plan (through a scalar subquery's main
+//!   input and `EXPLAIN ANALYZE`), is replaced by
 //!   its input: the casts run on one core, and the order is the sort's, exactly. Merging the
 //!   split back by the plan's reported ordering is not enough: a cast from `Utf8View` to
 //!   `Utf8` is not known to keep order, so the reported ordering loses the columns after it
@@ -33,7 +34,9 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::analyze::AnalyzeExec;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
@@ -72,16 +75,21 @@ fn without_split_of_ordered_stream(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<d
             && input.output_ordering().is_some();
         return Ok(if splits_one_ordered_stream { Arc::clone(input) } else { plan });
     }
-    let passes_order_through = plan.is::<ProjectionExec>() || plan.is::<FilterExec>();
-    let [child] = plan.children()[..] else { return Ok(plan) };
+    // Nodes whose first child is the stream they pass on, in its order: a scalar subquery's
+    // main input (its other children are the subqueries), and `EXPLAIN ANALYZE`'s plan.
+    let passes_order_through = plan.is::<ProjectionExec>() || plan.is::<FilterExec>() || plan.is::<ScalarSubqueryExec>() || plan.is::<AnalyzeExec>();
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    let Some(first) = children.first() else { return Ok(plan) };
     if !passes_order_through {
         return Ok(plan);
     }
-    let new_child = without_split_of_ordered_stream(Arc::clone(child))?;
-    if Arc::ptr_eq(&new_child, child) {
+    let new_first = without_split_of_ordered_stream(Arc::clone(first))?;
+    if Arc::ptr_eq(&new_first, first) {
         return Ok(plan);
     }
-    replace_children_if_necessary(plan, vec![new_child])
+    let mut new_children = children;
+    new_children[0] = new_first;
+    replace_children_if_necessary(plan, new_children)
 }
 
 /// A session over `config` and `runtime` with DataFusion's default rules and

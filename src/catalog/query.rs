@@ -397,6 +397,11 @@ pub fn client_type(t: &DataType) -> Option<DataType> {
         DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
         DataType::BinaryView | DataType::LargeBinary => Some(DataType::Binary),
         DataType::Dictionary(_, value) => Some(client_type(value).unwrap_or_else(|| value.as_ref().clone())),
+        // `array_agg(title)` is a list of the engine's `Utf8View`.
+        DataType::List(item) => client_type(item.data_type()).map(|t| DataType::List(std::sync::Arc::new(item.as_ref().clone().with_data_type(t)))),
+        DataType::Struct(fields) if fields.iter().any(|f| client_type(f.data_type()).is_some()) => Some(DataType::Struct(
+            fields.iter().map(|f| std::sync::Arc::new(f.as_ref().clone().with_data_type(client_type(f.data_type()).unwrap_or_else(|| f.data_type().clone())))).collect(),
+        )),
         DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond || tz.as_deref() != Some("UTC") => {
             Some(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))
         }

@@ -37,7 +37,7 @@ pub struct CachedResult {
 
 impl CachedResult {
     fn bytes(&self) -> usize {
-        self.batches.iter().map(RecordBatch::get_array_memory_size).sum()
+        self.batches.iter().map(crate::server::execution::result_bytes).sum()
     }
 
     /// The number of rows of the result.
@@ -160,8 +160,11 @@ impl Recorder {
         if let Ok(mut kept) = self.kept.lock() {
             match (batch, kept.as_mut()) {
                 (Some(batch), Some((bytes, list))) => {
-                    *bytes += batch.get_array_memory_size();
-                    list.push(batch.clone());
+                    // A kept batch of the engine's string views would pin whole Parquet
+                    // pages: keep a compact copy.
+                    let batch = compact_views(batch);
+                    *bytes += crate::server::execution::result_bytes(&batch);
+                    list.push(batch);
                     if !self.cache.fits(*bytes) {
                         *kept = None;
                     }
@@ -294,4 +297,22 @@ mod tests {
         let plan = ctx.sql("SELECT 1 AS one").await.unwrap().into_unoptimized_plan();
         assert!(plan_is_cacheable_in(&plan, "system"));
     }
+}
+
+/// `batch` with its `Utf8View` columns copied into buffers of their own (`gc`), so it holds
+/// only its strings; other batches are returned as they are (a cheap clone).
+fn compact_views(batch: &RecordBatch) -> RecordBatch {
+    use arrow::array::AsArray;
+    if !batch.columns().iter().any(|c| c.as_string_view_opt().is_some()) {
+        return batch.clone();
+    }
+    let columns: Vec<arrow::array::ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.as_string_view_opt() {
+            Some(views) => Arc::new(views.gc()) as arrow::array::ArrayRef,
+            None => Arc::clone(c),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).unwrap_or_else(|_| batch.clone())
 }

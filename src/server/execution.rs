@@ -69,6 +69,25 @@ pub async fn plan_within<T: Send + 'static>(admission: &Admission, planning: imp
         .map_err(Refusal::Query)
 }
 
+/// The bytes of a result batch for `limits.max_result_bytes` and the result cache. The
+/// engine's `Utf8View` columns point into whole Parquet page buffers, which
+/// `get_array_memory_size` counts in full for every batch; here a view column counts its
+/// views and the bytes of its out-of-line strings.
+pub fn result_bytes(batch: &arrow::array::RecordBatch) -> usize {
+    use arrow::array::{Array, AsArray};
+    batch
+        .columns()
+        .iter()
+        .map(|column| match column.as_string_view_opt() {
+            Some(views) => {
+                let long: usize = views.views().iter().map(|view| *view as u32 as usize).filter(|len| *len > 12).sum();
+                views.views().inner().len() + long + views.nulls().map_or(0, |n| n.buffer().len())
+            }
+            None => column.get_array_memory_size(),
+        })
+        .sum()
+}
+
 /// `rows` under `admission`'s deadline and result caps; `measure` gives an item's rows and
 /// bytes. The slot is given back and `audit` recorded when the stream ends or is dropped.
 pub fn limited<S, T, E>(rows: S, admission: Admission, measure: fn(&T) -> (u64, u64), to_error: fn(LimitError) -> E, describe: fn(&E) -> String, audit: Audit) -> Limited<S, T, E>

@@ -147,3 +147,17 @@ fn sql_into_the_planner_stays_within_the_limits() {
         .expect("no stack overflow or panic");
     assert!(planned.0 > 0 && planned.1 > 0, "both kinds were generated: {planned:?}");
 }
+
+/// Strings inside lists and structs go out as `Utf8` too: `array_agg` over a `crm` string
+/// column is a list of the engine's `Utf8View`.
+#[test]
+fn nested_engine_strings_go_out_as_utf8() {
+    use arrow::datatypes::{DataType, Field, Fields};
+    use std::sync::Arc;
+    let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+    assert_eq!(super::client_type(&list(DataType::Utf8View)), Some(list(DataType::Utf8)));
+    assert_eq!(super::client_type(&list(DataType::Int64)), None);
+    let fields = |t: DataType| DataType::Struct(Fields::from(vec![Field::new("id", DataType::Int64, false), Field::new("name", t, true)]));
+    assert_eq!(super::client_type(&fields(DataType::Utf8View)), Some(fields(DataType::Utf8)));
+    assert_eq!(super::client_type(&fields(DataType::Utf8)), None);
+}

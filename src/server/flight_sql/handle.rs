@@ -83,7 +83,12 @@ fn row_values(batch: &RecordBatch) -> Result<Vec<ScalarValue>, Status> {
 pub(super) fn parameter_schema(types: &[(String, Option<DataType>)]) -> Arc<Schema> {
     let fields: Vec<arrow::datatypes::Field> = types
         .iter()
-        .map(|(name, t)| arrow::datatypes::Field::new(name, t.clone().unwrap_or(DataType::Utf8), true))
+        .map(|(name, t)| {
+            // The type of the column a parameter is compared with, as clients read it
+            // (`Utf8`, not the engine's `Utf8View`).
+            let t = t.clone().map_or(DataType::Utf8, |t| crate::catalog::client_type(&t).unwrap_or(t));
+            arrow::datatypes::Field::new(name, t, true)
+        })
         .collect();
     Arc::new(Schema::new(fields))
 }

@@ -322,7 +322,7 @@ impl Queries {
             .await
             .map_err(|e| query_error(&QueryError::from_datafusion(e, None)))?;
         let batches = batches.map(|batch| batch.map_err(|e| query_error(&QueryError::from_datafusion(e, None))));
-        let batches = execution::limited(batches, admission, |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64), |e| limit_error(&e), pg_message, audit);
+        let batches = execution::limited(batches, admission, |b: &RecordBatch| (b.num_rows() as u64, execution::result_bytes(b) as u64), |e| limit_error(&e), pg_message, audit);
         let (code, columns, rows) = copy::encode(&schema, batches, format)?;
         Ok(CopyResponse::new(code, columns, rows))
     }
