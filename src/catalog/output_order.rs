@@ -40,7 +40,7 @@ use datafusion::physical_plan::scalar_subquery::ScalarSubqueryExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
-/// Merges an ordered plan's partitions by its ordering (see the module docs).
+/// Keeps an ordered result one stream in its order (see the module docs).
 #[derive(Debug, Default)]
 pub(crate) struct MergeOrderedPartitions;
 
