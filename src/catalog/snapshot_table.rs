@@ -88,14 +88,20 @@ impl SnapshotTable {
 
     /// The same table with strings in the canonical `Utf8` (for the KPI build).
     pub(super) fn canonical(&self) -> SnapshotTable {
-        let mut statistics = self.statistics.clone();
-        for column in &mut statistics.column_statistics {
-            column.min_value = std::mem::take(&mut column.min_value).map(canonical_scalar);
-            column.max_value = std::mem::take(&mut column.max_value).map(canonical_scalar);
+        // The table's and each file's statistics, typed by the view schema, as `Utf8`: the
+        // file's prune row groups and fold constant columns in the scan.
+        let files = self
+            .files
+            .iter()
+            .map(|f| PartitionedFile { statistics: f.statistics.as_deref().map(|s| Arc::new(canonical_statistics(s))), ..f.clone() })
+            .collect();
+        SnapshotTable {
+            schema: Arc::clone(&self.schema_of_files),
+            statistics: canonical_statistics(&self.statistics),
+            files,
+            string_views: false,
+            ..self.clone()
         }
-        // Per-file statistics are typed by the view schema; the table's are enough here.
-        let files = self.files.iter().map(|f| PartitionedFile { statistics: None, ..f.clone() }).collect();
-        SnapshotTable { schema: Arc::clone(&self.schema_of_files), statistics, files, string_views: false, ..self.clone() }
     }
 }
 
@@ -137,6 +143,16 @@ impl TableProvider for SnapshotTable {
     fn statistics(&self) -> Option<Statistics> {
         Some(self.statistics.clone())
     }
+}
+
+/// `statistics` of view-typed columns with their values as the canonical types.
+fn canonical_statistics(statistics: &Statistics) -> Statistics {
+    let mut statistics = statistics.clone();
+    for column in &mut statistics.column_statistics {
+        column.min_value = std::mem::take(&mut column.min_value).map(canonical_scalar);
+        column.max_value = std::mem::take(&mut column.max_value).map(canonical_scalar);
+    }
+    statistics
 }
 
 /// A statistics value of a view-typed column as its canonical type.
