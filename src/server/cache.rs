@@ -256,6 +256,24 @@ fn is_live_schema(schema: &str) -> bool {
     matches!(schema.to_ascii_lowercase().as_str(), "system" | "information_schema" | "pg_catalog")
 }
 
+/// `batch` with its `Utf8View` columns copied into buffers of their own (`gc`), so it holds
+/// only its strings; other batches are returned as they are (a cheap clone).
+fn compact_views(batch: &RecordBatch) -> RecordBatch {
+    use arrow::array::AsArray;
+    if !batch.columns().iter().any(|c| c.as_string_view_opt().is_some()) {
+        return batch.clone();
+    }
+    let columns: Vec<arrow::array::ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.as_string_view_opt() {
+            Some(views) => Arc::new(views.gc()) as arrow::array::ArrayRef,
+            None => Arc::clone(c),
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).unwrap_or_else(|_| batch.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,22 +315,4 @@ mod tests {
         let plan = ctx.sql("SELECT 1 AS one").await.unwrap().into_unoptimized_plan();
         assert!(plan_is_cacheable_in(&plan, "system"));
     }
-}
-
-/// `batch` with its `Utf8View` columns copied into buffers of their own (`gc`), so it holds
-/// only its strings; other batches are returned as they are (a cheap clone).
-fn compact_views(batch: &RecordBatch) -> RecordBatch {
-    use arrow::array::AsArray;
-    if !batch.columns().iter().any(|c| c.as_string_view_opt().is_some()) {
-        return batch.clone();
-    }
-    let columns: Vec<arrow::array::ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.as_string_view_opt() {
-            Some(views) => Arc::new(views.gc()) as arrow::array::ArrayRef,
-            None => Arc::clone(c),
-        })
-        .collect();
-    RecordBatch::try_new(batch.schema(), columns).unwrap_or_else(|_| batch.clone())
 }
