@@ -187,7 +187,7 @@ async fn an_ordered_result_with_casts_to_client_types_stays_in_order() {
          WHERE duration_seconds >= (SELECT min(duration_seconds) FROM crm.calls) ORDER BY started_at DESC, call_id",
     ];
     for sql in queries {
-        let limits = salespulse::catalog::TextLimits { max_bytes: 100_000, max_depth: 100 };
+        let limits = salespulse::catalog::TextLimits::of(&salespulse_config::config::Limits::default());
         let df = salespulse::catalog::plan_query(&ctx, sql, limits, || None).await.unwrap();
         let plan = df.clone().create_physical_plan().await.unwrap();
         assert_eq!(plan.output_partitioning().partition_count(), 1, "{sql}\n{}", displayable(plan.as_ref()).indent(true));

@@ -78,11 +78,11 @@ fn without_split_of_ordered_stream(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<d
     // Nodes whose first child is the stream they pass on, in its order: a scalar subquery's
     // main input (its other children are the subqueries), and `EXPLAIN ANALYZE`'s plan.
     let passes_order_through = plan.is::<ProjectionExec>() || plan.is::<FilterExec>() || plan.is::<ScalarSubqueryExec>() || plan.is::<AnalyzeExec>();
-    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
-    let Some(first) = children.first() else { return Ok(plan) };
     if !passes_order_through {
         return Ok(plan);
     }
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
+    let Some(first) = children.first() else { return Ok(plan) };
     let new_first = without_split_of_ordered_stream(Arc::clone(first))?;
     if Arc::ptr_eq(&new_first, first) {
         return Ok(plan);

@@ -155,7 +155,7 @@ impl SalesFlightSql {
         let batches = execution::limited(
             batches,
             admission,
-            |b: &RecordBatch| (b.num_rows() as u64, b.get_array_memory_size() as u64),
+            |b: &RecordBatch| (b.num_rows() as u64, execution::result_bytes(b) as u64),
             |e| FlightError::Tonic(Box::new(e.status())),
             |e: &FlightError| match e {
                 FlightError::Tonic(status) => status.message().to_string(),
