@@ -13,6 +13,7 @@ pub mod kpi;
 mod query;
 mod output_order;
 mod query_memory;
+mod shift_window;
 mod snapshot_table;
 mod system;
 

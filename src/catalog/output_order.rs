@@ -92,13 +92,14 @@ fn without_split_of_ordered_stream(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<d
     replace_children_if_necessary(plan, new_children)
 }
 
-/// A session over `config` and `runtime` with DataFusion's default rules and
-/// [`MergeOrderedPartitions`] last.
+/// A session over `config` and `runtime` with DataFusion's default rules, then
+/// [`super::shift_window::SortedShiftWindows`], and [`MergeOrderedPartitions`] last.
 pub(crate) fn session_context(config: datafusion::prelude::SessionConfig, runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>) -> datafusion::prelude::SessionContext {
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(super::shift_window::SortedShiftWindows))
         .with_physical_optimizer_rule(Arc::new(MergeOrderedPartitions))
         .build();
     datafusion::prelude::SessionContext::new_with_state(state)
