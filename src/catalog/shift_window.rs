@@ -350,7 +350,7 @@ impl ShiftState {
             .collect::<Result<Vec<ArrayRef>>>()?;
         // The window partitions: runs of equal keys (the input is sorted by them).
         let runs: Vec<std::ops::Range<usize>> = if keys.is_empty() {
-            vec![0..total]
+            std::iter::once(0..total).collect()
         } else {
             partition(&keys)?.ranges()
         };
