@@ -24,7 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar, UInt64Array, new_null_array};
-use datafusion::arrow::compute::{concat, concat_batches, partition, take, take_record_batch};
+use datafusion::arrow::compute::{concat, partition, take};
 use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
@@ -38,12 +38,13 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::window::StandardWindowExpr;
 use datafusion::physical_expr::{OrderingRequirements, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::execution_plan::ReplaceChildrenOptions;
+use datafusion::common::Statistics;
+use datafusion::physical_plan::execution_plan::{CardinalityEffect, ReplaceChildrenOptions};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, InputOrderMode, PlanProperties, SendableRecordBatchStream,
+    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, InputDistributionRequirements, InputOrderMode, PlanProperties, SendableRecordBatchStream, StatisticsArgs,
 };
 use futures::StreamExt;
 
@@ -109,7 +110,14 @@ impl SortedShiftWindowExec {
         if window.input_order_mode != InputOrderMode::Sorted {
             return Ok(None);
         }
-        let partition_keys = window.partition_keys();
+        // `partition_keys()` is empty when the window may not be repartitioned (one target
+        // partition): the expression's own keys are the window partitions.
+        let Some(first) = window.window_expr().first() else { return Ok(None) };
+        let partition_keys = first.partition_by().to_vec();
+        // What DataFusion's operator checks when it runs: the input is ordered on the keys.
+        if window.partition_by_sort_keys().is_err() {
+            return Ok(None);
+        }
         let input_schema = window.input().schema();
         let mut shifts = Vec::new();
         for expr in window.window_expr() {
@@ -245,7 +253,8 @@ impl ExecutionPlan for SortedShiftWindowExec {
             shifts: self.shifts.clone(),
             behind: self.shifts.iter().map(|s| (-s.offset).max(0) as usize).max().unwrap_or(0),
             ahead: self.shifts.iter().map(|s| s.offset.max(0) as usize).max().unwrap_or(0),
-            previous: None,
+            previous: Vec::new(),
+            previous_rows: 0,
             waiting: VecDeque::new(),
             reservation,
             metrics: BaselineMetrics::new(&self.metrics, partition),
@@ -267,10 +276,23 @@ impl ExecutionPlan for SortedShiftWindowExec {
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
     }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        self.window.child_stats_requests(partition)
+    }
+
+    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+        self.window.statistics_from_inputs(input_stats, args)
+    }
+
+    fn cardinality_effect(&self) -> CardinalityEffect {
+        self.window.cardinality_effect()
+    }
 }
 
 /// One partition's stream: input batches wait in `waiting` until `ahead` rows follow the
-/// first; `previous` keeps the last `behind` rows already sent.
+/// first; `previous` keeps the partition keys and shifted arguments of the last `behind`
+/// rows already sent (copies: no input buffer stays alive through them).
 struct ShiftState {
     input: SendableRecordBatchStream,
     input_done: bool,
@@ -279,7 +301,8 @@ struct ShiftState {
     shifts: Vec<Shift>,
     behind: usize,
     ahead: usize,
-    previous: Option<RecordBatch>,
+    previous: Vec<ArrayRef>,
+    previous_rows: usize,
     waiting: VecDeque<RecordBatch>,
     reservation: MemoryReservation,
     metrics: BaselineMetrics,
@@ -315,7 +338,8 @@ impl ShiftState {
     }
 
     fn resize_reservation(&mut self) -> Result<()> {
-        let held = self.waiting.iter().chain(self.previous.iter()).map(RecordBatch::get_array_memory_size).sum();
+        let held = self.waiting.iter().map(RecordBatch::get_array_memory_size).sum::<usize>()
+            + self.previous.iter().map(|array| array.get_array_memory_size()).sum::<usize>();
         self.reservation.try_resize(held)
     }
 
@@ -324,13 +348,9 @@ impl ShiftState {
         let Some(current) = self.waiting.pop_front() else {
             return Err(DataFusionError::Internal("no waiting batch to compute".to_owned()));
         };
-        // The rows around the batch: `behind` rows before it, `ahead` rows after it.
-        let mut pieces: Vec<RecordBatch> = Vec::new();
-        if let Some(previous) = &self.previous {
-            pieces.push(previous.clone());
-        }
-        let before = self.previous.as_ref().map_or(0, RecordBatch::num_rows);
-        pieces.push(current.clone());
+        // The batch and the `ahead` rows after it; the `behind` rows before it are in
+        // `previous`, already evaluated.
+        let mut pieces: Vec<RecordBatch> = vec![current.clone()];
         let mut still_needed = self.ahead;
         for next in &self.waiting {
             if still_needed == 0 {
@@ -340,23 +360,31 @@ impl ShiftState {
             pieces.push(next.slice(0, rows));
             still_needed -= rows;
         }
+        let before = self.previous_rows;
         let rows = current.num_rows();
-        let total: usize = pieces.iter().map(RecordBatch::num_rows).sum();
-
-        let keys = self
-            .partition_keys
-            .iter()
-            .map(|key| evaluate_over(key, &pieces))
+        let total = before + pieces.iter().map(RecordBatch::num_rows).sum::<usize>();
+        // Partition keys, then each shift's argument, over `previous` and the pieces.
+        let expressions = self.partition_keys.iter().chain(self.shifts.iter().map(|shift| &shift.argument));
+        let arrays = expressions
+            .enumerate()
+            .map(|(i, expression)| {
+                let mut parts: Vec<ArrayRef> = self.previous.get(i).cloned().into_iter().collect();
+                for piece in &pieces {
+                    parts.push(expression.evaluate(piece)?.into_array(piece.num_rows())?);
+                }
+                let refs: Vec<&dyn Array> = parts.iter().map(|array| array.as_ref()).collect();
+                Ok(concat(&refs)?)
+            })
             .collect::<Result<Vec<ArrayRef>>>()?;
+        let (keys, arguments) = arrays.split_at(self.partition_keys.len());
         // The window partitions: runs of equal keys (the input is sorted by them).
         let runs: Vec<std::ops::Range<usize>> = if keys.is_empty() {
             std::iter::once(0..total).collect()
         } else {
-            partition(&keys)?.ranges()
+            partition(keys)?.ranges()
         };
         let mut columns = current.columns().to_vec();
-        for shift in &self.shifts {
-            let values = evaluate_over(&shift.argument, &pieces)?;
+        for (shift, values) in self.shifts.iter().zip(arguments) {
             let mut reads: Vec<Option<u64>> = Vec::with_capacity(rows);
             for run in &runs {
                 let start = run.start.max(before);
@@ -380,10 +408,12 @@ impl ShiftState {
         }
         if self.behind > 0 {
             let keep = self.behind.min(before + rows);
-            let kept: Vec<&RecordBatch> = self.previous.iter().chain(std::iter::once(&current)).collect();
-            let joined = concat_batches(&current.schema(), kept)?;
-            let last = UInt64Array::from_iter_values(((joined.num_rows() - keep) as u64)..(joined.num_rows() as u64));
-            self.previous = Some(take_record_batch(&joined, &last)?);
+            let from = before + rows - keep;
+            self.previous = arrays
+                .iter()
+                .map(|array| crate::model::owned_array(array.slice(from, keep).as_ref()))
+                .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+            self.previous_rows = keep;
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
@@ -412,16 +442,6 @@ fn shift_offset(udwf: &WindowUDFExpr) -> Option<i64> {
         WindowShiftKind::Lead => Some(n),
         WindowShiftKind::Lag => n.checked_neg(),
     }
-}
-
-/// `expr` evaluated over consecutive batches, as one array.
-fn evaluate_over(expr: &Arc<dyn PhysicalExpr>, pieces: &[RecordBatch]) -> Result<ArrayRef> {
-    let arrays = pieces
-        .iter()
-        .map(|piece| expr.evaluate(piece)?.into_array(piece.num_rows()))
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    let refs: Vec<&dyn Array> = arrays.iter().map(|array| array.as_ref()).collect();
-    Ok(concat(&refs)?)
 }
 
 #[cfg(test)]
@@ -476,7 +496,11 @@ mod tests {
     }
 
     fn session(with_rule: bool) -> SessionContext {
-        let config = SessionConfig::new().with_batch_size(3).with_target_partitions(2);
+        session_of(with_rule, 2)
+    }
+
+    fn session_of(with_rule: bool, target_partitions: usize) -> SessionContext {
+        let config = SessionConfig::new().with_batch_size(3).with_target_partitions(target_partitions);
         let context = if with_rule {
             crate::catalog::output_order::session_context(config, Arc::new(RuntimeEnv::default()))
         } else {
@@ -507,6 +531,16 @@ mod tests {
 
     #[tokio::test]
     async fn shifts_over_sorted_runs_equal_datafusions_own() {
+        // One target partition: DataFusion's operator then reports no partition keys of its
+        // own, and the expression's keys are the window partitions.
+        let (ours, theirs) = (session_of(true, 1), session_of(false, 1));
+        for shift in SHIFTS {
+            let sql = format!("SELECT id, k, {shift} AS shifted FROM t ORDER BY id");
+            let (expected, _) = answer(&theirs, &sql).await;
+            let (got, plan) = answer(&ours, &sql).await;
+            assert!(plan.contains("SortedShiftWindowExec"), "{shift} not computed here on one partition:\n{plan}");
+            assert_eq!(got, expected, "{shift}");
+        }
         let (ours, theirs) = (session(true), session(false));
         for shift in SHIFTS {
             let sql = format!("SELECT id, k, {shift} AS shifted FROM t ORDER BY id");
@@ -558,5 +592,59 @@ mod tests {
         let (got, plan) = answer(&ours, sql).await;
         assert!(!plan.contains("SortedShiftWindowExec"), "{plan}");
         assert_eq!(got, expected);
+    }
+
+    /// `lag()` of a `Utf8View` column over many batches: each output batch carries the
+    /// string buffers of its own input and of the few rows kept from before, never those of
+    /// every batch so far (the rows kept are copies).
+    #[tokio::test]
+    async fn rows_kept_for_lag_hold_no_earlier_buffers() {
+        use datafusion::arrow::array::{AsArray, StringViewArray};
+        use datafusion::prelude::col;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8View, false),
+        ]));
+        let batches: Vec<RecordBatch> = (0..200_i64)
+            .map(|b| {
+                let ids: Vec<i64> = (0..3).map(|i| b * 3 + i).collect();
+                let strings: Vec<String> = ids.iter().map(|id| format!("a string longer than twelve bytes {id}")).collect();
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![Arc::new(Int64Array::from(ids)), Arc::new(StringViewArray::from_iter_values(strings))],
+                )
+                .expect("batch")
+            })
+            .collect();
+        let table = MemTable::try_new(Arc::clone(&schema), vec![batches])
+            .expect("table")
+            .with_sort_order(vec![vec![col("id").sort(true, false)]]);
+        let context = session_of(true, 1);
+        context.register_table("v", Arc::new(table)).expect("register");
+        let plan = context
+            .sql("SELECT id, lag(s) OVER (ORDER BY id) AS previous FROM v")
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        let mut nodes = vec![plan];
+        let shifts = loop {
+            let Some(node) = nodes.pop() else { panic!("no SortedShiftWindowExec in the plan") };
+            if node.name() == "SortedShiftWindowExec" {
+                break node;
+            }
+            nodes.extend(node.children().into_iter().cloned());
+        };
+        let mut stream = shifts.execute(0, context.task_ctx()).expect("execute");
+        let mut most_buffers = 0;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.expect("batch");
+            rows += batch.num_rows();
+            most_buffers = most_buffers.max(batch.column(2).as_string_view().data_buffers().len());
+        }
+        assert_eq!(rows, 600);
+        assert!(most_buffers <= 3, "an output batch holds {most_buffers} string buffers");
     }
 }

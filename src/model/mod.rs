@@ -37,3 +37,19 @@ pub fn date_to_days(date: chrono::NaiveDate) -> i32 {
     const EPOCH_DAYS_FROM_CE: i32 = 719_163;
     chrono::Datelike::num_days_from_ce(&date) - EPOCH_DAYS_FROM_CE
 }
+
+/// `array`'s rows in buffers of their own. A slice, and the result of `concat` of one array,
+/// keep the whole parent buffers alive; a `take` of `Utf8View`/`BinaryView` keeps every data
+/// buffer of its input, so those are compacted (`gc`) instead.
+///
+/// # Errors
+/// Arrow refused to copy the array's type.
+pub fn owned_array(array: &dyn arrow::array::Array) -> Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::DataType;
+    match array.data_type() {
+        DataType::Utf8View => Ok(std::sync::Arc::new(array.as_string_view().gc())),
+        DataType::BinaryView => Ok(std::sync::Arc::new(array.as_binary_view().gc())),
+        _ => arrow::compute::take(array, &arrow::array::UInt64Array::from_iter_values(0..array.len() as u64), None),
+    }
+}
