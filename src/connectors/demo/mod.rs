@@ -96,6 +96,11 @@ impl Tables {
     fn builder(&mut self, table: Table) -> &mut TableBuilder {
         match table {
             Table::Calls => &mut self.calls,
+            Table::Activities => &mut self.activities,
+            Table::Tasks => &mut self.tasks,
+            Table::DealStageHistory => &mut self.history,
+            Table::Deals => &mut self.deals,
+            Table::Leads => &mut self.leads,
             other => unreachable!("the demo does not stream table {}", other.name()),
         }
     }
