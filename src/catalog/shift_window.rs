@@ -647,4 +647,34 @@ mod tests {
         assert_eq!(rows, 600);
         assert!(most_buffers <= 3, "an output batch holds {most_buffers} string buffers");
     }
+
+    /// Rows a large `lead()` offset makes the operator wait for are reserved in the query's
+    /// memory pool: over the limit, the query fails with the pool's error instead of holding
+    /// them outside it.
+    #[tokio::test]
+    async fn rows_waiting_for_a_large_offset_count_against_the_memory_limit() {
+        use datafusion::execution::memory_pool::FairSpillPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        use datafusion::prelude::col;
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("x", DataType::Float64, false)]));
+        let batches: Vec<RecordBatch> = (0..100_i64)
+            .map(|b| {
+                let ids: Vec<i64> = (b * 1000..(b + 1) * 1000).collect();
+                let xs: Vec<f64> = ids.iter().map(|id| *id as f64).collect();
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(ids)), Arc::new(Float64Array::from(xs))]).expect("batch")
+            })
+            .collect();
+        let table = MemTable::try_new(Arc::clone(&schema), vec![batches])
+            .expect("table")
+            .with_sort_order(vec![vec![col("id").sort(true, false)]]);
+        let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(256 * 1024))).build_arc().expect("runtime");
+        let context = crate::catalog::output_order::session_context(SessionConfig::new().with_target_partitions(1), runtime);
+        context.register_table("v", Arc::new(table)).expect("register");
+        let frame = context.sql("SELECT id, lead(x, 60000) OVER (ORDER BY id) FROM v").await.expect("plan");
+        let plan = frame.clone().create_physical_plan().await.expect("physical plan");
+        let shown = datafusion::physical_plan::displayable(plan.as_ref()).indent(false).to_string();
+        assert!(shown.contains("SortedShiftWindowExec"), "{shown}");
+        let error = frame.collect().await.expect_err("60,000 rows of 16 bytes are over 256 KiB");
+        assert!(error.to_string().contains("Resources exhausted"), "{error}");
+    }
 }
