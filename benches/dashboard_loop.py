@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
 
-from serve import serve_demo
+from serve import current_snapshot, serve_demo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "clients"))
@@ -49,10 +49,7 @@ def panel_queries():
 def duckdb_on_snapshot(data):
     """DuckDB over the demo tenant's current snapshot under `data`: its tables as `crm.*` and
     its stored KPI tables as `kpi.*`. Returns the connection and the manifest."""
-    tenant = os.path.join(data, "demo")
-    snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
-    folder = os.path.join(tenant, "snapshots", snapshot)
-    manifest = json.load(open(os.path.join(folder, "manifest.json")))
+    folder, manifest = current_snapshot(data)
     duck = duckdb.connect()
     duck.execute("CREATE SCHEMA crm; CREATE SCHEMA kpi")
     for name, entry in manifest["tables"].items():

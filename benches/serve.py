@@ -1,5 +1,6 @@
 """Starts `salespulse serve` on a demo snapshot under a folder, on free ports, for the
 benchmarks; returns the process and the Flight SQL address it printed."""
+import json
 import os
 import re
 import subprocess
@@ -27,3 +28,11 @@ def serve_demo(binary, data, timezone="Europe/Moscow", result_cache="256MiB"):
             return proc, m.group(1)
     proc.kill()
     raise RuntimeError("salespulse serve did not start")
+
+
+def current_snapshot(data, tenant="demo"):
+    """The folder and manifest of `tenant`'s current snapshot under the storage root `data`."""
+    tenant_folder = os.path.join(data, tenant)
+    snapshot = open(os.path.join(tenant_folder, "CURRENT")).read().strip()
+    folder = os.path.join(tenant_folder, "snapshots", snapshot)
+    return folder, json.load(open(os.path.join(folder, "manifest.json")))

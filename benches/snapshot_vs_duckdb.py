@@ -29,7 +29,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import duckdb
 import pyarrow.parquet as pq
 
-from serve import serve_demo
+from serve import current_snapshot, serve_demo
 
 BINARY = os.environ["SALESPULSE_BIN"]
 AS_OF = "2026-11-01T00:00:00Z"
@@ -55,10 +55,7 @@ def run_demo(scale, data):
 
 
 def duckdb_write(data, tenant_name="demo"):
-    tenant = os.path.join(data, tenant_name)
-    snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
-    folder = os.path.join(tenant, "snapshots", snapshot)
-    manifest = json.load(open(os.path.join(folder, "manifest.json")))
+    folder, manifest = current_snapshot(data, tenant_name)
     tables = {name: pq.read_table([os.path.join(folder, f) for f in e["files"]]) for name, e in manifest["tables"].items()}
     out = tempfile.mkdtemp(prefix="duckdb-out-")
     con = duckdb.connect()
@@ -84,10 +81,7 @@ INPUT_TABLES = {"sales_plans", "compensation", "absences", "feedback"}
 def export_csv(data, folder):
     """Every table of the demo snapshot as CSV: the CRM tables into `folder/crm`, the input
     tables into `folder/inputs`; timestamps in RFC 3339 UTC, as the files connector reads them."""
-    tenant = os.path.join(data, "demo")
-    snapshot = open(os.path.join(tenant, "CURRENT")).read().strip()
-    snapshot_folder = os.path.join(tenant, "snapshots", snapshot)
-    manifest = json.load(open(os.path.join(snapshot_folder, "manifest.json")))
+    snapshot_folder, manifest = current_snapshot(data)
     con = duckdb.connect()
     con.execute("SET threads = 2")
     con.execute("SET TimeZone = 'UTC'")

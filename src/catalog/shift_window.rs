@@ -533,22 +533,17 @@ mod tests {
     async fn shifts_over_sorted_runs_equal_datafusions_own() {
         // One target partition: DataFusion's operator then reports no partition keys of its
         // own, and the expression's keys are the window partitions.
-        let (ours, theirs) = (session_of(true, 1), session_of(false, 1));
-        for shift in SHIFTS {
-            let sql = format!("SELECT id, k, {shift} AS shifted FROM t ORDER BY id");
-            let (expected, _) = answer(&theirs, &sql).await;
-            let (got, plan) = answer(&ours, &sql).await;
-            assert!(plan.contains("SortedShiftWindowExec"), "{shift} not computed here on one partition:\n{plan}");
-            assert_eq!(got, expected, "{shift}");
+        for partitions in [1, 2] {
+            let (ours, theirs) = (session_of(true, partitions), session_of(false, partitions));
+            for shift in SHIFTS {
+                let sql = format!("SELECT id, k, {shift} AS shifted FROM t ORDER BY id");
+                let (expected, _) = answer(&theirs, &sql).await;
+                let (got, plan) = answer(&ours, &sql).await;
+                assert!(plan.contains("SortedShiftWindowExec"), "{shift} not computed here ({partitions} partitions):\n{plan}");
+                assert_eq!(got, expected, "{shift} ({partitions} partitions)");
+            }
         }
         let (ours, theirs) = (session(true), session(false));
-        for shift in SHIFTS {
-            let sql = format!("SELECT id, k, {shift} AS shifted FROM t ORDER BY id");
-            let (expected, _) = answer(&theirs, &sql).await;
-            let (got, plan) = answer(&ours, &sql).await;
-            assert!(plan.contains("SortedShiftWindowExec"), "{shift} not computed here:\n{plan}");
-            assert_eq!(got, expected, "{shift}");
-        }
         // Several shifts in one operator, under a filter on their result.
         let sql = format!(
             "SELECT * FROM (SELECT id, {}, {}, {} FROM t) WHERE id % 3 <> 1 ORDER BY id",
