@@ -11,13 +11,15 @@
 //! of equal keys, and the function's default otherwise. [`SortedShiftWindows`] replaces a
 //! `BoundedWindowAggExec` by [`SortedShiftWindowExec`] only when *every* function in it is
 //! DataFusion's own `lead`/`lag` without `IGNORE NULLS`, not reversed, with an offset of at
-//! most [`MAX_OFFSET`] rows; anything else stays with DataFusion. The offset and the default
-//! are read from DataFusion's evaluator itself (the row it reads for a given row, and what it
-//! returns when there is none), so both follow DataFusion's coercions.
+//! most [`MAX_OFFSET`] rows, over input ordered on the keys; anything else stays with
+//! DataFusion. The offset is the function's literal argument, checked against the row
+//! DataFusion's evaluator says it reads; the default is what that evaluator returns when
+//! there is no row to read, so it follows DataFusion's coercions.
 //!
-//! The operator keeps the rows it needs across batches: the last `lag` offset rows of the
-//! previous batch, and a batch waits until `lead` offset rows have come after it. What it
-//! holds is reserved in the query's memory pool (`limits.query_memory`).
+//! The operator keeps what it needs across batches: copies of the partition keys and
+//! arguments of the last `lag` offset rows, and a batch waits until `lead` offset rows have
+//! come after it. What it holds is reserved in the query's memory pool
+//! (`limits.query_memory`).
 
 use std::collections::VecDeque;
 use std::fmt;
