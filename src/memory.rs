@@ -6,7 +6,7 @@
 //! with the delay, a KPI build peaked at 2.1 GB and left the server at 1.8 GB; purging at
 //! once, 0.74 GB and 0.20 GB (once tokio's idle blocking threads exit). Purging at once
 //! makes every query slower, though (the ad-hoc set's geometric mean went from 1.07 to 1.28
-//! of DuckDB's), so it is on only while a KPI build or a refresh's pull and write runs:
+//! of DuckDB's), so it is on only while a KPI build or a refresh's write runs:
 //! [`while_building`]. For the write: `demo --scale 10` (generating and writing together)
 //! peaked at 985–1,057 MiB with the delay and 797 MiB without (14.5–15 s against 16.6 s);
 //! with glibc's allocator, 688 MiB.

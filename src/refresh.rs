@@ -209,10 +209,6 @@ struct Prepared {
 }
 
 async fn pull_and_prepare(store: &Store, tenant: &TenantConfig, source: Source, options: &RefreshOptions, progress: ProgressHandle, catalog: Option<&Catalog>) -> Result<Prepared, RefreshError> {
-    // A pull hands large batches to the writer's threads, which free them: purged at once,
-    // not kept by the allocator (`demo --scale 10` peaked at 1.0–1.06 GB with mimalloc's
-    // delay, 0.8 GB without; src/memory.rs). Dropped last, after the KPI build's own guard.
-    let _purging = crate::memory::while_building();
     let name = tenant.name.clone();
     let connector_error = |source: ConnectorError| RefreshError::Connector { tenant: name.clone(), source };
     let snapshot_error = |source: SnapshotError| RefreshError::Snapshot { tenant: name.clone(), source };
@@ -246,8 +242,15 @@ async fn pull_and_prepare(store: &Store, tenant: &TenantConfig, source: Source, 
     let streamed = pull.streamed.take();
     let overlapped = streamed.is_some();
     let tables = tables_to_write(std::mem::take(&mut pull.dataset), streamed);
+    // The write (and a source that streams, the demo, generating meanwhile) hands large
+    // batches to the writer's threads, which free them: purged at once, not kept by the
+    // allocator (`demo --scale 10` peaked at 1.0–1.06 GB with mimalloc's delay, 0.8 GB
+    // without; src/memory.rs). Not during a CRM's pull, which is long and waits on the
+    // network: queries served meanwhile would be slower all that time.
+    let purging = crate::memory::while_building();
     let write_started = Instant::now();
     let written = store.write_tables(&write_options, tables).await.map_err(snapshot_error)?;
+    drop(purging);
     let write_seconds = write_started.elapsed().as_secs_f64();
     // The KPI tables go into the snapshot before it is committed: every server that follows
     // the commit finds them and none builds them again.
