@@ -153,7 +153,7 @@ impl SortedShiftWindowExec {
             let probed = if reads.start < PROBE_ROW {
                 -((PROBE_ROW - reads.start) as i64)
             } else {
-                (reads.end - PROBE_ROW) as i64
+                reads.end.saturating_sub(PROBE_ROW) as i64
             };
             if offset != 0 && probed != offset {
                 return Ok(None);
