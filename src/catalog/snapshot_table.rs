@@ -288,13 +288,10 @@ impl RowGroupLayout {
             .iter()
             .map(|group| {
                 let start = chunk_start(group.columns().first()?);
-                let end = group
-                    .columns()
-                    .iter()
-                    .map(|chunk| (chunk_start(chunk) >= 0 && chunk.compressed_size() >= 0).then(|| chunk_start(chunk).checked_add(chunk.compressed_size())).flatten())
-                    .collect::<Option<Vec<i64>>>()?
-                    .into_iter()
-                    .max()?;
+                let end = group.columns().iter().try_fold(start, |end, chunk| {
+                    let (at, size) = (chunk_start(chunk), chunk.compressed_size());
+                    (at >= 0 && size >= 0).then(|| at.checked_add(size)).flatten().map(|chunk_end| end.max(chunk_end))
+                })?;
                 (start >= 0 && start < end).then_some((start, end))
             })
             .collect::<Option<_>>()?;
